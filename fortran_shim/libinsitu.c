@@ -1,0 +1,190 @@
+/*
+ * libinsitu.c -- the C side of libinsitu (compiled by build_libinsitu.py).
+ *
+ * The public insitu_* functions (insitu.h) live here.  They
+ *   1. start the embedded Python themselves with the venv's interpreter path
+ *      (cffi's own start-up would resolve `python3` through $PATH and miss
+ *      the venv), overridable by $INSITU_PYTHON;
+ *   2. check in C what needs no Python: state, NULL pointers, name lengths;
+ *   3. keep the table of exposed pointers, so insitu_expose costs a string
+ *      compare and never crosses into Python;
+ *   4. call the _insitu_py_* exports (insitu/cabi.py) and translate their
+ *      status: those return INSITU_PY_OFFSET + status, because cffi makes a
+ *      failed interpreter start return 0 from every export.
+ */
+#include <Python.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "insitu.h"
+
+#ifndef INSITU_DEFAULT_PYTHON
+#define INSITU_DEFAULT_PYTHON "python3"
+#endif
+#define INSITU_PY_OFFSET 100
+#define EXPORT __attribute__((visibility("default")))
+
+enum { CLOSED = 0, OPEN = 1 };
+
+static char errbuf[16384];
+static int state = CLOSED;
+static int finalized = 0;
+static int myrank = -1;
+static int nfields = 0;
+static char field_names[INSITU_MAX_FIELDS][INSITU_MAX_NAME];
+static const void *field_data[INSITU_MAX_FIELDS];
+
+/* called from Python */
+static void _insitu_set_error(const char *msg)
+{
+    snprintf(errbuf, sizeof errbuf, "%s", msg);
+}
+static void _insitu_set_rank(int rank) { myrank = rank; }
+static int _insitu_field_count(void) { return nfields; }
+static uintptr_t _insitu_field_address(int index)
+{
+    return (index >= 0 && index < nfields) ? (uintptr_t)field_data[index] : 0;
+}
+
+static int fail(int code, const char *fmt, const char *a, const char *b)
+{
+    char head[64];
+    if (myrank >= 0) snprintf(head, sizeof head, " (rank %d)", myrank);
+    else head[0] = '\0';
+    snprintf(errbuf, sizeof errbuf, fmt, a ? a : "", b ? b : "");
+    size_t n = strlen(errbuf);
+    snprintf(errbuf + n, sizeof errbuf - n, "%s", head);
+    return code;
+}
+
+/* Start Python with the venv's interpreter path unless someone already did
+ * (a Python host, or an earlier call). */
+static int start_python(void)
+{
+    if (Py_IsInitialized()) return INSITU_OK;
+    const char *exe = getenv("INSITU_PYTHON");
+    if (exe == NULL || exe[0] == '\0') exe = INSITU_DEFAULT_PYTHON;
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0; /* the host owns SIGINT and friends */
+    config.parse_argv = 0;
+    PyStatus st = PyConfig_SetBytesString(&config, &config.program_name, exe);
+    if (!PyStatus_Exception(st)) st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st)) {
+        snprintf(errbuf, sizeof errbuf,
+                 "insitu: the embedded Python (%s) failed to start: %s%s%s", exe,
+                 st.func ? st.func : "", st.func ? ": " : "",
+                 st.err_msg ? st.err_msg : "unknown error");
+        return INSITU_ERR_PYTHON;
+    }
+    PyEval_SaveThread(); /* release the GIL; each export takes it back */
+    return INSITU_OK;
+}
+
+static int from_python(int r, const char *what)
+{
+    if (r == 0) {
+        snprintf(errbuf, sizeof errbuf,
+                 "%s: the embedded Python failed to initialize or to import insitu "
+                 "(interpreter %s; the traceback is on stderr). Is libinsitu's venv "
+                 "intact, or $INSITU_PYTHON right?",
+                 what, getenv("INSITU_PYTHON") ? getenv("INSITU_PYTHON") : INSITU_DEFAULT_PYTHON);
+        return INSITU_ERR_PYTHON;
+    }
+    if (r < INSITU_PY_OFFSET) {
+        snprintf(errbuf, sizeof errbuf, "%s: unexpected status %d from Python", what, r);
+        return INSITU_ERR;
+    }
+    return r - INSITU_PY_OFFSET;
+}
+
+EXPORT int insitu_abi_version(void) { return INSITU_ABI_VERSION; }
+
+EXPORT const char *insitu_last_error(void) { return errbuf; }
+
+EXPORT int insitu_init(int fcomm, const char *config_path)
+{
+    errbuf[0] = '\0';
+    if (state == OPEN)
+        return fail(INSITU_ERR_STATE, "insitu_init: a session is already open (double init)%s%s", NULL, NULL);
+    if (config_path == NULL)
+        return fail(INSITU_ERR_ARGUMENT, "insitu_init: config_path is NULL%s%s", NULL, NULL);
+    int r = start_python();
+    if (r != INSITU_OK) return r;
+    r = from_python(_insitu_py_init(fcomm, config_path), "insitu_init");
+    if (r == INSITU_OK) {
+        state = OPEN;
+        finalized = 0;
+        nfields = 0;
+        memset(field_data, 0, sizeof field_data);
+    }
+    return r;
+}
+
+EXPORT int insitu_declare_field(const char *name, int dtype, int ndim,
+                                const int64_t *global_shape, const int64_t *offset,
+                                const int64_t *local_shape, const int64_t *halo_lo,
+                                const int64_t *halo_hi, int order)
+{
+    errbuf[0] = '\0';
+    if (state != OPEN)
+        return fail(INSITU_ERR_STATE, "insitu_declare_field('%s'): no open session (call insitu_init first)%s",
+                    name ? name : "(null)", NULL);
+    if (name == NULL)
+        return fail(INSITU_ERR_ARGUMENT, "insitu_declare_field: name is NULL%s%s", NULL, NULL);
+    if (strlen(name) >= INSITU_MAX_NAME)
+        return fail(INSITU_ERR_ARGUMENT, "insitu_declare_field('%s'): name longer than 63 characters%s", name, NULL);
+    if (!global_shape || !offset || !local_shape || !halo_lo || !halo_hi)
+        return fail(INSITU_ERR_ARGUMENT, "insitu_declare_field('%s'): a shape, offset or halo array is NULL%s", name, NULL);
+    if (nfields >= INSITU_MAX_FIELDS)
+        return fail(INSITU_ERR_ARGUMENT, "insitu_declare_field('%s'): more than INSITU_MAX_FIELDS fields%s", name, NULL);
+    /* Python checks everything else, collectively, and raises on all ranks. */
+    int r = from_python(_insitu_py_declare(name, dtype, ndim, global_shape, offset, local_shape,
+                                           halo_lo, halo_hi, order),
+                        "insitu_declare_field");
+    if (r == INSITU_OK) {
+        snprintf(field_names[nfields], INSITU_MAX_NAME, "%s", name);
+        field_data[nfields] = NULL;
+        nfields++;
+    }
+    return r;
+}
+
+EXPORT int insitu_expose(const char *name, const void *data)
+{
+    if (state != OPEN)
+        return fail(INSITU_ERR_STATE, "insitu_expose('%s'): no open session (call insitu_init first)%s",
+                    name ? name : "(null)", NULL);
+    if (name == NULL)
+        return fail(INSITU_ERR_ARGUMENT, "insitu_expose: name is NULL%s%s", NULL, NULL);
+    if (data == NULL)
+        return fail(INSITU_ERR_ARGUMENT, "insitu_expose('%s'): data pointer is NULL%s", name, NULL);
+    for (int i = 0; i < nfields; i++) {
+        if (strcmp(field_names[i], name) == 0) {
+            field_data[i] = data;
+            return INSITU_OK;
+        }
+    }
+    return fail(INSITU_ERR_ARGUMENT, "insitu_expose('%s'): no field of that name was declared%s", name, NULL);
+}
+
+EXPORT int insitu_step(int64_t step, double time)
+{
+    errbuf[0] = '\0';
+    if (state != OPEN)
+        return fail(INSITU_ERR_STATE, "insitu_step: no open session (call insitu_init first)%s%s", NULL, NULL);
+    return from_python(_insitu_py_step(step, time), "insitu_step");
+}
+
+EXPORT int insitu_finalize(void)
+{
+    errbuf[0] = '\0';
+    if (state != OPEN)
+        return fail(INSITU_ERR_STATE, finalized ? "insitu_finalize: called twice%s%s"
+                                                : "insitu_finalize: no open session%s%s", NULL, NULL);
+    state = CLOSED;
+    finalized = 1;
+    nfields = 0;
+    return from_python(_insitu_py_finalize(), "insitu_finalize");
+}

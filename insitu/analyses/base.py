@@ -1,0 +1,59 @@
+"""What every analysis provides to the session.
+
+An analysis is built from its validated config entry at init.  At the first
+step it is *bound* to the declared fields: it reserves slots in the step's
+:class:`~insitu.reduction.ReductionPlan` and describes the variables it
+writes.  At each due step it fills its slots from the local views
+(:meth:`local`); after the one batched reduction it turns the record into
+results (:meth:`results`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ..fields import FieldSpec
+from ..reduction import ReductionPlan
+
+
+@dataclass
+class Variable:
+    """One output variable along the time dimension."""
+    name: str
+    dtype: np.dtype
+    attrs: dict = field(default_factory=dict)
+
+
+class AnalysisError(ValueError):
+    """An analysis's config does not fit the declared fields."""
+
+
+class Analysis:
+    kind: str = ""
+    schema = None  # a schema.Record, set by subclasses
+
+    def __init__(self, index: int, cfg: dict) -> None:
+        self.index = index
+        self.cfg = cfg
+        self.every = cfg["every"]
+        self.name = cfg.get("name") or cfg.get("field")
+        self.where = f"analyses[{index}] ({self.kind} {self.name!r})"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.cfg["field"],)
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def bind(self, specs: Mapping[str, FieldSpec], meta: Mapping[str, dict],
+             plan: ReductionPlan) -> list[Variable]:
+        raise NotImplementedError
+
+    def local(self, views: Mapping[str, np.ndarray], record: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def results(self, record: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError

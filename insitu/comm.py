@@ -1,0 +1,236 @@
+"""The small communicator interface insitu needs, real and fake.
+
+:class:`MPIComm` wraps an mpi4py communicator; :class:`FakeWorld` hosts
+``size`` in-process ranks on threads, so unit tests exercise the same session
+code without MPI.  The same tests run on both and must agree (see
+``tests/test_fake_vs_mpi.py``).
+
+Every data collective goes through numpy buffers (mpi4py's upper-case
+methods), never pickled objects, and each one bumps :attr:`collectives` so
+benchmarks and tests can count them.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+import numpy as np
+
+from .reduction import ReductionPlan
+
+
+class CommError(RuntimeError):
+    """A collective could not complete (the fake's equivalent of an abort)."""
+
+
+class BaseComm:
+    rank: int
+    size: int
+
+    def __init__(self) -> None:
+        self.collectives = 0
+
+    # subclasses implement the primitives below --------------------------
+    def reduce_record(self, plan: ReductionPlan) -> None:
+        """Combine ``plan.record`` across ranks in place (ONE collective)."""
+        raise NotImplementedError
+
+    def allgather_int64(self, local: np.ndarray) -> np.ndarray:
+        """Gather a small int64 vector from every rank: shape ``(size, n)``."""
+        raise NotImplementedError
+
+    def allreduce_int64(self, local: np.ndarray, op: str) -> np.ndarray:
+        """Element-wise ``op`` ("sum", "max" or "min") of an int64 vector."""
+        raise NotImplementedError
+
+    def bcast_bytes(self, data: Optional[bytes], root: int = 0) -> bytes:
+        raise NotImplementedError
+
+    def abort(self, code: int = 1) -> None:
+        raise NotImplementedError
+
+    def free(self) -> None:
+        pass
+
+    # helpers built on the primitives -------------------------------------
+    def bcast_str(self, text: Optional[str], root: int = 0) -> str:
+        return self.bcast_bytes(None if text is None else text.encode(), root).decode()
+
+    def agree(self, failed: bool) -> np.ndarray:
+        """Which ranks failed a local step, as known to every rank.
+
+        Used where one rank may fail alone (a file it cannot write, a field
+        it declared wrongly) so that ALL ranks raise together instead of the
+        others waiting in the next collective.
+        """
+        flags = self.allgather_int64(np.array([1 if failed else 0], dtype=np.int64))
+        return np.flatnonzero(flags[:, 0])
+
+
+class MPIComm(BaseComm):
+    """:class:`BaseComm` over an mpi4py communicator (which it does not own
+    unless ``owned``)."""
+
+    def __init__(self, comm, owned: bool = False) -> None:
+        super().__init__()
+        from mpi4py import MPI
+        self._MPI = MPI
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self._owned = owned
+        self._ops: dict[int, tuple] = {}
+
+    @classmethod
+    def from_fortran(cls, handle: int) -> "MPIComm":
+        """Duplicate the communicator a Fortran host passed as an integer."""
+        from mpi4py import MPI
+        return cls(MPI.Comm.f2py(handle).Dup(), owned=True)
+
+    def _op_for(self, plan: ReductionPlan):
+        key = id(plan)
+        if key not in self._ops:
+            MPI = self._MPI
+            rtype = MPI.DOUBLE.Create_contiguous(plan.size).Commit()
+
+            def fn(inbuf, inoutbuf, datatype):
+                a = np.frombuffer(inbuf, dtype=np.float64)
+                b = np.frombuffer(inoutbuf, dtype=np.float64)
+                plan.combine(a, b)
+
+            op = MPI.Op.Create(fn, commute=True)
+            self._ops[key] = (rtype, op, plan)
+        return self._ops[key][:2]
+
+    def reduce_record(self, plan: ReductionPlan) -> None:
+        if self.size == 1:
+            return
+        rtype, op = self._op_for(plan)
+        self.collectives += 1
+        self.comm.Allreduce(self._MPI.IN_PLACE, [plan.record, 1, rtype], op)
+
+    def allgather_int64(self, local: np.ndarray) -> np.ndarray:
+        local = np.ascontiguousarray(local, dtype=np.int64)
+        out = np.empty((self.size, local.size), dtype=np.int64)
+        self.collectives += 1
+        self.comm.Allgather(local, out)
+        return out
+
+    def allreduce_int64(self, local: np.ndarray, op: str) -> np.ndarray:
+        MPI = self._MPI
+        local = np.ascontiguousarray(local, dtype=np.int64)
+        out = np.empty_like(local)
+        self.collectives += 1
+        self.comm.Allreduce(local, out, {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op])
+        return out
+
+    def bcast_bytes(self, data: Optional[bytes], root: int = 0) -> bytes:
+        n = np.array([len(data) if self.rank == root else 0], dtype=np.int64)
+        self.comm.Bcast(n, root=root)
+        buf = np.frombuffer(data, dtype=np.uint8).copy() if self.rank == root \
+            else np.empty(int(n[0]), dtype=np.uint8)
+        self.comm.Bcast(buf, root=root)
+        self.collectives += 2
+        return buf.tobytes()
+
+    def abort(self, code: int = 1) -> None:
+        self._MPI.COMM_WORLD.Abort(code)
+
+    def free(self) -> None:
+        for rtype, op, _ in self._ops.values():
+            rtype.Free()
+            op.Free()
+        self._ops.clear()
+        if self._owned and self.comm != self._MPI.COMM_NULL:
+            self.comm.Free()
+            self._owned = False
+
+
+class FakeWorld:
+    """``size`` fake ranks in one process; run rank code with :meth:`run`.
+
+    Collectives meet at a barrier, and every rank combines the deposited
+    buffers in rank order, so results are deterministic.
+    """
+
+    def __init__(self, size: int, timeout: float = 60.0) -> None:
+        self.size = size
+        self._barrier = threading.Barrier(size, timeout=timeout)
+        self._slots: list = [None] * size
+
+    def comm(self, rank: int) -> "FakeComm":
+        return FakeComm(self, rank)
+
+    def run(self, fn, *args):
+        """Call ``fn(comm, *args)`` on every fake rank; return their results.
+
+        An exception on any rank breaks the barrier (so no rank waits
+        forever) and is re-raised here.
+        """
+        results: list = [None] * self.size
+        errors: list = [None] * self.size
+
+        def target(r):
+            try:
+                results[r] = fn(self.comm(r), *args)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors[r] = exc
+                self._barrier.abort()
+
+        threads = [threading.Thread(target=target, args=(r,)) for r in range(self.size)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        first = next((e for e in errors if e is not None and not isinstance(
+            e, threading.BrokenBarrierError)), None)
+        if first is None:
+            first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        return results
+
+    def exchange(self, rank: int, value):
+        """Deposit ``value``; return every rank's value (one collective)."""
+        try:
+            self._barrier.wait()
+            self._slots[rank] = value
+            self._barrier.wait()
+            values = list(self._slots)
+            self._barrier.wait()
+        except threading.BrokenBarrierError:
+            raise CommError("another fake rank failed during a collective") from None
+        return values
+
+
+class FakeComm(BaseComm):
+    def __init__(self, world: FakeWorld, rank: int) -> None:
+        super().__init__()
+        self.world = world
+        self.rank = rank
+        self.size = world.size
+
+    def reduce_record(self, plan: ReductionPlan) -> None:
+        self.collectives += 1
+        records = self.world.exchange(self.rank, plan.record.copy())
+        acc = records[0].copy()
+        for rec in records[1:]:
+            plan.combine(rec, acc)
+        plan.record[:] = acc
+
+    def allgather_int64(self, local: np.ndarray) -> np.ndarray:
+        self.collectives += 1
+        return np.array(self.world.exchange(self.rank, np.asarray(local, np.int64).copy()))
+
+    def allreduce_int64(self, local: np.ndarray, op: str) -> np.ndarray:
+        self.collectives += 1
+        stack = np.array(self.world.exchange(self.rank, np.asarray(local, np.int64).copy()))
+        return {"sum": stack.sum, "max": stack.max, "min": stack.min}[op](axis=0)
+
+    def bcast_bytes(self, data: Optional[bytes], root: int = 0) -> bytes:
+        self.collectives += 1
+        return self.world.exchange(self.rank, data)[root]
+
+    def abort(self, code: int = 1) -> None:
+        self.world._barrier.abort()
+        raise CommError(f"fake rank {self.rank} aborted with code {code}")

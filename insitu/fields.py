@@ -1,0 +1,181 @@
+"""Field declarations and their zero-copy views.
+
+A :class:`FieldSpec` is what a model declares: dtype, global shape, where its
+interior sits, its local shape including halos, and memory order.  A
+:class:`FieldSlot` holds the current view of a field's interior.  Both routes
+into insitu end in :meth:`FieldSlot.bind`:
+
+* the C ABI hands over an address, wrapped as a flat buffer with no copy;
+* a Python model hands over its numpy array, flattened as a view.
+
+The view is the flat buffer reshaped in the declared order with the halos
+sliced off: a strided window onto the model's own memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+#: ABI dtype codes (insitu.h) and numpy dtypes.
+DTYPES = {1: np.dtype(np.float32), 2: np.dtype(np.float64),
+          3: np.dtype(np.int32), 4: np.dtype(np.int64)}
+DTYPE_CODES = {v: k for k, v in DTYPES.items()}
+ORDERS = {0: "C", 1: "F"}
+MAX_NDIM = 3
+
+
+class FieldError(ValueError):
+    """A field was declared or exposed wrongly; the message names it and the rank."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    dtype: np.dtype
+    global_shape: tuple[int, ...]
+    offset: tuple[int, ...]
+    local_shape: tuple[int, ...]
+    halo_lo: tuple[int, ...]
+    halo_hi: tuple[int, ...]
+    order: str = "C"
+    dims: tuple[str, ...] = field(default=())
+
+    @property
+    def ndim(self) -> int:
+        return len(self.global_shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Interior shape of this rank's slab."""
+        return tuple(n - lo - hi for n, lo, hi in
+                     zip(self.local_shape, self.halo_lo, self.halo_hi))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the whole local array, halos included."""
+        return int(np.prod(self.local_shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def interior(self) -> tuple[slice, ...]:
+        return tuple(slice(lo, n - hi) for n, lo, hi in
+                     zip(self.local_shape, self.halo_lo, self.halo_hi))
+
+    def view(self, flat: np.ndarray) -> np.ndarray:
+        """The interior of ``flat`` (the whole local array, 1-D) as an N-D view."""
+        return flat.reshape(self.local_shape, order=self.order)[self.interior]
+
+
+def make_spec(name, dtype, global_shape, offset, local_shape, halo_lo=None,
+              halo_hi=None, order="C", dims=None, rank: int = 0) -> FieldSpec:
+    """Build and check a :class:`FieldSpec`; refuse anything inconsistent.
+
+    The error names the field and the rank, because on a thousand ranks
+    "shape mismatch" alone is not actionable.
+    """
+    where = f"field {name!r} on rank {rank}"
+    if not isinstance(name, str) or not name.isidentifier():
+        raise FieldError(f"field name {name!r} on rank {rank}: expected an identifier")
+    if isinstance(dtype, (int, np.integer)) and not isinstance(dtype, bool):
+        if int(dtype) not in DTYPES:
+            raise FieldError(f"{where}: unsupported dtype code {dtype} "
+                             "(1=real32, 2=real64, 3=int32, 4=int64)")
+        dt = DTYPES[int(dtype)]
+    else:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise FieldError(f"{where}: unknown dtype {dtype!r}") from None
+        if dt.newbyteorder("=") not in DTYPE_CODES or not dt.isnative:
+            raise FieldError(f"{where}: unsupported dtype {dt} "
+                             "(supported: float32, float64, int32, int64)")
+        dt = dt.newbyteorder("=")
+    order = ORDERS.get(order, order) if isinstance(order, (int, np.integer)) else order
+    if order not in ("C", "F"):
+        raise FieldError(f"{where}: order must be 'C' or 'F' (0 or 1), got {order!r}")
+    gshape = _ints(global_shape, "global_shape", where)
+    ndim = len(gshape)
+    if not 1 <= ndim <= MAX_NDIM:
+        raise FieldError(f"{where}: rank {ndim} is not supported (1 to {MAX_NDIM})")
+    zeros = (0,) * ndim
+    off = _ints(offset, "offset", where, ndim)
+    lshape = _ints(local_shape, "local_shape", where, ndim)
+    hlo = _ints(zeros if halo_lo is None else halo_lo, "halo_lo", where, ndim)
+    hhi = _ints(zeros if halo_hi is None else halo_hi, "halo_hi", where, ndim)
+    for d in range(ndim):
+        if gshape[d] < 1:
+            raise FieldError(f"{where}: global_shape[{d}] = {gshape[d]} must be positive")
+        if hlo[d] < 0 or hhi[d] < 0:
+            raise FieldError(f"{where}: negative halo in dimension {d}")
+        if lshape[d] - hlo[d] - hhi[d] < 1:
+            raise FieldError(
+                f"{where}: halos {hlo[d]}+{hhi[d]} leave no interior in dimension {d} "
+                f"of local shape {lshape[d]}")
+        if off[d] < 0 or off[d] + lshape[d] - hlo[d] - hhi[d] > gshape[d]:
+            raise FieldError(
+                f"{where}: interior [{off[d]}, {off[d] + lshape[d] - hlo[d] - hhi[d]}) "
+                f"in dimension {d} lies outside the global range [0, {gshape[d]})")
+    if dims is None:
+        dims = _default_dims(name, ndim, order)
+    dims = tuple(dims)
+    if len(dims) != ndim:
+        raise FieldError(f"{where}: config gives {len(dims)} dims {list(dims)} "
+                         f"for a field of rank {ndim}")
+    return FieldSpec(name, dt, gshape, off, lshape, hlo, hhi, order, dims)
+
+
+def _default_dims(name: str, ndim: int, order: str) -> tuple[str, ...]:
+    # Fortran models index (x, y, z); C models index (z, y, x).
+    names = ("x", "y", "z")[:ndim]
+    return names if order == "F" else names[::-1]
+
+
+def _ints(values, what, where, ndim=None) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise FieldError(f"{where}: {what} must be a sequence of integers, got {values!r}") from None
+    if ndim is not None and len(out) != ndim:
+        raise FieldError(f"{where}: {what} has {len(out)} entries, the field has rank {ndim}")
+    return out
+
+
+class FieldSlot:
+    """The current zero-copy view of one declared field."""
+
+    __slots__ = ("spec", "index", "address", "view", "owner")
+
+    def __init__(self, spec: FieldSpec, index: int) -> None:
+        self.spec = spec
+        self.index = index
+        self.address = 0
+        self.view: Optional[np.ndarray] = None
+        self.owner = None  # keeps a Python model's array alive while viewed
+
+    def bind(self, address: int, flat: np.ndarray, owner=None) -> np.ndarray:
+        """Point the view at ``flat``, the whole local array as 1-D, uncopied."""
+        self.view = self.spec.view(flat)
+        self.address = address
+        self.owner = owner
+        return self.view
+
+    def bind_array(self, array: np.ndarray, rank: int = 0) -> np.ndarray:
+        """The Python route: check a model's array and view it without a copy."""
+        spec = self.spec
+        where = f"field {spec.name!r} on rank {rank}"
+        if not isinstance(array, np.ndarray):
+            raise FieldError(f"{where}: expose needs a numpy array, got {type(array).__name__}")
+        if array.dtype != spec.dtype:
+            raise FieldError(f"{where}: exposed dtype {array.dtype} but declared {spec.dtype}")
+        if array.shape != spec.local_shape:
+            raise FieldError(f"{where}: exposed shape {array.shape} but declared local "
+                             f"shape {spec.local_shape} (halos included)")
+        contiguous = array.flags.f_contiguous if spec.order == "F" else array.flags.c_contiguous
+        if not contiguous:
+            raise FieldError(f"{where}: the array is not {spec.order}-contiguous; "
+                             "insitu views the model's memory and will not copy it")
+        address = array.__array_interface__["data"][0]
+        if address == self.address and self.view is not None and self.owner is array:
+            return self.view
+        return self.bind(address, array.reshape(-1, order=spec.order), owner=array)

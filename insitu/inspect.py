@@ -1,0 +1,74 @@
+"""Summarise an insitu output file: ``python -m insitu.inspect OUT.h5``.
+
+Prints the dimensions, the variables with their units, the time range and
+step count, the provenance (ranks, decomposition, versions, start and end),
+and the last value of each variable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def describe(path: str) -> str:
+    import h5py
+    lines = []
+    with h5py.File(path, "r") as f:
+        a = f.attrs
+        n = f["time"].shape[0] if "time" in f else 0
+        lines.append(f"{path}")
+        lines.append(f"  {a.get('source', 'insitu output')}")
+        if n:
+            t, s = f["time"][...], f["step"][...]
+            units = f["time"].attrs.get("units", "")
+            lines.append(f"  time: {n} output step(s), steps {s[0]}..{s[-1]}, "
+                         f"time {t[0]:g}..{t[-1]:g} {units}")
+        else:
+            lines.append("  time: no output steps")
+        lines.append(f"  ranks: {a.get('insitu_ranks', '?')}  host: {a.get('insitu_host', '?')}")
+        lines.append(f"  started: {a.get('insitu_started', '?')}  "
+                     f"finished: {a.get('insitu_finished', 'no (still running or killed)')}")
+        if "insitu_decomposition" in a:
+            for name, d in json.loads(a["insitu_decomposition"]).items():
+                shapes = ", ".join("x".join(map(str, s)) for s in d["shapes"])
+                lines.append(f"  field {name}: {d['dtype']} {tuple(d['global_shape'])} "
+                             f"dims {tuple(d['dims'])}, slabs per rank: {shapes}")
+        if "insitu_versions" in a:
+            v = json.loads(a["insitu_versions"])
+            lines.append("  versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+        lines.append("  variables:")
+        for name, ds in f.items():
+            if name in ("time", "step"):
+                continue
+            last = ds[-1] if ds.shape and ds.shape[0] else None
+            lv = "" if last is None else f"  last={np.asarray(last).item():.10g}"
+            lines.append(f"    {name:<20} ({', '.join(_dims(ds))}) {ds.dtype} "
+                         f"[{ds.attrs.get('units', '')}]{lv}")
+    return "\n".join(lines)
+
+
+def _dims(ds) -> list[str]:
+    out = []
+    for dim in ds.dims:
+        names = [s.name.lstrip("/") for s in dim.values()] if len(dim) else []
+        out.append(names[0] if names else "?")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m insitu.inspect", description=__doc__.splitlines()[0])
+    p.add_argument("path")
+    args = p.parse_args(argv)
+    try:
+        print(describe(args.path))
+    except (OSError, KeyError) as exc:
+        print(f"insitu.inspect: cannot read {args.path}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The run config: its schema, loading and defaults.
+
+The config is YAML and declarative: which fields the model exposes (with
+their metadata) and which analyses run on them.  Example::
+
+    output:
+      path: heat2d.h5
+      overwrite: true
+    time: {units: "seconds since 2000-01-01", calendar: standard}
+    fields:
+      T: {units: K, long_name: temperature}
+    analyses:
+      - {kind: stats, field: T, every: 10}
+
+See ``README.md`` for every key.  Each rank loads and validates the same file
+at init, before the first step, so a bad config fails fast on all ranks
+together.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from . import schema as s
+from .schema import ConfigError
+
+__all__ = ["ConfigError", "load", "parse", "CONFIG"]
+
+
+def _analysis_records():
+    from .analyses import REGISTRY
+    return {kind: cls.schema for kind, cls in REGISTRY.items()}
+
+
+FIELD = s.Record({
+    "units": s.Str(default="1", doc="CF units of the field"),
+    "long_name": s.Str(default=None, doc="CF long_name; defaults to the field name"),
+    "dims": s.ListOf(s.Str(), default=None, unique=True,
+                     doc="dimension names in the model's index order"),
+})
+
+CONFIG = s.Record({
+    "output": s.Record({
+        "path": s.Str(default="insitu.h5", doc="HDF5 file to write"),
+        "overwrite": s.Bool(default=False, doc="replace an existing file"),
+        "flush_every": s.Int(default=1, minimum=1,
+                             doc="flush the file every N output steps"),
+    }, default=None),
+    "time": s.Record({
+        "units": s.Str(default="1", doc="CF units of model time"),
+        "calendar": s.Str(default=None, doc="CF calendar, if the model has one"),
+    }, default=None),
+    "fields": s.MapOf(FIELD, default=None),
+    "analyses": s.ListOf(s.Tagged(_analysis_records), nonempty=True),
+    "on_error": s.Enum(["abort"], default="abort",
+                       doc="what an exception in an analysis does"),
+    "log_level": s.Enum(["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO"),
+})
+
+
+def parse(data: Any, source: str = "<config>") -> dict:
+    """Validate a loaded YAML document; return it normalised with defaults."""
+    if data is None:
+        raise ConfigError(f"{source}: the config is empty")
+    out = CONFIG.check(data, "")
+    for key in ("output", "time"):
+        if out[key] is None:
+            out[key] = CONFIG.fields[key].check({}, key)
+    if out["fields"] is None:
+        out["fields"] = {}
+    names = {}
+    for i, a in enumerate(out["analyses"]):
+        name = a.get("name") or a.get("field")
+        if name in names:
+            raise ConfigError(f"analyses[{i}].name: duplicate analysis name {name!r} "
+                              f"(also analyses[{names[name]}]); give one a 'name'")
+        names[name] = i
+    return out
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Read and validate the YAML config at ``path``."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        cfg = parse(data, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    cfg["_source"] = path
+    cfg["_text"] = text
+    return cfg

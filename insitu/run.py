@@ -1,0 +1,116 @@
+"""Run a Python stand-in model with insitu: ``python -m insitu.run``.
+
+Example::
+
+    mpirun -n 4 python -m insitu.run --model heat2d \\
+        --config examples/heat2d.yaml --steps 200 --output out.h5
+
+The model calls the same :mod:`insitu.api` entry points that libinsitu's C
+ABI calls.  An unhandled exception on any rank aborts the whole job
+(``MPI_Abort``) instead of leaving the other ranks waiting in a collective.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+
+import yaml
+
+log = logging.getLogger("insitu")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m insitu.run", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="heat2d",
+                   help="heat2d, life, module:Class or file.py:Class (default heat2d)")
+    p.add_argument("--config", help="YAML config (default: the model's built-in config)")
+    p.add_argument("--steps", type=int, default=100, help="steps to run (default 100)")
+    p.add_argument("--shape", type=int, nargs="+", metavar="N",
+                   help="global grid shape in the model's index order, e.g. --shape 96 128")
+    p.add_argument("--output", help="output HDF5 file (overrides output.path)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    args = p.parse_args(argv)
+    if args.steps < 0:
+        p.error("--steps must be >= 0")
+    return args
+
+
+def _abort_on_error(comm, exc: BaseException) -> None:
+    sys.stderr.write(f"insitu[{comm.Get_rank()}] CRITICAL: unhandled "
+                     f"{type(exc).__name__}, aborting the job:\n"
+                     + "".join(traceback.format_exception(exc)))
+    sys.stderr.flush()
+    comm.Abort(1)
+
+
+def run(args: argparse.Namespace, comm) -> int:
+    from . import api
+    from .models import resolve
+    from .options import ConfigError, parse
+    from .progress import Progress
+
+    model_cls = resolve(args.model)
+    if args.config:
+        config = args.config
+    else:
+        config = parse(yaml.safe_load(model_cls.DEFAULT_CONFIG), f"{args.model} default config")
+        config["_text"] = model_cls.DEFAULT_CONFIG
+    kwargs = {"shape": tuple(args.shape)} if args.shape else {}
+    try:
+        model = model_cls(comm, **kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"model {args.model}: {exc}") from None
+    session = api.init(comm, config, output=args.output,
+                       overwrite=True if args.overwrite else None, host=f"python:{args.model}")
+    model.declare(api)
+    bar = Progress(args.steps, enabled=comm.Get_rank() == 0 and not args.no_progress)
+    for step in range(1, args.steps + 1):
+        model.advance()
+        model.expose(api)
+        results = api.step(step, model.time)
+        if results:
+            first = next(iter(results.items()))
+            bar.update(step, f"{first[0]}={first[1]:.6g}")
+        else:
+            bar.update(step)
+    bar.close()
+    path = getattr(session.writer, "path", "")
+    written = session.steps_written
+    api.finalize()
+    model.free()
+    log.info("wrote %s: %d output step(s) from %d model step(s) on %d rank(s)",
+             path, written, args.steps, comm.Get_size())
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    from mpi4py import MPI
+
+    from .log import setup
+    from .options import ConfigError
+
+    comm = MPI.COMM_WORLD
+    setup(comm.Get_rank())
+    try:
+        return run(args, comm)
+    except ConfigError as exc:
+        # Every rank reads the same config and fails the same way before any
+        # file is open: a clean exit, one message.
+        if comm.Get_rank() == 0:
+            sys.stderr.write(f"insitu: config error: {exc}\n")
+        return 2
+    except BaseException as exc:  # noqa: BLE001 - never leave ranks hanging
+        if comm.Get_size() == 1:
+            raise
+        _abort_on_error(comm, exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""A small declarative validator for the YAML config.
+
+Each node checks a value and returns it normalised (defaults filled in).  A
+failure raises :class:`ConfigError` whose message starts with the key path,
+for example ``analyses[2].every: expected a positive integer, got -4``.
+Unknown keys are refused, because a typo that silently does nothing is the
+worst outcome in a week-long run.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message names the key path and the value."""
+
+
+def _fail(path: str, msg: str):
+    raise ConfigError(f"{path or '<config>'}: {msg}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Node:
+    def __init__(self, default: Any = REQUIRED, doc: str = "") -> None:
+        self.default = default
+        self.doc = doc
+
+    def check(self, value: Any, path: str) -> Any:
+        raise NotImplementedError
+
+
+class Str(Node):
+    def __init__(self, default=REQUIRED, doc="", nonempty=True):
+        super().__init__(default, doc)
+        self.nonempty = nonempty
+
+    def check(self, value, path):
+        if not isinstance(value, str):
+            _fail(path, f"expected a string, got {_show(value)}")
+        if self.nonempty and not value.strip():
+            _fail(path, "expected a non-empty string")
+        return value
+
+
+class Bool(Node):
+    def check(self, value, path):
+        if not isinstance(value, bool):
+            _fail(path, f"expected true or false, got {_show(value)}")
+        return value
+
+
+class Int(Node):
+    def __init__(self, default=REQUIRED, doc="", minimum=None):
+        super().__init__(default, doc)
+        self.minimum = minimum
+
+    def check(self, value, path):
+        if isinstance(value, bool) or not isinstance(value, int):
+            what = "a positive integer" if self.minimum == 1 else "an integer"
+            _fail(path, f"expected {what}, got {_show(value)}")
+        if self.minimum is not None and value < self.minimum:
+            what = "a positive integer" if self.minimum == 1 else f"an integer >= {self.minimum}"
+            _fail(path, f"expected {what}, got {value}")
+        return value
+
+
+class Enum(Node):
+    def __init__(self, choices, default=REQUIRED, doc=""):
+        super().__init__(default, doc)
+        self.choices = tuple(choices)
+
+    def check(self, value, path):
+        if value not in self.choices:
+            _fail(path, f"expected one of {', '.join(map(str, self.choices))}, got {_show(value)}")
+        return value
+
+
+class ListOf(Node):
+    def __init__(self, item: Node, default=REQUIRED, doc="", nonempty=False, unique=False):
+        super().__init__(default, doc)
+        self.item, self.nonempty, self.unique = item, nonempty, unique
+
+    def check(self, value, path):
+        if not isinstance(value, list):
+            _fail(path, f"expected a list, got {_show(value)}")
+        if self.nonempty and not value:
+            _fail(path, "expected a non-empty list")
+        out = [self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if self.unique:
+            seen = set()
+            for i, v in enumerate(out):
+                if v in seen:
+                    _fail(f"{path}[{i}]", f"duplicate value {_show(v)}")
+                seen.add(v)
+        return out
+
+
+class MapOf(Node):
+    """A mapping from identifier-like names to values of one node type."""
+
+    def __init__(self, item: Node, default=REQUIRED, doc=""):
+        super().__init__(default, doc)
+        self.item = item
+
+    def check(self, value, path):
+        if not isinstance(value, Mapping):
+            _fail(path, f"expected a mapping, got {_show(value)}")
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                _fail(path, f"expected names that are identifiers, got key {_show(k)}")
+            out[k] = self.item.check({} if v is None else v, f"{path}.{k}" if path else k)
+        return out
+
+
+class Record(Node):
+    """A mapping with a fixed set of keys; unknown keys are refused."""
+
+    def __init__(self, fields: Mapping[str, Node], default=REQUIRED, doc="",
+                 check: Callable[[dict, str], None] | None = None):
+        super().__init__(default, doc)
+        self.fields = dict(fields)
+        self.extra_check = check
+
+    def check(self, value, path):
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            _fail(path, f"expected a mapping, got {_show(value)}")
+        for k in value:
+            if k not in self.fields:
+                known = ", ".join(sorted(self.fields))
+                _fail(join(path, str(k)), f"unknown key (known keys: {known})")
+        out = {}
+        for k, node in self.fields.items():
+            p = join(path, k)
+            if k in value:
+                out[k] = node.check(value[k], p)
+            elif node.default is REQUIRED:
+                _fail(p, "missing required key")
+            else:
+                out[k] = node.default
+        if self.extra_check:
+            self.extra_check(out, path)
+        return out
+
+
+class Tagged(Node):
+    """A mapping whose ``kind`` key selects which :class:`Record` applies."""
+
+    def __init__(self, records: Callable[[], Mapping[str, Record]], tag="kind", doc=""):
+        super().__init__(REQUIRED, doc)
+        self.records, self.tag = records, tag
+
+    def check(self, value, path):
+        if not isinstance(value, Mapping):
+            _fail(path, f"expected a mapping, got {_show(value)}")
+        records = self.records()
+        if self.tag not in value:
+            _fail(join(path, self.tag), f"missing required key (one of {', '.join(sorted(records))})")
+        kind = value[self.tag]
+        if kind not in records:
+            _fail(join(path, self.tag), f"unknown analysis kind {_show(kind)} "
+                  f"(known: {', '.join(sorted(records))})")
+        body = {k: v for k, v in value.items() if k != self.tag}
+        out = records[kind].check(body, path)
+        out[self.tag] = kind
+        return out
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

@@ -1,0 +1,267 @@
+"""The session: the one piece of state insitu keeps between calls.
+
+A session lives from ``init`` to ``finalize``.  It owns a duplicated
+communicator, the validated config, the declared fields and their current
+views, the analyses with their batched reduction plan, and the output
+writer.  The C ABI (``insitu.cabi``) and the Python stand-in models both
+drive it through :mod:`insitu.api`, so both routes run this code.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import platform
+import sys
+import traceback
+import zlib
+from typing import Mapping, Optional
+
+import numpy as np
+import yaml
+
+from . import __version__, analyses as _analyses
+from .comm import BaseComm, MPIComm
+from .decomposition import tiling_problems
+from .fields import DTYPE_CODES, FieldError, FieldSlot, make_spec
+from .reduction import MAX, MIN, ReductionPlan
+from .writer import H5Writer, MemoryWriter
+
+log = logging.getLogger("insitu")
+
+
+class StateError(RuntimeError):
+    """A call came out of order (step before init, declare after the first step...)."""
+
+
+class StepError(RuntimeError):
+    """Ranks disagree about a step, or a step cannot run."""
+
+
+class Session:
+    def __init__(self, comm: BaseComm, cfg: dict, output: Optional[str] = None,
+                 overwrite: Optional[bool] = None, host: str = "python",
+                 writer_cls=None) -> None:
+        self.comm = comm
+        self.cfg = cfg
+        self.host = host
+        self.analyses = _analyses.build(cfg["analyses"])
+        self.slots: dict[str, FieldSlot] = {}
+        self.decomposition: dict[str, dict] = {}
+        self.plan = ReductionPlan()
+        self.bound = False
+        self.closed = False
+        self.steps_written = 0
+        self.last_results: dict = {}
+        self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        out = cfg["output"]
+        path = output or out["path"]
+        overwrite = out["overwrite"] if overwrite is None else overwrite
+        time_attrs = {k: v for k, v in cfg["time"].items() if v is not None}
+        if writer_cls is None:
+            writer_cls = H5Writer if isinstance(comm, MPIComm) else MemoryWriter
+        self.writer = writer_cls(comm, path, overwrite, time_attrs, out["flush_every"])
+        log.info("session open: %d rank(s), output %s",
+                 comm.size, getattr(self.writer, "path", "<memory>"))
+
+    # -- declaration -------------------------------------------------------
+    def declare(self, name, dtype, global_shape, offset, local_shape,
+                halo_lo=None, halo_hi=None, order="C") -> int:
+        """Declare a field (collective).  Returns its index.
+
+        Each rank checks its own declaration, then ONE allgather shares every
+        rank's box so each rank can check, identically, that the names and
+        global shapes agree and that the interiors tile the global grid.
+        A mistake on one rank therefore raises on all ranks, never hangs.
+        """
+        if self.closed:
+            raise StateError("declare_field after finalize")
+        if self.bound:
+            raise StateError(f"field {name!r} declared after the first step; "
+                             "declare every field before calling step")
+        rank = self.comm.rank
+        meta = self.cfg["fields"].get(name, {}) if isinstance(name, str) else {}
+        error = None
+        try:
+            if name in self.slots:
+                raise FieldError(f"field {name!r} on rank {rank}: declared twice")
+            spec = make_spec(name, dtype, global_shape, offset, local_shape,
+                             halo_lo, halo_hi, order, meta.get("dims"), rank=rank)
+        except FieldError as exc:
+            error, spec = exc, None
+        vec = np.zeros(2 + 3 * 3 + 2, dtype=np.int64)
+        vec[0] = 1 if error else 0
+        if spec is not None:
+            vec[1] = spec.ndim
+            vec[2:2 + spec.ndim] = spec.global_shape
+            vec[5:5 + spec.ndim] = spec.offset
+            vec[8:8 + spec.ndim] = spec.shape
+            vec[11] = zlib.crc32(name.encode()) ^ (DTYPE_CODES[spec.dtype] << 32)
+        table = self.comm.allgather_int64(vec)
+        failed = np.flatnonzero(table[:, 0])
+        if error is not None:
+            raise error
+        if failed.size:
+            raise FieldError(f"field {name!r}: the declaration failed on rank(s) "
+                             f"{failed.tolist()} (see their messages)")
+        if np.any(table[:, 11] != table[0, 11]) or np.any(table[:, 1] != table[0, 1]):
+            bad = np.flatnonzero((table[:, 11] != table[0, 11]) | (table[:, 1] != table[0, 1]))
+            raise FieldError(f"field {name!r}: ranks {bad.tolist()} declared a different "
+                             "name, dtype or rank than rank 0 at the same call; declare the "
+                             "same fields in the same order on every rank")
+        nd = spec.ndim
+        if np.any(table[:, 2:2 + nd] != table[0, 2:2 + nd]):
+            shapes = {r: tuple(table[r, 2:2 + nd]) for r in range(len(table))}
+            raise FieldError(f"field {name!r}: ranks disagree on the global shape: {shapes}")
+        boxes = [(tuple(table[r, 5:5 + nd]), tuple(table[r, 8:8 + nd])) for r in range(len(table))]
+        problems = tiling_problems(spec.global_shape, boxes)
+        if problems:
+            raise FieldError(f"field {name!r}: the ranks' interiors do not tile the global "
+                             f"shape {spec.global_shape}: " + "; ".join(problems[:5]))
+        slot = FieldSlot(spec, len(self.slots))
+        self.slots[name] = slot
+        self.decomposition[name] = {
+            "global_shape": list(spec.global_shape), "dims": list(spec.dims),
+            "dtype": str(spec.dtype), "order": spec.order,
+            "offsets": [list(map(int, b[0])) for b in boxes],
+            "shapes": [list(map(int, b[1])) for b in boxes],
+        }
+        log.debug("declared %s %s global %s", name, spec.dtype, spec.global_shape)
+        return slot.index
+
+    def expose(self, name: str, array: np.ndarray) -> np.ndarray:
+        """The Python route: view a model's numpy array (local, no copy)."""
+        return self._slot(name).bind_array(array, self.comm.rank)
+
+    def _slot(self, name: str) -> FieldSlot:
+        if name not in self.slots:
+            raise FieldError(f"field {name!r} on rank {self.comm.rank}: not declared "
+                             f"(declared: {', '.join(self.slots) or 'none'})")
+        return self.slots[name]
+
+    # -- stepping ----------------------------------------------------------
+    def _bind(self) -> None:
+        """At the first step: resolve analyses against the declared fields,
+        build the batched reduction plan and define the output variables."""
+        variables = []
+        for a in self.analyses:
+            for f in a.fields:
+                if f not in self.slots:
+                    raise FieldError(
+                        f"analyses[{a.index}].field: field {f!r} is not declared by the "
+                        f"model (declared: {', '.join(self.slots) or 'none'})")
+            variables += a.bind({n: s.spec for n, s in self.slots.items()},
+                                self.cfg["fields"].get(a.fields[0], {}), self.plan)
+        self._step_min = self.plan.reserve(MIN)
+        self._step_max = self.plan.reserve(MAX)
+        self.plan.freeze()
+        seen = {}
+        for v in variables:
+            if v.name in seen or v.name in ("time", "step"):
+                raise FieldError(f"output variable {v.name!r} would be written twice; "
+                                 "give the analyses distinct 'name's")
+            seen[v.name] = v
+        cadences = {a.every for a in self.analyses}
+        self.writer.define(variables, self.provenance(), fill=len(cadences) > 1)
+        self.bound = True
+
+    def step(self, step: int, time: float) -> dict:
+        """Run the analyses due at ``step`` (collective); return their results."""
+        if self.closed:
+            raise StateError("step after finalize")
+        if not self.bound:
+            self._bind()
+        step = int(step)
+        due = [a for a in self.analyses if a.due(step)]
+        if not due:
+            return {}
+        record = self.plan.reset()
+        current = None
+        try:
+            views = {}
+            for a in due:
+                for f in a.fields:
+                    if f not in views:
+                        slot = self.slots[f]
+                        if slot.view is None:
+                            raise FieldError(f"field {f!r} on rank {self.comm.rank}: declared "
+                                             f"but never exposed before step {step}")
+                        views[f] = slot.view
+            for a in due:
+                current = a
+                a.local(views, record)
+        except Exception as exc:  # noqa: BLE001 - policy decides
+            self._analysis_failed(exc, current, step)
+        record[self._step_min] = step
+        record[self._step_max] = step
+        self.comm.reduce_record(self.plan)
+        if record[self._step_min] != record[self._step_max]:
+            raise StepError(f"ranks disagree on the step number at step {step}: they range "
+                            f"from {record[self._step_min]:.0f} to {record[self._step_max]:.0f}")
+        values = {}
+        for a in due:
+            values.update(a.results(record))
+        self.writer.append(step, float(time), values)
+        self.steps_written += 1
+        self.last_results = values
+        return values
+
+    def _analysis_failed(self, exc: BaseException, analysis, step: int) -> None:
+        """``on_error: abort``: say what failed where, then end the whole job.
+
+        One rank's exception must never leave the others waiting in the
+        step's collective, so this does not return.
+        """
+        what = analysis.where if analysis is not None else "field binding"
+        log.critical("rank %d, step %d, %s failed: %s: %s\n%s", self.comm.rank, step, what,
+                     type(exc).__name__, exc, "".join(traceback.format_exception(exc)))
+        for h in log.handlers:
+            h.flush()
+        self.comm.abort(1)
+        raise exc  # only reached with a fake communicator
+
+    # -- end -------------------------------------------------------------
+    def provenance(self) -> dict:
+        import h5py
+        import mpi4py
+        import numba
+        versions = {"insitu": __version__, "python": platform.python_version(),
+                    "numpy": np.__version__, "numba": numba.__version__,
+                    "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
+                    "mpi4py": mpi4py.__version__}
+        if isinstance(self.comm, MPIComm):
+            versions["mpi"] = self.comm._MPI.Get_library_version().splitlines()[0].strip()
+        cfg_text = self.cfg.get("_text") or yaml.safe_dump(
+            {k: v for k, v in self.cfg.items() if not k.startswith("_")}, sort_keys=False)
+        return {
+            "Conventions": "CF-1.8",
+            "title": "insitu summaries",
+            "source": f"insitu {__version__} in-situ analysis ({self.host} host)",
+            "insitu_config": cfg_text,
+            "insitu_config_path": self.cfg.get("_source", ""),
+            "insitu_ranks": int(self.comm.size),
+            "insitu_decomposition": self.decomposition,
+            "insitu_versions": versions,
+            "insitu_host": self.host,
+            "insitu_started": self.started,
+            "insitu_command": " ".join(sys.argv) if sys.argv and sys.argv[0] else self.host,
+        }
+
+    def finalize(self) -> None:
+        """Close the output and free communicators (collective)."""
+        if self.closed:
+            raise StateError("finalize called twice")
+        try:
+            if not self.bound and self.analyses:
+                # A run that never stepped still leaves a readable file.
+                try:
+                    self._bind()
+                except FieldError as exc:
+                    log.warning("no step was taken and %s", exc)
+            self.writer.set_attrs({
+                "insitu_finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "insitu_steps_written": int(self.steps_written)})
+            self.writer.close()
+        finally:
+            self.closed = True
+            self.comm.free()
+        log.info("session closed: %d output step(s) written", self.steps_written)

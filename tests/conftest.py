@@ -1,0 +1,69 @@
+"""Shared test helpers.
+
+MPI tests launch real ``mpiexec`` jobs through :func:`mpirun`, which kills
+the whole process group when the timeout expires, so a deadlock fails the
+test instead of hanging CI.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+MPI_ENV = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    "NUMBA_NUM_THREADS": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def mpi_env(extra=None) -> dict:
+    env = dict(os.environ)
+    env.update(MPI_ENV)
+    env["PATH"] = os.path.dirname(PYTHON) + os.pathsep + env.get("PATH", "")
+    env.pop("PYTEST_CURRENT_TEST", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(cmd, timeout: float, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group; kill the group on timeout."""
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd or ROOT, env=env or mpi_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"timed out after {timeout}s (a hang?): {' '.join(map(str, cmd))}\n"
+                    f"--- stdout\n{out[-4000:]}\n--- stderr\n{err[-4000:]}")
+    result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    if check and proc.returncode != 0:
+        pytest.fail(f"exit {proc.returncode}: {' '.join(map(str, cmd))}\n"
+                    f"--- stdout\n{out[-6000:]}\n--- stderr\n{err[-6000:]}")
+    return result
+
+
+def mpirun(n: int, args, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
+    """``mpiexec -n n args...`` with a timeout."""
+    return run(["mpiexec", "-n", str(n), *args], timeout=timeout, **kw)
+
+
+@pytest.fixture(scope="session")
+def libinsitu() -> Path:
+    from insitu import config
+    lib = Path(config.library())
+    if not lib.exists():
+        pytest.fail(f"{lib} is not built; run ./scripts/test.sh (pip install -e .)")
+    return lib
