@@ -7,16 +7,32 @@ They hold the one piece of global state insitu has, the current
 from __future__ import annotations
 
 import os
+import threading
 from typing import Optional, Union
 
 import numpy as np
 
 from . import options
-from .comm import BaseComm, MPIComm
+from .comm import BaseComm, FakeComm, MPIComm
 from .log import setup as _setup_logging
 from .session import Session, StateError
 
+#: The process's session.  A real process is one MPI rank with one session.
 _session: Optional[Session] = None
+#: Fake ranks (tests) are threads of one process: each keeps its own session.
+_fake = threading.local()
+
+
+def _current() -> Optional[Session]:
+    return getattr(_fake, "session", None) or _session
+
+
+def _set_current(s: Optional[Session], comm) -> None:
+    global _session
+    if isinstance(comm, FakeComm):
+        _fake.session = s
+    else:
+        _session = s
 
 
 def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
@@ -34,8 +50,8 @@ def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
     output, overwrite
         Override ``output.path`` and ``output.overwrite`` (the CLI's flags).
     """
-    global _session
-    if _session is not None and not _session.closed:
+    current = _current()
+    if current is not None and not current.closed:
         raise StateError("init called while a session is open (double init)")
     if config is None:
         raise options.ConfigError("init needs a config (a YAML path or a mapping)")
@@ -47,19 +63,21 @@ def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
         comm = MPIComm(comm.Dup(), owned=True)
     _setup_logging(comm.rank, cfg["log_level"])
     try:
-        _session = Session(comm, cfg, output=output, overwrite=overwrite, host=host,
-                           writer_cls=writer_cls)
+        s = Session(comm, cfg, output=output, overwrite=overwrite, host=host,
+                    writer_cls=writer_cls)
     except BaseException:
         comm.free()
         raise
-    return _session
+    _set_current(s, comm)
+    return s
 
 
 def session() -> Session:
     """The open session; StateError if there is none."""
-    if _session is None or _session.closed:
+    s = _current()
+    if s is None or s.closed:
         raise StateError("no open insitu session: call init first")
-    return _session
+    return s
 
 
 def declare_field(name: str, dtype, global_shape, offset, local_shape,
@@ -81,9 +99,8 @@ def step(step: int, time: float = 0.0) -> dict:
 
 def finalize() -> None:
     """Close the output and free insitu's communicators (collective)."""
-    global _session
     s = session()
     try:
         s.finalize()
     finally:
-        _session = None
+        _set_current(None, s.comm)

@@ -182,10 +182,11 @@ class FakeWorld:
             t.start()
         for t in threads:
             t.join()
-        first = next((e for e in errors if e is not None and not isinstance(
-            e, threading.BrokenBarrierError)), None)
-        if first is None:
-            first = next((e for e in errors if e is not None), None)
+        # Report the root cause, not the ranks that were knocked out of a
+        # collective by it.
+        secondary = (threading.BrokenBarrierError, CommError)
+        first = next((e for e in errors if e is not None and not isinstance(e, secondary)),
+                     next((e for e in errors if e is not None), None))
         if first is not None:
             raise first
         return results

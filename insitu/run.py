@@ -50,15 +50,14 @@ def _abort_on_error(comm, exc: BaseException) -> None:
 def run(args: argparse.Namespace, comm) -> int:
     from . import api
     from .models import resolve
-    from .options import ConfigError, parse
+    from .options import ConfigError
     from .progress import Progress
 
     model_cls = resolve(args.model)
     if args.config:
         config = args.config
     else:
-        config = parse(yaml.safe_load(model_cls.DEFAULT_CONFIG), f"{args.model} default config")
-        config["_text"] = model_cls.DEFAULT_CONFIG
+        config = yaml.safe_load(model_cls.DEFAULT_CONFIG)
     kwargs = {"shape": tuple(args.shape)} if args.shape else {}
     try:
         model = model_cls(comm, **kwargs)

@@ -67,3 +67,7 @@ def libinsitu() -> Path:
     if not lib.exists():
         pytest.fail(f"{lib} is not built; run ./scripts/test.sh (pip install -e .)")
     return lib
+
+
+# tests/mpi runs only under mpiexec (launched by test_mpi_suite.py).
+collect_ignore = [] if os.environ.get("INSITU_MPI_TESTS") else ["mpi"]

@@ -1,0 +1,27 @@
+"""Fixtures for tests that run on every rank under mpiexec."""
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # scenarios.py
+
+
+@pytest.fixture
+def comm():
+    from mpi4py import MPI
+    return MPI.COMM_WORLD
+
+
+@pytest.fixture
+def shared_dir(comm):
+    """A directory named by rank 0 and broadcast, as h5py's MPI tests do."""
+    path = tempfile.mkdtemp(prefix="insitu-mpi-") if comm.rank == 0 else None
+    path = comm.bcast(path, root=0)
+    yield Path(path)
+    comm.Barrier()
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)

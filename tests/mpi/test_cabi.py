@@ -1,0 +1,95 @@
+"""The C ABI, called through ctypes from a Python host under mpiexec.
+
+libinsitu is loaded into this (already running) interpreter, so its
+embedded side shares the session with the test: this proves what the C
+route hands to Python, zero copy included.
+"""
+import ctypes
+
+import numpy as np
+import pytest
+import yaml
+
+from insitu import api, config
+
+OK, ERR, ERR_PYTHON, ERR_STATE, ERR_ARGUMENT = range(5)
+REAL64, ORDER_F = 2, 1
+
+
+@pytest.fixture(scope="module")
+def lib():
+    lib = ctypes.CDLL(config.library())
+    i64p = ctypes.POINTER(ctypes.c_int64)
+    lib.insitu_init.argtypes = [ctypes.c_int, ctypes.c_char_p]
+    lib.insitu_declare_field.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int] + \
+        [i64p] * 5 + [ctypes.c_int]
+    lib.insitu_expose.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    lib.insitu_step.argtypes = [ctypes.c_int64, ctypes.c_double]
+    lib.insitu_last_error.restype = ctypes.c_char_p
+    return lib
+
+
+def _i64(values):
+    return (ctypes.c_int64 * 3)(*values)
+
+
+def _config(tmp, comm):
+    path = tmp / "cabi.yaml"
+    if comm.rank == 0:
+        path.write_text(yaml.safe_dump({
+            "output": {"path": str(tmp / "cabi.h5"), "overwrite": True},
+            "fields": {"T": {"dims": ["x", "y"]}},
+            "analyses": [{"kind": "stats", "field": "T", "every": 1}]}))
+    comm.Barrier()
+    return str(path).encode()
+
+
+def test_c_route_is_zero_copy_fortran_order_and_halo_free(lib, comm, shared_dir):
+    nx, ny = 7, 5                                  # this rank's interior, Fortran T(x, y)
+    gx, gy = nx * comm.size, ny
+    a = np.full((nx + 2, ny + 2), 1e30, order="F")  # garbage in the halo
+    a[1:-1, 1:-1] = np.arange(nx * ny).reshape(nx, ny, order="F") + 100.0 * comm.rank
+    assert lib.insitu_init(comm.py2f(), _config(shared_dir, comm)) == OK, lib.insitu_last_error()
+    rc = lib.insitu_declare_field(b"T", REAL64, 2, _i64([gx, gy, 0]), _i64([nx * comm.rank, 0, 0]),
+                                  _i64([nx + 2, ny + 2, 0]), _i64([1, 1, 0]), _i64([1, 1, 0]),
+                                  ORDER_F)
+    assert rc == OK, lib.insitu_last_error()
+    assert lib.insitu_expose(b"T", a.ctypes.data) == OK
+    assert lib.insitu_step(1, 60.0) == OK, lib.insitu_last_error()
+    view = api.session().slots["T"].view
+    # Same memory, first interior point at the same address: no copy.
+    assert view.__array_interface__["data"][0] == a[1:, 1:].__array_interface__["data"][0]
+    assert np.shares_memory(view, a)
+    assert view.shape == (nx, ny) and view.strides == a[1:-1, 1:-1].strides
+    np.testing.assert_array_equal(view, a[1:-1, 1:-1])       # halos sliced off
+    # A write by the model after expose is what the next step sees.
+    a[1:-1, 1:-1] += 1.0
+    assert lib.insitu_step(2, 120.0) == OK, lib.insitu_last_error()
+    res = api.session().last_results
+    whole = np.concatenate([np.arange(nx * ny).reshape(nx, ny, order="F") + 100.0 * r + 1.0
+                            for r in range(comm.size)])
+    assert res["T_sum"] == pytest.approx(whole.sum(), rel=1e-12)
+    assert res["T_max"] == whole.max()
+    assert lib.insitu_finalize() == OK, lib.insitu_last_error()
+    assert lib.insitu_finalize() == ERR_STATE
+    assert b"twice" in lib.insitu_last_error()
+
+
+def test_c_errors_are_statuses_with_messages(lib, comm, shared_dir):
+    assert lib.insitu_step(1, 0.0) == ERR_STATE
+    assert b"insitu_init first" in lib.insitu_last_error()
+    assert lib.insitu_init(comm.py2f(), str(shared_dir / "missing.yaml").encode()) == ERR
+    assert b"missing.yaml" in lib.insitu_last_error()
+    assert lib.insitu_init(comm.py2f(), _config(shared_dir, comm)) == OK
+    try:
+        assert lib.insitu_init(comm.py2f(), _config(shared_dir, comm)) == ERR_STATE
+        assert b"double init" in lib.insitu_last_error()
+        assert lib.insitu_expose(b"nope", ctypes.c_void_p(8)) == ERR_ARGUMENT
+        assert b"'nope'" in lib.insitu_last_error()
+        rc = lib.insitu_declare_field(b"T", 9, 2, _i64([4, 4, 0]), _i64([0, 0, 0]),
+                                      _i64([4, 4, 0]), _i64([0, 0, 0]), _i64([0, 0, 0]), 1)
+        assert rc == ERR
+        msg = lib.insitu_last_error().decode()
+        assert "dtype" in msg and "'T'" in msg and f"rank {comm.rank}" in msg
+    finally:
+        assert lib.insitu_finalize() == OK

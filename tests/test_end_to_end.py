@@ -1,0 +1,140 @@
+"""End to end under real mpiexec: the CLI with the Python stand-ins, the
+Fortran model through libinsitu, and errors crossing into Fortran."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conftest import PYTHON, ROOT, mpi_env, mpirun, run
+from insitu.models import heat2d, life
+
+STEPS = 30
+
+
+def _numpy_stats(field):
+    a = field.astype(np.float64)
+    return {"count": a.size, "sum": a.sum(), "mean": a.mean(), "min": a.min(),
+            "max": a.max(), "std": a.std(), "nan_count": 0}
+
+
+def _compare(path, prefix, reference, stats, every):
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds[f"{prefix}_mean"].dims == ("time",)
+        assert "time" in ds.coords and "step" in ds.coords
+        steps = list(ds["step"].values)
+        assert steps == list(range(every, STEPS + 1, every))
+        i = 0
+        for step, _, field in reference:
+            if step % every:
+                continue
+            want = _numpy_stats(field)
+            for s in stats:
+                got = ds[f"{prefix}_{s}"].values[i]
+                assert got == pytest.approx(want[s], rel=1e-12, abs=1e-300), (step, s)
+            i += 1
+        assert i == len(steps)
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3, 4])
+def test_heat2d_cli_matches_numpy(nranks, tmp_path):
+    shape = (97, 131)  # divides by none of 2, 3, 4: uneven slabs
+    out = tmp_path / "heat.h5"
+    mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config",
+                    ROOT / "examples" / "heat2d.yaml", "--steps", STEPS, "--shape", *shape,
+                    "--output", out])
+    _compare(out, "T", heat2d.reference(shape, STEPS),
+             ["count", "sum", "mean", "min", "max", "std", "nan_count"], every=10)
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.attrs["insitu_ranks"] == nranks
+        assert np.issubdtype(ds["time"].dtype, np.datetime64)  # CF units decoded
+
+
+@pytest.mark.parametrize("nranks", [1, 4])
+def test_life_cli_matches_numpy(nranks, tmp_path):
+    out = tmp_path / "life.h5"
+    mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "life", "--config",
+                    ROOT / "examples" / "life.yaml", "--steps", STEPS, "--shape", 45, 67,
+                    "--output", out])
+    _compare(out, "alive", life.reference((45, 67), STEPS), ["count", "sum", "mean", "std"], 1)
+
+
+def test_existing_output_is_refused_without_overwrite(tmp_path):
+    out = tmp_path / "exists.h5"
+    out.write_bytes(b"precious")
+    r = mpirun(2, [PYTHON, "-m", "insitu.run", "--steps", 2, "--output", out], check=False)
+    assert r.returncode != 0
+    assert "exists" in r.stderr and "overwrite" in r.stderr
+    assert out.read_bytes() == b"precious"
+
+
+def test_bad_config_exits_nonzero_with_message(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("analyses:\n  - {kind: stats, field: T, every: -4}\n")
+    r = mpirun(3, [PYTHON, "-m", "insitu.run", "--config", cfg, "--steps", 2,
+                   "--output", tmp_path / "o.h5"], check=False, timeout=60)
+    assert r.returncode != 0
+    assert "analyses[0].every: expected a positive integer, got -4" in r.stderr
+
+
+# -- Fortran --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fortran_dir(tmp_path_factory, libinsitu):
+    """Build the example with its own Makefile, in a scratch copy."""
+    d = tmp_path_factory.mktemp("fortran")
+    for f in (ROOT / "examples" / "fortran").iterdir():
+        if f.suffix in (".f90", ".yaml") or f.name == "Makefile":
+            shutil.copy(f, d)
+    run(["make", "-C", d, f"PYTHON={PYTHON}"], timeout=300)
+    for prog in ("error_check", "abort_check"):
+        flags = subprocess.run([PYTHON, "-m", "insitu.config", "--fflags"], capture_output=True,
+                               text=True, check=True).stdout.split()
+        ldflags = subprocess.run([PYTHON, "-m", "insitu.config", "--ldflags"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        run(["mpif90", *flags, "-o", d / prog, ROOT / "tests" / "fortran" / f"{prog}.f90",
+             *ldflags], timeout=300)
+    return d
+
+
+@pytest.mark.parametrize("nranks", [4, 3])
+def test_fortran_heat2d_matches_numpy(fortran_dir, tmp_path, nranks):
+    cfg = tmp_path / "heat2d.yaml"
+    out = tmp_path / "fortran.h5"
+    cfg.write_text((fortran_dir / "heat2d.yaml").read_text()
+                   .replace("heat2d_fortran.h5", str(out)))
+    nx, ny = 131, 97  # Fortran T(x, y) == Python T[y, x] of shape (97, 131)
+    mpirun(nranks, [fortran_dir / "heat2d", cfg, nx, ny, STEPS], timeout=180)
+    _compare(out, "T", heat2d.reference((ny, nx), STEPS),
+             ["count", "sum", "mean", "min", "max", "std", "nan_count"], every=10)
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert ds.attrs["insitu_host"] == "C/Fortran"
+        assert ds["T_mean"].attrs["cell_methods"] == "x: y: mean"
+
+
+def test_python_errors_reach_fortran_caller(fortran_dir, tmp_path):
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text(f"output: {{path: {tmp_path / 'e.h5'}, overwrite: true}}\n"
+                   "analyses: [{kind: stats, field: T}]\n")
+    r = mpirun(2, [fortran_dir / "error_check", cfg], timeout=120)
+    assert "ALL-CHECKS-PASSED" in r.stdout, r.stdout + r.stderr
+
+
+def test_failed_call_without_ierr_aborts_whole_job(fortran_dir):
+    r = mpirun(3, [fortran_dir / "abort_check"], timeout=60, check=False)
+    assert r.returncode != 0
+    assert "NOT-REACHED" not in r.stdout
+    assert "/nonexistent/insitu.yaml" in r.stderr and "aborted" in r.stderr
+
+
+def test_embedded_python_failure_is_an_error_not_success(fortran_dir, tmp_path):
+    # An interpreter that cannot import insitu: init must return
+    # INSITU_ERR_PYTHON, never cffi's default 0.
+    fake = tmp_path / "venv" / "bin"
+    fake.mkdir(parents=True)
+    r = mpirun(1, [fortran_dir / "error_check", tmp_path / "x.yaml"], timeout=60, check=False,
+               env=mpi_env({"INSITU_PYTHON": str(fake / "python")}))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "PYTHON-START-FAILED" in r.stdout and "embedded Python" in r.stdout

@@ -1,0 +1,97 @@
+"""The whole session on the in-process fake communicator, 1 to 4 ranks.
+
+tests/mpi/test_mpi_session.py runs the same scenarios under real MPI; both
+compare with numpy on the full field, so they must agree with each other.
+"""
+import numpy as np
+import pytest
+
+from insitu import api
+from insitu.comm import CommError, FakeWorld
+from insitu.fields import FieldError
+
+from scenarios import CASES, check_against_numpy, config, run_case
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3, 4])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_stats_equal_numpy_on_fake_ranks(case, nranks):
+    world = FakeWorld(nranks)
+    outs = world.run(run_case, case)
+    for out in outs:  # every rank gets the same numbers
+        assert out["results"] == outs[0]["results"]
+    check_against_numpy(case, outs[0]["results"])
+
+
+def test_one_collective_per_step_however_many_analyses():
+    for copies in (1, 10, 50):
+        outs = FakeWorld(3).run(run_case, "c2d-uneven", 2, None, copies)
+        assert outs[0]["collectives_per_step"] == 1, copies
+
+
+def test_bad_declaration_on_one_rank_raises_on_all_ranks():
+    def body(comm):
+        api.init(comm, config())
+        try:
+            halo = 9 if comm.rank == 2 else 1  # rank 2 leaves no interior
+            api.declare_field("f", np.float64, (12,), (4 * comm.rank,), (6,), (halo,), (1,))
+        except FieldError as exc:
+            return str(exc)
+        finally:
+            api.finalize()
+        return None
+
+    messages = FakeWorld(3).run(body)
+    assert "rank 2" in messages[2] and "no interior" in messages[2]
+    for m in messages[:2]:
+        assert m is not None and "failed on rank(s) [2]" in m
+
+
+def test_overlapping_slabs_are_refused():
+    def body(comm):
+        api.init(comm, config())
+        try:
+            api.declare_field("f", np.float64, (10,), (0 if comm.rank == 0 else 4,), (6,))
+        finally:
+            api.finalize()
+
+    with pytest.raises(FieldError, match="overlap"):
+        FakeWorld(2).run(body)
+
+
+def test_ranks_disagreeing_on_step_are_caught():
+    def body(comm):
+        api.init(comm, config())
+        try:
+            api.declare_field("f", np.float64, (8,), (4 * comm.rank,), (4,))
+            api.expose("f", np.zeros(4))
+            api.step(1 + comm.rank, 0.0)
+        finally:
+            api.finalize()
+
+    with pytest.raises(Exception, match="disagree on the step"):
+        FakeWorld(2).run(body)
+
+
+def test_analysis_exception_aborts_instead_of_hanging(monkeypatch):
+    from insitu.analyses.stats import Stats
+
+    real = Stats.local
+
+    def boom(self, views, record):
+        raise ZeroDivisionError("injected")
+
+    def body(comm):
+        if comm.rank == 1:
+            monkeypatch.setattr(Stats, "local", boom)
+        api.init(comm, config())
+        try:
+            api.declare_field("f", np.float64, (8,), (4 * comm.rank,), (4,))
+            api.expose("f", np.zeros(4))
+            api.step(1, 0.0)
+        finally:
+            monkeypatch.setattr(Stats, "local", real)
+            api.finalize()
+
+    with pytest.raises((CommError, ZeroDivisionError)):
+        FakeWorld(2, timeout=20).run(body)
