@@ -1,0 +1,80 @@
+"""Config validation: each malformed config gets its own clear message."""
+import pytest
+
+from insitu.options import ConfigError, load, parse
+
+GOOD = {"analyses": [{"kind": "stats", "field": "T"}]}
+
+BAD = [
+    # (config, expected message fragment)
+    (None, "the config is empty"),
+    ([1, 2], "<config>: expected a mapping"),
+    ({}, "analyses: missing required key"),
+    ({"analyses": []}, "analyses: expected a non-empty list"),
+    ({"analyses": "stats"}, "analyses: expected a list"),
+    ({"analyses": [{"field": "T"}]}, "analyses[0].kind: missing required key"),
+    ({"analyses": [{"kind": "histo", "field": "T"}]}, "unknown analysis kind 'histo'"),
+    ({"analyses": [{"kind": "stats"}]}, "analyses[0].field: missing required key"),
+    ({"analyses": [{"kind": "stats", "field": "T", "every": -4}]},
+     "analyses[0].every: expected a positive integer, got -4"),
+    ({"analyses": [{"kind": "stats", "field": "T", "every": "10"}]},
+     "analyses[0].every: expected a positive integer, got '10'"),
+    ({"analyses": [{"kind": "stats", "field": "T", "every": True}]},
+     "analyses[0].every: expected a positive integer, got True"),
+    ({"analyses": [{"kind": "stats", "field": "T", "stats": ["mean", "median"]}]},
+     "analyses[0].stats[1]: expected one of"),
+    ({"analyses": [{"kind": "stats", "field": "T", "stats": ["mean", "mean"]}]},
+     "analyses[0].stats[1]: duplicate value 'mean'"),
+    ({"analyses": [{"kind": "stats", "field": "T", "evry": 3}]},
+     "analyses[0].evry: unknown key"),
+    ({"analyses": [{"kind": "stats", "field": "T"}, {"kind": "stats", "field": "T"}]},
+     "duplicate analysis name 'T'"),
+    ({**GOOD, "outptu": {}}, "outptu: unknown key"),
+    ({**GOOD, "output": {"path": 3}}, "output.path: expected a string, got 3"),
+    ({**GOOD, "output": {"overwrite": "yes"}}, "output.overwrite: expected true or false"),
+    ({**GOOD, "output": {"flush_every": 0}}, "output.flush_every: expected a positive integer, got 0"),
+    ({**GOOD, "fields": ["T"]}, "fields: expected a mapping"),
+    ({**GOOD, "fields": {"T": {"unit": "K"}}}, "fields.T.unit: unknown key"),
+    ({**GOOD, "fields": {"2T": {}}}, "expected names that are identifiers"),
+    ({**GOOD, "fields": {"T": {"dims": ["x", "x"]}}}, "fields.T.dims[1]: duplicate value 'x'"),
+    ({**GOOD, "on_error": "ignore"}, "on_error: expected one of abort"),
+    ({**GOOD, "time": {"units": ""}}, "time.units: expected a non-empty string"),
+]
+
+
+@pytest.mark.parametrize("cfg,message", BAD, ids=[m for _, m in BAD])
+def test_bad_config_names_path_and_value(cfg, message):
+    with pytest.raises(ConfigError) as err:
+        parse(cfg)
+    assert message in str(err.value)
+
+
+def test_each_bad_config_has_its_own_message():
+    messages = []
+    for cfg, _ in BAD:
+        with pytest.raises(ConfigError) as err:
+            parse(cfg)
+        messages.append(str(err.value))
+    assert len(set(messages)) == len(messages)
+
+
+def test_defaults_are_filled():
+    cfg = parse(GOOD)
+    assert cfg["output"] == {"path": "insitu.h5", "overwrite": False, "flush_every": 1}
+    assert cfg["analyses"][0]["every"] == 1
+    assert cfg["on_error"] == "abort"
+
+
+def test_load_reports_file_and_yaml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("analyses: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(bad)
+
+
+def test_example_configs_are_valid():
+    from conftest import ROOT
+    for path in (ROOT / "examples").rglob("*.yaml"):
+        load(path)
