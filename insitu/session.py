@@ -229,7 +229,7 @@ class Session:
                     "h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version,
                     "mpi4py": mpi4py.__version__}
         if isinstance(self.comm, MPIComm):
-            versions["mpi"] = self.comm._MPI.Get_library_version().splitlines()[0].strip()
+            versions["mpi"] = self.comm._MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
         cfg_text = self.cfg.get("_text") or yaml.safe_dump(
             {k: v for k, v in self.cfg.items() if not k.startswith("_")}, sort_keys=False)
         return {

@@ -60,3 +60,19 @@ def test_file_layout_has_dimension_scales(comm, shared_dir):
             assert f["f_mean"].attrs["units"] == "K"
             assert "cell_methods" in f["f_mean"].attrs
     c.free()
+
+
+def test_provenance_attributes_are_clean_text(comm, shared_dir):
+    import json
+    c = MPIComm(comm.Dup(), owned=True)
+    run_case(c, "c2d-even", steps=1, output=str(shared_dir / "prov.h5"))
+    if comm.rank == 0:
+        with h5py.File(shared_dir / "prov.h5", "r") as f:
+            for k, v in f.attrs.items():
+                if isinstance(v, str):
+                    assert "\x00" not in v, k
+            decomp = json.loads(f.attrs["insitu_decomposition"])["f"]
+            assert len(decomp["offsets"]) == comm.size
+            assert "Open MPI" in json.loads(f.attrs["insitu_versions"])["mpi"]
+            assert f.attrs["insitu_steps_written"] == 1 and "insitu_finished" in f.attrs
+    c.free()
