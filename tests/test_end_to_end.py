@@ -89,7 +89,7 @@ def fortran_dir(tmp_path_factory, libinsitu):
         if f.suffix in (".f90", ".yaml") or f.name == "Makefile":
             shutil.copy(f, d)
     run(["make", "-C", d, f"PYTHON={PYTHON}"], timeout=300)
-    for prog in ("error_check", "abort_check"):
+    for prog in ("error_check", "abort_check", "dtypes_check"):
         flags = subprocess.run([PYTHON, "-m", "insitu.config", "--fflags"], capture_output=True,
                                text=True, check=True).stdout.split()
         ldflags = subprocess.run([PYTHON, "-m", "insitu.config", "--ldflags"],
@@ -138,3 +138,33 @@ def test_embedded_python_failure_is_an_error_not_success(fortran_dir, tmp_path):
                env=mpi_env({"INSITU_PYTHON": str(fake / "python")}))
     assert r.returncode == 3, r.stdout + r.stderr
     assert "PYTHON-START-FAILED" in r.stdout and "embedded Python" in r.stdout
+
+
+@pytest.mark.parametrize("nranks", [1, 3])
+def test_fortran_generic_interface_all_dtypes_and_ranks(fortran_dir, tmp_path, nranks):
+    out = tmp_path / "dtypes.h5"
+    cfg = tmp_path / "dtypes.yaml"
+    cfg.write_text(f"output: {{path: {out}}}\nanalyses:\n" + "".join(
+        f"  - {{kind: stats, field: {f}, stats: [count, sum, mean, min, max, std]}}\n"
+        for f in "abcd"))
+    r = mpirun(nranks, [fortran_dir / "dtypes_check", cfg], timeout=120)
+    assert "DTYPES-DONE" in r.stdout
+    p = nranks
+    nx, ny, nz = 5, 7, 3
+    g = np.arange(11 * p)
+    i, j, k = np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz * p + 2), indexing="ij")
+    jb = np.meshgrid(np.arange(nx), np.arange(ny * p + 1), indexing="ij")
+    want = {
+        "a": (g * 0.5 + 1.25).astype(np.float32),
+        "b": (jb[0] + 100 * jb[1]).astype(np.int32),
+        "c": (i + 10 * j + 10**12 * k).astype(np.int64),
+        "d": np.sin(0.1 * i) + np.cos(0.2 * j) + 0.01 * k,
+    }
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        for name, field in want.items():
+            f = field.astype(np.float64)
+            ref = {"count": f.size, "sum": f.sum(), "mean": f.mean(), "min": f.min(),
+                   "max": f.max(), "std": f.std()}
+            for stat, v in ref.items():
+                got = ds[f"{name}_{stat}"].values[0]
+                assert got == pytest.approx(v, rel=1e-12), (name, stat, got, v)
