@@ -8,12 +8,13 @@ computes the same statistics with numpy on the whole field.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from insitu import api
 from insitu.decomposition import cartesian_box, process_grid
 
 HALO_GARBAGE = 1.0e30
-STATS = ["count", "sum", "mean", "min", "max", "std", "var", "nan_count"]
+STATS = ["count", "sum", "mean", "min", "max", "std", "var", "nan_count", "inf_count"]
 
 CASES = {
     # name: (global shape, order, dtype, halo, NaN fraction)
@@ -21,6 +22,7 @@ CASES = {
     "c2d-uneven": ((97, 131), "C", np.float64, 1, 0.0),
     "f2d-uneven": ((131, 97), "F", np.float64, 2, 0.0),
     "f3d-nan": ((23, 17, 7), "F", np.float64, 1, 0.03),
+    "c2d-allnan": ((9, 13), "C", np.float64, 1, 1.0),
     "c1d-f32": ((1001,), "C", np.float32, 3, 0.0),
     "c2d-i32": ((50, 61), "C", np.int32, 1, 0.0),
     "c3d-i64": ((9, 10, 11), "C", np.int64, 0, 0.0),
@@ -36,6 +38,9 @@ def global_field(shape, dtype, nan_frac, step):
         if nan_frac:
             h = (sum(i * (31 + 7 * k) for k, i in enumerate(idx)) * 2654435761.0) % 1000.0
             f[h < 1000.0 * nan_frac] = np.nan
+            if nan_frac < 1:
+                f.flat[::97] = np.inf  # some infinities, too
+                f.flat[5::97] = -np.inf
         return f.astype(dtype)
     return np.round(1000.0 * x + step).astype(dtype)
 
@@ -78,11 +83,17 @@ def run_case(comm, case: str, steps: int = 2, output=None, copies: int = 1) -> d
 def expected_stats(case: str, step: int, prefix="f") -> dict:
     gshape, order, dtype, halo, nan_frac = CASES[case]
     a = global_field(gshape, dtype, nan_frac, step).astype(np.float64)
-    valid = ~np.isnan(a)
-    return {f"{prefix}_count": int(valid.sum()), f"{prefix}_sum": np.nansum(a),
-            f"{prefix}_mean": np.nanmean(a), f"{prefix}_min": np.nanmin(a),
-            f"{prefix}_max": np.nanmax(a), f"{prefix}_std": np.nanstd(a),
-            f"{prefix}_var": np.nanvar(a), f"{prefix}_nan_count": int((~valid).sum())}
+    fin = a[np.isfinite(a)]
+    empty = fin.size == 0
+    with np.errstate(all="ignore"):
+        return {f"{prefix}_count": int(fin.size), f"{prefix}_sum": fin.sum(),
+                f"{prefix}_mean": np.nan if empty else fin.mean(),
+                f"{prefix}_min": np.nan if empty else fin.min(),
+                f"{prefix}_max": np.nan if empty else fin.max(),
+                f"{prefix}_std": np.nan if empty else fin.std(),
+                f"{prefix}_var": np.nan if empty else fin.var(),
+                f"{prefix}_nan_count": int(np.isnan(a).sum()),
+                f"{prefix}_inf_count": int(np.isinf(a).sum())}
 
 
 def check_against_numpy(case: str, results: dict, rel: float = 1e-12) -> None:
@@ -94,5 +105,5 @@ def check_against_numpy(case: str, results: dict, rel: float = 1e-12) -> None:
         assert set(got) == set(want), (sorted(got), sorted(want))
         for k, v in want.items():
             assert got[k] == (v if isinstance(v, int) else
-                              __import__("pytest").approx(v, rel=rel, abs=1e-300)), \
+                              pytest.approx(v, rel=rel, abs=1e-300, nan_ok=True)), \
                 f"{case} step {step} {k}: insitu {got[k]!r} numpy {v!r}"

@@ -1,9 +1,10 @@
-"""Global statistics of a field: count, sum, mean, min, max, std, var, NaN count.
+"""Global statistics of a field: count, sum, mean, min, max, std, var, NaN and Inf counts.
 
 Each rank runs the one-pass :func:`~insitu.kernels.moments.moments` kernel on
 its interior view; the partials join the step's single batched reduction.
-NaNs are skipped and counted, as ``np.nan*`` would (documented in the
-README); ``std`` and ``var`` are population values (``ddof=0``).
+NaN and +-Inf are skipped and counted (``nan_count``, ``inf_count``); the
+other statistics are those of the finite values (documented in the README).
+``std`` and ``var`` are population values (``ddof=0``).
 """
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from ..kernels import moments as km
 from ..reduction import MAX, MIN, MOMENTS, SUM
 from .base import Analysis, Variable
 
-ALL_STATS = ("count", "sum", "mean", "min", "max", "std", "var", "nan_count")
-DEFAULT_STATS = ("count", "sum", "mean", "min", "max", "std", "nan_count")
+ALL_STATS = ("count", "sum", "mean", "min", "max", "std", "var", "nan_count", "inf_count")
+DEFAULT_STATS = ("count", "sum", "mean", "min", "max", "std", "nan_count", "inf_count")
+COUNTS = ("count", "nan_count", "inf_count")
 
 _METHOD = {"sum": "sum", "mean": "mean", "min": "minimum", "max": "maximum",
            "std": "standard_deviation", "var": "variance"}
-_LONG = {"count": "number of non-NaN values of", "sum": "sum of", "mean": "mean of",
+_LONG = {"count": "number of finite values of", "sum": "sum of", "mean": "mean of",
          "min": "minimum of", "max": "maximum of", "std": "standard deviation of",
-         "var": "variance of", "nan_count": "number of NaN values of"}
+         "var": "variance of", "nan_count": "number of NaN values of",
+         "inf_count": "number of infinite values of"}
 
 
 class Stats(Analysis):
@@ -37,12 +40,13 @@ class Stats(Analysis):
     def bind(self, specs, meta, plan):
         spec = specs[self.cfg["field"]]
         self.stats = tuple(self.cfg["stats"])
-        # Slots: moments triple, sum, min, max, nan count.
+        # Slots: moments triple, sum, min, max, NaN and Inf counts.
         self._mom = plan.reserve(MOMENTS)
         self._sum = plan.reserve(SUM)
         self._min = plan.reserve(MIN)
         self._max = plan.reserve(MAX)
         self._nan = plan.reserve(SUM)
+        self._inf = plan.reserve(SUM)
         self._local = np.empty(len(km.FIELDS), dtype=np.float64)
         units = meta.get("units", "1")
         long_name = meta.get("long_name") or spec.name
@@ -52,12 +56,12 @@ class Stats(Analysis):
         for stat in self.stats:
             vname = f"{self.name}_{stat}"
             attrs = {"long_name": f"{_LONG[stat]} {long_name}",
-                     "units": "1" if stat in ("count", "nan_count") else
+                     "units": "1" if stat in COUNTS else
                      (f"({units})2" if stat == "var" and units != "1" else units),
                      "insitu_analysis": self.kind, "insitu_field": spec.name}
             if stat in _METHOD:
                 attrs["cell_methods"] = f"{over} {_METHOD[stat]}"
-            dtype = np.dtype(np.int64) if stat in ("count", "nan_count") else np.dtype(np.float64)
+            dtype = np.dtype(np.int64) if stat in COUNTS else np.dtype(np.float64)
             self.variables[stat] = vname
             out.append(Variable(vname, dtype, attrs))
         return out
@@ -71,6 +75,7 @@ class Stats(Analysis):
         record[self._min] = m[km.MIN]
         record[self._max] = m[km.MAX]
         record[self._nan] = m[km.NAN_COUNT]
+        record[self._inf] = m[km.INF_COUNT]
 
     def results(self, record):
         n = record[self._mom]
@@ -83,6 +88,7 @@ class Stats(Analysis):
             "max": np.nan if empty else record[self._max],
             "var": np.nan if empty else record[self._mom + 2] / n,
             "nan_count": int(record[self._nan]),
+            "inf_count": int(record[self._inf]),
         }
         values["std"] = np.sqrt(values["var"])
         return {self.variables[k]: values[k] for k in self.stats}

@@ -1,4 +1,4 @@
-"""One-pass statistics of a slab: count, sum, mean, M2, min, max, NaN count.
+"""One-pass statistics of a slab: count, sum, mean, M2, min, max, NaN and Inf counts.
 
 The slab is read from memory once.  It is walked in blocks of at most
 ``BLOCK`` contiguous elements; each block is summed, then its squared
@@ -10,8 +10,10 @@ the size of the spread, not of the mean (a field of 1e9 +- 1 keeps its
 variance to ~1e-15).  This keeps the accuracy of numpy's two-pass
 ``var`` at the memory traffic of one pass.
 
-NaN values are skipped and counted (``np.nan*`` semantics); infinities are
-data, as in numpy.
+Non-finite values are skipped and counted: NaNs in ``nan_count``, +-Inf in
+``inf_count``.  The statistics are those of the finite values, so one
+blown-up cell shows up as a count instead of turning every summary into
+Inf or NaN.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ import numpy as np
 BLOCK = 2048
 
 #: Layout of the result vector returned by :func:`moments`.
-FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count")
-COUNT, SUM, MEAN, M2, MIN, MAX, NAN_COUNT = range(len(FIELDS))
+FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count")
+COUNT, SUM, MEAN, M2, MIN, MAX, NAN_COUNT, INF_COUNT = range(len(FIELDS))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -34,6 +36,7 @@ def _moments3(a, out):  # pragma: no cover - compiled
     lo = np.inf
     hi = -np.inf
     nans = 0.0
+    infs = 0.0
     n0, n1, n2 = a.shape
     shift = 0.0
     found = False
@@ -41,7 +44,7 @@ def _moments3(a, out):  # pragma: no cover - compiled
         for j in range(n1):
             for k in range(n2):
                 x = a[i, j, k]
-                if x == x:
+                if x == x and abs(float(x)) != np.inf:
                     shift = float(x)
                     found = True
                     break
@@ -59,10 +62,12 @@ def _moments3(a, out):  # pragma: no cover - compiled
                 by = 0.0
                 for k in range(start, stop):
                     x = a[i, j, k]
+                    xf = float(x)
                     if x != x:
                         nans += 1.0
+                    elif abs(xf) == np.inf:
+                        infs += 1.0
                     else:
-                        xf = float(x)
                         bn += 1.0
                         bs += xf
                         by += xf - shift
@@ -74,9 +79,9 @@ def _moments3(a, out):  # pragma: no cover - compiled
                     bmean = by / bn
                     bm2 = 0.0
                     for k in range(start, stop):
-                        x = a[i, j, k]
-                        if x == x:
-                            d = (float(x) - shift) - bmean
+                        xf = float(a[i, j, k])
+                        if xf == xf and abs(xf) != np.inf:
+                            d = (xf - shift) - bmean
                             bm2 += d * d
                     nn = n + bn
                     delta = bmean - mean
@@ -92,6 +97,7 @@ def _moments3(a, out):  # pragma: no cover - compiled
     out[4] = lo
     out[5] = hi
     out[6] = nans
+    out[7] = infs
 
 
 def as_c_order_3d(view: np.ndarray) -> np.ndarray:
@@ -126,9 +132,9 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     Returns
     -------
     ndarray
-        ``count`` (non-NaN values), ``sum``, ``mean``, ``m2`` (sum of squared
-        deviations from the mean), ``min``, ``max``, ``nan_count``.  An empty
-        or all-NaN slab gives count 0, sum 0, mean NaN, min +inf, max -inf,
+        ``count`` (finite values), ``sum``, ``mean``, ``m2`` (sum of squared
+        deviations from the mean), ``min``, ``max``, ``nan_count``,
+        ``inf_count``.  An empty or all-non-finite slab gives count 0, sum 0, mean NaN, min +inf, max -inf,
         the identities of the cross-rank merge.
     """
     if not isinstance(view, np.ndarray):
