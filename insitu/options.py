@@ -54,8 +54,9 @@ CONFIG = s.Record({
     }, default=None),
     "fields": s.MapOf(FIELD, default=None),
     "analyses": s.ListOf(s.Tagged(_analysis_records), nonempty=True),
-    "on_error": s.Enum(["abort"], default="abort",
-                       doc="what an exception in an analysis does"),
+    "on_error": s.Enum(["abort", "skip"], default="abort",
+                       doc="abort: end the job (MPI_Abort); skip: disable the failing "
+                           "analysis on all ranks, record the error, run on"),
     "log_level": s.Enum(["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO"),
 })
 
@@ -72,11 +73,11 @@ def parse(data: Any, source: str = "<config>") -> dict:
         out["fields"] = {}
     names = {}
     for i, a in enumerate(out["analyses"]):
-        name = a.get("name") or a.get("field")
-        if name in names:
-            raise ConfigError(f"analyses[{i}].name: duplicate analysis name {name!r} "
-                              f"(also analyses[{names[name]}]); give one a 'name'")
-        names[name] = i
+        key = (a["kind"], a.get("name") or a.get("field"))
+        if key in names:
+            raise ConfigError(f"analyses[{i}].name: duplicate {key[0]} analysis name {key[1]!r} "
+                              f"(also analyses[{names[key]}]); give one a 'name'")
+        names[key] = i
     return out
 
 

@@ -23,7 +23,7 @@ from . import __version__, analyses as _analyses
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
 from .fields import DTYPE_CODES, FieldError, FieldSlot, make_spec
-from .reduction import MAX, MIN, ReductionPlan
+from .reduction import MAX, MIN, SUM, ReductionPlan
 from .writer import H5Writer, MemoryWriter
 
 log = logging.getLogger("insitu")
@@ -44,7 +44,10 @@ class Session:
         self.comm = comm
         self.cfg = cfg
         self.host = host
-        self.analyses = _analyses.build(cfg["analyses"])
+        self.analyses = _analyses.build(cfg["analyses"], comm.rank, comm.size)
+        self.on_error = cfg["on_error"]
+        self.disabled: dict[int, int] = {}   # analysis index -> step it was disabled at
+        self.errors: list[dict] = []
         self.slots: dict[str, FieldSlot] = {}
         self.decomposition: dict[str, dict] = {}
         self.plan = ReductionPlan()
@@ -143,14 +146,22 @@ class Session:
         """At the first step: resolve analyses against the declared fields,
         build the batched reduction plan and define the output variables."""
         variables = []
+        self._slots_of = {}
+        self._err_count, self._err_rank = {}, {}
         for a in self.analyses:
             for f in a.fields:
                 if f not in self.slots:
                     raise FieldError(
                         f"analyses[{a.index}].field: field {f!r} is not declared by the "
                         f"model (declared: {', '.join(self.slots) or 'none'})")
+            start = self.plan.size
             variables += a.bind({n: s.spec for n, s in self.slots.items()},
                                 self.cfg["fields"].get(a.fields[0], {}), self.plan)
+            self._slots_of[a.index] = slice(start, self.plan.size)
+            # How many ranks failed this analysis, and the first of them: part
+            # of the same record, so agreeing on a failure costs no collective.
+            self._err_count[a.index] = self.plan.reserve(SUM)
+            self._err_rank[a.index] = self.plan.reserve(MIN)
         self._step_min = self.plan.reserve(MIN)
         self._step_max = self.plan.reserve(MAX)
         self.plan.freeze()
@@ -161,36 +172,44 @@ class Session:
                                  "give the analyses distinct 'name's")
             seen[v.name] = v
         cadences = {a.every for a in self.analyses}
-        self.writer.define(variables, self.provenance(), fill=len(cadences) > 1)
+        fill = len(cadences) > 1 or self.on_error == "skip"
+        self.writer.define(variables, self.provenance(), fill=fill)
         self.bound = True
 
     def step(self, step: int, time: float) -> dict:
-        """Run the analyses due at ``step`` (collective); return their results."""
+        """Run the analyses due at ``step`` (collective); return their results.
+
+        Phases: every due analysis reduces its local views into its slots of
+        the step's record; ONE reduction combines the record across ranks,
+        including each analysis's failure flags; then results are formed and
+        written.  With ``on_error: abort`` a local failure ends the job at
+        once.  With ``on_error: skip`` the failing rank puts identities in
+        the analysis's slots and raises its flag, so after the reduction all
+        ranks agree the analysis failed, drop its results and disable it,
+        and no rank is left waiting in a collective.
+        """
         if self.closed:
             raise StateError("step after finalize")
         if not self.bound:
             self._bind()
         step = int(step)
-        due = [a for a in self.analyses if a.due(step)]
+        due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
             return {}
         record = self.plan.reset()
-        current = None
-        try:
-            views = {}
-            for a in due:
-                for f in a.fields:
-                    if f not in views:
-                        slot = self.slots[f]
-                        if slot.view is None:
-                            raise FieldError(f"field {f!r} on rank {self.comm.rank}: declared "
-                                             f"but never exposed before step {step}")
-                        views[f] = slot.view
-            for a in due:
-                current = a
-                a.local(views, record)
-        except Exception as exc:  # noqa: BLE001 - policy decides
-            self._analysis_failed(exc, current, step)
+        failures = {}
+        for a in due:
+            try:
+                views = {f: self._view(f, step) for f in a.fields}
+                a.local(views, record, step)
+            except Exception as exc:  # noqa: BLE001 - the policy decides
+                if self.on_error == "abort":
+                    self._abort(exc, a, step)
+                failures[a.index] = exc
+                sl = self._slots_of[a.index]
+                record[sl] = self.plan.identity[sl]
+                record[self._err_count[a.index]] = 1
+                record[self._err_rank[a.index]] = self.comm.rank
         record[self._step_min] = step
         record[self._step_max] = step
         self.comm.reduce_record(self.plan)
@@ -199,25 +218,56 @@ class Session:
                             f"from {record[self._step_min]:.0f} to {record[self._step_max]:.0f}")
         values = {}
         for a in due:
-            values.update(a.results(record))
+            if record[self._err_count[a.index]] > 0:
+                self._skip(a, step, failures.get(a.index))
+            else:
+                values.update(a.results(record))
         self.writer.append(step, float(time), values)
         self.steps_written += 1
         self.last_results = values
         return values
 
-    def _analysis_failed(self, exc: BaseException, analysis, step: int) -> None:
+    def _view(self, name: str, step: int):
+        slot = self.slots[name]
+        if slot.view is None:
+            raise FieldError(f"field {name!r} on rank {self.comm.rank}: declared but never "
+                             f"exposed before step {step}")
+        return slot.view
+
+    def _abort(self, exc: BaseException, analysis, step: int) -> None:
         """``on_error: abort``: say what failed where, then end the whole job.
 
         One rank's exception must never leave the others waiting in the
         step's collective, so this does not return.
         """
-        what = analysis.where if analysis is not None else "field binding"
-        log.critical("rank %d, step %d, %s failed: %s: %s\n%s", self.comm.rank, step, what,
-                     type(exc).__name__, exc, "".join(traceback.format_exception(exc)))
+        log.critical("rank %d, step %d, %s failed: %s: %s (on_error: abort, ending the job)\n%s",
+                     self.comm.rank, step, analysis.where, type(exc).__name__, exc,
+                     "".join(traceback.format_exception(exc)))
         for h in log.handlers:
             h.flush()
         self.comm.abort(1)
         raise exc  # only reached with a fake communicator
+
+    def _skip(self, analysis, step: int, exc: Optional[BaseException]) -> None:
+        """``on_error: skip``: every rank disables ``analysis`` and records why.
+
+        The report (message and traceback) comes from the lowest failing
+        rank, broadcast so that every rank writes the same attribute.
+        """
+        first = int(self.plan.record[self._err_rank[analysis.index]])
+        nfailed = int(self.plan.record[self._err_count[analysis.index]])
+        text = None
+        if self.comm.rank == first:
+            text = f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc))
+        text = self.comm.bcast_str(text, root=first)
+        self.disabled[analysis.index] = step
+        report = {"step": step, "analysis": analysis.where, "first_rank": first,
+                  "ranks_failed": nfailed, "error": text.splitlines()[0], "traceback": text}
+        self.errors.append(report)
+        self.writer.set_attrs({"insitu_errors": self.errors})
+        log.error("step %d: %s failed on %d rank(s), first rank %d: %s; disabled on all "
+                  "ranks (on_error: skip)", step, analysis.where, nfailed, first,
+                  report["error"])
 
     # -- end -------------------------------------------------------------
     def provenance(self) -> dict:

@@ -36,15 +36,43 @@ def mpi_env(extra=None) -> dict:
     return env
 
 
+def session_pids(sid: int) -> list[int]:
+    """Every process in session ``sid``.
+
+    Open MPI gives each rank its own process group, so killing mpiexec's
+    group would leave the ranks running; the session holds them all.
+    """
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # field 6 of stat: session id
+            pids.append(int(entry))
+    return pids
+
+
+def kill_session(sid: int) -> None:
+    for pid in session_pids(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def run(cmd, timeout: float, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in its own process group; kill the group on timeout."""
+    """Run ``cmd`` in its own session; kill the whole session on timeout."""
     proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd or ROOT, env=env or mpi_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_session(proc.pid)
         out, err = proc.communicate()
         pytest.fail(f"timed out after {timeout}s (a hang?): {' '.join(map(str, cmd))}\n"
                     f"--- stdout\n{out[-4000:]}\n--- stderr\n{err[-4000:]}")

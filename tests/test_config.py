@@ -28,7 +28,7 @@ BAD = [
     ({"analyses": [{"kind": "stats", "field": "T", "evry": 3}]},
      "analyses[0].evry: unknown key"),
     ({"analyses": [{"kind": "stats", "field": "T"}, {"kind": "stats", "field": "T"}]},
-     "duplicate analysis name 'T'"),
+     "duplicate stats analysis name 'T'"),
     ({**GOOD, "outptu": {}}, "outptu: unknown key"),
     ({**GOOD, "output": {"path": 3}}, "output.path: expected a string, got 3"),
     ({**GOOD, "output": {"overwrite": "yes"}}, "output.overwrite: expected true or false"),

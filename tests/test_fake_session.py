@@ -76,25 +76,44 @@ def test_ranks_disagreeing_on_step_are_caught():
         FakeWorld(2).run(body)
 
 
-def test_analysis_exception_aborts_instead_of_hanging(monkeypatch):
-    from insitu.analyses.stats import Stats
+def _faulty(policy, ranks):
+    cfg = config()
+    cfg["on_error"] = policy
+    cfg["analyses"].append({"kind": "fault", "field": "f", "at_step": 2, "ranks": ranks})
+    return cfg
 
-    real = Stats.local
 
-    def boom(self, views, record):
-        raise ZeroDivisionError("injected")
+def _drive(comm, cfg, steps=3):
+    s = api.init(comm, cfg)
+    try:
+        api.declare_field("f", np.float64, (8,), (8 // comm.size * comm.rank,),
+                          (8 // comm.size,))
+        out = []
+        for step in range(1, steps + 1):
+            api.expose("f", np.arange(8 // comm.size, dtype=np.float64) + step)
+            out.append(api.step(step, 0.0))
+        return out, s.errors, s.writer
+    finally:
+        api.finalize()
 
-    def body(comm):
-        if comm.rank == 1:
-            monkeypatch.setattr(Stats, "local", boom)
-        api.init(comm, config())
-        try:
-            api.declare_field("f", np.float64, (8,), (4 * comm.rank,), (4,))
-            api.expose("f", np.zeros(4))
-            api.step(1, 0.0)
-        finally:
-            monkeypatch.setattr(Stats, "local", real)
-            api.finalize()
 
-    with pytest.raises((CommError, ZeroDivisionError)):
-        FakeWorld(2, timeout=20).run(body)
+@pytest.mark.parametrize("ranks", ["first", "last", "random", "all", "1"])
+def test_abort_policy_never_hangs(ranks):
+    from insitu.analyses import InjectedFault
+    with pytest.raises((CommError, InjectedFault)):
+        FakeWorld(4, timeout=20).run(_drive, _faulty("abort", ranks))
+
+
+@pytest.mark.parametrize("ranks", ["first", "last", "random", "all"])
+def test_skip_policy_disables_on_all_ranks_and_records(ranks):
+    outs = FakeWorld(4, timeout=20).run(_drive, _faulty("skip", ranks))
+    for results, errors, writer in outs:
+        assert len(errors) == 1 and errors[0]["step"] == 2
+        assert "InjectedFault: injected fault" in errors[0]["error"]
+        assert "Traceback" in errors[0]["traceback"]
+        assert [len(r) for r in results] == [len(results[0])] * 3  # stats kept running
+        assert writer.attrs["insitu_errors"] == errors
+    if ranks == "all":
+        assert outs[0][1][0]["ranks_failed"] == 4 and outs[0][1][0]["first_rank"] == 0
+    if ranks == "last":
+        assert outs[0][1][0]["first_rank"] == 3

@@ -1,13 +1,14 @@
 """Built-in analyses, by the ``kind`` the config names them with."""
 from .base import Analysis, AnalysisError, Variable
+from .fault import Fault, InjectedFault
 from .stats import Stats
 
-REGISTRY: dict[str, type[Analysis]] = {cls.kind: cls for cls in (Stats,)}
+REGISTRY: dict[str, type[Analysis]] = {cls.kind: cls for cls in (Stats, Fault)}
 
 
-def build(cfg_analyses: list[dict]) -> list[Analysis]:
+def build(cfg_analyses: list[dict], rank: int = 0, size: int = 1) -> list[Analysis]:
     """Instantiate the analyses of a validated config, in config order."""
-    return [REGISTRY[a["kind"]](i, a) for i, a in enumerate(cfg_analyses)]
+    return [REGISTRY[a["kind"]](i, a, rank, size) for i, a in enumerate(cfg_analyses)]
 
 
-__all__ = ["Analysis", "AnalysisError", "Variable", "REGISTRY", "build"]
+__all__ = ["Analysis", "AnalysisError", "InjectedFault", "Variable", "REGISTRY", "build"]

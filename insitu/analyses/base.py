@@ -34,9 +34,11 @@ class Analysis:
     kind: str = ""
     schema = None  # a schema.Record, set by subclasses
 
-    def __init__(self, index: int, cfg: dict) -> None:
+    def __init__(self, index: int, cfg: dict, rank: int = 0, size: int = 1) -> None:
         self.index = index
         self.cfg = cfg
+        self.rank = rank
+        self.size = size
         self.every = cfg["every"]
         self.name = cfg.get("name") or cfg.get("field")
         self.where = f"analyses[{index}] ({self.kind} {self.name!r})"
@@ -52,7 +54,7 @@ class Analysis:
              plan: ReductionPlan) -> list[Variable]:
         raise NotImplementedError
 
-    def local(self, views: Mapping[str, np.ndarray], record: np.ndarray) -> None:
+    def local(self, views: Mapping[str, np.ndarray], record: np.ndarray, step: int) -> None:
         raise NotImplementedError
 
     def results(self, record: np.ndarray) -> dict[str, float]:

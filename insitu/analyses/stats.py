@@ -66,7 +66,7 @@ class Stats(Analysis):
             out.append(Variable(vname, dtype, attrs))
         return out
 
-    def local(self, views, record):
+    def local(self, views, record, step):
         m = km.moments(views[self.cfg["field"]], self._local)
         record[self._mom] = m[km.COUNT]
         record[self._mom + 1] = m[km.MEAN]
