@@ -157,3 +157,28 @@ def test_sigkill_leaves_a_readable_file(victim, tmp_path):
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         means = ds["T_mean"].values
     np.testing.assert_allclose(means, [ref[s].mean() for s in steps], rtol=1e-12)
+
+
+def test_unwritable_output_is_reported_at_init(tmp_path):
+    r = mpirun(3, [PYTHON, "-m", "insitu.run", "--steps", 5, "--output",
+                   tmp_path / "no" / "such" / "dir" / "o.h5"], timeout=60, check=False)
+    assert r.returncode != 0
+    assert "does not exist" in r.stderr and "no/such/dir" in r.stderr
+
+
+def test_analysis_of_undeclared_field_names_it(tmp_path):
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text(f"output: {{path: {tmp_path / 'q.h5'}}}\n"
+                   "analyses: [{kind: stats, field: Q}]\n")
+    r = mpirun(2, [PYTHON, "-m", "insitu.run", "--config", cfg, "--steps", 3], timeout=60,
+               check=False)
+    assert r.returncode != 0
+    assert "field 'Q' is not declared by the model (declared: T)" in r.stderr
+
+
+def test_fortran_model_stops_when_python_cannot_start(fortran_dir, tmp_path):
+    cfg = _config(tmp_path, tmp_path / "x.h5", "abort", "first")
+    r = mpirun(2, [fortran_dir / "heat2d", cfg, 20, 20, 3], timeout=60, check=False,
+               env=mpi_env({"INSITU_PYTHON": str(tmp_path / "nowhere" / "bin" / "python")}))
+    assert r.returncode != 0
+    assert "insitu_init failed" in r.stderr and "embedded Python" in r.stderr
