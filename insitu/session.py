@@ -29,6 +29,17 @@ from .writer import H5Writer, MemoryWriter
 log = logging.getLogger("insitu")
 
 
+def _unique(coords):
+    """Coordinates by name; two analyses may share one (the same bins, say)."""
+    out = {}
+    for c in coords:
+        if c.name in out and not np.array_equal(out[c.name].values, c.values):
+            raise FieldError(f"coordinate {c.name!r} is defined twice with different values; "
+                             "give the analyses distinct names")
+        out.setdefault(c.name, c)
+    return list(out.values())
+
+
 class StateError(RuntimeError):
     """A call came out of order (step before init, declare after the first step...)."""
 
@@ -145,7 +156,7 @@ class Session:
     def _bind(self) -> None:
         """At the first step: resolve analyses against the declared fields,
         build the batched reduction plan and define the output variables."""
-        variables = []
+        variables, coords = [], []
         self._slots_of = {}
         self._err_count, self._err_rank = {}, {}
         for a in self.analyses:
@@ -157,6 +168,7 @@ class Session:
             start = self.plan.size
             variables += a.bind({n: s.spec for n, s in self.slots.items()},
                                 self.cfg["fields"].get(a.fields[0], {}), self.plan)
+            coords += a.coords
             self._slots_of[a.index] = slice(start, self.plan.size)
             # How many ranks failed this analysis, and the first of them: part
             # of the same record, so agreeing on a failure costs no collective.
@@ -173,7 +185,7 @@ class Session:
             seen[v.name] = v
         cadences = {a.every for a in self.analyses}
         fill = len(cadences) > 1 or self.on_error == "skip"
-        self.writer.define(variables, self.provenance(), fill=fill)
+        self.writer.define(variables, _unique(coords), self.provenance(), fill=fill)
         self.bound = True
 
     def step(self, step: int, time: float) -> dict:

@@ -2,16 +2,19 @@
 
 Layout::
 
-    /time        (time)  float64, dimension scale, CF units/calendar
-    /step        (time)  int64, coordinate (named in each variable's
-                         ``coordinates`` attribute)
-    /<var>       (time)  one per scalar result, CF attributes
+    /time          (time)  float64, dimension scale, CF units/calendar
+    /step          (time)  int64, coordinate (named in ``coordinates``)
+    /<dim>         (dim)   a dimension scale per other dimension, with its
+                           coordinate values (bin centres, coarse cells, ...)
+    /<coord>       (...)   auxiliary coordinates (probe positions, bounds)
+    /<var>         (time, ...)  one per result, CF attributes
 
-The file is opened with h5py's ``mpio`` driver on the session's communicator.
-HDF5 requires every metadata change (create, resize, attribute, flush,
-close) to be made by all ranks in the same order, so every method here is
-collective; raw values are written by rank 0 alone (independent I/O), since
-every rank holds the same reduced numbers.
+The file is opened with h5py's ``mpio`` driver on the session's
+communicator.  HDF5 requires every metadata change (create, resize,
+attribute, flush, close) to be made by all ranks in the same order, so every
+method here is collective.  Replicated results (the same on every rank) are
+written by rank 0 alone, independently; distributed results are written
+collectively, each rank selecting its own hyperslab (or nothing).
 
 :class:`MemoryWriter` has the same interface and keeps results in lists; the
 fake-communicator unit tests use it.
@@ -25,7 +28,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .analyses.base import Variable
+from .analyses.base import Coord, Piece, Variable
 
 log = logging.getLogger("insitu")
 
@@ -53,6 +56,26 @@ def check_output_path(path: str, overwrite: bool) -> str | None:
     return None
 
 
+def _attr(v):
+    return v if isinstance(v, (str, int, float, np.ndarray, np.generic)) else json.dumps(v)
+
+
+def dimension_sizes(variables: Sequence[Variable], coords: Sequence[Coord]) -> dict:
+    """Every non-time dimension and its size; refuse two sizes for one name."""
+    sizes: dict[str, int] = {}
+    owners: dict[str, str] = {}
+    items = [(v.name, v.dims, v.shape) for v in variables] + \
+            [(c.name, c.dims, c.values.shape) for c in coords]
+    for name, dims, shape in items:
+        for d, n in zip(dims, shape):
+            if d in sizes and sizes[d] != n:
+                raise OutputError(f"dimension {d!r} has size {sizes[d]} in {owners[d]!r} but "
+                                  f"{n} in {name!r}; give one of them another name")
+            sizes[d] = int(n)
+            owners[d] = name
+    return sizes
+
+
 class H5Writer:
     def __init__(self, comm, path: str, overwrite: bool, time_attrs: Mapping,
                  flush_every: int = 1) -> None:
@@ -74,12 +97,14 @@ class H5Writer:
             raise OutputError(f"cannot create {path!r} with parallel HDF5: {exc}") from None
         self.length = 0
         self.datasets: dict[str, object] = {}
+        self._vars: dict[str, Variable] = {}
         self._order: list[str] = []
-        self._fill: dict[str, object] = {}
 
-    def define(self, variables: Sequence[Variable], file_attrs: Mapping, fill: bool) -> None:
-        """Create the time axis and one variable per result (collective)."""
+    def define(self, variables: Sequence[Variable], coords: Sequence[Coord],
+               file_attrs: Mapping, fill: bool) -> None:
+        """Create dimensions, coordinates and one variable per result (collective)."""
         f = self.file
+        sizes = dimension_sizes(variables, coords)
         time = f.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(CHUNK,))
         time.make_scale("time")
         for k, v in {"standard_name": "time", "long_name": "model time", "axis": "T",
@@ -92,45 +117,91 @@ class H5Writer:
         step.attrs["units"] = "1"
         self.datasets = {"time": time, "step": step}
         self._order = ["time", "step"]
+        scales = {"time": time}
+        given = {c.name: c for c in coords}
+        for d, n in sizes.items():  # dimension coordinates: given values, or an index
+            c = given.get(d)
+            values = c.values if c is not None and c.dims == (d,) else np.arange(n)
+            ds = f.create_dataset(d, data=values if self.comm.rank == 0 else None,
+                                  shape=values.shape, dtype=values.dtype)
+            ds.make_scale(d)
+            for k, v in (c.attrs if c is not None and c.dims == (d,) else
+                         {"long_name": f"index along {d}", "units": "1"}).items():
+                ds.attrs[k] = _attr(v)
+            scales[d] = ds
+        for c in coords:  # auxiliary coordinates
+            if c.dims == (c.name,):
+                continue
+            ds = f.create_dataset(c.name, shape=c.values.shape, dtype=c.values.dtype)
+            if self.comm.rank == 0:
+                ds[...] = c.values
+            for i, d in enumerate(c.dims):
+                ds.dims[i].attach_scale(scales[d])
+            for k, v in c.attrs.items():
+                ds.attrs[k] = _attr(v)
         for var in variables:
             fillvalue = None
-            if fill:
+            if fill or var.distributed:
                 fillvalue = np.float64(np.nan) if var.dtype.kind == "f" else INT_FILL
-            ds = f.create_dataset(var.name, shape=(0,), maxshape=(None,), dtype=var.dtype,
-                                  chunks=(CHUNK,), fillvalue=fillvalue)
+            chunks = (CHUNK,) if not var.shape else (1, *var.shape)
+            ds = f.create_dataset(var.name, shape=(0, *var.shape), maxshape=(None, *var.shape),
+                                  dtype=var.dtype, chunks=chunks, fillvalue=fillvalue)
             ds.dims[0].attach_scale(time)
+            for i, d in enumerate(var.dims):
+                ds.dims[i + 1].attach_scale(scales[d])
             if fillvalue is not None:
                 ds.attrs["_FillValue"] = np.array(fillvalue, dtype=var.dtype)
-            for k, v in var.attrs.items():
-                ds.attrs[k] = v
-            ds.attrs["coordinates"] = "step"
+            attrs = dict(var.attrs)
+            attrs["coordinates"] = " ".join(["step", *attrs.get("coordinates", "").split()])
+            for k, v in attrs.items():
+                ds.attrs[k] = _attr(v)
             self.datasets[var.name] = ds
+            self._vars[var.name] = var
             self._order.append(var.name)
-            self._fill[var.name] = fillvalue
         for k, v in file_attrs.items():
-            f.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v)
+            f.attrs[k] = _attr(v)
         f.flush()
 
     def append(self, step: int, time: float, values: Mapping[str, object]) -> None:
-        """Add one output step (collective); variables missing from ``values``
-        get their fill value."""
+        """Add one output step (collective).  A variable missing from
+        ``values`` keeps its fill value at this step."""
         n = self.length
         for name in self._order:
-            self.datasets[name].resize((n + 1,))
+            ds = self.datasets[name]
+            ds.resize((n + 1, *ds.shape[1:]))
         if self.comm.rank == 0:
             self.datasets["time"][n] = time
             self.datasets["step"][n] = step
             for name in self._order[2:]:
-                value = values.get(name, self._fill[name])
-                if value is not None:
-                    self.datasets[name][n] = value
+                if not self._vars[name].distributed and name in values:
+                    self.datasets[name][n] = values[name]
+        for name in self._order[2:]:
+            if self._vars[name].distributed and name in values:
+                self._write_piece(self.datasets[name], n, values[name])
         self.length = n + 1
         if self.length % self.flush_every == 0:
             self.file.flush()
 
+    def _write_piece(self, ds, n: int, piece: Piece | None) -> None:
+        """Collective write of this rank's hyperslab (or of nothing)."""
+        from h5py import h5fd, h5p, h5s
+        fspace = ds.id.get_space()
+        if piece is None or piece.values.size == 0:
+            fspace.select_none()
+            mspace = h5s.create_simple((1,))
+            mspace.select_none()
+            data = np.zeros(1, dtype=ds.dtype)
+        else:
+            data = np.ascontiguousarray(piece.values, dtype=ds.dtype)
+            fspace.select_hyperslab((n, *piece.start), (1, *data.shape))
+            mspace = h5s.create_simple(data.shape)
+        dxpl = h5p.create(h5p.DATASET_XFER)
+        dxpl.set_dxpl_mpio(h5fd.MPIO_COLLECTIVE)
+        ds.id.write(mspace, fspace, data, dxpl=dxpl)
+
     def set_attrs(self, attrs: Mapping) -> None:
         for k, v in attrs.items():
-            self.file.attrs[k] = v if isinstance(v, (str, int, float)) else json.dumps(v)
+            self.file.attrs[k] = _attr(v)
 
     def close(self) -> None:
         if getattr(self, "file", None) is not None and self.file.id.valid:
@@ -139,16 +210,21 @@ class H5Writer:
 
 
 class MemoryWriter:
-    """Keeps results in memory; the unit tests' stand-in for :class:`H5Writer`."""
+    """Keeps results in memory; the unit tests' stand-in for :class:`H5Writer`.
+
+    Distributed results are kept as this rank's pieces."""
 
     def __init__(self, *args, **kwargs) -> None:
         self.variables: dict[str, Variable] = {}
+        self.coords: dict[str, Coord] = {}
         self.attrs: dict = {}
         self.rows: list[tuple[int, float, dict]] = []
         self.closed = False
 
-    def define(self, variables, file_attrs, fill):
+    def define(self, variables, coords, file_attrs, fill):
+        dimension_sizes(variables, coords)
         self.variables = {v.name: v for v in variables}
+        self.coords = {c.name: c for c in coords}
         self.attrs.update(file_attrs)
 
     def append(self, step, time, values):

@@ -1,5 +1,5 @@
 """Built-in analyses, by the ``kind`` the config names them with."""
-from .base import Analysis, AnalysisError, Variable
+from .base import Analysis, AnalysisError, Coord, Piece, Variable
 from .fault import Fault, InjectedFault
 from .stats import Stats
 
@@ -11,4 +11,5 @@ def build(cfg_analyses: list[dict], rank: int = 0, size: int = 1) -> list[Analys
     return [REGISTRY[a["kind"]](i, a, rank, size) for i, a in enumerate(cfg_analyses)]
 
 
-__all__ = ["Analysis", "AnalysisError", "InjectedFault", "Variable", "REGISTRY", "build"]
+__all__ = ["Analysis", "AnalysisError", "Coord", "InjectedFault", "Piece", "Variable",
+           "REGISTRY", "build"]

@@ -20,10 +20,42 @@ from ..reduction import ReductionPlan
 
 @dataclass
 class Variable:
-    """One output variable along the time dimension."""
+    """One output variable: ``(time, *dims)``.
+
+    ``distributed`` variables are written piecewise: each rank that owns part
+    of the result writes its own hyperslab (a :class:`Piece`), collectively.
+    Other variables hold the same values on every rank, and rank 0 writes
+    them.
+    """
     name: str
     dtype: np.dtype
     attrs: dict = field(default_factory=dict)
+    dims: tuple = ()
+    shape: tuple = ()
+    distributed: bool = False
+
+
+@dataclass
+class Coord:
+    """A coordinate variable written once: a dimension coordinate when
+    ``dims == (name,)``, an auxiliary one otherwise."""
+    name: str
+    values: np.ndarray
+    attrs: dict = field(default_factory=dict)
+    dims: tuple = ()
+
+    def __post_init__(self):
+        self.values = np.asarray(self.values)
+        if not self.dims:
+            self.dims = (self.name,)
+
+
+@dataclass
+class Piece:
+    """This rank's hyperslab of a distributed result: where it starts in the
+    variable's non-time dims, and the values."""
+    start: tuple
+    values: np.ndarray
 
 
 class AnalysisError(ValueError):
@@ -39,6 +71,7 @@ class Analysis:
         self.cfg = cfg
         self.rank = rank
         self.size = size
+        self.coords: list[Coord] = []   # filled by bind
         self.every = cfg["every"]
         self.name = cfg.get("name") or cfg.get("field")
         self.where = f"analyses[{index}] ({self.kind} {self.name!r})"
@@ -57,5 +90,6 @@ class Analysis:
     def local(self, views: Mapping[str, np.ndarray], record: np.ndarray, step: int) -> None:
         raise NotImplementedError
 
-    def results(self, record: np.ndarray) -> dict[str, float]:
+    def results(self, record: np.ndarray) -> dict:
+        """Results after the reduction: name -> scalar, array, or Piece."""
         raise NotImplementedError
