@@ -49,6 +49,10 @@ class BaseComm:
     def abort(self, code: int = 1) -> None:
         raise NotImplementedError
 
+    def split(self, color: int) -> "BaseComm":
+        """Sub-communicator of the ranks with the same ``color`` (collective)."""
+        raise NotImplementedError
+
     def free(self) -> None:
         pass
 
@@ -135,6 +139,10 @@ class MPIComm(BaseComm):
 
     def abort(self, code: int = 1) -> None:
         self._MPI.COMM_WORLD.Abort(code)
+
+    def split(self, color: int) -> "MPIComm":
+        self.collectives += 1
+        return MPIComm(self.comm.Split(int(color), self.rank), owned=True)
 
     def free(self) -> None:
         for rtype, op, _ in self._ops.values():
@@ -235,3 +243,13 @@ class FakeComm(BaseComm):
     def abort(self, code: int = 1) -> None:
         self.world._barrier.abort()
         raise CommError(f"fake rank {self.rank} aborted with code {code}")
+
+    def split(self, color: int) -> "FakeComm":
+        self.collectives += 1
+        colors = self.world.exchange(self.rank, int(color))
+        worlds = None
+        if self.rank == 0:
+            worlds = {c: FakeWorld(colors.count(c)) for c in set(colors)}
+        worlds = self.world.exchange(self.rank, worlds)[0]
+        members = [r for r, c in enumerate(colors) if c == color]
+        return FakeComm(worlds[int(color)], members.index(self.rank))

@@ -71,9 +71,12 @@ def parse(data: Any, source: str = "<config>") -> dict:
             out[key] = CONFIG.fields[key].check({}, key)
     if out["fields"] is None:
         out["fields"] = {}
+    from types import SimpleNamespace
+
+    from .analyses import REGISTRY
     names = {}
     for i, a in enumerate(out["analyses"]):
-        key = (a["kind"], a.get("name") or a.get("field"))
+        key = (a["kind"], a.get("name") or REGISTRY[a["kind"]].default_name(SimpleNamespace(cfg=a)))
         if key in names:
             raise ConfigError(f"analyses[{i}].name: duplicate {key[0]} analysis name {key[1]!r} "
                               f"(also analyses[{names[key]}]); give one a 'name'")

@@ -47,6 +47,16 @@ class ReductionPlan:
         self._kinds.extend([kind] * _WIDTH[kind])
         return start
 
+    def reserve_many(self, kind: str, count: int) -> int:
+        """Reserve ``count`` consecutive values of ``kind``; return the first index.
+
+        For MOMENTS the triples are interleaved: value ``k`` starts at
+        ``first + 3 * k``."""
+        start = len(self._kinds)
+        for _ in range(count):
+            self.reserve(kind)
+        return start
+
     def freeze(self) -> None:
         kinds = self._kinds
         idx = {k: [] for k in _WIDTH}

@@ -70,6 +70,28 @@ class Int(Node):
         return value
 
 
+class Num(Node):
+    """A real number (an integer is accepted as one)."""
+
+    def __init__(self, default=REQUIRED, doc="", minimum=None, maximum=None, open_range=False):
+        super().__init__(default, doc)
+        self.minimum, self.maximum, self.open = minimum, maximum, open_range
+
+    def check(self, value, path):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(path, f"expected a number, got {_show(value)}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            _fail(path, f"expected a finite number, got {value}")
+        lo, hi = self.minimum, self.maximum
+        if self.open:
+            if (lo is not None and value <= lo) or (hi is not None and value >= hi):
+                _fail(path, f"expected a number strictly between {lo} and {hi}, got {value}")
+        elif (lo is not None and value < lo) or (hi is not None and value > hi):
+            _fail(path, f"expected a number in [{lo}, {hi}], got {value}")
+        return value
+
+
 class Enum(Node):
     def __init__(self, choices, default=REQUIRED, doc=""):
         super().__init__(default, doc)

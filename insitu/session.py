@@ -20,6 +20,8 @@ import numpy as np
 import yaml
 
 from . import __version__, analyses as _analyses
+from .analyses.base import AnalysisError, BindContext
+from .groups import ReduceGroup, project
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
 from .fields import DTYPE_CODES, FieldError, FieldSlot, make_spec
@@ -155,21 +157,25 @@ class Session:
     # -- stepping ----------------------------------------------------------
     def _bind(self) -> None:
         """At the first step: resolve analyses against the declared fields,
-        build the batched reduction plan and define the output variables."""
+        build the batched reduction plans and define the output variables."""
         variables, coords = [], []
         self._slots_of = {}
+        self._group_slots = {}
         self._err_count, self._err_rank = {}, {}
+        self.groups: dict = {}
+        specs = {n: s.spec for n, s in self.slots.items()}
+        ctx = BindContext(specs, self.cfg["fields"], self.plan, self.decomposition,
+                          self._group)
         for a in self.analyses:
-            for f in a.fields:
-                if f not in self.slots:
-                    raise FieldError(
-                        f"analyses[{a.index}].field: field {f!r} is not declared by the "
-                        f"model (declared: {', '.join(self.slots) or 'none'})")
+            a.check_fields(specs)
             start = self.plan.size
-            variables += a.bind({n: s.spec for n, s in self.slots.items()},
-                                self.cfg["fields"].get(a.fields[0], {}), self.plan)
+            before = {k: g.plan.size for k, g in self.groups.items()}
+            variables += a.bind(ctx)
             coords += a.coords
             self._slots_of[a.index] = slice(start, self.plan.size)
+            self._group_slots[a.index] = [
+                (g, slice(before.get(k, 0), g.plan.size)) for k, g in self.groups.items()
+                if g.plan.size > before.get(k, 0)]
             # How many ranks failed this analysis, and the first of them: part
             # of the same record, so agreeing on a failure costs no collective.
             self._err_count[a.index] = self.plan.reserve(SUM)
@@ -177,6 +183,10 @@ class Session:
         self._step_min = self.plan.reserve(MIN)
         self._step_max = self.plan.reserve(MAX)
         self.plan.freeze()
+        for g in self.groups.values():
+            g.plan.freeze()
+        self._analysis_groups = {a.index: [g for g, _ in self._group_slots[a.index]]
+                                 for a in self.analyses}
         seen = {}
         for v in variables:
             if v.name in seen or v.name in ("time", "step"):
@@ -187,6 +197,19 @@ class Session:
         fill = len(cadences) > 1 or self.on_error == "skip"
         self.writer.define(variables, _unique(coords), self.provenance(), fill=fill)
         self.bound = True
+
+    def _group(self, field: str, kept: tuple, where: str = "") -> ReduceGroup:
+        """The reduction group of this rank for ``field`` reduced onto ``kept``
+        dims (collective the first time a decomposition structure is seen)."""
+        spec = self.slots[field].spec
+        axes = [spec.dims.index(d) for d in kept]
+        d = self.decomposition[field]
+        projected = project(list(zip(map(tuple, d["offsets"]), map(tuple, d["shapes"]))), axes)
+        key = tuple(projected)
+        if key not in self.groups:
+            kept_shape = tuple(spec.global_shape[a] for a in axes)
+            self.groups[key] = ReduceGroup(self.comm, projected, kept_shape, where)
+        return self.groups[key]
 
     def step(self, step: int, time: float) -> dict:
         """Run the analyses due at ``step`` (collective); return their results.
@@ -209,6 +232,9 @@ class Session:
         if not due:
             return {}
         record = self.plan.reset()
+        groups = {id(g): g for a in due for g in self._analysis_groups[a.index]}
+        for g in groups.values():
+            g.plan.reset()
         failures = {}
         for a in due:
             try:
@@ -220,6 +246,8 @@ class Session:
                 failures[a.index] = exc
                 sl = self._slots_of[a.index]
                 record[sl] = self.plan.identity[sl]
+                for g, gsl in self._group_slots[a.index]:
+                    g.plan.record[gsl] = g.plan.identity[gsl]
                 record[self._err_count[a.index]] = 1
                 record[self._err_rank[a.index]] = self.comm.rank
         record[self._step_min] = step
@@ -228,6 +256,13 @@ class Session:
         if record[self._step_min] != record[self._step_max]:
             raise StepError(f"ranks disagree on the step number at step {step}: they range "
                             f"from {record[self._step_min]:.0f} to {record[self._step_max]:.0f}")
+        # Every rank is in exactly one group of each structure, and all ranks
+        # agree which analyses are due, so these sub-communicator reductions
+        # are matched on every rank.
+        for key in sorted(self.groups, key=str):
+            g = self.groups[key]
+            if id(g) in groups:
+                g.reduce()
         values = {}
         for a in due:
             if record[self._err_count[a.index]] > 0:
@@ -317,7 +352,7 @@ class Session:
                 # A run that never stepped still leaves a readable file.
                 try:
                     self._bind()
-                except FieldError as exc:
+                except (FieldError, AnalysisError) as exc:
                     log.warning("no step was taken and %s", exc)
             self.writer.set_attrs({
                 "insitu_finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -325,5 +360,7 @@ class Session:
             self.writer.close()
         finally:
             self.closed = True
+            for g in getattr(self, "groups", {}).values():
+                g.free()
             self.comm.free()
         log.info("session closed: %d output step(s) written", self.steps_written)

@@ -1,9 +1,14 @@
 """Built-in analyses, by the ``kind`` the config names them with."""
 from .base import Analysis, AnalysisError, Coord, Piece, Variable
+from .coarsen import Coarsen
 from .fault import Fault, InjectedFault
+from .histogram import Histogram
+from .probe import Probe
+from .reduce import Reduce
 from .stats import Stats
 
-REGISTRY: dict[str, type[Analysis]] = {cls.kind: cls for cls in (Stats, Fault)}
+REGISTRY: dict[str, type[Analysis]] = {
+    cls.kind: cls for cls in (Stats, Histogram, Reduce, Coarsen, Probe, Fault)}
 
 
 def build(cfg_analyses: list[dict], rank: int = 0, size: int = 1) -> list[Analysis]:

@@ -10,7 +10,7 @@ results (:meth:`results`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -62,6 +62,25 @@ class AnalysisError(ValueError):
     """An analysis's config does not fit the declared fields."""
 
 
+@dataclass
+class BindContext:
+    """What an analysis sees when it is bound at the first step."""
+    specs: Mapping[str, FieldSpec]
+    fields_cfg: Mapping[str, dict]
+    plan: ReductionPlan
+    decomposition: Mapping[str, dict]
+    #: group(field, kept_dims) -> the ReduceGroup of ranks sharing this
+    #: rank's slab projected onto ``kept_dims`` (collective on first use).
+    group: Callable
+
+    def meta(self, name: str) -> dict:
+        return self.fields_cfg.get(name, {})
+
+    def boxes(self, name: str) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        d = self.decomposition[name]
+        return [(tuple(o), tuple(s)) for o, s in zip(d["offsets"], d["shapes"])]
+
+
 class Analysis:
     kind: str = ""
     schema = None  # a schema.Record, set by subclasses
@@ -73,18 +92,30 @@ class Analysis:
         self.size = size
         self.coords: list[Coord] = []   # filled by bind
         self.every = cfg["every"]
-        self.name = cfg.get("name") or cfg.get("field")
+        self.name = cfg.get("name") or self.default_name()
         self.where = f"analyses[{index}] ({self.kind} {self.name!r})"
+
+    def default_name(self) -> str:
+        return self.cfg.get("field")
 
     @property
     def fields(self) -> tuple[str, ...]:
         return (self.cfg["field"],)
 
+    def check_fields(self, specs) -> None:
+        for f in self.fields:
+            if f not in specs:
+                key = "weights" if f == self.cfg.get("weights") else "field"
+                raise AnalysisError(
+                    f"analyses[{self.index}].{key}: field {f!r} is not declared by the model "
+                    f"(declared: {', '.join(specs) or 'none'})")
+
     def due(self, step: int) -> bool:
         return step % self.every == 0
 
-    def bind(self, specs: Mapping[str, FieldSpec], meta: Mapping[str, dict],
-             plan: ReductionPlan) -> list[Variable]:
+    def bind(self, ctx: BindContext) -> list[Variable]:
+        """Reserve slots, check the config against the fields, describe the
+        variables (and put coordinates in ``self.coords``)."""
         raise NotImplementedError
 
     def local(self, views: Mapping[str, np.ndarray], record: np.ndarray, step: int) -> None:

@@ -30,7 +30,7 @@ class Fault(Analysis):
         "message": s.Str(default="injected fault"),
     })
 
-    def bind(self, specs, meta, plan):
+    def bind(self, ctx):
         which = self.cfg["ranks"]
         size = self.size
         choices = {"first": {0}, "last": {size - 1}, "all": set(range(size)),

@@ -13,7 +13,8 @@ import numpy as np
 from .. import schema as s
 from ..kernels import moments as km
 from ..reduction import MAX, MIN, MOMENTS, SUM
-from .base import Analysis, Variable
+from . import region as rg
+from .base import Analysis, AnalysisError, Variable
 
 ALL_STATS = ("count", "sum", "mean", "min", "max", "std", "var", "nan_count", "inf_count")
 DEFAULT_STATS = ("count", "sum", "mean", "min", "max", "std", "nan_count", "inf_count")
@@ -35,12 +36,29 @@ class Stats(Analysis):
         "every": s.Int(default=1, minimum=1, doc="run at steps that are multiples of this"),
         "stats": s.ListOf(s.Enum(ALL_STATS), default=list(DEFAULT_STATS), nonempty=True,
                           unique=True, doc="which statistics to write"),
+        "weights": s.Str(default=None, doc="a declared field of weights (cell area, "
+                                           "cos(latitude) over one dim): mean, std and var "
+                                           "become weighted"),
+        "region": rg.SCHEMA,
     })
 
-    def bind(self, specs, meta, plan):
-        spec = specs[self.cfg["field"]]
+    @property
+    def fields(self):
+        w = self.cfg["weights"]
+        return (self.cfg["field"],) if w is None else (self.cfg["field"], w)
+
+    def bind(self, ctx):
+        spec = ctx.specs[self.cfg["field"]]
+        meta = ctx.meta(spec.name)
+        rg.check_pairs(self.cfg["region"], f"analyses[{self.index}]")
+        self._rbox = rg.box(spec, self.cfg["region"], f"analyses[{self.index}]")
+        self._slices = rg.local_slices(spec, self._rbox)
+        self._weights = None
+        if self.cfg["weights"]:
+            self._bind_weights(ctx, spec)
         self.stats = tuple(self.cfg["stats"])
         # Slots: moments triple, sum, min, max, NaN and Inf counts.
+        plan = ctx.plan
         self._mom = plan.reserve(MOMENTS)
         self._sum = plan.reserve(SUM)
         self._min = plan.reserve(MIN)
@@ -48,6 +66,9 @@ class Stats(Analysis):
         self._nan = plan.reserve(SUM)
         self._inf = plan.reserve(SUM)
         self._local = np.empty(len(km.FIELDS), dtype=np.float64)
+        if self._weights is not None:
+            self._wmom = plan.reserve(MOMENTS)
+            self._wlocal = np.empty(3, dtype=np.float64)
         units = meta.get("units", "1")
         long_name = meta.get("long_name") or spec.name
         over = " ".join(f"{d}:" for d in spec.dims)
@@ -61,13 +82,56 @@ class Stats(Analysis):
                      "insitu_analysis": self.kind, "insitu_field": spec.name}
             if stat in _METHOD:
                 attrs["cell_methods"] = f"{over} {_METHOD[stat]}"
+                if self._weights is not None and stat in ("mean", "std", "var"):
+                    attrs["cell_methods"] += f" (weighted by {self.cfg['weights']})"
+            if self.cfg["region"]:
+                attrs["insitu_region"] = ", ".join(
+                    f"{d}: [{o}, {o + n})" for d, o, n in zip(spec.dims, *self._rbox))
             dtype = np.dtype(np.int64) if stat in COUNTS else np.dtype(np.float64)
             self.variables[stat] = vname
             out.append(Variable(vname, dtype, attrs))
         return out
 
+    def _bind_weights(self, ctx, spec):
+        wname = self.cfg["weights"]
+        wspec = ctx.specs[wname]
+        where = f"analyses[{self.index}].weights"
+        if not set(wspec.dims) <= set(spec.dims):
+            raise AnalysisError(f"{where}: weight field {wname!r} has dims {wspec.dims}, which "
+                                f"are not among {spec.name!r}'s dims {spec.dims}")
+        axes = [spec.dims.index(d) for d in wspec.dims]
+        for d, a, n in zip(wspec.dims, axes, wspec.global_shape):
+            if spec.global_shape[a] != n:
+                raise AnalysisError(f"{where}: {wname!r} has {n} points along {d!r}, "
+                                    f"{spec.name!r} has {spec.global_shape[a]}")
+        for r, ((fo, fs), (wo, ws)) in enumerate(zip(ctx.boxes(spec.name), ctx.boxes(wname))):
+            if tuple(fo[a] for a in axes) != tuple(wo) or tuple(fs[a] for a in axes) != tuple(ws):
+                raise AnalysisError(f"{where}: on rank {r}, {wname!r} covers a different part "
+                                    f"of {wspec.dims} than {spec.name!r}; declare the weights "
+                                    "with the field's decomposition")
+        # How to lay the weight view along the field's axes (a free view).
+        self._weights = (wname, [wspec.dims.index(d) if d in wspec.dims else None
+                                 for d in spec.dims])
+
+    def _weight_view(self, views, shape):
+        wname, order = self._weights
+        w = views[wname]
+        # Weight axes in the field's axis order, then length-1 axes where the
+        # field has dims the weights lack; every step is a view.
+        w = np.transpose(w, [i for i in order if i is not None])
+        return np.broadcast_to(_expand(w, order), shape)
+
     def local(self, views, record, step):
-        m = km.moments(views[self.cfg["field"]], self._local)
+        view = views[self.cfg["field"]]
+        if self.cfg["region"]:
+            view = view[self._slices]
+        m = km.moments(view, self._local)
+        if self._weights is not None:
+            w = self._weight_view(views, views[self.cfg["field"]].shape)
+            if self.cfg["region"]:
+                w = w[self._slices]
+            wm = km.weighted_moments(view, w, self._wlocal)
+            record[self._wmom:self._wmom + 3] = wm
         record[self._mom] = m[km.COUNT]
         record[self._mom + 1] = m[km.MEAN]
         record[self._mom + 2] = m[km.M2]
@@ -90,5 +154,17 @@ class Stats(Analysis):
             "nan_count": int(record[self._nan]),
             "inf_count": int(record[self._inf]),
         }
+        if self._weights is not None:
+            wsum = record[self._wmom]
+            values["mean"] = np.nan if wsum <= 0 else record[self._wmom + 1]
+            values["var"] = np.nan if wsum <= 0 else record[self._wmom + 2] / wsum
         values["std"] = np.sqrt(values["var"])
         return {self.variables[k]: values[k] for k in self.stats}
+
+
+def _expand(w, order):
+    """Insert length-1 axes where the field has dims the weights lack (no copy)."""
+    for axis, i in enumerate(order):
+        if i is None:
+            w = np.expand_dims(w, axis)
+    return w

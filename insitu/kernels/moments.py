@@ -147,3 +147,79 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise ValueError("out must be a float64 vector of length %d" % len(FIELDS))
     _moments3(as_c_order_3d(view), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _wmoments3(a, w, out):  # pragma: no cover - compiled
+    """Weighted (W, mean, M2) of the finite values of ``a`` with weights ``w``
+    (same shape; ``w`` may be a stride-0 broadcast).  Blockwise as above,
+    shifted by the first valid value, blocks merged with Chan's update."""
+    big_w = 0.0
+    mean = 0.0
+    m2 = 0.0
+    n0, n1, n2 = a.shape
+    shift = 0.0
+    found = False
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                x = float(a[i, j, k])
+                if x == x and abs(x) != np.inf:
+                    shift = x
+                    found = True
+                    break
+            if found:
+                break
+        if found:
+            break
+    for i in range(n0):
+        for j in range(n1):
+            start = 0
+            while start < n2:
+                stop = min(start + BLOCK, n2)
+                bw = 0.0
+                bs = 0.0
+                for k in range(start, stop):
+                    x = float(a[i, j, k])
+                    if x == x and abs(x) != np.inf:
+                        wk = float(w[i, j, k])
+                        bw += wk
+                        bs += wk * (x - shift)
+                if bw > 0.0:
+                    bmean = bs / bw
+                    bm2 = 0.0
+                    for k in range(start, stop):
+                        x = float(a[i, j, k])
+                        if x == x and abs(x) != np.inf:
+                            d = (x - shift) - bmean
+                            bm2 += float(w[i, j, k]) * d * d
+                    nw = big_w + bw
+                    delta = bmean - mean
+                    mean = mean + delta * (bw / nw)
+                    m2 = m2 + bm2 + delta * delta * (big_w * bw / nw)
+                    big_w = nw
+                start = stop
+    out[0] = big_w
+    out[1] = shift + mean if big_w > 0.0 else np.nan
+    out[2] = m2
+
+
+def weighted_moments(view: np.ndarray, weights: np.ndarray,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """``(sum of weights, weighted mean, weighted M2)`` over the finite values.
+
+    ``weights`` must broadcast to ``view`` (a cos-latitude vector over one
+    dimension, a cell-area field) and be non-negative; it is not copied.
+    """
+    if weights.shape != view.shape:
+        weights = np.broadcast_to(weights, view.shape)
+    if out is None:
+        out = np.empty(3, dtype=np.float64)
+    a = view
+    w = weights
+    if a.ndim > 1 and abs(a.strides[0]) < abs(a.strides[-1]):
+        a, w = a.T, w.T
+    while a.ndim < 3:
+        a, w = a[np.newaxis], w[np.newaxis]
+    _wmoments3(a, w, out)
+    return out

@@ -1,0 +1,106 @@
+"""Histograms with exact integer counts, and quantiles derived from them.
+
+``{kind: histogram, field: T, bins: 200, range: [250, 330],
+quantiles: [0.05, 0.5, 0.95]}`` writes, per output step:
+
+``<name>``          (time, <name>_bin) int64 counts (numpy's bin rule)
+``<name>_below``    (time) finite values below the range
+``<name>_above``    (time) values above the range (+Inf included)
+``<name>_quantile`` (time, <name>_q) quantiles from the counts, linear
+                    within a bin: accurate to one bin width (the
+                    ``resolution`` attribute); NaN if out of range
+
+Counts travel as float64 SUM slots of the step's one reduction: exact up to
+2**53 per bin.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import schema as s
+from ..kernels import histogram as kh
+from ..reduction import SUM
+from . import region as rg
+from .base import Analysis, AnalysisError, Coord, Variable
+
+
+class Histogram(Analysis):
+    kind = "histogram"
+    schema = s.Record({
+        "field": s.Str(),
+        "name": s.Str(default=None),
+        "every": s.Int(default=1, minimum=1),
+        "bins": s.Int(minimum=1, doc="number of equal bins"),
+        "range": s.ListOf(s.Num(), doc="[low, high] of the bins"),
+        "quantiles": s.ListOf(s.Num(minimum=0.0, maximum=1.0, open_range=True), default=[],
+                              unique=True, doc="quantiles to derive, each in (0, 1)"),
+        "region": rg.SCHEMA,
+    })
+
+    def default_name(self):
+        return f"{self.cfg['field']}_hist"
+
+    def bind(self, ctx):
+        where = f"analyses[{self.index}]"
+        rng = self.cfg["range"]
+        if len(rng) != 2 or not rng[0] < rng[1]:
+            raise AnalysisError(f"{where}.range: expected [low, high] with low < high, got {rng}")
+        spec = ctx.specs[self.cfg["field"]]
+        rg.check_pairs(self.cfg["region"], where)
+        self._slices = rg.local_slices(spec, rg.box(spec, self.cfg["region"], where))
+        self.lo, self.hi = rng
+        nb = self.cfg["bins"]
+        self.edges = np.linspace(self.lo, self.hi, nb + 1)
+        self._start = ctx.plan.reserve_many(SUM, nb + 2)
+        self._local = np.zeros(nb + 2)
+        meta = ctx.meta(spec.name)
+        units = meta.get("units", "1")
+        label = meta.get("long_name") or spec.name
+        b, q = f"{self.name}_bin", f"{self.name}_q"
+        self.coords = [
+            Coord(b, (self.edges[:-1] + self.edges[1:]) / 2,
+                  {"long_name": f"bin centre of {label}", "units": units,
+                   "bounds": f"{b}_bounds"}),
+            Coord(f"{b}_bounds", np.stack([self.edges[:-1], self.edges[1:]], axis=1),
+                  {"units": units}, dims=(b, "nv")),
+        ]
+        over = " ".join(f"{d}:" for d in spec.dims)
+        common = {"insitu_analysis": self.kind, "insitu_field": spec.name}
+        out = [
+            Variable(self.name, np.dtype(np.int64),
+                     {"long_name": f"histogram of {label}", "units": "1",
+                      "cell_methods": f"{over} sum (count)", **common},
+                     dims=(b,), shape=(nb,)),
+            Variable(f"{self.name}_below", np.dtype(np.int64),
+                     {"long_name": f"number of values of {label} below {self.lo}",
+                      "units": "1", **common}),
+            Variable(f"{self.name}_above", np.dtype(np.int64),
+                     {"long_name": f"number of values of {label} above {self.hi}",
+                      "units": "1", **common}),
+        ]
+        if self.cfg["quantiles"]:
+            self.coords.append(Coord(q, np.array(self.cfg["quantiles"]),
+                                     {"long_name": "quantile level", "units": "1"}))
+            out.append(Variable(
+                f"{self.name}_quantile", np.dtype(np.float64),
+                {"long_name": f"quantiles of {label} from the histogram", "units": units,
+                 "resolution": float(self.edges[1] - self.edges[0]),
+                 "comment": "linear interpolation within a histogram bin: accurate to one "
+                            "bin width; NaN where the quantile lies outside the range",
+                 **common}, dims=(q,), shape=(len(self.cfg["quantiles"]),)))
+        return out
+
+    def local(self, views, record, step):
+        view = views[self.cfg["field"]][self._slices]
+        kh.histogram(view, self.lo, self.hi, self.cfg["bins"], self._local)
+        record[self._start:self._start + self._local.size] = self._local
+
+    def results(self, record):
+        r = record[self._start:self._start + self.cfg["bins"] + 2]
+        counts = r[1:-1]
+        out = {self.name: counts.astype(np.int64), f"{self.name}_below": int(r[0]),
+               f"{self.name}_above": int(r[-1])}
+        if self.cfg["quantiles"]:
+            out[f"{self.name}_quantile"] = kh.quantiles_from_counts(
+                counts, r[0], r[-1], self.edges, self.cfg["quantiles"])
+        return out

@@ -1,0 +1,43 @@
+"""Block means of the finite values of a slab by integer factors."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def _coarsen3(a, f0, f1, f2, out):  # pragma: no cover - compiled
+    c0, c1, c2 = out.shape
+    for I in range(c0):
+        for J in range(c1):
+            for K in range(c2):
+                s = 0.0
+                n = 0.0
+                for i in range(I * f0, I * f0 + f0):
+                    for j in range(J * f1, J * f1 + f1):
+                        for k in range(K * f2, K * f2 + f2):
+                            x = float(a[i, j, k])
+                            if x == x and abs(x) != np.inf:
+                                s += x
+                                n += 1.0
+                out[I, J, K] = s / n if n > 0.0 else np.nan
+
+
+def coarsen_mean(view: np.ndarray, factors) -> np.ndarray:
+    """Means over blocks of ``factors`` (one per axis) of ``view``.
+
+    The shape along each axis must be a multiple of its factor (the
+    analysis checks this for every rank at bind time).  Blocks with no
+    finite value are NaN."""
+    factors = tuple(int(f) for f in factors)
+    if len(factors) != view.ndim:
+        raise ValueError(f"{len(factors)} factors for a {view.ndim}-D slab")
+    for n, f in zip(view.shape, factors):
+        if f < 1 or n % f:
+            raise ValueError(f"slab shape {view.shape} is not a multiple of factors {factors}")
+    pad = 3 - view.ndim
+    a = view[(np.newaxis,) * pad]
+    fs = (1,) * pad + factors
+    out = np.empty(tuple(n // f for n, f in zip(a.shape, fs)))
+    _coarsen3(a, *fs, out)
+    return out.reshape(out.shape[pad:])
