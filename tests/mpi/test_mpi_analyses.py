@@ -1,0 +1,24 @@
+"""Every analysis kind under real MPI and parallel HDF5, checked from the file."""
+import numpy as np
+import xarray as xr
+
+from insitu.comm import MPIComm
+import analysis_scenarios as sc
+
+
+def test_every_analysis_equals_numpy_from_the_file(comm, shared_dir):
+    path = shared_dir / "analyses.h5"
+    c = MPIComm(comm.Dup(), owned=True)
+    sc.run(c, steps=2, output=str(path))
+    c.free()
+    comm.Barrier()
+    if comm.rank == 0:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            assert ds["T_mean_over_x"].dims == ("time", "y")
+            assert ds["T_coarse"].dims == ("time", "y_c4", "x_c4")
+            assert ds["T_hist"].dims == ("time", "T_hist_bin")
+            assert "T_hist_bin_bounds" in ds.coords or "T_hist_bin_bounds" in ds
+            assert ds["T_probe"].dims == ("time", "T_probe_point")
+            for step in (1, 2):
+                got = {k: ds[k].values[step - 1] for k in ds.data_vars}
+                sc.check(step, got)
