@@ -41,13 +41,24 @@ def describe(path: str) -> str:
             lines.append("  versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
         lines.append("  variables:")
         for name, ds in f.items():
-            if name in ("time", "step"):
-                continue
-            last = ds[-1] if ds.shape and ds.shape[0] else None
-            lv = "" if last is None else f"  last={np.asarray(last).item():.10g}"
-            lines.append(f"    {name:<20} ({', '.join(_dims(ds))}) {ds.dtype} "
-                         f"[{ds.attrs.get('units', '')}]{lv}")
+            if name in ("time", "step") or ds.is_scale or not ds.dims[0].keys() or \
+                    [s.name for s in ds.dims[0].values()] != ["/time"]:
+                continue  # coordinates, and variables not along time
+            lines.append(f"    {name:<22} ({', '.join(_dims(ds))}) {ds.dtype} "
+                         f"[{ds.attrs.get('units', '')}]{_last(ds)}")
     return "\n".join(lines)
+
+
+def _last(ds) -> str:
+    """The last output step's value, or its range for a multi-dimensional result."""
+    if not ds.shape or ds.shape[0] == 0:
+        return ""
+    last = np.asarray(ds[-1])
+    if last.size == 1:
+        return f"  last={last.item():.10g}"
+    if last.dtype.kind == "f" and np.isnan(last).all():
+        return "  last: all NaN"
+    return f"  last: {np.nanmin(last):.6g}..{np.nanmax(last):.6g}"
 
 
 def _dims(ds) -> list[str]:
