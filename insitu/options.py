@@ -53,6 +53,8 @@ CONFIG = s.Record({
         "calendar": s.Str(default=None, doc="CF calendar, if the model has one"),
     }, default=None),
     "fields": s.MapOf(FIELD, default=None),
+    "derived": s.MapOf(s.Str(), default=None,
+                       doc="name -> pointwise expression over fields, e.g. sqrt(u**2 + v**2)"),
     "analyses": s.ListOf(s.Tagged(_analysis_records), nonempty=True),
     "on_error": s.Enum(["abort", "skip"], default="abort",
                        doc="abort: end the job (MPI_Abort); skip: disable the failing "
@@ -71,6 +73,11 @@ def parse(data: Any, source: str = "<config>") -> dict:
             out[key] = CONFIG.fields[key].check({}, key)
     if out["fields"] is None:
         out["fields"] = {}
+    if out["derived"] is None:
+        out["derived"] = {}
+    from . import derived
+    for name, text in out["derived"].items():
+        derived.parse(name, text)  # a bad expression fails here, at init
     from types import SimpleNamespace
 
     from .analyses import REGISTRY

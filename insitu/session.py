@@ -19,7 +19,7 @@ from typing import Mapping, Optional
 import numpy as np
 import yaml
 
-from . import __version__, analyses as _analyses
+from . import __version__, analyses as _analyses, derived as derived_mod
 from .analyses.base import AnalysisError, BindContext
 from .groups import ReduceGroup, project
 from .comm import BaseComm, MPIComm
@@ -66,6 +66,7 @@ class Session:
         self.plan = ReductionPlan()
         self.bound = False
         self.closed = False
+        self.derived: dict = {}
         self.steps_written = 0
         self.last_results: dict = {}
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -164,6 +165,16 @@ class Session:
         self._err_count, self._err_rank = {}, {}
         self.groups: dict = {}
         specs = {n: s.spec for n, s in self.slots.items()}
+        self.derived = {}
+        for name, text in self.cfg["derived"].items():
+            if name in specs:
+                raise FieldError(f"derived.{name}: a declared field has this name already")
+            tree, inputs = derived_mod.parse(name, text)
+            d = derived_mod.DerivedField(name, text, tree, inputs, specs)
+            self.derived[name] = d
+            specs[name] = d.spec
+            first = self.decomposition[inputs[0]]
+            self.decomposition[name] = {**first, "dtype": "float64", "derived": text}
         ctx = BindContext(specs, self.cfg["fields"], self.plan, self.decomposition,
                           self._group)
         for a in self.analyses:
@@ -201,7 +212,7 @@ class Session:
     def _group(self, field: str, kept: tuple, where: str = "") -> ReduceGroup:
         """The reduction group of this rank for ``field`` reduced onto ``kept``
         dims (collective the first time a decomposition structure is seen)."""
-        spec = self.slots[field].spec
+        spec = self.derived[field].spec if field in self.derived else self.slots[field].spec
         axes = [spec.dims.index(d) for d in kept]
         d = self.decomposition[field]
         projected = project(list(zip(map(tuple, d["offsets"]), map(tuple, d["shapes"]))), axes)
@@ -275,6 +286,8 @@ class Session:
         return values
 
     def _view(self, name: str, step: int):
+        if name in self.derived:
+            return self.derived[name].view(lambda n: self._view(n, step), step)
         slot = self.slots[name]
         if slot.view is None:
             raise FieldError(f"field {name!r} on rank {self.comm.rank}: declared but never "
