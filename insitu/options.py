@@ -59,6 +59,9 @@ CONFIG = s.Record({
     "on_error": s.Enum(["abort", "skip"], default="abort",
                        doc="abort: end the job (MPI_Abort); skip: disable the failing "
                            "analysis on all ranks, record the error, run on"),
+    "reproducible": s.Bool(default=False,
+                           doc="bitwise-reproducible global sums and means for any "
+                               "decomposition (one more integer Allreduce per step)"),
     "log_level": s.Enum(["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO"),
 })
 

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from . import __version__, analyses as _analyses, derived as derived_mod
-from .analyses.base import AnalysisError, BindContext
+from .analyses.base import AnalysisError, BindContext, IntRecord
 from .groups import ReduceGroup, project
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
@@ -175,8 +175,9 @@ class Session:
             specs[name] = d.spec
             first = self.decomposition[inputs[0]]
             self.decomposition[name] = {**first, "dtype": "float64", "derived": text}
+        self.ints = IntRecord()
         ctx = BindContext(specs, self.cfg["fields"], self.plan, self.decomposition,
-                          self._group)
+                          self._group, self.ints, self.cfg["reproducible"])
         for a in self.analyses:
             a.check_fields(specs)
             start = self.plan.size
@@ -267,6 +268,19 @@ class Session:
         if record[self._step_min] != record[self._step_max]:
             raise StepError(f"ranks disagree on the step number at step {step}: they range "
                             f"from {record[self._step_min]:.0f} to {record[self._step_max]:.0f}")
+        # Second phase (reproducible sums): exact integer words, one Allreduce.
+        # A failure here cannot be agreed on without another collective, so
+        # it always aborts; phase 1 ran the same views without failing.
+        phase2 = [a for a in due if a.phase2 and record[self._err_count[a.index]] == 0]
+        if phase2:
+            ints = self.ints.array
+            ints[:] = 0
+            for a in phase2:
+                try:
+                    a.local2({f: self._view(f, step) for f in a.fields}, record, ints, step)
+                except Exception as exc:  # noqa: BLE001
+                    self._abort(exc, a, step)
+            ints[:] = self.comm.allreduce_int64(ints, "sum")
         # Every rank is in exactly one group of each structure, and all ranks
         # agree which analyses are due, so these sub-communicator reductions
         # are matched on every rank.

@@ -10,3 +10,4 @@ source scripts/env.sh
 for n in 1 2; do
   mpiexec -n "$n" "$VENV/bin/python" scripts/bench/flush_cost.py "$@"
 done
+"$VENV/bin/python" scripts/bench/reprosum.py "$@"

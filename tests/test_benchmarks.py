@@ -11,3 +11,11 @@ def test_flush_cost_quick(tmp_path):
     assert "flush_every" in r.stdout
     data = json.loads((tmp_path / "flush_cost_n2.json").read_text())
     assert [row["flush_every"] for row in data["rows"]] == [1, 10, 100, "never"]
+
+
+def test_reprosum_quick(tmp_path):
+    from conftest import run
+    r = run([PYTHON, ROOT / "scripts" / "bench" / "reprosum.py", "--quick"], timeout=180,
+            env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    assert "reprosum_ms" in r.stdout
+    assert len(json.loads((tmp_path / "reprosum.json").read_text())["rows"]) == 2

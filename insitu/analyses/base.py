@@ -58,6 +58,20 @@ class Piece:
     values: np.ndarray
 
 
+class IntRecord:
+    """int64 words reserved by analyses, summed across ranks in ONE collective."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.array = np.zeros(0, dtype=np.int64)
+
+    def reserve(self, n: int) -> slice:
+        sl = slice(self.size, self.size + n)
+        self.size += n
+        self.array = np.zeros(self.size, dtype=np.int64)
+        return sl
+
+
 class AnalysisError(ValueError):
     """An analysis's config does not fit the declared fields."""
 
@@ -72,6 +86,10 @@ class BindContext:
     #: group(field, kept_dims) -> the ReduceGroup of ranks sharing this
     #: rank's slab projected onto ``kept_dims`` (collective on first use).
     group: Callable
+    #: int64 words for exact sums, combined by one integer Allreduce after
+    #: the step's main reduction (reproducible mode)
+    ints: "IntRecord" = None
+    reproducible: bool = False
 
     def meta(self, name: str) -> dict:
         return self.fields_cfg.get(name, {})
@@ -120,6 +138,12 @@ class Analysis:
 
     def local(self, views: Mapping[str, np.ndarray], record: np.ndarray, step: int) -> None:
         raise NotImplementedError
+
+    #: True for analyses with a second local phase after the main reduction
+    phase2 = False
+
+    def local2(self, views, record: np.ndarray, ints: np.ndarray, step: int) -> None:
+        """Second local phase: sees the reduced record, fills int64 words."""
 
     def results(self, record: np.ndarray) -> dict:
         """Results after the reduction: name -> scalar, array, or Piece."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import schema as s
 from ..kernels import moments as km
+from ..kernels import reprosum as rs
 from ..reduction import MAX, MIN, MOMENTS, SUM
 from . import region as rg
 from .base import Analysis, AnalysisError, Variable
@@ -69,6 +70,11 @@ class Stats(Analysis):
         if self._weights is not None:
             self._wmom = plan.reserve(MOMENTS)
             self._wlocal = np.empty(3, dtype=np.float64)
+        self.phase2 = bool(ctx.reproducible and {"sum", "mean"} & set(self.cfg["stats"]))
+        if self.phase2:
+            self._words = ctx.ints.reserve(rs.WORDS)
+            self._ints = ctx.ints
+            self._wbuf = np.zeros(rs.WORDS, dtype=np.int64)
         units = meta.get("units", "1")
         long_name = meta.get("long_name") or spec.name
         over = " ".join(f"{d}:" for d in spec.dims)
@@ -141,6 +147,17 @@ class Stats(Analysis):
         record[self._nan] = m[km.NAN_COUNT]
         record[self._inf] = m[km.INF_COUNT]
 
+    def _grid(self, record) -> int:
+        lo, hi = record[self._min], record[self._max]
+        big = max(abs(lo), abs(hi)) if record[self._mom] > 0 else 0.0
+        return rs.grid_exponent(big)
+
+    def local2(self, views, record, ints, step):
+        view = views[self.cfg["field"]]
+        if self.cfg["region"]:
+            view = view[self._slices]
+        ints[self._words] = rs.local_words(view, self._grid(record), self._wbuf)
+
     def results(self, record):
         n = record[self._mom]
         empty = n == 0
@@ -154,6 +171,13 @@ class Stats(Analysis):
             "nan_count": int(record[self._nan]),
             "inf_count": int(record[self._inf]),
         }
+        if self.phase2:
+            if n >= 2.0 ** 52:
+                raise OverflowError(f"{self.where}: {n:.0f} values are too many for the "
+                                    "exact reproducible sum")
+            total = rs.to_float(self._ints.array[self._words], self._grid(record))
+            values["sum"] = total
+            values["mean"] = np.nan if empty else total / n
         if self._weights is not None:
             wsum = record[self._wmom]
             values["mean"] = np.nan if wsum <= 0 else record[self._wmom + 1]
