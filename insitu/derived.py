@@ -38,7 +38,19 @@ _OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Mod, ast.FloorDiv, ast
 
 def parse(name: str, text: str) -> tuple[ast.Expression, list[str]]:
     """Check ``text``; return its AST and the field names it reads."""
-    where = f"derived.{name}"
+    return check_expression(text, f"derived.{name}", FUNCTIONS, boolean=False)
+
+
+CONDITION_FUNCTIONS = {"abs": np.abs, "isnan": np.isnan, "isfinite": np.isfinite}
+
+
+def check_expression(text: str, where: str, functions: dict,
+                     boolean: bool) -> tuple[ast.Expression, list[str]]:
+    """Parse ``text`` and allow only numbers, names, arithmetic, comparisons,
+    calls of ``functions`` (and ``and``/``or``/``not`` if ``boolean``)."""
+    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Load, *_OPS)
+    if boolean:
+        allowed += (ast.BoolOp, ast.And, ast.Or, ast.Not)
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
@@ -46,25 +58,25 @@ def parse(name: str, text: str) -> tuple[ast.Expression, list[str]]:
     names = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
-            if node.id not in FUNCTIONS and node.id not in names:
+            if node.id not in functions and node.id not in names:
                 names.append(node.id)
         elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            if not isinstance(node.func, ast.Name) or node.func.id not in functions:
                 what = ast.unparse(node.func)
                 raise ConfigError(f"{where}: function {what!r} is not allowed (allowed: "
-                                  f"{', '.join(sorted(FUNCTIONS))})")
+                                  f"{', '.join(sorted(functions))})")
             if node.keywords:
                 raise ConfigError(f"{where}: keyword arguments are not allowed")
         elif isinstance(node, ast.Constant):
             if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
                 raise ConfigError(f"{where}: only numeric constants are allowed, "
                                   f"got {node.value!r}")
-        elif not isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare,
-                                   ast.Load, *_OPS)):
+        elif not isinstance(node, allowed):
             raise ConfigError(f"{where}: {type(node).__name__} is not allowed in an "
                               f"expression ({text!r})")
     if not names:
-        raise ConfigError(f"{where}: the expression reads no field ({text!r})")
+        raise ConfigError(f"{where}: the expression reads no "
+                          f"{'result' if boolean else 'field'} ({text!r})")
     return tree, names
 
 

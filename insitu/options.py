@@ -59,6 +59,14 @@ CONFIG = s.Record({
     "on_error": s.Enum(["abort", "skip"], default="abort",
                        doc="abort: end the job (MPI_Abort); skip: disable the failing "
                            "analysis on all ranks, record the error, run on"),
+    "triggers": s.ListOf(s.Record({
+        "name": s.Str(doc="names the snapshot variables <name>_<field>"),
+        "when": s.Str(doc="condition on this step's scalar results, e.g. T_max > 320"),
+        "fields": s.ListOf(s.Str(), nonempty=True, unique=True,
+                           doc="fields to snapshot at full resolution"),
+        "max_snapshots": s.Int(default=10, minimum=1,
+                               doc="stop snapshotting after this many (disks are finite)"),
+    }), default=None),
     "reproducible": s.Bool(default=False,
                            doc="bitwise-reproducible global sums and means for any "
                                "decomposition (one more integer Allreduce per step)"),
@@ -81,6 +89,17 @@ def parse(data: Any, source: str = "<config>") -> dict:
     from . import derived
     for name, text in out["derived"].items():
         derived.parse(name, text)  # a bad expression fails here, at init
+    if out["triggers"] is None:
+        out["triggers"] = []
+    seen_triggers = set()
+    for i, t in enumerate(out["triggers"]):
+        if not t["name"].isidentifier():
+            raise ConfigError(f"triggers[{i}].name: expected an identifier, got {t['name']!r}")
+        if t["name"] in seen_triggers:
+            raise ConfigError(f"triggers[{i}].name: duplicate trigger name {t['name']!r}")
+        seen_triggers.add(t["name"])
+        derived.check_expression(t["when"], f"triggers[{i}].when",
+                                 derived.CONDITION_FUNCTIONS, boolean=True)
     from types import SimpleNamespace
 
     from .analyses import REGISTRY

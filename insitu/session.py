@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from . import __version__, analyses as _analyses, derived as derived_mod
-from .analyses.base import AnalysisError, BindContext, IntRecord
+from .analyses.base import AnalysisError, Axis, BindContext, IntRecord, Piece, Variable
 from .groups import ReduceGroup, project
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
@@ -67,6 +67,8 @@ class Session:
         self.bound = False
         self.closed = False
         self.derived: dict = {}
+        self.windows: list = []
+        self.triggers: list = []
         self.steps_written = 0
         self.last_results: dict = {}
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -178,11 +180,14 @@ class Session:
         self.ints = IntRecord()
         ctx = BindContext(specs, self.cfg["fields"], self.plan, self.decomposition,
                           self._group, self.ints, self.cfg["reproducible"])
+        by_name = {}
         for a in self.analyses:
             a.check_fields(specs)
             start = self.plan.size
             before = {k: g.plan.size for k, g in self.groups.items()}
-            variables += a.bind(ctx)
+            produced = a.bind(ctx)
+            by_name.setdefault(a.name, (a, produced))
+            variables += produced
             coords += a.coords
             self._slots_of[a.index] = slice(start, self.plan.size)
             self._group_slots[a.index] = [
@@ -192,6 +197,47 @@ class Session:
             # of the same record, so agreeing on a failure costs no collective.
             self._err_count[a.index] = self.plan.reserve(SUM)
             self._err_rank[a.index] = self.plan.reserve(MIN)
+        axes = []
+        self.windows = []
+        for a in self.analyses:
+            if a.kind != "window":
+                continue
+            src = by_name.get(a.cfg["source"])
+            if src is None or src[0].kind == "window":
+                names = sorted(n for n, (b, _) in by_name.items() if b.kind != "window")
+                raise AnalysisError(f"analyses[{a.index}].source: no analysis named "
+                                    f"{a.cfg['source']!r} (names: {', '.join(names)})")
+            variables += a.bind_window(src[0], src[1])
+            axes.append(a.axis)
+            self.windows.append(a)
+        self.triggers = []
+        scalars = {v.name for v in variables if not v.shape and v.axis == "time"}
+        for i, t in enumerate(self.cfg["triggers"]):
+            tree, names = derived_mod.check_expression(
+                t["when"], f"triggers[{i}].when", derived_mod.CONDITION_FUNCTIONS, boolean=True)
+            unknown = [n for n in names if n not in scalars]
+            if unknown:
+                raise AnalysisError(f"triggers[{i}].when: {', '.join(map(repr, unknown))} is not "
+                                    f"a scalar result (scalar results: "
+                                    f"{', '.join(sorted(scalars)) or 'none'})")
+            axis = Axis(f"time_{t['name']}", f"step_{t['name']}",
+                        long_name=f"model time of the {t['name']} snapshots")
+            axes.append(axis)
+            for f in t["fields"]:
+                if f not in specs:
+                    raise AnalysisError(f"triggers[{i}].fields: {f!r} is not a declared or "
+                                        f"derived field (fields: {', '.join(specs)})")
+                sp = specs[f]
+                meta = self.cfg["fields"].get(f, {})
+                variables.append(Variable(
+                    f"{t['name']}_{f}", sp.dtype,
+                    {"long_name": f"snapshot of {meta.get('long_name') or f} when {t['when']}",
+                     "units": meta.get("units", "1"), "insitu_trigger": t["when"]},
+                    dims=sp.dims, shape=sp.global_shape, distributed=True, axis=axis.name))
+            self.triggers.append({"cfg": t, "axis": axis.name, "names": names,
+                                  "code": compile(tree, f"<trigger {t['name']}>", "eval"),
+                                  "fired": 0})
+        self.trigger_events = []
         self._step_min = self.plan.reserve(MIN)
         self._step_max = self.plan.reserve(MAX)
         self.plan.freeze()
@@ -207,7 +253,7 @@ class Session:
             seen[v.name] = v
         cadences = {a.every for a in self.analyses}
         fill = len(cadences) > 1 or self.on_error == "skip"
-        self.writer.define(variables, _unique(coords), self.provenance(), fill=fill)
+        self.writer.define(variables, _unique(coords), self.provenance(), fill=fill, axes=axes)
         self.bound = True
 
     def _group(self, field: str, kept: tuple, where: str = "") -> ReduceGroup:
@@ -289,15 +335,52 @@ class Session:
             if id(g) in groups:
                 g.reduce()
         values = {}
+        produced = set()
         for a in due:
             if record[self._err_count[a.index]] > 0:
                 self._skip(a, step, failures.get(a.index))
             else:
                 values.update(a.results(record))
+                produced.add(a.index)
         self.writer.append(step, float(time), values)
         self.steps_written += 1
         self.last_results = values
+        for w in self.windows:
+            if w.source.index in produced:
+                done = w.follow(step, float(time), values)
+                if done is not None:
+                    self.writer.append(step, done[1][1], done[0], axis=w.axis.name,
+                                       bounds=done[1])
+        self._check_triggers(step, float(time), values)
         return values
+
+    def _check_triggers(self, step: int, time: float, values: dict) -> None:
+        """Evaluate each trigger on this step's results (the same on every
+        rank); when one fires, every rank writes its slab of the chosen
+        fields, collectively, and the reason goes into the file."""
+        for t in self.triggers:
+            cfg = t["cfg"]
+            if t["fired"] >= cfg["max_snapshots"] or not all(n in values for n in t["names"]):
+                continue
+            env = {n: values[n] for n in t["names"]}
+            with np.errstate(all="ignore"):
+                fired = bool(eval(t["code"], {"__builtins__": {},  # noqa: S307
+                                               **derived_mod.CONDITION_FUNCTIONS}, env))
+            if not fired:
+                continue
+            pieces = {}
+            for f in cfg["fields"]:
+                view = self._view(f, step)
+                spec = self.derived[f].spec if f in self.derived else self.slots[f].spec
+                pieces[f"{cfg['name']}_{f}"] = Piece(spec.offset, view)
+            self.writer.append(step, time, pieces, axis=t["axis"])
+            t["fired"] += 1
+            self.trigger_events.append({
+                "trigger": cfg["name"], "step": step, "time": time, "when": cfg["when"],
+                "values": {n: float(v) for n, v in env.items()}, "snapshot": t["fired"]})
+            self.writer.set_attrs({"insitu_triggers": self.trigger_events})
+            log.info("step %d: trigger %s fired (%s with %s); snapshot %d of at most %d",
+                     step, cfg["name"], cfg["when"], env, t["fired"], cfg["max_snapshots"])
 
     def _view(self, name: str, step: int):
         if name in self.derived:

@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .analyses.base import Coord, Piece, Variable
+from .analyses.base import Axis, Coord, Piece, Variable
 
 log = logging.getLogger("insitu")
 
@@ -95,29 +95,42 @@ class H5Writer:
             self.file = h5py.File(path, "w", driver="mpio", comm=comm.comm, libver="earliest")
         except OSError as exc:
             raise OutputError(f"cannot create {path!r} with parallel HDF5: {exc}") from None
-        self.length = 0
+        self.length: dict[str, int] = {}
         self.datasets: dict[str, object] = {}
         self._vars: dict[str, Variable] = {}
-        self._order: list[str] = []
 
     def define(self, variables: Sequence[Variable], coords: Sequence[Coord],
-               file_attrs: Mapping, fill: bool) -> None:
-        """Create dimensions, coordinates and one variable per result (collective)."""
+               file_attrs: Mapping, fill: bool, axes: Sequence[Axis] = ()) -> None:
+        """Create axes, dimensions, coordinates and one variable per result
+        (collective)."""
         f = self.file
         sizes = dimension_sizes(variables, coords)
-        time = f.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(CHUNK,))
-        time.make_scale("time")
-        for k, v in {"standard_name": "time", "long_name": "model time", "axis": "T",
-                     **self.time_attrs}.items():
-            if v is not None:
-                time.attrs[k] = v
-        step = f.create_dataset("step", shape=(0,), maxshape=(None,), dtype="i8", chunks=(CHUNK,))
-        step.dims[0].attach_scale(time)
-        step.attrs["long_name"] = "model step number"
-        step.attrs["units"] = "1"
-        self.datasets = {"time": time, "step": step}
-        self._order = ["time", "step"]
-        scales = {"time": time}
+        self.axes = {"time": Axis("time", "step")}
+        self.axes.update({a.name: a for a in axes})
+        self.length = {name: 0 for name in self.axes}
+        self.members: dict[str, list[str]] = {name: [] for name in self.axes}
+        scales = {}
+        for ax in self.axes.values():
+            t = f.create_dataset(ax.name, shape=(0,), maxshape=(None,), dtype="f8",
+                                 chunks=(CHUNK,))
+            t.make_scale(ax.name)
+            attrs = {"standard_name": "time", "long_name": ax.long_name, "axis": "T",
+                     **self.time_attrs}
+            if ax.bounds:
+                attrs["bounds"] = f"{ax.name}_bounds"
+            for k, v in attrs.items():
+                if v is not None:
+                    t.attrs[k] = v
+            st = f.create_dataset(ax.step, shape=(0,), maxshape=(None,), dtype="i8",
+                                  chunks=(CHUNK,))
+            st.dims[0].attach_scale(t)
+            st.attrs["long_name"] = "model step number"
+            st.attrs["units"] = "1"
+            self.datasets[ax.name], self.datasets[ax.step] = t, st
+            self.members[ax.name] += [ax.name, ax.step]
+            scales[ax.name] = t
+            if ax.bounds:
+                sizes.setdefault("nv", 2)
         given = {c.name: c for c in coords}
         for d, n in sizes.items():  # dimension coordinates: given values, or an index
             c = given.get(d)
@@ -129,6 +142,14 @@ class H5Writer:
                          {"long_name": f"index along {d}", "units": "1"}).items():
                 ds.attrs[k] = _attr(v)
             scales[d] = ds
+        for ax in self.axes.values():
+            if ax.bounds:
+                b = f.create_dataset(f"{ax.name}_bounds", shape=(0, 2), maxshape=(None, 2),
+                                     dtype="f8", chunks=(CHUNK, 2))
+                b.dims[0].attach_scale(scales[ax.name])
+                b.dims[1].attach_scale(scales["nv"])
+                self.datasets[b.name.lstrip("/")] = b
+                self.members[ax.name].append(f"{ax.name}_bounds")
         for c in coords:  # auxiliary coordinates
             if c.dims == (c.name,):
                 continue
@@ -146,41 +167,51 @@ class H5Writer:
             chunks = (CHUNK,) if not var.shape else (1, *var.shape)
             ds = f.create_dataset(var.name, shape=(0, *var.shape), maxshape=(None, *var.shape),
                                   dtype=var.dtype, chunks=chunks, fillvalue=fillvalue)
-            ds.dims[0].attach_scale(time)
+            ds.dims[0].attach_scale(scales[var.axis])
             for i, d in enumerate(var.dims):
                 ds.dims[i + 1].attach_scale(scales[d])
             if fillvalue is not None:
                 ds.attrs["_FillValue"] = np.array(fillvalue, dtype=var.dtype)
             attrs = dict(var.attrs)
-            attrs["coordinates"] = " ".join(["step", *attrs.get("coordinates", "").split()])
+            step = self.axes[var.axis].step
+            attrs["coordinates"] = " ".join([step, *attrs.get("coordinates", "").split()])
             for k, v in attrs.items():
                 ds.attrs[k] = _attr(v)
             self.datasets[var.name] = ds
             self._vars[var.name] = var
-            self._order.append(var.name)
+            self.members[var.axis].append(var.name)
         for k, v in file_attrs.items():
             f.attrs[k] = _attr(v)
         f.flush()
 
-    def append(self, step: int, time: float, values: Mapping[str, object]) -> None:
-        """Add one output step (collective).  A variable missing from
-        ``values`` keeps its fill value at this step."""
-        n = self.length
-        for name in self._order:
+    def append(self, step: int, time: float, values: Mapping[str, object],
+               axis: str = "time", bounds=None) -> None:
+        """Add one entry along ``axis`` (collective).  A variable missing
+        from ``values`` keeps its fill value there."""
+        n = self.length[axis]
+        ax = self.axes[axis]
+        names = self.members[axis]
+        for name in names:
             ds = self.datasets[name]
             ds.resize((n + 1, *ds.shape[1:]))
         if self.comm.rank == 0:
-            self.datasets["time"][n] = time
-            self.datasets["step"][n] = step
-            for name in self._order[2:]:
-                if not self._vars[name].distributed and name in values:
+            self.datasets[ax.name][n] = time
+            self.datasets[ax.step][n] = step
+            if ax.bounds:
+                self.datasets[f"{ax.name}_bounds"][n] = bounds
+            for name in names:
+                var = self._vars.get(name)
+                if var is not None and not var.distributed and name in values:
                     self.datasets[name][n] = values[name]
-        for name in self._order[2:]:
-            if self._vars[name].distributed and name in values:
+        for name in names:
+            var = self._vars.get(name)
+            if var is not None and var.distributed and name in values:
                 self._write_piece(self.datasets[name], n, values[name])
-        self.length = n + 1
-        if self.length % self.flush_every == 0:
+        self.length[axis] = n + 1
+        if axis == "time" and self.length[axis] % self.flush_every == 0:
             self.file.flush()
+        elif axis != "time":
+            self.file.flush()  # windows and snapshots are rare and precious
 
     def _write_piece(self, ds, n: int, piece: Piece | None) -> None:
         """Collective write of this rank's hyperslab (or of nothing)."""
@@ -221,14 +252,18 @@ class MemoryWriter:
         self.rows: list[tuple[int, float, dict]] = []
         self.closed = False
 
-    def define(self, variables, coords, file_attrs, fill):
+    def define(self, variables, coords, file_attrs, fill, axes=()):
         dimension_sizes(variables, coords)
         self.variables = {v.name: v for v in variables}
         self.coords = {c.name: c for c in coords}
         self.attrs.update(file_attrs)
+        self.axes = {a.name: [] for a in axes}
 
-    def append(self, step, time, values):
-        self.rows.append((step, time, dict(values)))
+    def append(self, step, time, values, axis="time", bounds=None):
+        if axis == "time":
+            self.rows.append((step, time, dict(values)))
+        else:
+            self.axes[axis].append((step, time, bounds, dict(values)))
 
     def set_attrs(self, attrs):
         self.attrs.update(attrs)

@@ -4,11 +4,14 @@ from .coarsen import Coarsen
 from .fault import Fault, InjectedFault
 from .histogram import Histogram
 from .probe import Probe
+from .python import PythonAnalysis
 from .reduce import Reduce
 from .stats import Stats
+from .window import Window
 
 REGISTRY: dict[str, type[Analysis]] = {
-    cls.kind: cls for cls in (Stats, Histogram, Reduce, Coarsen, Probe, Fault)}
+    cls.kind: cls for cls in (Stats, Histogram, Reduce, Coarsen, Probe, PythonAnalysis,
+                              Window, Fault)}
 
 
 def build(cfg_analyses: list[dict], rank: int = 0, size: int = 1) -> list[Analysis]:

@@ -33,6 +33,21 @@ class Variable:
     dims: tuple = ()
     shape: tuple = ()
     distributed: bool = False
+    #: the growing axis this variable lies along ("time", or a window's or
+    #: a trigger's own axis)
+    axis: str = "time"
+
+
+@dataclass
+class Axis:
+    """A growing, time-like axis: ``<name>`` (model time) and ``<step>``.
+
+    ``bounds`` adds ``<name>_bounds`` (name, nv): the start and end of each
+    entry's time window."""
+    name: str
+    step: str
+    long_name: str = "model time"
+    bounds: bool = False
 
 
 @dataclass

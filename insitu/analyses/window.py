@@ -1,0 +1,173 @@
+"""Time aggregation: mean, min, max or variance of another analysis's results
+over windows of N of its outputs or of a model-time period.
+
+::
+
+    - {kind: window, source: T_mean_over_x, steps: 10, ops: [mean, max]}
+    - {kind: window, source: T, period: 86400, ops: [mean, var]}
+
+``source`` is the ``name`` of another analysis (its default name, e.g.
+``T`` for stats of T).  Each of its variables ``v`` gets ``<v>_<name>_<op>``
+along the window's own time axis ``time_<name>``, with ``time_<name>_bounds``
+holding each window's start and end.  A window is written when it ends;
+a partial window at finalize is dropped (and logged).  The variance is a
+running Welford/Chan merge per element; NaNs are skipped per element.
+Distributed results (reductions, coarse fields) are aggregated piece by piece
+on the ranks that own them and written the same way.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import schema as s
+from .base import Analysis, AnalysisError, Axis, Piece, Variable
+
+OPS = ("mean", "min", "max", "var")
+
+
+class _Acc:
+    """Running per-element count, mean, M2, min, max (NaN skipped)."""
+
+    def __init__(self, shape):
+        self.n = np.zeros(shape)
+        self.mean = np.zeros(shape)
+        self.m2 = np.zeros(shape)
+        self.lo = np.full(shape, np.inf)
+        self.hi = np.full(shape, -np.inf)
+
+    def add(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        ok = np.isfinite(x)
+        xv = np.where(ok, x, 0.0)
+        n1 = self.n + ok
+        delta = np.where(ok, xv - self.mean, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.mean = np.where(ok, self.mean + delta / np.where(n1 > 0, n1, 1), self.mean)
+        self.m2 = self.m2 + np.where(ok, delta * (xv - self.mean), 0.0)
+        self.n = n1
+        self.lo = np.where(ok, np.minimum(self.lo, xv), self.lo)
+        self.hi = np.where(ok, np.maximum(self.hi, xv), self.hi)
+
+    def value(self, op):
+        empty = self.n == 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = {"mean": self.mean, "min": self.lo, "max": self.hi,
+                 "var": self.m2 / self.n}[op]
+        return np.where(empty, np.nan, v)
+
+
+class Window(Analysis):
+    kind = "window"
+    schema = s.Record({
+        "source": s.Str(doc="the name of the analysis to aggregate"),
+        "name": s.Str(default=None),
+        "steps": s.Int(default=None, minimum=1, doc="outputs of the source per window"),
+        "period": s.Num(default=None, minimum=0.0, open_range=False,
+                        doc="window length in model time"),
+        "ops": s.ListOf(s.Enum(OPS), default=["mean"], nonempty=True, unique=True),
+    })
+
+    def __init__(self, index, cfg, rank=0, size=1):
+        cfg = {**cfg, "every": 1}
+        super().__init__(index, cfg, rank, size)
+        where = f"analyses[{index}]"
+        if (cfg["steps"] is None) == (cfg["period"] is None):
+            raise AnalysisError(f"{where}: give exactly one of steps or period")
+        if cfg["period"] is not None and cfg["period"] <= 0:
+            raise AnalysisError(f"{where}.period: expected a positive length, got {cfg['period']}")
+
+    def default_name(self):
+        c = self.cfg
+        return f"w{c['steps']}" if c.get("steps") else f"p{c['period']:g}"
+
+    @property
+    def fields(self):
+        return ()
+
+    def due(self, step):
+        return False  # it has no local phase; it follows its source's results
+
+    def bind_window(self, source, source_vars):
+        self.source = source
+        self.axis = Axis(f"time_{self.name}", f"step_{self.name}",
+                         long_name=f"end of the {self.name} window", bounds=True)
+        self._vars = [v for v in source_vars if v.axis == "time"]
+        if not self._vars:
+            raise AnalysisError(f"{self.where}.source: {source.where} writes no variables")
+        out = []
+        for v in self._vars:
+            for op in self.cfg["ops"]:
+                attrs = {**{k: val for k, val in v.attrs.items() if k != "coordinates"},
+                         "long_name": f"{op} over {self.name} windows of "
+                                      f"{v.attrs.get('long_name', v.name)}",
+                         "insitu_analysis": self.kind}
+                cm = f"time_{self.name}: {'variance' if op == 'var' else op}"
+                attrs["cell_methods"] = (attrs.get("cell_methods", "") + " " + cm).strip()
+                if op == "var" and attrs.get("units", "1") != "1":
+                    attrs["units"] = f"({attrs['units']})2"
+                out.append(Variable(f"{v.name}_{self.name}_{op}", np.dtype(np.float64), attrs,
+                                    dims=v.dims, shape=v.shape, distributed=v.distributed,
+                                    axis=self.axis.name))
+        self._reset()
+        return out
+
+    def _reset(self):
+        self.acc = {}
+        self.start = None
+        self.count = 0
+        self.window = None
+
+    def bind(self, ctx):
+        return []  # bound by the session through bind_window, after its source
+
+    def local(self, views, record, step):
+        pass
+
+    def results(self, record):
+        return {}
+
+    def _emit(self, step, end_time):
+        values = {}
+        for v in self._vars:
+            acc = self.acc.get(v.name)
+            for op in self.cfg["ops"]:
+                out = f"{v.name}_{self.name}_{op}"
+                if v.distributed:
+                    values[out] = None if acc is None else Piece(acc[0], acc[1].value(op))
+                else:
+                    values[out] = acc.value(op) if acc is not None else np.nan
+        bounds = (self.start, end_time)
+        return values, bounds
+
+    def follow(self, step, time, values):
+        """Add the source's results of this step; return (values, bounds)
+        of a window that has just ended, or None."""
+        done = None
+        if self.cfg["period"] is not None:
+            w = int(np.floor(time / self.cfg["period"]))
+            if self.window is not None and w != self.window and self.count:
+                p = self.cfg["period"]
+                done = self._emit(step, self.window * p + p)
+                done = (done[0], (self.window * p, self.window * p + p))
+                self._reset()
+            self.window = w
+        for v in self._vars:
+            x = values.get(v.name)
+            if v.distributed:
+                if x is None:
+                    self.acc.setdefault(v.name, None)
+                    continue
+                if self.acc.get(v.name) is None:
+                    self.acc[v.name] = (x.start, _Acc(x.values.shape))
+                self.acc[v.name][1].add(x.values)
+            else:
+                if v.name not in self.acc:
+                    self.acc[v.name] = _Acc(np.shape(x))
+                self.acc[v.name].add(x)
+        if self.start is None:
+            self.start = time
+        self.count += 1
+        if self.cfg["steps"] is not None and self.count == self.cfg["steps"]:
+            done = self._emit(step, time)
+            self._reset()
+        return done

@@ -1,0 +1,46 @@
+"""Windows, triggers and user analyses under MPI, read back from the file."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+import xarray as xr
+
+from insitu.comm import MPIComm
+import test_time_and_triggers as tt
+
+
+def test_windows_triggers_user_analyses_in_the_file(comm, shared_dir):
+    path = shared_dir / "time.h5"
+    analyses = [{"kind": "stats", "field": "T", "stats": ["mean", "max", "nan_count"]},
+                {"kind": "window", "source": "T", "steps": 3, "ops": ["mean", "max"]},
+                {"kind": "reduce", "field": "T", "over": ["x"]},
+                {"kind": "window", "source": "T_mean_over_x", "steps": 2, "ops": ["mean"]},
+                tt.USER]
+    c = MPIComm(comm.Dup(), owned=True)
+    tt.drive(c, analyses, [tt.TRIG], output=str(path))
+    c.free()
+    comm.Barrier()
+    if comm.rank != 0:
+        return
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds["T_mean_w3_mean"].dims == ("time_w3",)
+        assert list(ds["step_w3"].values) == [3, 6]
+        np.testing.assert_array_equal(ds["time_w3_bounds"].values, [[1, 3], [4, 6]])
+        means = np.array([tt.field(s).mean() for s in range(1, tt.STEPS + 1)])
+        np.testing.assert_allclose(ds["T_mean_w3_mean"].values,
+                                   [means[:3].mean(), means[3:6].mean()], rtol=1e-13)
+        prof = np.array([tt.field(s).mean(axis=1) for s in range(1, tt.STEPS + 1)])
+        np.testing.assert_allclose(ds["T_mean_over_x_w2_mean"].values,
+                                   [prof[0:2].mean(0), prof[2:4].mean(0), prof[4:6].mean(0)],
+                                   rtol=1e-13)
+        assert ds["hot_T"].dims == ("time_hot", "y", "x")
+        firing = [s for s in range(1, tt.STEPS + 1) if tt.field(s).max() > 297][:2]
+        assert list(ds["step_hot"].values) == firing
+        for k, s in enumerate(firing):
+            np.testing.assert_array_equal(ds["hot_T"].values[k], tt.field(s))
+        np.testing.assert_array_equal(ds["u_hot"].values,
+                                      [(tt.field(s) > 290).sum() for s in range(1, 8)])
+    with h5py.File(path, "r") as f:
+        events = json.loads(f.attrs["insitu_triggers"])
+    assert [e["step"] for e in events] == firing and events[0]["when"] == tt.TRIG["when"]

@@ -1,0 +1,153 @@
+"""User analyses, time windows and triggers, on fake ranks, against numpy."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insitu import api
+from insitu.analyses import AnalysisError, Piece
+from insitu.comm import FakeWorld
+from insitu.decomposition import cartesian_box, process_grid
+
+HERE = Path(__file__).resolve().parent
+SHAPE = (12, 10)
+STEPS = 7
+
+
+def field(step):
+    j, i = np.indices(SHAPE, dtype=np.float64)
+    return 285.0 + 2.0 * step + np.sin(0.5 * i + 0.3 * j) * 4.0
+
+
+def drive(comm, analyses, triggers=(), on_error="abort", steps=STEPS, output=None):
+    grid = process_grid(comm.size, 2)
+    off, shp = cartesian_box(SHAPE, grid, np.unravel_index(comm.rank, grid))
+    sl = tuple(slice(o, o + n) for o, n in zip(off, shp))
+    s = api.init(comm, {"fields": {"T": {"dims": ["y", "x"], "units": "K"}},
+                        "analyses": analyses, "triggers": list(triggers),
+                        "on_error": on_error, "output": {"overwrite": True}},
+                 output=output)
+    try:
+        api.declare_field("T", np.float64, SHAPE, off, shp)
+        for step in range(1, steps + 1):
+            api.expose("T", np.ascontiguousarray(field(step)[sl]))
+            api.step(step, float(step))
+        return s.writer, s.trigger_events, s.errors
+    finally:
+        api.finalize()
+
+
+def assemble(pieces, shape):
+    full = np.full(shape, np.nan)
+    for p in pieces:
+        if p is not None:
+            full[tuple(slice(a, a + n) for a, n in zip(p.start, p.values.shape))] = p.values
+    return full
+
+
+# -- user analyses ------------------------------------------------------------
+
+USER = {"kind": "python", "function": f"{HERE / 'user_analyses.py'}:hot_cells",
+        "fields": ["T"], "name": "u",
+        "outputs": {"hot": {"op": "sum"}, "tmax": {"op": "max", "units": "K"},
+                    "rows": {"op": "sum", "shape": [SHAPE[0]]}, "ranks": {"op": "sum"}}}
+
+
+@pytest.mark.parametrize("nranks", [1, 3, 4])
+def test_user_analysis_is_reduced_like_builtins(nranks):
+    writer = FakeWorld(nranks).run(drive, [USER])[0][0]
+    for step, _, values in writer.rows:
+        f = field(step)
+        assert values["u_hot"] == (f > 290.0).sum()
+        assert values["u_tmax"] == f.max()
+        np.testing.assert_array_equal(values["u_rows"], (f > 290.0).sum(axis=1))
+        assert values["u_ranks"] == 1.0
+    assert writer.variables["u_rows"].dims == ("u_rows_0",)
+
+
+@pytest.mark.parametrize("fn,message", [
+    ("wrong_shape", "returned outputs ['x'], the config declares"),
+    ("not_a_dict", "returned float, expected a dict"),
+    ("writes_model_memory", "read-only"),
+])
+def test_user_analysis_mistakes_are_reported_and_skipped(fn, message):
+    cfg = {**USER, "function": f"{HERE / 'user_analyses.py'}:{fn}",
+           "outputs": {"y" if fn == "wrong_shape" else "x": {"op": "sum"}}}
+    if fn == "wrong_shape":
+        cfg["outputs"] = {"x": {"op": "sum"}, "y": {"op": "sum"}}
+    out = FakeWorld(2).run(drive, [cfg], (), "skip", 2)
+    errors = out[0][2]
+    assert len(errors) == 1 and message in errors[0]["traceback"]
+
+
+@pytest.mark.parametrize("target,message", [
+    ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz'"),
+    (f"{HERE / 'user_analyses.py'}:missing", "has no callable 'missing'"),
+    ("/nowhere/x.py:f", "does not exist"),
+    ("nocolon", "expected 'module:function'"),
+])
+def test_user_analysis_that_cannot_load_fails_at_init(target, message):
+    with pytest.raises(AnalysisError, match=message):
+        FakeWorld(1).run(drive, [{**USER, "function": target}])
+
+
+# -- windows ------------------------------------------------------------------
+
+def test_window_of_scalars_by_steps():
+    analyses = [{"kind": "stats", "field": "T", "stats": ["mean", "max"]},
+                {"kind": "window", "source": "T", "steps": 3, "ops": ["mean", "max", "var"]}]
+    writer = FakeWorld(3).run(drive, analyses)[0][0]
+    wins = writer.axes["time_w3"]
+    assert [w[0] for w in wins] == [3, 6]            # written when each window ends
+    means = np.array([field(s).mean() for s in range(1, STEPS + 1)])
+    for k, (step, time, bounds, values) in enumerate(wins):
+        chunk = means[3 * k:3 * k + 3]
+        assert bounds == (3 * k + 1.0, 3 * k + 3.0)
+        assert values["T_mean_w3_mean"] == pytest.approx(chunk.mean(), rel=1e-13)
+        assert values["T_mean_w3_max"] == chunk.max()
+        assert values["T_mean_w3_var"] == pytest.approx(chunk.var(), rel=1e-9)
+
+
+def test_window_of_distributed_profile_by_period():
+    analyses = [{"kind": "reduce", "field": "T", "over": ["x"]},
+                {"kind": "window", "source": "T_mean_over_x", "period": 2.5, "ops": ["mean"]}]
+    outs = FakeWorld(4).run(drive, analyses)
+    wins = [w[0].axes["time_p2.5"] for w in outs]
+    # windows [0, 2.5): steps 1, 2; [2.5, 5): 3, 4; [5, 7.5) is partial at the end
+    assert [w[2] for w in wins[0]] == [(0.0, 2.5), (2.5, 5.0)]
+    prof = {s: field(s).mean(axis=1) for s in range(1, STEPS + 1)}
+    for k, steps in enumerate([(1, 2), (3, 4)]):
+        got = assemble([w[k][3]["T_mean_over_x_p2.5_mean"] for w in wins], (SHAPE[0],))
+        np.testing.assert_allclose(got, np.mean([prof[s] for s in steps], axis=0), rtol=1e-13)
+
+
+def test_window_of_unknown_source_is_refused():
+    with pytest.raises(AnalysisError, match="no analysis named 'nope'"):
+        FakeWorld(1).run(drive, [{"kind": "stats", "field": "T"},
+                                 {"kind": "window", "source": "nope", "steps": 2}])
+
+
+# -- triggers -----------------------------------------------------------------
+
+TRIG = {"name": "hot", "when": "T_max > 297 and T_nan_count == 0", "fields": ["T"],
+        "max_snapshots": 2}
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 4])
+def test_trigger_snapshots_full_field_and_records_why(nranks):
+    outs = FakeWorld(nranks).run(drive, [{"kind": "stats", "field": "T"}], [TRIG])
+    maxes = {s: field(s).max() for s in range(1, STEPS + 1)}
+    firing = [s for s in range(1, STEPS + 1) if maxes[s] > 297][:2]
+    assert firing, "the test field must cross the threshold"
+    events = outs[0][1]
+    assert [e["step"] for e in events] == firing
+    assert events[0]["values"]["T_max"] == maxes[firing[0]] and events[0]["when"] == TRIG["when"]
+    for k, step in enumerate(firing):
+        snap = assemble([o[0].axes["time_hot"][k][3]["hot_T"] for o in outs], SHAPE)
+        np.testing.assert_array_equal(snap, field(step))
+
+
+def test_trigger_on_unknown_result_is_refused():
+    with pytest.raises(AnalysisError, match="'T_median' is not a scalar result"):
+        FakeWorld(1).run(drive, [{"kind": "stats", "field": "T"}],
+                         [{**TRIG, "when": "T_median > 3"}])
