@@ -1,10 +1,18 @@
-"""Derived fields: pointwise expressions over declared fields.
+"""Derived fields: expressions over declared fields.
 
 Config::
 
     derived:
       speed: sqrt(u**2 + v**2)
       T_celsius: T - 273.15
+      T_anomaly: T - T.mean(x)        # minus the zonal mean
+
+A term ``F.mean(d1, ...)`` (or ``sum``, ``min``, ``max``) reduces field ``F``
+over the named dims, skipping non-finite values, and broadcasts the result
+back over the slab.  It is combined across ranks like a ``reduce`` analysis:
+only among the ranks that share the kept dims, in a pre-phase before the
+analyses that read the derived field, with one sub-communicator reduction
+per decomposition structure.
 
 A derived field can be the input of any analysis, like a declared one.  It
 is evaluated on the local interior views (no halos, no communication) at
@@ -36,16 +44,59 @@ _OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Mod, ast.FloorDiv, ast
         ast.Invert)
 
 
-def parse(name: str, text: str) -> tuple[ast.Expression, list[str]]:
-    """Check ``text``; return its AST and the field names it reads."""
-    return check_expression(text, f"derived.{name}", FUNCTIONS, boolean=False)
+REDUCERS = ("mean", "sum", "min", "max")
+
+
+class _Terms(ast.NodeTransformer):
+    """Replace ``F.op(dims)`` by a name bound to the reduced, broadcast array."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.terms: list[tuple[str, str, tuple[str, ...]]] = []
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        f = node.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+            if f.attr not in REDUCERS:
+                raise ConfigError(f"{self.where}: {f.value.id}.{f.attr}() is not a reduction "
+                                  f"(use one of {', '.join(REDUCERS)})")
+            if not node.args or node.keywords or \
+                    not all(isinstance(a, ast.Name) for a in node.args):
+                raise ConfigError(f"{self.where}: {ast.unparse(node)} needs dimension names, "
+                                  f"e.g. {f.value.id}.{f.attr}(x)")
+            term = (f.value.id, f.attr, tuple(a.id for a in node.args))
+            if term not in self.terms:
+                self.terms.append(term)
+            return ast.copy_location(ast.Name(id=f"__r{self.terms.index(term)}",
+                                              ctx=ast.Load()), node)
+        return node
+
+
+def parse(name: str, text: str):
+    """Check ``text``; return its AST (reductions replaced by ``__rK`` names),
+    the field names it reads, and its reduction terms ``(field, op, dims)``."""
+    where = f"derived.{name}"
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise ConfigError(f"{where}: not a valid expression: {exc.msg} in {text!r}") from None
+    t = _Terms(where)
+    tree = ast.fix_missing_locations(t.visit(tree))
+    _, names = check_expression(ast.unparse(tree), where, FUNCTIONS, boolean=False,
+                                reduced=len(t.terms))
+    names = [n for n in names if not n.startswith("__r")]
+    for f, _, _ in t.terms:
+        if f not in names:
+            names.append(f)
+    return tree, names, t.terms
 
 
 CONDITION_FUNCTIONS = {"abs": np.abs, "isnan": np.isnan, "isfinite": np.isfinite}
 
 
-def check_expression(text: str, where: str, functions: dict,
-                     boolean: bool) -> tuple[ast.Expression, list[str]]:
+def check_expression(text: str, where: str, functions: dict, boolean: bool,
+                     reduced: int = 0) -> tuple[ast.Expression, list[str]]:
     """Parse ``text`` and allow only numbers, names, arithmetic, comparisons,
     calls of ``functions`` (and ``and``/``or``/``not`` if ``boolean``)."""
     allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Load, *_OPS)
@@ -74,7 +125,7 @@ def check_expression(text: str, where: str, functions: dict,
         elif not isinstance(node, allowed):
             raise ConfigError(f"{where}: {type(node).__name__} is not allowed in an "
                               f"expression ({text!r})")
-    if not names:
+    if not names or (all(n.startswith("__r") for n in names) and not reduced):
         raise ConfigError(f"{where}: the expression reads no "
                           f"{'result' if boolean else 'field'} ({text!r})")
     return tree, names
@@ -84,7 +135,7 @@ class DerivedField:
     """One derived field bound to this rank's inputs."""
 
     def __init__(self, name: str, text: str, tree, inputs: list[str],
-                 specs: dict[str, FieldSpec]) -> None:
+                 specs: dict[str, FieldSpec], terms=(), group=None) -> None:
         missing = [n for n in inputs if n not in specs]
         if missing:
             raise FieldError(f"derived.{name}: {', '.join(map(repr, missing))} is not a "
@@ -104,13 +155,71 @@ class DerivedField:
                               first.dims)
         self.buffer = np.empty(first.shape, dtype=np.float64)
         self.step = None
+        self.terms = [ReductionTerm(name, f, op, dims, specs[f], group) for f, op, dims in terms]
 
     def view(self, views_of, step: int) -> np.ndarray:
         """The value at ``step`` (evaluated once per step)."""
         if self.step != step:
             env = {n: views_of(n) for n in self.inputs}
+            for k, t in enumerate(self.terms):
+                env[f"__r{k}"] = t.value()
             with np.errstate(all="ignore"):  # NaN/Inf are counted by the analyses
                 value = eval(self.code, {"__builtins__": {}, **FUNCTIONS}, env)  # noqa: S307
             self.buffer[...] = value
             self.step = step
         return self.buffer
+
+
+class ReductionTerm:
+    """``F.op(dims)`` inside a derived field: a local partial, combined in
+    its ReduceGroup's plan, read back broadcast over the slab."""
+
+    def __init__(self, derived: str, field: str, op: str, dims, spec: FieldSpec, group):
+        from .reduction import MAX, MIN, SUM
+        where = f"derived.{derived}"
+        for d in dims:
+            if d not in spec.dims:
+                raise FieldError(f"{where}: {field!r} has no dimension {d!r} "
+                                 f"(its dims: {', '.join(spec.dims)})")
+        kept = tuple(d for d in spec.dims if d not in dims)
+        if not kept:
+            raise FieldError(f"{where}: {field}.{op}({', '.join(dims)}) reduces every "
+                             "dimension; a global value needs kind: stats")
+        self.field, self.op = field, op
+        self.axes = tuple(spec.dims.index(d) for d in dims)
+        self.group = group(field, kept, where)
+        self.kshape = tuple(spec.shape[spec.dims.index(d)] for d in kept)
+        self.n = int(np.prod(self.kshape))
+        plan = self.group.plan
+        if op in ("mean", "sum"):
+            self.a = plan.reserve_many(SUM, self.n)
+            self.c = plan.reserve_many(SUM, self.n)
+        else:
+            self.a = plan.reserve_many(MIN if op == "min" else MAX, self.n)
+
+    def local(self, view: np.ndarray) -> None:
+        fin = np.isfinite(view)
+        rec = self.group.plan.record
+        if self.op in ("mean", "sum"):
+            rec[self.a:self.a + self.n] = np.where(fin, view, 0.0).sum(axis=self.axes).ravel()
+            rec[self.c:self.c + self.n] = fin.sum(axis=self.axes).ravel()
+        else:
+            fill = np.inf if self.op == "min" else -np.inf
+            red = np.where(fin, view, fill)
+            red = red.min(axis=self.axes) if self.op == "min" else red.max(axis=self.axes)
+            rec[self.a:self.a + self.n] = red.ravel()
+
+    def value(self) -> np.ndarray:
+        rec = self.group.plan.record
+        a = rec[self.a:self.a + self.n]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.op in ("mean", "sum"):
+                c = rec[self.c:self.c + self.n]
+                v = a / c if self.op == "mean" else a.copy()
+                v[c == 0] = np.nan
+            else:
+                v = np.where(np.isinf(a), np.nan, a)
+        v = v.reshape(self.kshape)
+        for ax in sorted(self.axes):
+            v = np.expand_dims(v, ax)
+        return v

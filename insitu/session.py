@@ -42,6 +42,11 @@ def _unique(coords):
     return list(out.values())
 
 
+class _Where:
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+
 class StateError(RuntimeError):
     """A call came out of order (step before init, declare after the first step...)."""
 
@@ -165,14 +170,17 @@ class Session:
         self._slots_of = {}
         self._group_slots = {}
         self._err_count, self._err_rank = {}, {}
-        self.groups: dict = {}
         specs = {n: s.spec for n, s in self.slots.items()}
         self.derived = {}
+        self.pre_groups = {}
+        self.groups = {}
         for name, text in self.cfg["derived"].items():
             if name in specs:
                 raise FieldError(f"derived.{name}: a declared field has this name already")
-            tree, inputs = derived_mod.parse(name, text)
-            d = derived_mod.DerivedField(name, text, tree, inputs, specs)
+            tree, inputs, terms = derived_mod.parse(name, text)
+            d = derived_mod.DerivedField(name, text, tree, inputs, specs, terms,
+                                         lambda f, kept, where: self._group(
+                                             f, kept, where, pre=True, specs=specs))
             self.derived[name] = d
             specs[name] = d.spec
             first = self.decomposition[inputs[0]]
@@ -241,7 +249,7 @@ class Session:
         self._step_min = self.plan.reserve(MIN)
         self._step_max = self.plan.reserve(MAX)
         self.plan.freeze()
-        for g in self.groups.values():
+        for g in (*self.groups.values(), *self.pre_groups.values()):
             g.plan.freeze()
         self._analysis_groups = {a.index: [g for g, _ in self._group_slots[a.index]]
                                  for a in self.analyses}
@@ -256,18 +264,50 @@ class Session:
         self.writer.define(variables, _unique(coords), self.provenance(), fill=fill, axes=axes)
         self.bound = True
 
-    def _group(self, field: str, kept: tuple, where: str = "") -> ReduceGroup:
+    def _group(self, field: str, kept: tuple, where: str = "", pre: bool = False,
+               specs=None) -> ReduceGroup:
         """The reduction group of this rank for ``field`` reduced onto ``kept``
-        dims (collective the first time a decomposition structure is seen)."""
-        spec = self.derived[field].spec if field in self.derived else self.slots[field].spec
+        dims (collective the first time a decomposition structure is seen).
+
+        ``pre`` groups serve reductions inside derived fields, which must be
+        combined before the analyses run; the others after."""
+        if specs is not None and field in specs:
+            spec = specs[field]
+        else:
+            spec = self.derived[field].spec if field in self.derived else self.slots[field].spec
         axes = [spec.dims.index(d) for d in kept]
         d = self.decomposition[field]
         projected = project(list(zip(map(tuple, d["offsets"]), map(tuple, d["shapes"]))), axes)
+        table = self.pre_groups if pre else self.groups
         key = tuple(projected)
-        if key not in self.groups:
+        if key not in table:
             kept_shape = tuple(spec.global_shape[a] for a in axes)
-            self.groups[key] = ReduceGroup(self.comm, projected, kept_shape, where)
-        return self.groups[key]
+            table[key] = ReduceGroup(self.comm, projected, kept_shape, where)
+        return table[key]
+
+    def _pre_reduce(self, due, step: int) -> None:
+        """Combine the reductions inside the derived fields the due analyses
+        read (collective: every rank agrees on what is due)."""
+        needed, stack = [], [f for a in due for f in a.fields]
+        while stack:
+            f = stack.pop()
+            if f in self.derived and f not in needed:
+                needed.append(f)
+                stack += self.derived[f].inputs
+        terms = [t for f in sorted(needed) for t in self.derived[f].terms]
+        if not terms:
+            return
+        groups = {id(t.group): t.group for t in terms}
+        for g in groups.values():
+            g.plan.reset()
+        try:
+            for t in terms:
+                t.local(self._view(t.field, step))
+        except Exception as exc:  # noqa: BLE001 - cannot be agreed on: abort
+            self._abort(exc, _Where(f"a reduction in a derived field"), step)
+        for key in sorted(self.pre_groups, key=str):
+            if id(self.pre_groups[key]) in groups:
+                self.pre_groups[key].reduce()
 
     def step(self, step: int, time: float) -> dict:
         """Run the analyses due at ``step`` (collective); return their results.
@@ -289,6 +329,7 @@ class Session:
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
             return {}
+        self._pre_reduce(due, step)
         record = self.plan.reset()
         groups = {id(g): g for a in due for g in self._analysis_groups[a.index]}
         for g in groups.values():
@@ -470,7 +511,8 @@ class Session:
             self.writer.close()
         finally:
             self.closed = True
-            for g in getattr(self, "groups", {}).values():
+            for g in (*getattr(self, "groups", {}).values(),
+                      *getattr(self, "pre_groups", {}).values()):
                 g.free()
             self.comm.free()
         log.info("session closed: %d output step(s) written", self.steps_written)

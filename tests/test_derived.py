@@ -53,3 +53,26 @@ def test_derived_speed_equals_numpy(nranks):
 def test_derived_field_of_an_undeclared_field_is_refused():
     with pytest.raises(FieldError, match="derived.w: 'q' is not a declared field"):
         FakeWorld(2).run(run, {"w": "q * 2"}, [{"kind": "stats", "field": "w"}])
+
+
+def anomaly_run(comm):
+    return run(comm, {"ua": "u - u.mean(x)", "vmax": "v.max(y) - v"},
+               [{"kind": "reduce", "field": "ua", "over": ["y"], "op": "max"},
+                {"kind": "stats", "field": "ua", "stats": ["sum", "max"]},
+                {"kind": "stats", "field": "vmax", "stats": ["min", "sum"]}])
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3, 4])
+def test_derived_reductions_like_t_minus_zonal_mean(nranks):
+    outs = FakeWorld(nranks).run(anomaly_run)
+    u, v = uv()
+    ua = u - u.mean(axis=1, keepdims=True)       # dims (y, x): x is axis 1
+    vmax = v.max(axis=0, keepdims=True) - v
+    r = outs[0]
+    assert abs(r["ua_sum"]) < 1e-10 and r["ua_max"] == pytest.approx(ua.max(), rel=1e-12)
+    assert r["vmax_min"] == 0.0 and r["vmax_sum"] == pytest.approx(vmax.sum(), rel=1e-12)
+    pieces = [o["ua_max_over_y"] for o in outs if o["ua_max_over_y"] is not None]
+    full = np.full(SHAPE[1], np.nan)
+    for p in pieces:
+        full[p.start[0]:p.start[0] + p.values.shape[0]] = p.values
+    np.testing.assert_allclose(full, ua.max(axis=0), rtol=1e-12)
