@@ -53,6 +53,13 @@ CONFIG = s.Record({
         "calendar": s.Str(default=None, doc="CF calendar, if the model has one"),
     }, default=None),
     "fields": s.MapOf(FIELD, default=None),
+    "coords": s.MapOf(s.Record({
+        "start": s.Num(doc="coordinate of index 0"),
+        "step": s.Num(doc="spacing"),
+        "units": s.Str(default="1"),
+        "long_name": s.Str(default=None),
+        "standard_name": s.Str(default=None),
+    }), default=None, doc="regular coordinates of dimensions, by dimension name"),
     "derived": s.MapOf(s.Str(), default=None,
                        doc="name -> pointwise expression over fields, e.g. sqrt(u**2 + v**2)"),
     "analyses": s.ListOf(s.Tagged(_analysis_records), nonempty=True),
@@ -86,6 +93,11 @@ def parse(data: Any, source: str = "<config>") -> dict:
         out["fields"] = {}
     if out["derived"] is None:
         out["derived"] = {}
+    if out["coords"] is None:
+        out["coords"] = {}
+    for d, c in out["coords"].items():
+        if c["step"] == 0:
+            raise ConfigError(f"coords.{d}.step: expected a non-zero spacing")
     from . import derived
     for name, text in out["derived"].items():
         derived.parse(name, text)  # a bad expression fails here, at init

@@ -20,7 +20,8 @@ import numpy as np
 import yaml
 
 from . import __version__, analyses as _analyses, derived as derived_mod
-from .analyses.base import AnalysisError, Axis, BindContext, IntRecord, Piece, Variable
+from .analyses.base import (AnalysisError, Axis, BindContext, Coord, IntRecord, Piece,
+                             Variable)
 from .groups import ReduceGroup, project
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
@@ -187,7 +188,7 @@ class Session:
             self.decomposition[name] = {**first, "dtype": "float64", "derived": text}
         self.ints = IntRecord()
         ctx = BindContext(specs, self.cfg["fields"], self.plan, self.decomposition,
-                          self._group, self.ints, self.cfg["reproducible"])
+                          self._group, self.ints, self.cfg["reproducible"], self.cfg["coords"])
         by_name = {}
         for a in self.analyses:
             a.check_fields(specs)
@@ -261,6 +262,7 @@ class Session:
             seen[v.name] = v
         cadences = {a.every for a in self.analyses}
         fill = len(cadences) > 1 or self.on_error == "skip"
+        coords += self._dimension_coords(specs)
         self.writer.define(variables, _unique(coords), self.provenance(), fill=fill, axes=axes)
         self.bound = True
 
@@ -284,6 +286,24 @@ class Session:
             kept_shape = tuple(spec.global_shape[a] for a in axes)
             table[key] = ReduceGroup(self.comm, projected, kept_shape, where)
         return table[key]
+
+    def _dimension_coords(self, specs) -> list:
+        """Coordinate variables for the dims the config's ``coords:`` describes."""
+        sizes = {}
+        for spec in specs.values():
+            for d, n in zip(spec.dims, spec.global_shape):
+                if d in sizes and sizes[d] != n:
+                    continue  # the writer reports the clash, if any variable uses both
+                sizes[d] = n
+        out = []
+        for d, c in self.cfg["coords"].items():
+            if d not in sizes:
+                raise FieldError(f"coords.{d}: no declared field has a dimension {d!r}")
+            attrs = {"units": c["units"], "long_name": c["long_name"] or d}
+            if c["standard_name"]:
+                attrs["standard_name"] = c["standard_name"]
+            out.append(Coord(d, c["start"] + c["step"] * np.arange(sizes[d]), attrs))
+        return out
 
     def _pre_reduce(self, due, step: int) -> None:
         """Combine the reductions inside the derived fields the due analyses

@@ -35,7 +35,11 @@ def config(output=None):
     return {
         "output": {"overwrite": True},
         "fields": {"T": {"units": "K", "dims": ["y", "x"]}, "area": {"dims": ["y", "x"]}},
+        "coords": {"y": {"start": -57.5, "step": 5.0, "units": "degrees_north",
+                         "standard_name": "latitude"}},
         "analyses": [
+            {"kind": "stats", "field": "T", "name": "Tlat", "stats": ["count", "mean"],
+             "region": {"y": {"from": -50.0, "to": -35.0}}},   # rows 2, 3, 4
             {"kind": "stats", "field": "T", "name": "Tw", "weights": "area",
              "stats": ["mean", "std"]},
             {"kind": "stats", "field": "T", "name": "Tr", "region": REGION,
@@ -84,7 +88,9 @@ def expected(step):
     r = r[np.isfinite(r)]
     counts, edges = np.histogram(f[ok], bins=BINS, range=RANGE)
     c = np.nanmean(fin.reshape(6, 4, 8, 4), axis=(1, 3))
+    lat = f[2:5][np.isfinite(f[2:5])]
     return {
+        "Tlat_count": lat.size, "Tlat_mean": lat.mean(),
         "Tw_mean": wm, "Tw_std": np.sqrt(np.average((f[ok] - wm) ** 2, weights=w[ok])),
         "Tr_count": r.size, "Tr_mean": r.mean(), "Tr_min": r.min(), "Tr_max": r.max(),
         "T_hist": counts, "T_hist_below": int((f[ok] < RANGE[0]).sum()),
@@ -100,9 +106,9 @@ def expected(step):
 def check(step, got):
     """``got``: variable -> value for one step (distributed ones assembled)."""
     want = expected(step)
-    for k in ("Tw_mean", "Tw_std", "Tr_mean", "Tr_min", "Tr_max"):
+    for k in ("Tw_mean", "Tw_std", "Tr_mean", "Tr_min", "Tr_max", "Tlat_mean"):
         assert got[k] == pytest.approx(want[k], rel=1e-12), k
-    for k in ("Tr_count", "T_hist_below", "T_hist_above"):
+    for k in ("Tr_count", "T_hist_below", "T_hist_above", "Tlat_count"):
         assert got[k] == want[k], k
     np.testing.assert_array_equal(got["T_hist"], want["T_hist"])
     assert got["T_hist"].dtype.kind == "i"

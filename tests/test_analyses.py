@@ -106,6 +106,8 @@ def _bind_error(nranks, analysis, shape=(24, 32)):
     ({"kind": "stats", "field": "T", "region": {"q": [0, 1]}}, 1, (24, 32), "no dimension 'q'"),
     ({"kind": "stats", "field": "T", "weights": "area"}, 1, (24, 32),
      "weights: field 'area' is not declared"),
+    ({"kind": "stats", "field": "T", "region": {"y": {"from": 0.0, "to": 1.0}}}, 1, (24, 32),
+     "region.y: a coordinate range needs a 'coords: y:' entry"),
 ])
 def test_bad_analysis_configs_are_refused_on_every_rank(analysis, nranks, shape, message):
     assert message in _bind_error(nranks, analysis, shape)

@@ -105,6 +105,8 @@ class BindContext:
     #: the step's main reduction (reproducible mode)
     ints: "IntRecord" = None
     reproducible: bool = False
+    #: the config's ``coords:`` section (regular coordinates by dimension)
+    coords: dict = field(default_factory=dict)
 
     def meta(self, name: str) -> dict:
         return self.fields_cfg.get(name, {})

@@ -58,10 +58,20 @@ class Coarsen(Analysis):
         dims = tuple(d if f == 1 else f"{d}_c{f}" for d, f in zip(spec.dims, self.factors))
         shape = tuple(n // f for n, f in zip(spec.global_shape, self.factors))
         self._start = tuple(o // f for o, f in zip(spec.offset, self.factors))
-        self.coords = [Coord(cd, f * np.arange(n) + (f - 1) / 2.0,
-                             {"long_name": f"centre of the {f}-cell block along {d}, in "
-                                           "fine-grid index units", "units": "1"})
-                       for d, cd, f, n in zip(spec.dims, dims, self.factors, shape) if f > 1]
+        self.coords = []
+        for d, cd, f, n in zip(spec.dims, dims, self.factors, shape):
+            if f == 1:
+                continue
+            centre = f * np.arange(n) + (f - 1) / 2.0
+            c = ctx.coords.get(d)
+            if c is None:
+                self.coords.append(Coord(cd, centre, {
+                    "long_name": f"centre of the {f}-cell block along {d}, in fine-grid "
+                                 "index units", "units": "1"}))
+            else:
+                self.coords.append(Coord(cd, c["start"] + c["step"] * centre, {
+                    "long_name": f"centre of the {f}-cell block along "
+                                 f"{c.get('long_name') or d}", "units": c["units"]}))
         meta = ctx.meta(spec.name)
         return [Variable(
             self.name, np.dtype(np.float64),

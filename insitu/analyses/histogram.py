@@ -47,7 +47,7 @@ class Histogram(Analysis):
             raise AnalysisError(f"{where}.range: expected [low, high] with low < high, got {rng}")
         spec = ctx.specs[self.cfg["field"]]
         rg.check_pairs(self.cfg["region"], where)
-        self._slices = rg.local_slices(spec, rg.box(spec, self.cfg["region"], where))
+        self._slices = rg.local_slices(spec, rg.box(spec, self.cfg["region"], where, ctx.coords))
         self.lo, self.hi = rng
         nb = self.cfg["bins"]
         self.edges = np.linspace(self.lo, self.hi, nb + 1)

@@ -1,24 +1,60 @@
-"""Regions of interest: a box of the global grid, by global index ranges.
+"""Regions of interest: a box of the global grid.
 
-Config: ``region: {x: [10, 50], y: [0, 20]}`` -- half-open ``[start,
-stop)`` ranges of global indices per named dimension; dimensions not named
-are taken whole.  Each rank intersects the box with its own slab; a rank
+Config: ``region: {x: [10, 50], y: {from: -30.0, to: 30.0}}`` -- per named
+dimension either a half-open ``[start, stop)`` range of global indices, or
+a closed range of coordinate values ``{from, to}`` (the dimension needs a
+``coords:`` entry), which selects the points whose coordinate lies in it.
+Dimensions not named are taken whole.  Each rank intersects the box with its own slab; a rank
 whose slab misses the box gets an empty view and still joins every
 collective, so nothing hangs.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import schema as s
 from ..fields import FieldSpec
 from .base import AnalysisError
 
-SCHEMA = s.MapOf(s.ListOf(s.Int(minimum=0)), default=None,
-                 doc="dimension -> [start, stop) global indices")
+class _Range(s.Node):
+    """``[start, stop)`` indices, or ``{from: a, to: b}`` coordinate values."""
+
+    _coord = s.Record({"from": s.Num(), "to": s.Num()})
+
+    def check(self, value, path):
+        if isinstance(value, dict):
+            return self._coord.check(value, path)
+        return s.ListOf(s.Int(minimum=0)).check(value, path)
 
 
-def box(spec: FieldSpec, region, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+SCHEMA = s.MapOf(_Range(), default=None,
+                 doc="dimension -> [start, stop) global indices, or {from, to} coordinates")
+
+
+def coordinate_values(coords_cfg: dict, dim: str, n: int):
+    """The coordinate values of ``dim`` (``start + step * i``), or None."""
+    c = (coords_cfg or {}).get(dim)
+    return None if c is None else c["start"] + c["step"] * np.arange(n)
+
+
+def box(spec: FieldSpec, region, where: str, coords_cfg=None):
     """The region's global ``(offset, shape)`` for ``spec``; refuse bad regions."""
-    region = region or {}
+    region = dict(region or {})
+    for d, r in region.items():
+        if isinstance(r, dict):
+            if d not in spec.dims:
+                continue  # reported below
+            values = coordinate_values(coords_cfg, d, spec.global_shape[spec.dims.index(d)])
+            if values is None:
+                raise AnalysisError(f"{where}.region.{d}: a coordinate range needs a "
+                                    f"'coords: {d}:' entry giving its coordinates")
+            inside = np.flatnonzero((values >= min(r["from"], r["to"])) &
+                                    (values <= max(r["from"], r["to"])))
+            if inside.size == 0:
+                raise AnalysisError(f"{where}.region.{d}: no point has a coordinate in "
+                                    f"[{r['from']}, {r['to']}] (coordinates run from "
+                                    f"{values[0]:g} to {values[-1]:g})")
+            region[d] = [int(inside[0]), int(inside[-1]) + 1]
     for d in region:
         if d not in spec.dims:
             raise AnalysisError(f"{where}.region.{d}: field {spec.name!r} has no dimension "
@@ -36,7 +72,7 @@ def box(spec: FieldSpec, region, where: str) -> tuple[tuple[int, ...], tuple[int
 
 def check_pairs(region, where: str) -> None:
     for d, r in (region or {}).items():
-        if len(r) != 2:
+        if not isinstance(r, dict) and len(r) != 2:
             raise AnalysisError(f"{where}.region.{d}: expected [start, stop], got {r}")
 
 

@@ -19,6 +19,9 @@ def test_every_analysis_equals_numpy_from_the_file(comm, shared_dir):
             assert ds["T_hist"].dims == ("time", "T_hist_bin")
             assert "T_hist_bin_bounds" in ds.coords or "T_hist_bin_bounds" in ds
             assert ds["T_probe"].dims == ("time", "T_probe_point")
+            np.testing.assert_array_equal(ds["y"].values, -57.5 + 5.0 * np.arange(24))
+            assert ds["y"].attrs["units"] == "degrees_north"
+            np.testing.assert_array_equal(ds["y_c4"].values, -57.5 + 5.0 * (4 * np.arange(6) + 1.5))
             for step in (1, 2):
                 got = {k: ds[k].values[step - 1] for k in ds.data_vars}
                 sc.check(step, got)
