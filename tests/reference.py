@@ -14,17 +14,51 @@ def _finite(a):
     return a[np.isfinite(a)]
 
 
-def expected(a: dict, f: np.ndarray, dims: tuple) -> dict:
+def _index_range(r, d, n, coords):
+    if isinstance(r, dict):
+        c = coords[d]
+        values = c["start"] + c["step"] * np.arange(n)
+        inside = np.flatnonzero((values >= min(r["from"], r["to"])) &
+                                (values <= max(r["from"], r["to"])))
+        return slice(inside[0], inside[-1] + 1)
+    return slice(*r)
+
+
+def derive(cfg: dict, fields: dict, dims: tuple) -> dict:
+    """Add the config's derived fields (the ones this checker understands)."""
+    out = dict(fields)
+    for name, text in (cfg.get("derived") or {}).items():
+        if text == "T - T.mean(x)":
+            out[name] = out["T"] - np.nanmean(out["T"], axis=dims.index("x"), keepdims=True)
+        elif text == "T - 273.15":
+            out[name] = out["T"] - 273.15
+    return out
+
+
+def expected(a: dict, f, dims: tuple, fields=None, coords=None) -> dict:
     from types import SimpleNamespace
     kind = a["kind"]
     name = a.get("name") or REGISTRY[kind].default_name(SimpleNamespace(cfg=a))
+    fields = fields or {}
+    if kind == "python":  # examples/python/diagnostics.py:hot_cells
+        T = fields["T"]
+        return {f"{name}_count": int((T > 300.0).sum()), f"{name}_warmest": T.max()}
     if kind == "stats":
+        w = fields.get(a["weights"]) if a.get("weights") else None
         if a.get("region"):
-            f = f[tuple(slice(*a["region"].get(d, [0, n])) for d, n in zip(dims, f.shape))]
+            sl = tuple(_index_range(a["region"][d], d, n, coords) if d in a["region"]
+                       else slice(None) for d, n in zip(dims, f.shape))
+            f = f[sl]
         x = _finite(f)
         vals = {"count": x.size, "sum": x.sum(), "mean": x.mean(), "min": x.min(),
                 "max": x.max(), "std": x.std(), "var": x.var(),
                 "nan_count": int(np.isnan(f).sum()), "inf_count": int(np.isinf(f).sum())}
+        if w is not None:
+            ok = np.isfinite(f)
+            m = np.average(f[ok], weights=w[ok])
+            vals["mean"] = m
+            vals["var"] = np.average((f[ok] - m) ** 2, weights=w[ok])
+            vals["std"] = np.sqrt(vals["var"])
         stats = a.get("stats") or ["count", "sum", "mean", "min", "max", "std", "nan_count",
                                    "inf_count"]
         return {f"{name}_{s}": vals[s] for s in stats}
@@ -55,23 +89,64 @@ def expected(a: dict, f: np.ndarray, dims: tuple) -> dict:
     return {}
 
 
-def check_file(ds, cfg: dict, fields_by_step: dict, dims: tuple, field: str = "T") -> int:
-    """Compare every variable of every analysis in ``cfg`` at every step in
-    the file with numpy; return how many values were compared."""
+def _compare(got, want, var, step):
     import pytest
+    if isinstance(want, tuple):  # quantiles: (values, resolution)
+        np.testing.assert_allclose(got, want[0], rtol=0, atol=want[1], err_msg=var)
+    elif np.ndim(want):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=var)
+    else:
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-12), (var, step)
+
+
+def check_file(ds, cfg: dict, fields_by_step: dict, dims: tuple, extra=None) -> int:
+    """Compare every variable of every analysis, window and trigger in
+    ``cfg`` at every step in the file with numpy; return how many values
+    were compared.  ``extra``: fields that do not change (cell areas)."""
+    from types import SimpleNamespace
     n = 0
+    coords = cfg.get("coords") or {}
+    per_step = {}
     for i, step in enumerate(ds["step"].values):
-        f = fields_by_step[int(step)]
+        step = int(step)
+        fields = derive(cfg, {"T": fields_by_step[step], **(extra or {})}, dims)
+        per_step[step] = {}
         for a in cfg["analyses"]:
-            if a["field"] != field or int(step) % a.get("every", 1):
+            if a["kind"] in ("window", "fault") or step % a.get("every", 1):
                 continue
-            for var, want in expected(a, f, dims).items():
-                got = ds[var].values[i]
-                if isinstance(want, tuple):  # quantiles: (values, resolution)
-                    np.testing.assert_allclose(got, want[0], rtol=0, atol=want[1], err_msg=var)
-                elif np.ndim(want):
-                    np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=var)
-                else:
-                    assert got == pytest.approx(want, rel=1e-12), (var, step)
+            f = fields.get(a.get("field"))
+            key = a.get("name") or REGISTRY[a["kind"]].default_name(SimpleNamespace(cfg=a))
+            for var, want in expected(a, f, dims, fields, coords).items():
+                _compare(ds[var].values[i], want, var, step)
+                per_step[step].setdefault(key, {})[var] = want
                 n += 1
+    for a in cfg["analyses"]:
+        if a["kind"] != "window":
+            continue
+        w = a.get("name") or REGISTRY["window"].default_name(SimpleNamespace(cfg=a))
+        src = next(b for b in cfg["analyses"] if b["kind"] != "window" and (
+            b.get("name") or REGISTRY[b["kind"]].default_name(SimpleNamespace(cfg=b)))
+            == a["source"])
+        steps = [s for s in sorted(per_step) if s % src.get("every", 1) == 0]
+        groups = [steps[k:k + a["steps"]] for k in range(0, len(steps), a["steps"])]
+        groups = [g for g in groups if len(g) == a["steps"]]
+        assert list(ds[f"step_{w}"].values) == [g[-1] for g in groups]
+        for k, g in enumerate(groups):
+            for var in per_step[g[0]][a["source"]]:
+                stack = np.array([per_step[s][a["source"]][var] for s in g], dtype=np.float64)
+                for op in a.get("ops", ["mean"]):
+                    want = {"mean": stack.mean(0), "max": stack.max(0), "min": stack.min(0),
+                            "var": stack.var(0)}[op]
+                    _compare(ds[f"{var}_{w}_{op}"].values[k], want, var, g)
+                    n += 1
+    for t in cfg.get("triggers") or []:
+        maxes = {s: np.nanmax(fields_by_step[s]) for s in sorted(per_step)}
+        fired = [s for s, m in maxes.items() if m > 300][:t.get("max_snapshots", 10)]
+        assert list(ds[f"step_{t['name']}"].values) == fired
+        for k, s in enumerate(fired):
+            # rtol, not equality: a Fortran host's libm may differ from numpy's
+            # in the last bit of the initial state
+            np.testing.assert_allclose(ds[f"{t['name']}_T"].values[k], fields_by_step[s],
+                                       rtol=1e-13)
+            n += 1
     return n

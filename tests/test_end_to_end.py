@@ -185,8 +185,9 @@ def test_example_analyses_python_host(nranks, tmp_path):
     mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config", cfg,
                     "--steps", 20, "--output", out])
     fields = {s: t for s, _, t in heat2d.reference((96, 128), 20)}
+    area = {"area": heat2d.reference_area((96, 128))}
     with xr.open_dataset(out, engine="h5netcdf") as ds:
-        assert check_file(ds, _load(cfg), fields, ("y", "x")) > 50
+        assert check_file(ds, _load(cfg), fields, ("y", "x"), area) > 80
     r = run([PYTHON, "-m", "insitu.inspect", out], timeout=60)
     for line in ("T_coarse               (time, y_c8, x_c8) float64 [K]",
                  "T_hist                 (time, T_hist_bin) int64", "steps 5..20",
@@ -201,8 +202,10 @@ def test_example_analyses_fortran_host(fortran_dir, nranks, tmp_path):
     out = tmp_path / "an.h5"
     text = (ROOT / "examples" / "fortran" / "heat2d_analyses.yaml").read_text()
     cfg.write_text(text.replace("heat2d_fortran_analyses.h5", str(out)))
-    mpirun(nranks, [fortran_dir / "heat2d", cfg, 128, 96, 20], timeout=180)
+    mpirun(nranks, [fortran_dir / "heat2d", cfg, 128, 96, 20], timeout=180, cwd=ROOT)
     fields = {s: t.T for s, _, t in heat2d.reference((96, 128), 20)}  # T(x, y)
+    area = {"area": heat2d.reference_area((96, 128)).T}
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds["T_mean_over_x"].dims == ("time", "y")
-        assert check_file(ds, _load(cfg), fields, ("x", "y")) > 50
+        assert ds["y"].attrs["standard_name"] == "latitude"
+        assert check_file(ds, _load(cfg), fields, ("x", "y"), area) > 80

@@ -173,7 +173,7 @@ def test_analysis_of_undeclared_field_names_it(tmp_path):
     r = mpirun(2, [PYTHON, "-m", "insitu.run", "--config", cfg, "--steps", 3], timeout=60,
                check=False)
     assert r.returncode != 0
-    assert "field 'Q' is not declared by the model (declared: T)" in r.stderr
+    assert "field 'Q' is not declared by the model (declared: T, area)" in r.stderr
 
 
 def test_fortran_model_stops_when_python_cannot_start(fortran_dir, tmp_path):

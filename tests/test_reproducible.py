@@ -58,9 +58,7 @@ def test_words_detect_nothing_lost_for_tiny_and_huge_values():
 
 
 def test_cli_runs_agree_bitwise_at_1_to_4_ranks(tmp_path):
-    cfg = tmp_path / "repro.yaml"
-    cfg.write_text("reproducible: true\n"
-                   "analyses: [{kind: stats, field: T, every: 5, stats: [sum, mean, count]}]\n")
+    cfg = ROOT / "examples" / "heat2d_reproducible.yaml"
     shape = (97, 131)
     sums = {}
     for n in (1, 2, 3, 4):

@@ -18,7 +18,7 @@ program heat2d
    type(MPI_Comm) :: cart
    integer :: nprocs, rank, dims(2), coords(2), west, east, south, north
    integer :: x0, y0, nxl, nyl, i, j, step, nargs, k
-   real(8), allocatable, target :: ta(:, :), tb(:, :)
+   real(8), allocatable, target :: ta(:, :), tb(:, :), area(:, :)
    real(8), pointer :: t(:, :), tn(:, :), tmp(:, :)
    real(8), allocatable :: sendbuf(:), recvbuf(:)
    real(8) :: x, y, wtime
@@ -70,6 +70,11 @@ program heat2d
                     + 10d0*sin(2*pi*x)*cos(pi*y)
       end do
    end do
+   ! relative cell areas on a latitude grid, for area-weighted statistics
+   allocate (area(nxl, nyl))
+   do j = 1, nyl
+      area(:, j) = cos((-90d0 + 180d0*(y0 + j - 1 + 0.5d0)/ny)*pi/180d0)
+   end do
    t(0:, 0:) => ta
    tn(0:, 0:) => tb
 
@@ -77,6 +82,7 @@ program heat2d
    if (use_insitu) then
       call insitu_init(MPI_COMM_WORLD, trim(config))
       call insitu_declare("T", t, global_shape=[nx, ny], offset=[x0, y0], halo=[1, 1])
+      call insitu_declare("area", area, global_shape=[nx, ny], offset=[x0, y0])
    end if
 
    wtime = MPI_Wtime()

@@ -33,6 +33,11 @@ def initial(j: np.ndarray, i: np.ndarray, ny: int, nx: int) -> np.ndarray:
             + 10.0 * np.sin(2 * np.pi * x) * np.cos(np.pi * y))
 
 
+def cell_area(j: np.ndarray, ny: int) -> np.ndarray:
+    """Relative cell area of row ``j`` on a latitude grid: cos(latitude)."""
+    return np.cos(np.deg2rad(-90.0 + 180.0 * (j + 0.5) / ny))
+
+
 def stencil(t: np.ndarray, out: np.ndarray) -> None:
     """One explicit step on the interior; same arithmetic order as the Fortran."""
     c = t[1:-1, 1:-1]
@@ -50,6 +55,9 @@ class Heat2D:
         self.buffers = [np.full(g.local_shape, BOUNDARY), np.full(g.local_shape, BOUNDARY)]
         j, i = g.global_index()
         self.buffers[0][1:-1, 1:-1] = initial(j, i, *g.global_shape)
+        # Cell areas, for area-weighted statistics (no halo).
+        self.area = np.ascontiguousarray(np.broadcast_to(cell_area(j, g.global_shape[0]),
+                                                         g.shape))
         self.current = 0
         self.step = 0
         self.time = 0.0
@@ -62,6 +70,8 @@ class Heat2D:
         g = self.grid
         api.declare_field("T", np.float64, g.global_shape, g.offset, g.local_shape,
                           (1, 1), (1, 1), "C")
+        api.declare_field("area", np.float64, g.global_shape, g.offset, g.shape)
+        api.expose("area", self.area)
 
     def advance(self) -> None:
         g = self.grid
@@ -78,6 +88,11 @@ class Heat2D:
 
     def free(self) -> None:
         self.grid.free()
+
+
+def reference_area(shape=(96, 128)) -> np.ndarray:
+    ny, nx = shape
+    return np.broadcast_to(cell_area(np.arange(ny)[:, None], ny), shape)
 
 
 def reference(shape=(96, 128), steps: int = 10):
