@@ -87,8 +87,12 @@ class Num(Node):
         if self.open:
             if (lo is not None and value <= lo) or (hi is not None and value >= hi):
                 _fail(path, f"expected a number strictly between {lo} and {hi}, got {value}")
-        elif (lo is not None and value < lo) or (hi is not None and value > hi):
+        elif lo is not None and hi is not None and not lo <= value <= hi:
             _fail(path, f"expected a number in [{lo}, {hi}], got {value}")
+        elif lo is not None and value < lo:
+            _fail(path, f"expected a number >= {lo}, got {value}")
+        elif hi is not None and value > hi:
+            _fail(path, f"expected a number <= {hi}, got {value}")
         return value
 
 

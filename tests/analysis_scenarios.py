@@ -38,6 +38,10 @@ def config(output=None):
         "coords": {"y": {"start": -57.5, "step": 5.0, "units": "degrees_north",
                          "standard_name": "latitude"}},
         "analyses": [
+            {"kind": "stats", "field": "T", "name": "Tc", "stats": ["mean", "std"],
+             "weights": {"dim": "y", "values": "coslat"}},
+            {"kind": "stats", "field": "T", "name": "Tv", "stats": ["mean"],
+             "weights": {"dim": "x", "values": list(range(1, 33))}},
             {"kind": "stats", "field": "T", "name": "Tlat", "stats": ["count", "mean"],
              "region": {"y": {"from": -50.0, "to": -35.0}}},   # rows 2, 3, 4
             {"kind": "stats", "field": "T", "name": "Tw", "weights": "area",
@@ -89,7 +93,12 @@ def expected(step):
     counts, edges = np.histogram(f[ok], bins=BINS, range=RANGE)
     c = np.nanmean(fin.reshape(6, 4, 8, 4), axis=(1, 3))
     lat = f[2:5][np.isfinite(f[2:5])]
+    coslat = np.broadcast_to(np.cos(np.deg2rad(-57.5 + 5.0 * np.arange(24)))[:, None], SHAPE)
+    tc = np.average(f[ok], weights=coslat[ok])
+    xw = np.broadcast_to(np.arange(1.0, 33.0)[None, :], SHAPE)
     return {
+        "Tc_mean": tc, "Tc_std": np.sqrt(np.average((f[ok] - tc) ** 2, weights=coslat[ok])),
+        "Tv_mean": np.average(f[ok], weights=xw[ok]),
         "Tlat_count": lat.size, "Tlat_mean": lat.mean(),
         "Tw_mean": wm, "Tw_std": np.sqrt(np.average((f[ok] - wm) ** 2, weights=w[ok])),
         "Tr_count": r.size, "Tr_mean": r.mean(), "Tr_min": r.min(), "Tr_max": r.max(),
@@ -106,7 +115,8 @@ def expected(step):
 def check(step, got):
     """``got``: variable -> value for one step (distributed ones assembled)."""
     want = expected(step)
-    for k in ("Tw_mean", "Tw_std", "Tr_mean", "Tr_min", "Tr_max", "Tlat_mean"):
+    for k in ("Tw_mean", "Tw_std", "Tr_mean", "Tr_min", "Tr_max", "Tlat_mean", "Tc_mean",
+              "Tc_std", "Tv_mean"):
         assert got[k] == pytest.approx(want[k], rel=1e-12), k
     for k in ("Tr_count", "T_hist_below", "T_hist_above", "Tlat_count"):
         assert got[k] == want[k], k

@@ -64,6 +64,12 @@ BAD = [
      "analyses[0].points[0][0]: expected an integer >= 0, got -1"),
     ({"analyses": [{"kind": "stats", "field": "T", "region": {"x": [3, -1]}}]},
      "analyses[0].region.x[1]: expected an integer >= 0, got -1"),
+    ({"analyses": [{"kind": "stats", "field": "T", "weights": {"dim": "y", "values": [1, -2]}}]},
+     "analyses[0].weights.values[1]: expected a number >= 0.0, got -2.0"),
+    ({"analyses": [{"kind": "stats", "field": "T", "weights": {"dim": "y"}}]},
+     "analyses[0].weights.values: missing required key"),
+    ({"analyses": [{"kind": "stats", "field": "T", "weights": 3}]},
+     "analyses[0].weights: expected a field name or {dim, values}, got 3"),
 ]
 
 

@@ -186,6 +186,11 @@ def test_example_analyses_python_host(nranks, tmp_path):
                     "--steps", 20, "--output", out])
     fields = {s: t for s, _, t in heat2d.reference((96, 128), 20)}
     area = {"area": heat2d.reference_area((96, 128))}
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the output contract: no warnings at all
+        with xr.open_dataset(out, engine="h5netcdf") as ds:
+            ds.load()
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert check_file(ds, _load(cfg), fields, ("y", "x"), area) > 80
     r = run([PYTHON, "-m", "insitu.inspect", out], timeout=60)

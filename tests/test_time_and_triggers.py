@@ -65,6 +65,14 @@ def test_user_analysis_is_reduced_like_builtins(nranks):
     assert writer.variables["u_rows"].dims == ("u_rows_0",)
 
 
+def test_user_analysis_sees_only_its_region():
+    cfg = {**USER, "region": {"y": [2, 5], "x": [0, 4]}}
+    writer = FakeWorld(4).run(drive, [cfg])[0][0]
+    for step, _, values in writer.rows:
+        f = field(step)[2:5, 0:4]
+        assert values["u_hot"] == (f > 290.0).sum() and values["u_tmax"] == f.max()
+
+
 @pytest.mark.parametrize("fn,message", [
     ("wrong_shape", "returned outputs ['x'], the config declares"),
     ("not_a_dict", "returned float, expected a dict"),

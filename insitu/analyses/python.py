@@ -11,7 +11,8 @@
         rows_hot: {op: sum, shape: [96]}         # an array, reduced elementwise
 
 The callable receives ``(views, meta, comm)``: the local interior views of
-its fields (read-only numpy arrays, no copy), their :class:`FieldSpec`
+its fields (read-only numpy arrays, no copy; only the part inside ``region``
+if one is given), their :class:`FieldSpec`
 (dims, global shape, this rank's offset and shape), and a small
 communicator (``rank``, ``size``).  It returns a mapping with one array per
 declared output, of the declared shape; insitu combines them across ranks
@@ -29,6 +30,7 @@ import numpy as np
 
 from .. import schema as s
 from ..reduction import MAX, MIN, SUM
+from . import region as rg
 from .base import Analysis, AnalysisError, Variable
 
 _KIND = {"sum": SUM, "min": MIN, "max": MAX}
@@ -80,6 +82,7 @@ class PythonAnalysis(Analysis):
             "units": s.Str(default="1"),
             "long_name": s.Str(default=None),
         })),
+        "region": rg.SCHEMA,
     })
 
     def __init__(self, index, cfg, rank=0, size=1):
@@ -98,6 +101,13 @@ class PythonAnalysis(Analysis):
 
     def bind(self, ctx):
         self.meta = {f: ctx.specs[f] for f in self.fields}
+        self._slices = {}
+        if self.cfg["region"]:
+            # The callable sees only the part of each view inside the region.
+            rg.check_pairs(self.cfg["region"], f"analyses[{self.index}]")
+            for f, spec in self.meta.items():
+                box = rg.box(spec, self.cfg["region"], f"analyses[{self.index}]", ctx.coords)
+                self._slices[f] = rg.local_slices(spec, box)
         self.comm = CommInfo(self.rank, self.size)
         self._slots = {}
         out = []
@@ -117,7 +127,7 @@ class PythonAnalysis(Analysis):
     def local(self, views, record, step):
         ro = {}
         for f, v in views.items():
-            v = v.view()
+            v = v[self._slices[f]] if f in self._slices else v.view()
             v.flags.writeable = False  # the model's memory is not the analysis's to change
             ro[f] = v
         got = self.fn(ro, self.meta, self.comm)

@@ -29,6 +29,30 @@ _LONG = {"count": "number of finite values of", "sum": "sum of", "mean": "mean o
          "inf_count": "number of infinite values of"}
 
 
+class _Weights(s.Node):
+    """A weight field's name, or ``{dim: y, values: [...] | coslat}``."""
+
+    _array = s.Record({"dim": s.Str(), "values": s.Node()})
+
+    def check(self, value, path):
+        if isinstance(value, str):
+            return s.Str().check(value, path)
+        if isinstance(value, dict):
+            out = dict(value)
+            for k in value:
+                if k not in ("dim", "values"):
+                    raise s.ConfigError(f"{path}.{k}: unknown key (known keys: dim, values)")
+            for k in ("dim", "values"):
+                if k not in value:
+                    raise s.ConfigError(f"{path}.{k}: missing required key")
+            s.Str().check(value["dim"], f"{path}.dim")
+            v = value["values"]
+            if v != "coslat":
+                s.ListOf(s.Num(minimum=0.0), nonempty=True).check(v, f"{path}.values")
+            return out
+        raise s.ConfigError(f"{path}: expected a field name or {{dim, values}}, got {value!r}")
+
+
 class Stats(Analysis):
     kind = "stats"
     schema = s.Record({
@@ -37,16 +61,14 @@ class Stats(Analysis):
         "every": s.Int(default=1, minimum=1, doc="run at steps that are multiples of this"),
         "stats": s.ListOf(s.Enum(ALL_STATS), default=list(DEFAULT_STATS), nonempty=True,
                           unique=True, doc="which statistics to write"),
-        "weights": s.Str(default=None, doc="a declared field of weights (cell area, "
-                                           "cos(latitude) over one dim): mean, std and var "
-                                           "become weighted"),
+        "weights": _Weights(default=None),
         "region": rg.SCHEMA,
     })
 
     @property
     def fields(self):
         w = self.cfg["weights"]
-        return (self.cfg["field"],) if w is None else (self.cfg["field"], w)
+        return (self.cfg["field"], w) if isinstance(w, str) else (self.cfg["field"],)
 
     def bind(self, ctx):
         spec = ctx.specs[self.cfg["field"]]
@@ -56,8 +78,10 @@ class Stats(Analysis):
                             ctx.coords)
         self._slices = rg.local_slices(spec, self._rbox)
         self._weights = None
-        if self.cfg["weights"]:
+        if isinstance(self.cfg["weights"], str):
             self._bind_weights(ctx, spec)
+        elif self.cfg["weights"]:
+            self._bind_weight_array(ctx, spec)
         self.stats = tuple(self.cfg["stats"])
         # Slots: moments triple, sum, min, max, NaN and Inf counts.
         plan = ctx.plan
@@ -90,7 +114,11 @@ class Stats(Analysis):
             if stat in _METHOD:
                 attrs["cell_methods"] = f"{over} {_METHOD[stat]}"
                 if self._weights is not None and stat in ("mean", "std", "var"):
-                    attrs["cell_methods"] += f" (weighted by {self.cfg['weights']})"
+                    w = self.cfg["weights"]
+                    label = w if isinstance(w, str) else (
+                        f"cos(latitude) along {w['dim']}" if w["values"] == "coslat"
+                        else f"given weights along {w['dim']}")
+                    attrs["cell_methods"] += f" (weighted by {label})"
             if self.cfg["region"]:
                 attrs["insitu_region"] = ", ".join(
                     f"{d}: [{o}, {o + n})" for d, o, n in zip(spec.dims, *self._rbox))
@@ -120,7 +148,38 @@ class Stats(Analysis):
         self._weights = (wname, [wspec.dims.index(d) if d in wspec.dims else None
                                  for d in spec.dims])
 
+    def _bind_weight_array(self, ctx, spec):
+        """Weights as a 1-D array along one dim: given values, or cos(latitude)
+        from the dim's ``coords:`` entry.  Each rank takes its own part."""
+        w = self.cfg["weights"]
+        where = f"analyses[{self.index}].weights"
+        d = w["dim"]
+        if d not in spec.dims:
+            raise AnalysisError(f"{where}.dim: field {spec.name!r} has no dimension {d!r}")
+        a = spec.dims.index(d)
+        n = spec.global_shape[a]
+        if w["values"] == "coslat":
+            c = ctx.coords.get(d)
+            if c is None:
+                raise AnalysisError(f"{where}.values: coslat needs a 'coords: {d}:' entry "
+                                    "in degrees")
+            values = np.cos(np.deg2rad(c["start"] + c["step"] * np.arange(n)))
+        else:
+            values = np.asarray(w["values"], dtype=np.float64)
+            if values.shape != (n,):
+                raise AnalysisError(f"{where}.values: {values.size} values for the {n} "
+                                    f"points along {d!r}")
+        if (values < 0).any():
+            raise AnalysisError(f"{where}.values: weights must not be negative")
+        local = values[spec.offset[a]:spec.offset[a] + spec.shape[a]]
+        shape = [1] * spec.ndim
+        shape[a] = local.size
+        self._weight_array = local.reshape(shape)
+        self._weights = ("<array>", None)
+
     def _weight_view(self, views, shape):
+        if self._weights[0] == "<array>":
+            return np.broadcast_to(self._weight_array, shape)
         wname, order = self._weights
         w = views[wname]
         # Weight axes in the field's axis order, then length-1 axes where the
