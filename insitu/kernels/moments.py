@@ -4,7 +4,10 @@ The slab is read from memory once.  It is walked in blocks of at most
 ``BLOCK`` contiguous elements; each block is summed, then its squared
 deviations from the block mean are summed while the block is still in cache
 (a two-pass within the block, so no cancellation), and blocks are merged with
-Chan et al.'s parallel update.  Block means are taken of ``x - shift``, where
+Chan et al.'s parallel update.  A block whose exponent bits show no NaN or
+Inf (the usual case) runs compiled with fast-math, which lets LLVM
+vectorise the sums, min and max; any other block is redone with careful,
+NaN-aware code.  Block means are taken of ``x - shift``, where
 ``shift`` is the slab's first valid value, so the merge works with numbers of
 the size of the spread, not of the mean (a field of 1e9 +- 1 keeps its
 variance to ~1e-15).  This keeps the accuracy of numpy's two-pass
@@ -20,15 +23,130 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-BLOCK = 2048
+BLOCK = 8192
 
 #: Layout of the result vector returned by :func:`moments`.
 FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count")
 COUNT, SUM, MEAN, M2, MIN, MAX, NAN_COUNT, INF_COUNT = range(len(FIELDS))
 
 
+#: Fast-math for blocks known to hold only finite values: LLVM may then
+#: vectorise sums, min and max.  No "arcp"/"afn": no approximate divisions.
+FAST = {"reassoc", "nnan", "ninf", "nsz", "contract"}
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _fast_block(row, bits, shift, expshift, expmask):  # pragma: no cover - compiled
+    """Sum, shifted sum, min and max of a block assumed finite, plus the
+    number of non-finite values found from the exponent bits (an integer
+    test that fast-math cannot fold away).  If that number is not zero the
+    float results are discarded and the block is redone carefully."""
+    s = 0.0
+    sy = 0.0
+    lo = np.inf
+    hi = -np.inf
+    bad = 0
+    for k in range(row.size):
+        x = float(row[k])
+        s += x
+        sy += x - shift
+        lo = min(lo, x)
+        hi = max(hi, x)
+        bad += ((bits[k] >> expshift) & expmask) == expmask
+    return s, sy, lo, hi, bad
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _fast_int_block(row, shift):  # pragma: no cover - compiled
+    s = 0.0
+    sy = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for k in range(row.size):
+        x = float(row[k])
+        s += x
+        sy += x - shift
+        lo = min(lo, x)
+        hi = max(hi, x)
+    return s, sy, lo, hi
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FAST)
+def _fast_m2(row, shift, bmean):  # pragma: no cover - compiled
+    m2 = 0.0
+    for k in range(row.size):
+        d = (float(row[k]) - shift) - bmean
+        m2 += d * d
+    return m2
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _careful_block(row, shift):  # pragma: no cover - compiled
+    """The same for a block that holds NaN or Inf: skipped and counted."""
+    n = 0.0
+    s = 0.0
+    sy = 0.0
+    nans = 0.0
+    infs = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for k in range(row.size):
+        x = float(row[k])
+        isnan = x != x
+        isinf = abs(x) == np.inf
+        ok = not (isnan or isinf)
+        nans += isnan
+        infs += isinf
+        n += ok
+        s += x if ok else 0.0
+        sy += (x - shift) if ok else 0.0
+    for k in range(row.size):
+        x = float(row[k])
+        if abs(x) < np.inf:
+            if x < lo:
+                lo = x
+            if x > hi:
+                hi = x
+    m2 = 0.0
+    if n > 0.0:
+        bmean = sy / n
+        for k in range(row.size):
+            x = float(row[k])
+            d = (x - shift) - bmean
+            m2 += d * d if abs(x) < np.inf else 0.0
+    return n, s, sy, lo, hi, nans, infs, m2
+
+
 @numba.njit(cache=True, nogil=True)
-def _moments3(a, out):  # pragma: no cover - compiled
+def _first_finite(a):  # pragma: no cover - compiled
+    n0, n1, n2 = a.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                x = float(a[i, j, k])
+                if abs(x) < np.inf:
+                    return x
+    return 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _block(row, rbits, shift, expshift, expmask, is_float):  # pragma: no cover - compiled
+    """Statistics of one block: the fast path, or the careful one."""
+    bad = 0
+    if is_float:
+        bs, by, blo, bhi, bad = _fast_block(row, rbits, shift, expshift, expmask)
+    else:
+        bs, by, blo, bhi = _fast_int_block(row, shift)
+    if bad == 0:
+        bn = float(row.size)
+        bm2 = _fast_m2(row, shift, by / bn)
+        return bn, bs, by, blo, bhi, 0.0, 0.0, bm2
+    return _careful_block(row, shift)
+
+
+@numba.njit(cache=True, nogil=True)
+def _moments3(a, bits, expshift, expmask, is_float, copy_rows, buf, bbits,
+              out):  # pragma: no cover - compiled
     n = 0.0
     total = 0.0
     mean = 0.0
@@ -37,59 +155,39 @@ def _moments3(a, out):  # pragma: no cover - compiled
     hi = -np.inf
     nans = 0.0
     infs = 0.0
+    shift = _first_finite(a)
     n0, n1, n2 = a.shape
-    shift = 0.0
-    found = False
     for i in range(n0):
         for j in range(n1):
-            for k in range(n2):
-                x = a[i, j, k]
-                if x == x and abs(float(x)) != np.inf:
-                    shift = float(x)
-                    found = True
-                    break
-            if found:
-                break
-        if found:
-            break
-    for i in range(n0):
-        for j in range(n1):
-            start = 0
-            while start < n2:
+            for start in range(0, n2, BLOCK):
                 stop = min(start + BLOCK, n2)
-                bn = 0.0
-                bs = 0.0
-                by = 0.0
-                for k in range(start, stop):
-                    x = a[i, j, k]
-                    xf = float(x)
-                    if x != x:
-                        nans += 1.0
-                    elif abs(xf) == np.inf:
-                        infs += 1.0
-                    else:
-                        bn += 1.0
-                        bs += xf
-                        by += xf - shift
-                        if xf < lo:
-                            lo = xf
-                        if xf > hi:
-                            hi = xf
-                if bn > 0.0:
-                    bmean = by / bn
-                    bm2 = 0.0
-                    for k in range(start, stop):
-                        xf = float(a[i, j, k])
-                        if xf == xf and abs(xf) != np.inf:
-                            d = (xf - shift) - bmean
-                            bm2 += d * d
-                    nn = n + bn
-                    delta = bmean - mean
-                    mean = mean + delta * (bn / nn)
-                    m2 = m2 + bm2 + delta * delta * (n * bn / nn)
-                    n = nn
-                    total += bs
-                start = stop
+                m = stop - start
+                if copy_rows:
+                    # Rows of a strided (halo-sliced) view: numba cannot
+                    # prove they are contiguous, so copy the block into a
+                    # cache-resident buffer that it knows is.
+                    b = buf[:m]
+                    for k in range(m):
+                        b[k] = a[i, j, start + k]
+                    bn, bs, by, blo, bhi, bnan, binf, bm2 = _block(
+                        b, bbits[:m], shift, expshift, expmask, is_float)
+                else:
+                    bn, bs, by, blo, bhi, bnan, binf, bm2 = _block(
+                        a[i, j, start:stop], bits[i, j, start:stop], shift, expshift,
+                        expmask, is_float)
+                nans += bnan
+                infs += binf
+                if bn == 0.0:
+                    continue
+                bmean = by / bn
+                nn = n + bn
+                delta = bmean - mean
+                mean = mean + delta * (bn / nn)
+                m2 = m2 + bm2 + delta * delta * (n * bn / nn)
+                n = nn
+                total += bs
+                lo = min(lo, blo)
+                hi = max(hi, bhi)
     out[0] = n
     out[1] = total
     out[2] = shift + mean if n > 0.0 else np.nan
@@ -98,6 +196,10 @@ def _moments3(a, out):  # pragma: no cover - compiled
     out[5] = hi
     out[6] = nans
     out[7] = infs
+
+
+#: How to find non-finite values from the bits: (unsigned view, shift, mask)
+_BITS = {np.dtype(np.float64): (np.uint64, 52, 0x7FF), np.dtype(np.float32): (np.uint32, 23, 0xFF)}
 
 
 def as_c_order_3d(view: np.ndarray) -> np.ndarray:
@@ -145,7 +247,14 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(len(FIELDS), dtype=np.float64)
     elif out.dtype != np.float64 or out.shape != (len(FIELDS),):
         raise ValueError("out must be a float64 vector of length %d" % len(FIELDS))
-    _moments3(as_c_order_3d(view), out)
+    a = as_c_order_3d(view)
+    copy_rows = not a.flags.c_contiguous
+    buf = np.empty(min(BLOCK, a.shape[2]) if copy_rows else 1, dtype=a.dtype)
+    if a.dtype in _BITS:
+        utype, shift, mask = _BITS[a.dtype]
+        _moments3(a, a.view(utype), shift, mask, True, copy_rows, buf, buf.view(utype), out)
+    else:
+        _moments3(a, a, 0, 0, False, copy_rows, buf, buf, out)
     return out
 
 
