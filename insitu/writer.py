@@ -108,6 +108,8 @@ class H5Writer:
         self.axes = {"time": Axis("time", "step")}
         self.axes.update({a.name: a for a in axes})
         self.length = {name: 0 for name in self.axes}
+        self.written = {name: 0 for name in self.axes}
+        self.pending: dict[str, list] = {name: [] for name in self.axes}
         self.members: dict[str, list[str]] = {name: [] for name in self.axes}
         scales = {}
         for ax in self.axes.values():
@@ -187,31 +189,59 @@ class H5Writer:
     def append(self, step: int, time: float, values: Mapping[str, object],
                axis: str = "time", bounds=None) -> None:
         """Add one entry along ``axis`` (collective).  A variable missing
-        from ``values`` keeps its fill value there."""
-        n = self.length[axis]
+        from ``values`` keeps its fill value there.
+
+        Entries along ``time`` are kept in memory and written at each flush
+        (every ``flush_every`` entries): one resize and one write per
+        variable per flush instead of per step.  Only flushed entries
+        survive a crash in any case, so buffering until then loses nothing
+        that was safe."""
+        self.pending[axis].append((step, time, values, bounds))
+        self.length[axis] += 1
+        if axis != "time" or self.length[axis] % self.flush_every == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered entries and flush the file (collective)."""
+        wrote = False
+        for axis, rows in self.pending.items():
+            if rows:
+                self._write_rows(axis, rows)
+                self.pending[axis] = []
+                wrote = True
+        if wrote:
+            self.file.flush()
+
+    def _write_rows(self, axis: str, rows) -> None:
         ax = self.axes[axis]
         names = self.members[axis]
+        n0 = self.written[axis]
+        n1 = n0 + len(rows)
         for name in names:
             ds = self.datasets[name]
-            ds.resize((n + 1, *ds.shape[1:]))
+            ds.resize((n1, *ds.shape[1:]))
         if self.comm.rank == 0:
-            self.datasets[ax.name][n] = time
-            self.datasets[ax.step][n] = step
+            self.datasets[ax.name][n0:n1] = [r[1] for r in rows]
+            self.datasets[ax.step][n0:n1] = [r[0] for r in rows]
             if ax.bounds:
-                self.datasets[f"{ax.name}_bounds"][n] = bounds
+                self.datasets[f"{ax.name}_bounds"][n0:n1] = [r[3] for r in rows]
             for name in names:
                 var = self._vars.get(name)
-                if var is not None and not var.distributed and name in values:
-                    self.datasets[name][n] = values[name]
-        for name in names:
-            var = self._vars.get(name)
-            if var is not None and var.distributed and name in values:
-                self._write_piece(self.datasets[name], n, values[name])
-        self.length[axis] = n + 1
-        if axis == "time" and self.length[axis] % self.flush_every == 0:
-            self.file.flush()
-        elif axis != "time":
-            self.file.flush()  # windows and snapshots are rare and precious
+                if var is None or var.distributed:
+                    continue
+                present = [k for k, r in enumerate(rows) if name in r[2]]
+                if len(present) == len(rows):
+                    self.datasets[name][n0:n1] = np.asarray([r[2][name] for r in rows],
+                                                            dtype=var.dtype)
+                else:
+                    for k in present:
+                        self.datasets[name][n0 + k] = rows[k][2][name]
+        for k, r in enumerate(rows):
+            for name in names:
+                var = self._vars.get(name)
+                if var is not None and var.distributed and name in r[2]:
+                    self._write_piece(self.datasets[name], n0 + k, r[2][name])
+        self.written[axis] = n1
 
     def _write_piece(self, ds, n: int, piece: Piece | None) -> None:
         """Collective write of this rank's hyperslab (or of nothing)."""
@@ -236,6 +266,8 @@ class H5Writer:
 
     def close(self) -> None:
         if getattr(self, "file", None) is not None and self.file.id.valid:
+            if getattr(self, "pending", None):
+                self.flush()
             self.file.close()
         self.file = None
 

@@ -1,0 +1,62 @@
+"""MPI collectives per step for 1, 10 and 50 scalar analyses.
+
+``mpiexec -n N python scripts/bench/collectives.py [--quick]``: a session
+with K stats analyses (7 statistics each) of a 256x256 slab per rank; we
+count the collectives insitu issues per step (every MPI call goes through
+``insitu.comm``, which counts them) and time a step on the slowest rank.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import save, table  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    from mpi4py import MPI
+
+    from insitu import api
+    comm = MPI.COMM_WORLD
+    steps = 5 if args.quick else 50
+    n = 256
+    tmp = comm.bcast(tempfile.mkdtemp(prefix="insitu-coll-") if comm.rank == 0 else None)
+    rows = []
+    for k in (1, 10, 50):
+        cfg = {"output": {"path": os.path.join(tmp, f"c{k}.h5"), "overwrite": True},
+               "analyses": [{"kind": "stats", "field": "T", "name": f"T{i}"} for i in range(k)],
+               "log_level": "WARNING"}
+        s = api.init(comm, cfg)
+        api.declare_field("T", np.float64, (n * comm.size, n), (n * comm.rank, 0), (n, n))
+        api.expose("T", np.random.default_rng(comm.rank).normal(280, 5, (n, n)))
+        api.step(1, 0.0)
+        before = s.comm.collectives
+        t0 = time.perf_counter()
+        for i in range(steps):
+            api.step(i + 2, 0.0)
+        dt = (time.perf_counter() - t0) / steps
+        per_step = (s.comm.collectives - before) / steps
+        api.finalize()
+        rows.append({"analyses": k, "scalar_results": 7 * k, "collectives_per_step": per_step,
+                     "ms_per_step_slowest": comm.allreduce(dt, op=MPI.MAX) * 1e3})
+    if comm.rank == 0:
+        print(f"collectives per step, {comm.size} rank(s)")
+        print(table(rows, ["analyses", "scalar_results", "collectives_per_step",
+                           "ms_per_step_slowest"]))
+        print(f"wrote {save(f'collectives_n{comm.size}', {'ranks': comm.size, 'rows': rows})}")
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
