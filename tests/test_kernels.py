@@ -39,7 +39,11 @@ def _arrays():
     yield "f32", base.astype(np.float32)
     yield "i32", rng.integers(-1000, 1000, (31, 40)).astype(np.int32)
     yield "i64", rng.integers(-10**12, 10**12, 1000).astype(np.int64)
-    yield "1d-long", rng.normal(0, 1, 5000)  # longer than a kernel block
+    yield "1d-long", rng.normal(0, 1, 20000)  # longer than a kernel block
+    mixed = rng.normal(0, 3, (40, 300)).astype(np.float32)  # negatives: min/max keys
+    mixed[0, :2] = [-0.0, 0.0]
+    yield "f32-mixed-sign", mixed
+    yield "f64-all-negative", -rng.gamma(2.0, 2.0, 9000)
     yield "halo-view", base[1:-1, 2:-1, 1:-2]
     yield "fortran-view", np.asfortranarray(base)[1:-1, 1:-1, :]
     yield "offset-mean", rng.normal(1e9, 1.0, 4000)  # cancellation-prone
