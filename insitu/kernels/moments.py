@@ -165,7 +165,7 @@ def _block(row, rbits, shift, expshift, expmask, keymask, is_float, tmp,
 
 
 @numba.njit(cache=True, nogil=True)
-def _moments3(a, bits, expshift, expmask, keymask, is_float, copy_rows, buf, bbits, tmp,
+def _moments3(a, ncols, bits, expshift, expmask, keymask, is_float, copy_rows, buf, bbits, tmp,
               ftmp, out):  # pragma: no cover - compiled
     n = 0.0
     total = 0.0
@@ -175,12 +175,12 @@ def _moments3(a, bits, expshift, expmask, keymask, is_float, copy_rows, buf, bbi
     hi = -np.inf
     nans = 0.0
     infs = 0.0
-    shift = _first_finite(a)
+    shift = _first_finite(a[:, :, :ncols])
     n0, n1, n2 = a.shape
     for i in range(n0):
         for j in range(n1):
-            for start in range(0, n2, BLOCK):
-                stop = min(start + BLOCK, n2)
+            for start in range(0, ncols, BLOCK):
+                stop = min(start + BLOCK, ncols)
                 m = stop - start
                 if copy_rows:
                     # Rows of a strided (halo-sliced) view: numba cannot
@@ -241,6 +241,26 @@ def as_c_order_3d(view: np.ndarray) -> np.ndarray:
     return a
 
 
+def padded_rows(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous description of a halo-sliced view, when one exists.
+
+    The rows of a halo-sliced view are contiguous but spaced by the padded
+    row length, so numba types them as strided and cannot vectorise them.
+    Re-described with rows of the padded length (``as_strided``, no copy),
+    the array is C-contiguous; the kernel reads only the first ``ncols``
+    values of each row, all inside the view, so the halo and the memory past
+    the last row are never touched.  Returns ``a`` unchanged when no such
+    description exists (a 3-D view with halos in its middle axis)."""
+    if a.flags.c_contiguous or a.size == 0 or a.strides[2] != a.itemsize:
+        return a
+    if a.strides[1] % a.itemsize or a.strides[1] < a.shape[2] * a.itemsize:
+        return a
+    padded = np.lib.stride_tricks.as_strided(
+        a, shape=(a.shape[0], a.shape[1], a.strides[1] // a.itemsize),
+        strides=(a.strides[0], a.strides[1], a.itemsize), writeable=False)
+    return padded if padded.flags.c_contiguous else a
+
+
 def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Local statistics of ``view`` as a float64 vector laid out as :data:`FIELDS`.
 
@@ -269,17 +289,19 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(len(FIELDS), dtype=np.float64)
     elif out.dtype != np.float64 or out.shape != (len(FIELDS),):
         raise ValueError("out must be a float64 vector of length %d" % len(FIELDS))
-    a = as_c_order_3d(view)
+    a = padded_rows(as_c_order_3d(view))
+    ncols = view.size and as_c_order_3d(view).shape[2]
     copy_rows = not a.flags.c_contiguous
     buf = np.empty(min(BLOCK, a.shape[2]) if copy_rows else 1, dtype=a.dtype)
     if a.dtype in _BITS:
         itype, shift, mask, keymask = _BITS[a.dtype]
         tmp = np.zeros(1, dtype=itype)
-        _moments3(a, a.view(itype), shift, mask, keymask, True, copy_rows, buf,
+        _moments3(a, ncols, a.view(itype), shift, mask, keymask, True, copy_rows, buf,
                   buf.view(itype), tmp, tmp.view(a.dtype), out)
     else:
         tmp = np.zeros(1, dtype=np.int64)
-        _moments3(a, a, 0, 0, 0, False, copy_rows, buf, buf, tmp, tmp.view(np.float64), out)
+        _moments3(a, ncols, a, 0, 0, 0, False, copy_rows, buf, buf, tmp,
+                  tmp.view(np.float64), out)
     return out
 
 

@@ -3,7 +3,8 @@
 ``python scripts/bench/overhead.py [--quick]`` builds examples/fortran with
 its Makefile and runs it on 1 and 2 ranks (1000x1000 cells per rank, 200
 steps), best of 3: with insitu off (``--no-insitu``), with the standard
-statistics (8 per field) every step, and every 10 steps.  The model prints
+statistics (8 per field) every step, and every 10 steps (flushing the file
+after every output step, the default, and after every 10th).  The model prints
 its own wall time per step (MPI_Wtime around the time loop).
 """
 from __future__ import annotations
@@ -36,11 +37,14 @@ def main() -> int:
     for nranks in (1, 2):
         nx, ny = side * nranks, side
         base = None
-        for label, every in (("off", None), ("every step", 1), ("every 10 steps", 10)):
+        for label, every, flush in (("off", None, 1), ("every step", 1, 1),
+                                    ("every 10 steps", 10, 1),
+                                    ("every 10 steps, flush_every 10", 10, 10)):
             cmd = ["mpiexec", "-n", str(nranks), os.path.join(work, "heat2d")]
-            cfg = os.path.join(work, f"o{every}.yaml")
+            cfg = os.path.join(work, f"o{every}_{flush}.yaml")
             with open(cfg, "w") as fh:
-                fh.write(f"output: {{path: {work}/o{every}.h5, overwrite: true}}\n"
+                fh.write(f"output: {{path: {work}/o{every}.h5, overwrite: true, "
+                         f"flush_every: {flush}}}\n"
                          f"log_level: WARNING\nanalyses: [{{kind: stats, field: T, every: "
                          f"{every or 1}}}]\n")
             cmd += [cfg, str(nx), str(ny), str(steps)] + (["--no-insitu"] if every is None else [])
