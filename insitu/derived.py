@@ -198,16 +198,13 @@ class ReductionTerm:
             self.a = plan.reserve_many(MIN if op == "min" else MAX, self.n)
 
     def local(self, view: np.ndarray) -> None:
-        fin = np.isfinite(view)
+        from .kernels.reduce import reduce_axes
         rec = self.group.plan.record
-        if self.op in ("mean", "sum"):
-            rec[self.a:self.a + self.n] = np.where(fin, view, 0.0).sum(axis=self.axes).ravel()
-            rec[self.c:self.c + self.n] = fin.sum(axis=self.axes).ravel()
-        else:
-            fill = np.inf if self.op == "min" else -np.inf
-            red = np.where(fin, view, fill)
-            red = red.min(axis=self.axes) if self.op == "min" else red.max(axis=self.axes)
-            rec[self.a:self.a + self.n] = red.ravel()
+        vals, counts = reduce_axes(view, self.axes,
+                                   "sum" if self.op in ("mean", "sum") else self.op)
+        rec[self.a:self.a + self.n] = vals.ravel()
+        if counts is not None:
+            rec[self.c:self.c + self.n] = counts.ravel()
 
     def value(self) -> np.ndarray:
         rec = self.group.plan.record

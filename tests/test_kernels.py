@@ -84,3 +84,21 @@ def test_no_copy_for_fortran_views():
     a = np.asfortranarray(np.zeros((6, 7)))[1:-1, 1:-1]
     c = km.as_c_order_3d(a)
     assert np.shares_memory(a, c) and c.ndim == 3
+
+
+@pytest.mark.parametrize("name,arr", [a for a in ARRAYS if a[1].ndim > 1],
+                         ids=[a[0] for a in ARRAYS if a[1].ndim > 1])
+@pytest.mark.parametrize("op", ["sum", "min", "max"])
+def test_reduce_axes_matches_numpy(name, arr, op):
+    from insitu.kernels.reduce import reduce_axes
+    a = np.asarray(arr, dtype=np.float64)
+    fin = np.isfinite(a)
+    for axes in [(0,), (a.ndim - 1,), tuple(range(a.ndim - 1))]:
+        vals, counts = reduce_axes(arr, axes, op)
+        if op == "sum":
+            np.testing.assert_allclose(vals, np.where(fin, a, 0).sum(axis=axes), rtol=1e-12)
+            np.testing.assert_array_equal(counts, fin.sum(axis=axes))
+        else:
+            fill = np.inf if op == "min" else -np.inf
+            want = getattr(np.where(fin, a, fill), op)(axis=axes)
+            np.testing.assert_array_equal(vals, want)

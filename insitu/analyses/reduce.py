@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import schema as s
+from ..kernels.reduce import reduce_axes
 from ..reduction import MAX, MIN, SUM
 from .base import Analysis, AnalysisError, Piece, Variable
 
@@ -70,16 +71,12 @@ class Reduce(Analysis):
 
     def local(self, views, record, step):
         v = views[self.cfg["field"]]
-        fin = np.isfinite(v)
         rec = self.group.plan.record
         op = self.cfg["op"]
-        if op in ("mean", "sum"):
-            rec[self._a:self._a + self._n] = np.where(fin, v, 0.0).sum(axis=self._axes).ravel()
-            rec[self._c:self._c + self._n] = fin.sum(axis=self._axes).ravel()
-        elif op == "min":
-            rec[self._a:self._a + self._n] = np.where(fin, v, np.inf).min(axis=self._axes).ravel()
-        else:
-            rec[self._a:self._a + self._n] = np.where(fin, v, -np.inf).max(axis=self._axes).ravel()
+        vals, counts = reduce_axes(v, self._axes, "sum" if op in ("mean", "sum") else op)
+        rec[self._a:self._a + self._n] = vals.ravel()
+        if counts is not None:
+            rec[self._c:self._c + self._n] = counts.ravel()
 
     def results(self, record):
         if not self.group.writer:

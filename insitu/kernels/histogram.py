@@ -12,33 +12,47 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .moments import as_c_order_3d
+from .moments import as_c_order_3d, padded_rows
 
 
 @numba.njit(cache=True, nogil=True)
-def _hist3(a, lo, hi, edges, out):  # pragma: no cover - compiled
+def _hist_row(row, lo, hi, norm, edges, sub):  # pragma: no cover - compiled
+    """Counts into four interleaved sub-histograms: neighbouring values of a
+    smooth field fall in the same bin, and one histogram would make every
+    increment wait for the previous store to the same address."""
     nb = edges.size - 1
-    norm = nb / (hi - lo)
+    below = 0.0
+    above = 0.0
+    for k in range(row.size):
+        lane = k & 3
+        x = float(row[k])
+        if x != x:
+            continue
+        if x < lo:
+            below += 1.0
+        elif x > hi:
+            above += 1.0
+        else:
+            b = min(int((x - lo) * norm), nb - 1)
+            if x < edges[b]:
+                b -= 1
+            elif b < nb - 1 and x >= edges[b + 1]:
+                b += 1
+            sub[lane, b + 1] += 1.0
+    sub[0, 0] += below
+    sub[0, nb + 1] += above
+
+
+@numba.njit(cache=True, nogil=True)
+def _hist3(a, ncols, lo, hi, edges, out):  # pragma: no cover - compiled
+    norm = (edges.size - 1) / (hi - lo)
+    sub = np.zeros((4, out.size))
     n0, n1, n2 = a.shape
     for i in range(n0):
         for j in range(n1):
-            for k in range(n2):
-                x = float(a[i, j, k])
-                if x != x:
-                    continue
-                if x < lo:
-                    out[0] += 1.0
-                elif x > hi:
-                    out[nb + 1] += 1.0
-                else:
-                    b = int((x - lo) * norm)
-                    if b >= nb:
-                        b = nb - 1
-                    if x < edges[b]:
-                        b -= 1
-                    elif b < nb - 1 and x >= edges[b + 1]:
-                        b += 1
-                    out[b + 1] += 1.0
+            _hist_row(a[i, j, :ncols], lo, hi, norm, edges, sub)
+    for b in range(out.size):
+        out[b] += sub[0, b] + sub[1, b] + sub[2, b] + sub[3, b]
 
 
 def histogram(view: np.ndarray, lo: float, hi: float, nbins: int,
@@ -55,7 +69,9 @@ def histogram(view: np.ndarray, lo: float, hi: float, nbins: int,
     else:
         out[:] = 0.0
     edges = np.linspace(lo, hi, nbins + 1)
-    _hist3(as_c_order_3d(view), float(lo), float(hi), edges, out)
+    a = as_c_order_3d(view)
+    ncols = a.shape[2]
+    _hist3(padded_rows(a), ncols, float(lo), float(hi), edges, out)
     return out
 
 

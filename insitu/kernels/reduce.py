@@ -1,0 +1,101 @@
+"""Reductions of a slab over some of its axes: sums and counts of finite
+values, or minima and maxima, into an array over the kept axes."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .moments import padded_rows
+
+SUM, MIN, MAX = 0, 1, 2
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _row_sum(row):  # pragma: no cover - compiled
+    s = 0.0
+    c = 0.0
+    for k in range(row.size):
+        x = float(row[k])
+        ok = abs(x) < np.inf
+        s += x if ok else 0.0
+        c += ok
+    return s, c
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_extreme(row, op, init):  # pragma: no cover - compiled
+    m = init
+    for k in range(row.size):
+        x = float(row[k])
+        if abs(x) < np.inf and ((op == 1 and x < m) or (op == 2 and x > m)):
+            m = x
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_into(row, acc, cnt, op):  # pragma: no cover - compiled
+    for k in range(row.size):
+        x = float(row[k])
+        if abs(x) < np.inf:
+            if op == 0:
+                acc[k] += x
+                cnt[k] += 1.0
+            elif op == 1:
+                acc[k] = min(acc[k], x)
+            else:
+                acc[k] = max(acc[k], x)
+
+
+@numba.njit(cache=True, nogil=True)
+def _reduce3(a, ncols, k0, k1, k2, op, acc, cnt):  # pragma: no cover - compiled
+    """``acc``/``cnt`` are 3-D with length 1 along reduced axes: row (i, j)
+    goes to (i * k0, j * k1, :).  A reduced last axis is summed per row into
+    a scalar (no dependency through memory); a kept one is added element
+    by element."""
+    n0, n1, n2 = a.shape
+    init = np.inf if op == 1 else -np.inf
+    for i in range(n0):
+        for j in range(n1):
+            row = a[i, j, :ncols]
+            o0, o1 = i * k0, j * k1
+            if k2 == 0:
+                if op == 0:
+                    s, c = _row_sum(row)
+                    acc[o0, o1, 0] += s
+                    cnt[o0, o1, 0] += c
+                else:
+                    m = _row_extreme(row, op, init)
+                    if (op == 1 and m < acc[o0, o1, 0]) or (op == 2 and m > acc[o0, o1, 0]):
+                        acc[o0, o1, 0] = m
+            else:
+                _row_into(row, acc[o0, o1, :], cnt[o0 if op == 0 else 0,
+                                                   o1 if op == 0 else 0, :], op)
+
+
+def reduce_axes(view: np.ndarray, axes, op: str):
+    """Reduce ``view`` (1-3-D, any strides) over ``axes``; non-finite values
+    are skipped.  Returns ``(values, counts)`` over the kept axes, in the
+    view's axis order (counts only for ``sum``; None otherwise)."""
+    axes = tuple(sorted(a % view.ndim for a in axes))
+    code = {"sum": SUM, "min": MIN, "max": MAX}[op]
+    # Put the view in 3-D, C-like memory order, remembering which axes are kept.
+    a = view
+    keep = [i not in axes for i in range(view.ndim)]
+    if a.ndim > 1 and abs(a.strides[0]) < abs(a.strides[-1]):
+        a, keep = a.T, keep[::-1]
+    while a.ndim < 3:
+        a, keep = a[np.newaxis], [False] + keep
+    shape = tuple(n if k else 1 for n, k in zip(a.shape, keep))
+    init = {SUM: 0.0, MIN: np.inf, MAX: -np.inf}[code]
+    acc = np.full(shape, init)
+    cnt = np.zeros(shape if code == SUM else (1, 1, shape[2]))
+    _reduce3(padded_rows(a), a.shape[2], *(int(k) for k in keep), code, acc, cnt)
+    # Back to the kept axes in the view's original order.
+    flip = view.ndim > 1 and abs(view.strides[0]) < abs(view.strides[-1])
+    kept_shape = tuple(n for i, n in enumerate(view.shape) if i not in axes)
+    vals = acc.reshape([n for n, k in zip(a.shape, keep) if k])
+    counts = cnt.reshape([n for n, k in zip(a.shape, keep) if k]) if code == SUM else None
+    if flip:
+        vals = vals.T
+        counts = counts.T if counts is not None else None
+    return vals.reshape(kept_shape), (counts.reshape(kept_shape) if counts is not None else None)
