@@ -1,21 +1,36 @@
 """The benchmarks still run (quick mode).  They are measured by hand with
-./scripts/bench.sh, never timed here."""
+./scripts/bench.sh (figures in docs/performance.md), never timed here."""
 import json
 
-from conftest import PYTHON, ROOT, mpi_env, mpirun
+import pytest
+
+from conftest import PYTHON, ROOT, mpi_env, mpirun, run
+
+BENCH = ROOT / "scripts" / "bench"
+
+MPI_CASES = [("flush_cost.py", 2, "flush_cost_n2"), ("collectives.py", 2, "collectives_n2"),
+             ("time_to_answer.py", 2, "time_to_answer_n2"), ("scaling.py", 2, "scaling_n2")]
+SERIAL_CASES = [("reprosum.py", "reprosum"), ("kernels.py", "kernels"),
+                ("handoff.py", "handoff"), ("overhead.py", "overhead")]
 
 
-def test_flush_cost_quick(tmp_path):
-    r = mpirun(2, [PYTHON, ROOT / "scripts" / "bench" / "flush_cost.py", "--quick"],
-               timeout=180, env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
-    assert "flush_every" in r.stdout
-    data = json.loads((tmp_path / "flush_cost_n2.json").read_text())
-    assert [row["flush_every"] for row in data["rows"]] == [1, 10, 100, "never"]
+@pytest.mark.parametrize("script,n,result", MPI_CASES, ids=[c[0] for c in MPI_CASES])
+def test_mpi_benchmark_quick(script, n, result, tmp_path):
+    mpirun(n, [PYTHON, BENCH / script, "--quick"], timeout=300,
+           env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    data = json.loads((tmp_path / f"{result}.json").read_text())
+    assert data["machine"]["cores"] and ("rows" in data or "row" in data)
 
 
-def test_reprosum_quick(tmp_path):
-    from conftest import run
-    r = run([PYTHON, ROOT / "scripts" / "bench" / "reprosum.py", "--quick"], timeout=180,
-            env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
-    assert "reprosum_ms" in r.stdout
-    assert len(json.loads((tmp_path / "reprosum.json").read_text())["rows"]) == 2
+@pytest.mark.parametrize("script,result", SERIAL_CASES, ids=[c[0] for c in SERIAL_CASES])
+def test_benchmark_quick(script, result, tmp_path, libinsitu):
+    run([PYTHON, BENCH / script, "--quick"], timeout=600,
+        env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    assert json.loads((tmp_path / f"{result}.json").read_text())["rows"]
+
+
+def test_collectives_stay_at_one_per_step(tmp_path):
+    mpirun(2, [PYTHON, BENCH / "collectives.py", "--quick"], timeout=300,
+           env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    rows = json.loads((tmp_path / "collectives_n2.json").read_text())["rows"]
+    assert [r["collectives_per_step"] for r in rows] == [1, 1, 1]
