@@ -112,6 +112,30 @@ def build_fortran(outdir: str) -> str | None:
     return fc
 
 
+def write_pkgconfig(outdir: str) -> str:
+    """insitu.pc, so that ``pkg-config --cflags --libs insitu`` works with
+    ``PKG_CONFIG_PATH=$(python -m insitu.config --libdir)/pkgconfig``."""
+    sys.path.insert(0, os.path.dirname(HERE))
+    try:
+        from insitu import __version__
+    finally:
+        sys.path.pop(0)
+    os.makedirs(os.path.join(outdir, "pkgconfig"), exist_ok=True)
+    path = os.path.join(outdir, "pkgconfig", "insitu.pc")
+    with open(path, "w") as fh:
+        fh.write(f"""prefix={outdir}
+libdir=${{prefix}}
+includedir=${{prefix}}/include
+
+Name: insitu
+Description: In-situ analysis of MPI simulations: the C ABI of libinsitu
+Version: {__version__}
+Cflags: -I${{includedir}}
+Libs: -L${{libdir}} -Wl,-rpath,${{libdir}} -linsitu
+""")
+    return path
+
+
 def build(outdir: str, python: str | None = None) -> dict:
     outdir = os.path.abspath(outdir)
     os.makedirs(os.path.join(outdir, "include"), exist_ok=True)
@@ -119,6 +143,7 @@ def build(outdir: str, python: str | None = None) -> dict:
     shutil.copy2(os.path.join(HERE, "insitu.h"), os.path.join(outdir, "include", "insitu.h"))
     build_c(outdir, python)
     fc = build_fortran(outdir)
+    write_pkgconfig(outdir)
     info = {"python": python, "libpython_dir": sysconfig.get_config_var("LIBDIR"),
             "fortran_compiler": fc, "sources_sha256": sources_digest()}
     with open(os.path.join(outdir, "build-info.json"), "w") as fh:

@@ -6,6 +6,10 @@ Makefile can say::
     FFLAGS  += $(shell $(PYTHON) -m insitu.config --fflags)
     LDFLAGS += $(shell $(PYTHON) -m insitu.config --ldflags)
 
+or, with pkg-config::
+
+    PKG_CONFIG_PATH=$(python -m insitu.config --pkgconfig) pkg-config --cflags --libs insitu
+
 (The YAML run config is handled by :mod:`insitu.options`.)
 """
 from __future__ import annotations
@@ -67,6 +71,8 @@ OPTIONS = {
     "--include": ("directory holding insitu.h and insitu.mod", lambda: INCDIR),
     "--version": ("insitu version", _version),
     "--python": ("the interpreter libinsitu embeds", lambda: build_info().get("python", "")),
+    "--pkgconfig": ("directory holding insitu.pc (for PKG_CONFIG_PATH)",
+                    lambda: os.path.join(LIBDIR, "pkgconfig")),
 }
 
 

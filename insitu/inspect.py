@@ -1,8 +1,11 @@
 """Summarise an insitu output file: ``python -m insitu.inspect OUT.h5``.
 
-Prints the dimensions, the variables with their units, the time range and
+Prints the variables with their dimensions and units, the time range and
 step count, the provenance (ranks, decomposition, versions, start and end),
-and the last value of each variable.
+recorded errors and trigger firings, and the last value of each variable;
+``--config`` adds the config the run used, ``--plot DIR`` writes a PNG per
+result (:mod:`insitu.plots`).  It reads without file locking, so it works on
+a file still being written and on one left by a killed run.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import numpy as np
 def describe(path: str) -> str:
     import h5py
     lines = []
-    with h5py.File(path, "r") as f:
+    with h5py.File(path, "r", locking=False) as f:
         a = f.attrs
         n = f["time"].shape[0] if "time" in f else 0
         lines.append(f"{path}")
@@ -36,6 +39,12 @@ def describe(path: str) -> str:
                 shapes = ", ".join("x".join(map(str, s)) for s in d["shapes"])
                 lines.append(f"  field {name}: {d['dtype']} {tuple(d['global_shape'])} "
                              f"dims {tuple(d['dims'])}, slabs per rank: {shapes}")
+        for e in json.loads(a.get("insitu_errors", "[]")):
+            lines.append(f"  ERROR at step {e['step']}: {e['analysis']} failed on "
+                         f"{e['ranks_failed']} rank(s), first rank {e['first_rank']}: {e['error']}")
+        for e in json.loads(a.get("insitu_triggers", "[]")):
+            lines.append(f"  trigger {e['trigger']} fired at step {e['step']} "
+                         f"(time {e['time']:g}): {e['when']} with {e['values']}")
         if "insitu_versions" in a:
             v = json.loads(a["insitu_versions"])
             lines.append("  versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
@@ -72,9 +81,23 @@ def _dims(ds) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m insitu.inspect", description=__doc__.splitlines()[0])
     p.add_argument("path")
+    p.add_argument("--config", action="store_true", help="also print the run's config")
+    p.add_argument("--plot", metavar="DIR", help="write a PNG figure per result into DIR")
+    p.add_argument("--step", type=int, default=-1,
+                   help="output index for maps and histograms (default: the last)")
     args = p.parse_args(argv)
     try:
         print(describe(args.path))
+        if args.config:
+            import h5py
+            with h5py.File(args.path, "r", locking=False) as f:
+                print("  config:")
+                print("\n".join("    " + l for l in str(f.attrs.get("insitu_config", ""))
+                                 .splitlines()))
+        if args.plot:
+            from .plots import plot_file
+            files = plot_file(args.path, args.plot, args.step)
+            print(f"  wrote {len(files)} figure(s) to {args.plot}")
     except (OSError, KeyError) as exc:
         print(f"insitu.inspect: cannot read {args.path}: {exc}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 MPI4PY_VERSION=4.1.2
 H5PY_VERSION=3.16.0
-APT_PACKAGES=(openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools gfortran pkg-config make gcc)
+APT_PACKAGES=(openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools netcdf-bin gfortran pkg-config make gcc)
 
 log() { printf '[install] %s\n' "$*" >&2; }
 

@@ -101,7 +101,8 @@ class Window(Analysis):
                          "long_name": f"{op} over {self.name} windows of "
                                       f"{v.attrs.get('long_name', v.name)}",
                          "insitu_analysis": self.kind}
-                cm = f"time_{self.name}: {'variance' if op == 'var' else op}"
+                cf = {"mean": "mean", "min": "minimum", "max": "maximum", "var": "variance"}
+                cm = f"time_{self.name}: {cf[op]}"
                 attrs["cell_methods"] = (attrs.get("cell_methods", "") + " " + cm).strip()
                 if op == "var" and attrs.get("units", "1") != "1":
                     attrs["units"] = f"({attrs['units']})2"
