@@ -39,3 +39,45 @@ def test_c_example_matches_numpy(libinsitu, tmp_path, nranks):
             assert ds["u_std"].values[i] == pytest.approx(ref[s].std(), rel=1e-12)
             assert ds["u_min"].values[i] == pytest.approx(ref[s].min(), rel=1e-12)
         assert ds.attrs["insitu_host"] == "C/Fortran"
+
+
+def life_reference(nx, ny, steps):
+    from insitu.models.life import rule
+    gi, gj = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")  # alive(x, y)
+    a = (((7 * gi + 13 * gj + (gi * gj) % 17) % 10) < 3).astype(np.int32)
+    out = {}
+    for s in range(1, steps + 1):
+        p = np.pad(a, 1, mode="wrap")
+        nxt = np.empty_like(p)
+        rule(p, nxt)
+        a = nxt[1:-1, 1:-1].copy()
+        out[s] = a
+    return out
+
+
+@pytest.mark.parametrize("nranks", [3, 4])
+def test_fortran_life_matches_serial_reference(libinsitu, tmp_path, nranks):
+    for f in ("life.f90", "life.yaml", "Makefile"):
+        shutil.copy(ROOT / "examples" / "fortran" / f, tmp_path)
+    run(["make", "-s", "-C", tmp_path, f"PYTHON={PYTHON}", "life"], timeout=300)
+    nx, ny, steps = 97, 65, 25  # uneven slabs on both process grids
+    mpirun(nranks, [tmp_path / "life", "life.yaml", nx, ny, steps], cwd=tmp_path, timeout=120)
+    ref = life_reference(nx, ny, steps)
+    with xr.open_dataset(tmp_path / "life_fortran.h5", engine="h5netcdf") as ds:
+        assert ds["alive_sum"].dtype.kind == "f"
+        np.testing.assert_array_equal(ds["alive_sum"].values,
+                                      [ref[s].sum() for s in range(1, steps + 1)])
+        np.testing.assert_allclose(ds["alive_mean_over_x"].values,
+                                   [ref[s].mean(axis=0) for s in range(1, steps + 1)],
+                                   rtol=1e-12)
+        assert ds["alive_mean_over_x"].dims == ("time", "y")
+
+
+def test_post_run_script_saves_a_figure(tmp_path):
+    import matplotlib.image as mpimg
+    out = tmp_path / "heat.h5"
+    mpirun(2, [PYTHON, "-m", "insitu.run", "--steps", 30, "--output", out])
+    fig = tmp_path / "fig.png"
+    run([PYTHON, ROOT / "examples" / "python" / "plot_output.py", out, fig], timeout=120)
+    img = mpimg.imread(fig)
+    assert img.shape[0] > 100 and img[..., :3].std() > 0.01
