@@ -1,0 +1,204 @@
+"""Check an installation: ``python -m insitu.doctor [--host PROGRAM] [--output DIR]``.
+
+Each check prints OK, WARN or FAIL with what to do about it; the exit
+status is 1 if any check failed.  Checks:
+
+1. the interpreter has a shared libpython (cffi embedding needs one);
+2. libinsitu exists and its rpath points at that libpython's directory;
+3. the embedded interpreter starts and imports numpy, mpi4py, h5py, numba
+   (run in a child process through libinsitu itself);
+4. mpi4py's MPI library is the one the host model links (the
+   ``MPI_Get_library_version`` strings, the host's read from a tiny program
+   built with the same ``mpicc``, or from ``--host PROGRAM``'s libmpi);
+5. h5py was built with parallel HDF5 (``mpio``);
+6. numba's thread count under MPI (``NUMBA_NUM_THREADS``);
+7. the output directory is writable.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+
+
+def check_libpython():
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        return FAIL, (f"{sys.executable} has no shared libpython; libinsitu embeds Python "
+                      "and needs one. Fix: use a Python built with --enable-shared "
+                      "(Debian: apt-get install libpython3.11-dev; pyenv: "
+                      "PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install)")
+    name = sysconfig.get_config_var("LDLIBRARY")
+    return OK, f"shared libpython {os.path.join(libdir, name)}"
+
+
+def check_rpath():
+    from . import config
+    lib = config.library()
+    if not os.path.exists(lib):
+        return FAIL, f"{lib} is missing. Fix: pip install -e . (or ./scripts/test.sh)"
+    libdir = sysconfig.get_config_var("LIBDIR")
+    try:
+        out = subprocess.run(["readelf", "-d", lib], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        out = open(lib, "rb").read().decode("latin-1")
+    paths = re.findall(r"\[([^\]]*)\]", out) if "RUNPATH" in out or "RPATH" in out else []
+    found = any(libdir in p for p in paths) or libdir in out
+    if not found:
+        return FAIL, (f"libinsitu's rpath does not include {libdir}: the loader may pick "
+                      "another libpython of the same name. Fix: rebuild with this "
+                      "interpreter (pip install -e .)")
+    return OK, f"libinsitu rpath includes {libdir}"
+
+
+def check_embedded():
+    """Start the embedded interpreter through libinsitu in a C host and import."""
+    from . import config
+    lib = config.library()
+    if not os.path.exists(lib) or shutil.which("mpicc") is None:
+        return FAIL, "cannot test: libinsitu or mpicc is missing"
+    src = r"""
+#include <mpi.h>
+#include <stdio.h>
+#include <insitu.h>
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rc = insitu_init(MPI_Comm_c2f(MPI_COMM_WORLD), "/nonexistent/doctor.yaml");
+    /* a readable config error proves Python started and imported insitu */
+    printf("STATUS %d %s\n", rc, insitu_last_error());
+    MPI_Finalize();
+    return 0;
+}
+"""
+    with tempfile.TemporaryDirectory() as tmp:
+        c = os.path.join(tmp, "probe.c")
+        exe = os.path.join(tmp, "probe")
+        with open(c, "w") as fh:
+            fh.write(src)
+        flags = [f"-I{config.INCDIR}", f"-L{config.LIBDIR}", f"-Wl,-rpath,{config.LIBDIR}"]
+        r = subprocess.run(["mpicc", c, "-o", exe, *flags, "-linsitu"], capture_output=True,
+                           text=True)
+        if r.returncode:
+            return FAIL, f"could not build a test host: {r.stderr.strip()[:300]}"
+        r = subprocess.run([exe], capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, OMPI_MCA_rmaps_base_oversubscribe="1"))
+    m = re.search(r"STATUS (\d+) (.*)", r.stdout)
+    if not m:
+        return FAIL, f"the test host failed: {(r.stdout + r.stderr).strip()[-300:]}"
+    if m.group(1) == "2":
+        return FAIL, ("the embedded interpreter did not start or could not import insitu: "
+                      f"{m.group(2)} Fix: check $INSITU_PYTHON (now "
+                      f"{os.environ.get('INSITU_PYTHON', 'unset')}) and that "
+                      f"{config.build_info().get('python')} has numpy, mpi4py, h5py, numba")
+    if "doctor.yaml" not in m.group(2):
+        return FAIL, f"unexpected answer from the embedded interpreter: {m.group(2)}"
+    code = ("import numpy, mpi4py, h5py, numba; print(numpy.__version__, mpi4py.__version__, "
+            "h5py.__version__, numba.__version__)")
+    py = config.build_info().get("python") or sys.executable
+    v = subprocess.run([os.environ.get("INSITU_PYTHON") or py, "-c", code],
+                       capture_output=True, text=True)
+    if v.returncode:
+        return FAIL, f"the embedded interpreter cannot import its packages: {v.stderr[-300:]}"
+    return OK, f"embedded Python starts through libinsitu; numpy/mpi4py/h5py/numba {v.stdout.strip()}"
+
+
+def _mpi4py_library():
+    from mpi4py import MPI
+    return MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
+
+
+def check_mpi(host=None):
+    mine = _mpi4py_library()
+    if host:
+        out = subprocess.run(["ldd", host], capture_output=True, text=True).stdout
+        libs = re.findall(r"(libmpi[^ ]*) => ([^ ]+)", out)
+        if not libs:
+            return FAIL, f"{host} does not link an MPI library (ldd shows none)"
+        import mpi4py.MPI as M
+        m4 = subprocess.run(["ldd", M.__file__], capture_output=True, text=True).stdout
+        mine_libs = dict(re.findall(r"(libmpi\.so[^ ]*) => ([^ ]+)", m4))
+        host_libs = dict(libs)
+        shared = set(mine_libs) & set(host_libs)
+        if not shared or any(os.path.realpath(mine_libs[k]) != os.path.realpath(host_libs[k])
+                             for k in shared):
+            return FAIL, (f"{host} links {host_libs}, mpi4py links {mine_libs}. Fix: rebuild "
+                          "mpi4py with the host's mpicc (MPICC=... pip install --no-binary "
+                          "mpi4py mpi4py), and install only one MPI")
+        return OK, f"{host} and mpi4py link the same libmpi"
+    if shutil.which("mpicc") is None:
+        return WARN, f"no mpicc to compare with; mpi4py uses {mine}"
+    src = ('#include <mpi.h>\n#include <stdio.h>\nint main(int c,char**v){char s[8192];int n;'
+           'MPI_Init(&c,&v);MPI_Get_library_version(s,&n);printf("%s",s);MPI_Finalize();}\n')
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "v.c"), "w") as fh:
+            fh.write(src)
+        subprocess.run(["mpicc", "v.c", "-o", "v"], cwd=tmp, check=True)
+        host = subprocess.run([os.path.join(tmp, "v")], capture_output=True, text=True).stdout
+    host = host.replace("\x00", "").splitlines()[0].strip() if host else ""
+    if host != mine:
+        return FAIL, (f"mpicc builds against '{host}' but mpi4py uses '{mine}'. Fix: rebuild "
+                      "mpi4py with that mpicc, and keep one MPI (Open MPI and MPICH fight "
+                      "over mpicc and libmpi.so)")
+    return OK, f"mpicc and mpi4py use the same MPI: {mine}"
+
+
+def check_h5py():
+    import h5py
+    if not h5py.get_config().mpi:
+        return FAIL, ("h5py has no parallel HDF5. Fix: CC=mpicc HDF5_MPI=ON "
+                      "HDF5_PKGCONFIG_NAME=hdf5-openmpi pip install --no-binary=h5py "
+                      "--no-build-isolation h5py (see README)")
+    return OK, f"h5py {h5py.__version__} with mpio, HDF5 {h5py.version.hdf5_version}"
+
+
+def check_numba():
+    n = os.environ.get("NUMBA_NUM_THREADS")
+    if n is None:
+        return WARN, ("NUMBA_NUM_THREADS is not set: under MPI each rank would start a thread "
+                      "pool the size of the node. Fix: export NUMBA_NUM_THREADS=1 (or cores "
+                      "per rank); insitu.run sets 1 by default")
+    return OK, f"NUMBA_NUM_THREADS={n}"
+
+
+def check_output(directory):
+    directory = os.path.abspath(directory)
+    if not os.path.isdir(directory):
+        return FAIL, f"output directory {directory} does not exist. Fix: mkdir -p {directory}"
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return FAIL, f"cannot write in {directory}: {exc.strerror}. Fix: choose output.path elsewhere"
+    return OK, f"{directory} is writable"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m insitu.doctor", description=__doc__.splitlines()[0])
+    p.add_argument("--host", help="the host model's executable, to compare its libmpi")
+    p.add_argument("--output", default=".", help="the output directory to check (default .)")
+    args = p.parse_args(argv)
+    checks = [("shared libpython", check_libpython), ("libinsitu rpath", check_rpath),
+              ("embedded interpreter", check_embedded), ("MPI library", lambda: check_mpi(args.host)),
+              ("parallel HDF5", check_h5py), ("numba threads", check_numba),
+              ("output directory", lambda: check_output(args.output))]
+    failed = 0
+    for name, fn in checks:
+        try:
+            status, msg = fn()
+        except Exception as exc:  # noqa: BLE001 - a doctor reports, it does not crash
+            status, msg = FAIL, f"{type(exc).__name__}: {exc}"
+        failed += status == FAIL
+        print(f"[{status:4}] {name}: {msg}")
+    print("insitu doctor: " + ("all checks passed" if not failed else f"{failed} check(s) failed"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
