@@ -14,7 +14,7 @@ import platform
 import sys
 import traceback
 import zlib
-from typing import Mapping, Optional
+from typing import Optional
 
 import numpy as np
 import yaml
@@ -324,7 +324,7 @@ class Session:
             for t in terms:
                 t.local(self._view(t.field, step))
         except Exception as exc:  # noqa: BLE001 - cannot be agreed on: abort
-            self._abort(exc, _Where(f"a reduction in a derived field"), step)
+            self._abort(exc, _Where("a reduction in a derived field"), step)
         for key in sorted(self.pre_groups, key=str):
             if id(self.pre_groups[key]) in groups:
                 self.pre_groups[key].reduce()

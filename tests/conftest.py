@@ -97,5 +97,14 @@ def libinsitu() -> Path:
     return lib
 
 
+@pytest.fixture(scope="session")
+def analyses_output(tmp_path_factory):
+    """examples/heat2d_analyses.yaml run on 2 ranks: a file with every kind of result."""
+    out = tmp_path_factory.mktemp("analyses") / "all.h5"
+    mpirun(2, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config",
+               ROOT / "examples" / "heat2d_analyses.yaml", "--steps", 20, "--output", out])
+    return out
+
+
 # tests/mpi runs only under mpiexec (launched by test_mpi_suite.py).
 collect_ignore = [] if os.environ.get("INSITU_MPI_TESTS") else ["mpi"]

@@ -3,8 +3,6 @@ fix, on a setup broken on purpose where that is practical."""
 import shutil
 import subprocess
 
-import pytest
-
 from conftest import PYTHON, ROOT, mpi_env, run
 
 

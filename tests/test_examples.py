@@ -1,6 +1,5 @@
 """The other examples: C through pkg-config, the Fortran Game of Life, and the
 post-run plotting script."""
-import os
 import shutil
 
 import numpy as np

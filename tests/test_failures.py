@@ -65,7 +65,7 @@ def fortran_dir(tmp_path_factory, libinsitu):
     d = tmp_path_factory.mktemp("fortran-fail")
     for name in ("heat2d.f90", "Makefile"):
         shutil.copy(ROOT / "examples" / "fortran" / name, d)
-    run(["make", "-s", "-C", d, f"PYTHON={PYTHON}"], timeout=300)
+    run(["make", "-s", "-C", d, f"PYTHON={PYTHON}", "heat2d"], timeout=300)
     return d
 
 

@@ -1,16 +1,12 @@
 """python -m insitu.inspect: the summary, and --plot's figures (not empty)."""
-import numpy as np
 import pytest
 
-from conftest import PYTHON, ROOT, mpirun, run
+from conftest import PYTHON, mpirun, run
 
 
-@pytest.fixture(scope="module")
-def output(tmp_path_factory):
-    out = tmp_path_factory.mktemp("inspect") / "all.h5"
-    mpirun(2, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config",
-               ROOT / "examples" / "heat2d_analyses.yaml", "--steps", 20, "--output", out])
-    return out
+@pytest.fixture
+def output(analyses_output):
+    return analyses_output
 
 
 def test_summary_lists_provenance_triggers_and_config(output):

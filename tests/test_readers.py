@@ -1,13 +1,10 @@
 """The output is netCDF-4: ncdump, h5dump, and xarray with both engines read
 it, and the two engines agree on variables, dimensions and coordinates."""
 import json
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 
-from conftest import PYTHON, ROOT, mpirun, run
+from conftest import PYTHON, run
 
 # Each engine in its own process: netCDF4's wheel carries its own HDF5.
 DESCRIBE = """
@@ -25,12 +22,9 @@ with xr.open_dataset(sys.argv[1], engine=sys.argv[2]) as ds:
 """
 
 
-@pytest.fixture(scope="module")
-def output(tmp_path_factory):
-    out = tmp_path_factory.mktemp("readers") / "all.h5"
-    mpirun(2, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config",
-               ROOT / "examples" / "heat2d_analyses.yaml", "--steps", 20, "--output", out])
-    return out
+@pytest.fixture
+def output(analyses_output):
+    return analyses_output
 
 
 def test_ncdump_reads_the_header(output):

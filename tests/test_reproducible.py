@@ -1,6 +1,5 @@
 """reproducible: true -- global sums and means bit for bit the same for any
 number of ranks and any decomposition, and equal to the exactly rounded sum."""
-import math
 from fractions import Fraction
 
 import numpy as np

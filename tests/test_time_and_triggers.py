@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from insitu import api
-from insitu.analyses import AnalysisError, Piece
+from insitu.analyses import AnalysisError
 from insitu.comm import FakeWorld
 from insitu.decomposition import cartesian_box, process_grid
 

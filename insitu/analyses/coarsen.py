@@ -17,15 +17,13 @@ import numpy as np
 
 from .. import schema as s
 from ..kernels.coarsen import coarsen_mean
-from .base import Analysis, AnalysisError, Coord, Piece, Variable
+from .base import common_keys, Analysis, AnalysisError, Coord, Piece, Variable
 
 
 class Coarsen(Analysis):
     kind = "coarsen"
     schema = s.Record({
-        "field": s.Str(),
-        "name": s.Str(default=None),
-        "every": s.Int(default=1, minimum=1),
+        **common_keys(),
         "factors": s.MapOf(s.Int(minimum=1), doc="dimension -> integer factor"),
     })
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 
 from .. import schema as s
-from .base import Analysis, AnalysisError
+from .base import common_keys, Analysis, AnalysisError
 
 
 class InjectedFault(RuntimeError):
@@ -21,9 +21,7 @@ class InjectedFault(RuntimeError):
 class Fault(Analysis):
     kind = "fault"
     schema = s.Record({
-        "field": s.Str(doc="a declared field (the fault reads nothing from it)"),
-        "name": s.Str(default=None),
-        "every": s.Int(default=1, minimum=1),
+        **common_keys(),
         "at_step": s.Int(minimum=1, doc="the step whose local phase raises"),
         "ranks": s.Str(default="first", doc="first, last, all, random, or a rank number"),
         "seed": s.Int(default=0, doc="seed for ranks: random (same choice on every rank)"),

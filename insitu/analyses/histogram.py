@@ -21,15 +21,13 @@ from .. import schema as s
 from ..kernels import histogram as kh
 from ..reduction import SUM
 from . import region as rg
-from .base import Analysis, AnalysisError, Coord, Variable
+from .base import common_keys, Analysis, AnalysisError, Coord, Variable
 
 
 class Histogram(Analysis):
     kind = "histogram"
     schema = s.Record({
-        "field": s.Str(),
-        "name": s.Str(default=None),
-        "every": s.Int(default=1, minimum=1),
+        **common_keys(),
         "bins": s.Int(minimum=1, doc="number of equal bins"),
         "range": s.ListOf(s.Num(), doc="[low, high] of the bins"),
         "quantiles": s.ListOf(s.Num(minimum=0.0, maximum=1.0, open_range=True), default=[],

@@ -12,15 +12,13 @@ import numpy as np
 
 from .. import schema as s
 from ..reduction import SUM
-from .base import Analysis, AnalysisError, Coord, Variable
+from .base import common_keys, Analysis, AnalysisError, Coord, Variable
 
 
 class Probe(Analysis):
     kind = "probe"
     schema = s.Record({
-        "field": s.Str(),
-        "name": s.Str(default=None),
-        "every": s.Int(default=1, minimum=1),
+        **common_keys(),
         "points": s.ListOf(s.ListOf(s.Int(minimum=0)), nonempty=True,
                            doc="global indices, one list per point"),
     })

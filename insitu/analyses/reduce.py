@@ -16,7 +16,7 @@ import numpy as np
 from .. import schema as s
 from ..kernels.reduce import reduce_axes
 from ..reduction import MAX, MIN, SUM
-from .base import Analysis, AnalysisError, Piece, Variable
+from .base import common_keys, Analysis, AnalysisError, Piece, Variable
 
 OPS = ("mean", "sum", "min", "max")
 
@@ -24,9 +24,7 @@ OPS = ("mean", "sum", "min", "max")
 class Reduce(Analysis):
     kind = "reduce"
     schema = s.Record({
-        "field": s.Str(),
-        "name": s.Str(default=None),
-        "every": s.Int(default=1, minimum=1),
+        **common_keys(),
         "over": s.ListOf(s.Str(), nonempty=True, unique=True, doc="dims to reduce over"),
         "op": s.Enum(OPS, default="mean"),
     })

@@ -15,7 +15,7 @@ from ..kernels import moments as km
 from ..kernels import reprosum as rs
 from ..reduction import MAX, MIN, MOMENTS, SUM
 from . import region as rg
-from .base import Analysis, AnalysisError, Variable
+from .base import Analysis, AnalysisError, Variable, common_keys
 
 ALL_STATS = ("count", "sum", "mean", "min", "max", "std", "var", "nan_count", "inf_count")
 DEFAULT_STATS = ("count", "sum", "mean", "min", "max", "std", "nan_count", "inf_count")
@@ -56,9 +56,7 @@ class _Weights(s.Node):
 class Stats(Analysis):
     kind = "stats"
     schema = s.Record({
-        "field": s.Str(doc="the field to summarise"),
-        "name": s.Str(default=None, doc="prefix of the output variables; default the field name"),
-        "every": s.Int(default=1, minimum=1, doc="run at steps that are multiples of this"),
+        **common_keys(),
         "stats": s.ListOf(s.Enum(ALL_STATS), default=list(DEFAULT_STATS), nonempty=True,
                           unique=True, doc="which statistics to write"),
         "weights": _Weights(default=None),

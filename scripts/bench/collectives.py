@@ -7,29 +7,25 @@ count the collectives insitu issues per step (every MPI call goes through
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import save, table  # noqa: E402
+from common import quick_flag, save, shared_tmpdir, table  # noqa: E402
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    quick = quick_flag(__doc__)
     from mpi4py import MPI
 
     from insitu import api
     comm = MPI.COMM_WORLD
-    steps = 5 if args.quick else 50
+    steps = 5 if quick else 50
     n = 256
-    tmp = comm.bcast(tempfile.mkdtemp(prefix="insitu-coll-") if comm.rank == 0 else None)
+    tmp = shared_tmpdir(comm, "insitu-coll-")
     rows = []
     for k in (1, 10, 50):
         cfg = {"output": {"path": os.path.join(tmp, f"c{k}.h5"), "overwrite": True},

@@ -15,6 +15,31 @@ RESULTS = Path(os.environ.get("INSITU_BENCH_RESULTS",
                               Path(__file__).resolve().parents[2] / "bench-results"))
 
 
+def best(fn, repeat: int) -> float:
+    """The shortest of ``repeat`` timings of ``fn()``, in seconds."""
+    import numpy as np
+    t = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        t = min(t, time.perf_counter() - t0)
+    return t
+
+
+def quick_flag(doc: str) -> bool:
+    """Parse the one option every benchmark takes: --quick (the suite's check)."""
+    import argparse
+    p = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    p.add_argument("--quick", action="store_true", help="a small run, to check it works")
+    return p.parse_args().quick
+
+
+def shared_tmpdir(comm, prefix: str) -> str:
+    """A scratch directory named by rank 0 and broadcast to all ranks."""
+    import tempfile
+    return comm.bcast(tempfile.mkdtemp(prefix=prefix) if comm.rank == 0 else None)
+
+
 def machine() -> dict:
     import numpy as np
     cpu = ""

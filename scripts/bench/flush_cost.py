@@ -10,31 +10,25 @@ rank) so the I/O path dominates.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import save, table  # noqa: E402
+from common import quick_flag, save, shared_tmpdir, table  # noqa: E402
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true", help="a few steps, to check it runs")
-    p.add_argument("--steps", type=int, default=400)
-    args = p.parse_args()
+    quick = quick_flag(__doc__)
     from mpi4py import MPI
 
     from insitu import api
     comm = MPI.COMM_WORLD
-    steps = 20 if args.quick else args.steps
+    steps = 20 if quick else 400
     n = 64
-    tmp = tempfile.mkdtemp(prefix="insitu-flush-") if comm.rank == 0 else None
-    tmp = comm.bcast(tmp)
+    tmp = shared_tmpdir(comm, "insitu-flush-")
     rows = []
     never = 10**9
     for every in (1, 10, 100, never):
@@ -66,7 +60,7 @@ def main() -> int:
         print(table(rows, ["flush_every", "ms_per_step_rank0", "ms_per_step_slowest",
                            "flush_overhead_ms"]))
         path = save(f"flush_cost_n{comm.size}", {"ranks": comm.size, "steps": steps,
-                                                 "rows": rows, "quick": args.quick})
+                                                 "rows": rows, "quick": quick})
         print(f"wrote {path}")
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,14 +12,13 @@ warm numba cache after the first).  Reported per size:
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import save, table  # noqa: E402
+from common import quick_flag, save, table  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,9 +36,7 @@ def build(workdir: str) -> str:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    quick = quick_flag(__doc__)
     work = tempfile.mkdtemp(prefix="insitu-handoff-")
     exe = build(work)
     cfg = os.path.join(work, "handoff.yaml")
@@ -47,12 +44,12 @@ def main() -> int:
         fh.write(f"output: {{path: {work}/handoff.h5, overwrite: true}}\n"
                  "log_level: WARNING\n"
                  "analyses: [{kind: stats, field: T, every: 1000000000}]\n")
-    sizes = [100, 10**4] if args.quick else [100, 10**3, 10**4, 10**5, 10**6, 10**7, 10**8]
+    sizes = [100, 10**4] if quick else [100, 10**3, 10**4, 10**5, 10**6, 10**7, 10**8]
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
     rows = []
     for n in [sizes[0]] + sizes:  # the first run warms the numba cache
         iters = 20000 if n <= 10**6 else 2000
-        if args.quick:
+        if quick:
             iters = 200
         out = subprocess.run(["mpiexec", "-n", "1", exe, cfg, str(n), str(iters)],
                              capture_output=True, text=True, env=env, timeout=600)
@@ -68,7 +65,7 @@ def main() -> int:
     print("handoff from a Fortran host, 1 rank (warm numba cache)")
     print(table(rows, ["values", "init_s", "declare_s", "first_step_s", "expose_us", "step_us",
                        "swap_step_us"]))
-    print(f"wrote {save('handoff', {'rows': rows, 'quick': args.quick})}")
+    print(f"wrote {save('handoff', {'rows': rows, 'quick': quick})}")
     return 0
 
 

@@ -9,24 +9,14 @@ reference).  One thread.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import save, table  # noqa: E402
+from common import best, quick_flag, save, table  # noqa: E402
 
-
-def best(fn, repeat):
-    t = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
 
 
 def numpy_stats(x):
@@ -36,11 +26,9 @@ def numpy_stats(x):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    quick = quick_flag(__doc__)
     from insitu.kernels.moments import moments
-    sizes = [2**13, 2**20] if args.quick else [2**13, 2**16, 2**20, 2**23, 2**26, 2**30]
+    sizes = [2**13, 2**20] if quick else [2**13, 2**16, 2**20, 2**23, 2**26, 2**30]
     rows = []
     for dtype in (np.float64, np.float32):
         for nbytes in sizes:
@@ -62,11 +50,10 @@ def main() -> int:
                          "halo_view_GBps": halo.nbytes / t_h / 1e9,
                          "numpy_sum_GBps": nbytes / t_sum / 1e9,
                          "of_sum_bw": t_sum / t_k})
-            del x, halo
     print("one-pass statistics kernel vs numpy (1 thread)")
     print(table(rows, ["dtype", "bytes", "kernel_ms", "numpy_passes_ms", "speedup",
                        "kernel_GBps", "halo_view_GBps", "numpy_sum_GBps", "of_sum_bw"]))
-    print(f"wrote {save('kernels', {'rows': rows, 'quick': args.quick})}")
+    print(f"wrote {save('kernels', {'rows': rows, 'quick': quick})}")
     return 0
 
 

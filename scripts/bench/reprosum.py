@@ -8,32 +8,20 @@ words per sum, negligible next to these.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import save, table  # noqa: E402
+from common import best, quick_flag, save, table  # noqa: E402
 
-
-def best(fn, repeat):
-    t = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    quick = quick_flag(__doc__)
     from insitu.kernels import reprosum as rs
-    sizes = [10**3, 10**5] if args.quick else [10**3, 10**4, 10**5, 10**6, 10**7, 10**8]
+    sizes = [10**3, 10**5] if quick else [10**3, 10**4, 10**5, 10**6, 10**7, 10**8]
     rows = []
     for n in sizes:
         x = np.random.default_rng(0).normal(288.0, 15.0, n)
@@ -47,7 +35,7 @@ def main() -> int:
                      "ratio": t_rs / t_np, "reprosum_GBps": x.nbytes / t_rs / 1e9})
     print("reproducible local sum vs numpy.sum (float64, 1 thread)")
     print(table(rows, ["values", "numpy_sum_ms", "reprosum_ms", "ratio", "reprosum_GBps"]))
-    print(f"wrote {save('reprosum', {'rows': rows, 'quick': args.quick})}")
+    print(f"wrote {save('reprosum', {'rows': rows, 'quick': quick})}")
     return 0
 
 

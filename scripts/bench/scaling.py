@@ -8,31 +8,25 @@ a rank must not grow with the rank count (no rank gathers a field).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
 import sys
-import tempfile
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import save, table  # noqa: E402
+from common import quick_flag, save, shared_tmpdir, table  # noqa: E402
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    quick = quick_flag(__doc__)
     from mpi4py import MPI
 
     from insitu import api
     from insitu.models.heat2d import Heat2D
     comm = MPI.COMM_WORLD
-    side, steps = (200, 5) if args.quick else (1000, 50)
-    tmp = comm.bcast(tempfile.mkdtemp(prefix="insitu-scal-") if comm.rank == 0 else None)
+    side, steps = (200, 5) if quick else (1000, 50)
+    tmp = shared_tmpdir(comm, "insitu-scal-")
     model = Heat2D(comm, (side, side * comm.size))
     api.init(comm, {"output": {"path": os.path.join(tmp, "s.h5"), "overwrite": True},
                     "analyses": [{"kind": "stats", "field": "T"},

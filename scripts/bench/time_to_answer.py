@@ -16,32 +16,28 @@ Reported: total wall time, the part beyond the model, and bytes written.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import save, table  # noqa: E402
+from common import quick_flag, save, shared_tmpdir, table  # noqa: E402
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args()
+    quick = quick_flag(__doc__)
     import h5py
     from mpi4py import MPI
 
     from insitu import api
     from insitu.models.heat2d import Heat2D
     comm = MPI.COMM_WORLD
-    side, steps, every = (200, 20, 5) if args.quick else (1000, 100, 5)
+    side, steps, every = (200, 20, 5) if quick else (1000, 100, 5)
     shape = (side, side * comm.size)
-    tmp = comm.bcast(tempfile.mkdtemp(prefix="insitu-tta-") if comm.rank == 0 else None)
+    tmp = shared_tmpdir(comm, "insitu-tta-")
 
     def run(mode):
         model = Heat2D(comm, shape)

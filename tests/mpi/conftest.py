@@ -1,5 +1,4 @@
 """Fixtures for tests that run on every rank under mpiexec."""
-import os
 import shutil
 import sys
 import tempfile

@@ -3,7 +3,6 @@ import json
 
 import h5py
 import numpy as np
-import pytest
 import xarray as xr
 
 from insitu.comm import MPIComm
