@@ -42,8 +42,20 @@ else
 fi
 
 # 2. venv --------------------------------------------------------------------
+BASEPY="${INSITU_BASE_PYTHON:-python3}"
+# Debian's own python3 needs python3-venv for venvs, and python3-dev for the
+# headers and libpython3.11.so that the libinsitu build links against.
+need_py=()
+"$BASEPY" -c "import venv, ensurepip" 2>/dev/null || need_py+=(python3-venv)
+"$BASEPY" -c "import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))" 2>/dev/null \
+  || need_py+=(python3-dev)
+if [ ${#need_py[@]} -gt 0 ]; then
+  log "apt: installing ${need_py[*]} for $BASEPY"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_py[@]}" >/dev/null
+fi
 if [ ! -x "$PY" ]; then
-  BASEPY="${INSITU_BASE_PYTHON:-python3}"
   log "venv: creating $VENV with $($BASEPY --version)"
   "$BASEPY" -m venv "$VENV"
   "$PY" -m pip install -q --upgrade pip
