@@ -60,16 +60,6 @@ class BaseComm:
     def bcast_str(self, text: Optional[str], root: int = 0) -> str:
         return self.bcast_bytes(None if text is None else text.encode(), root).decode()
 
-    def agree(self, failed: bool) -> np.ndarray:
-        """Which ranks failed a local step, as known to every rank.
-
-        Used where one rank may fail alone (a file it cannot write, a field
-        it declared wrongly) so that ALL ranks raise together instead of the
-        others waiting in the next collective.
-        """
-        flags = self.allgather_int64(np.array([1 if failed else 0], dtype=np.int64))
-        return np.flatnonzero(flags[:, 0])
-
 
 class MPIComm(BaseComm):
     """:class:`BaseComm` over an mpi4py communicator (which it does not own

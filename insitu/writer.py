@@ -95,7 +95,6 @@ class H5Writer:
             self.file = h5py.File(path, "w", driver="mpio", comm=comm.comm, libver="earliest")
         except OSError as exc:
             raise OutputError(f"cannot create {path!r} with parallel HDF5: {exc}") from None
-        self.length: dict[str, int] = {}
         self.datasets: dict[str, object] = {}
         self._vars: dict[str, Variable] = {}
 
@@ -107,7 +106,6 @@ class H5Writer:
         sizes = dimension_sizes(variables, coords)
         self.axes = {"time": Axis("time", "step")}
         self.axes.update({a.name: a for a in axes})
-        self.length = {name: 0 for name in self.axes}
         self.written = {name: 0 for name in self.axes}
         self.pending: dict[str, list] = {name: [] for name in self.axes}
         self.members: dict[str, list[str]] = {name: [] for name in self.axes}
@@ -197,8 +195,7 @@ class H5Writer:
         survive a crash in any case, so buffering until then loses nothing
         that was safe."""
         self.pending[axis].append((step, time, values, bounds))
-        self.length[axis] += 1
-        if axis != "time" or self.length[axis] % self.flush_every == 0:
+        if axis != "time" or (self.written[axis] + len(self.pending[axis])) % self.flush_every == 0:
             self.flush()
 
     def flush(self) -> None:
@@ -299,9 +296,6 @@ class MemoryWriter:
 
     def set_attrs(self, attrs):
         self.attrs.update(attrs)
-
-    def series(self, name: str) -> np.ndarray:
-        return np.array([row[2].get(name, np.nan) for row in self.rows])
 
     def close(self):
         self.closed = True

@@ -45,14 +45,15 @@ def global_field(shape, dtype, nan_frac, step):
     return np.round(1000.0 * x + step).astype(dtype)
 
 
-def config(every=1, copies=1):
+def config(every=1, copies=1, reproducible=False):
     analyses = [{"kind": "stats", "field": "f", "every": every, "stats": STATS,
                  **({"name": f"f{c}"} if copies > 1 else {})} for c in range(copies)]
     return {"fields": {"f": {"units": "K"}}, "analyses": analyses,
-            "output": {"overwrite": True}}
+            "output": {"overwrite": True}, "reproducible": reproducible}
 
 
-def run_case(comm, case: str, steps: int = 2, output=None, copies: int = 1) -> dict:
+def run_case(comm, case: str, steps: int = 2, output=None, copies: int = 1,
+             reproducible: bool = False) -> dict:
     """Drive a session through ``steps`` steps; return {step: results} and counts."""
     gshape, order, dtype, halo, nan_frac = CASES[case]
     ndim = len(gshape)
@@ -62,7 +63,7 @@ def run_case(comm, case: str, steps: int = 2, output=None, copies: int = 1) -> d
     local_shape = tuple(n + 2 * halo for n in shape)
     interior = tuple(slice(halo, halo + n) for n in shape)
     src = tuple(slice(o, o + n) for o, n in zip(offset, shape))
-    api.init(comm, config(copies=copies), output=output)
+    api.init(comm, config(copies=copies, reproducible=reproducible), output=output)
     try:
         api.declare_field("f", dtype, gshape, offset, local_shape, [halo] * ndim,
                           [halo] * ndim, order)

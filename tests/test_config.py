@@ -62,6 +62,8 @@ BAD = [
      "analyses[0].op: expected one of mean, sum, min, max"),
     ({"analyses": [{"kind": "probe", "field": "T", "points": [[-1, 2]]}]},
      "analyses[0].points[0][0]: expected an integer >= 0, got -1"),
+    ({"analyses": [{"kind": "stats", "field": "T", "region": {"x": [3, 5, 7]}}]},
+     "analyses[0].region.x: expected [start, stop], got [3, 5, 7]"),
     ({"analyses": [{"kind": "stats", "field": "T", "region": {"x": [3, -1]}}]},
      "analyses[0].region.x[1]: expected an integer >= 0, got -1"),
     ({"analyses": [{"kind": "stats", "field": "T", "weights": {"dim": "y", "values": [1, -2]}}]},

@@ -20,17 +20,7 @@ def exact_sum(a):
 
 
 def run_repro(comm, case):
-    cfg_fn = scenarios.config
-
-    def config(every=1, copies=1):
-        c = cfg_fn(every, copies)
-        c["reproducible"] = True
-        return c
-    scenarios.config = config
-    try:
-        return scenarios.run_case(comm, case, steps=2)["results"]
-    finally:
-        scenarios.config = cfg_fn
+    return scenarios.run_case(comm, case, steps=2, reproducible=True)["results"]
 
 
 @pytest.mark.parametrize("case", ["c2d-uneven", "f3d-nan", "c1d-f32", "c3d-i64"])

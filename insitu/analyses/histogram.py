@@ -44,7 +44,6 @@ class Histogram(Analysis):
         if len(rng) != 2 or not rng[0] < rng[1]:
             raise AnalysisError(f"{where}.range: expected [low, high] with low < high, got {rng}")
         spec = ctx.specs[self.cfg["field"]]
-        rg.check_pairs(self.cfg["region"], where)
         self._slices = rg.local_slices(spec, rg.box(spec, self.cfg["region"], where, ctx.coords))
         self.lo, self.hi = rng
         nb = self.cfg["bins"]

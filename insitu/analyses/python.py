@@ -104,7 +104,6 @@ class PythonAnalysis(Analysis):
         self._slices = {}
         if self.cfg["region"]:
             # The callable sees only the part of each view inside the region.
-            rg.check_pairs(self.cfg["region"], f"analyses[{self.index}]")
             for f, spec in self.meta.items():
                 box = rg.box(spec, self.cfg["region"], f"analyses[{self.index}]", ctx.coords)
                 self._slices[f] = rg.local_slices(spec, box)

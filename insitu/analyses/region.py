@@ -24,7 +24,10 @@ class _Range(s.Node):
     def check(self, value, path):
         if isinstance(value, dict):
             return self._coord.check(value, path)
-        return s.ListOf(s.Int(minimum=0)).check(value, path)
+        value = s.ListOf(s.Int(minimum=0)).check(value, path)
+        if len(value) != 2:
+            raise s.ConfigError(f"{path}: expected [start, stop], got {value}")
+        return value
 
 
 SCHEMA = s.MapOf(_Range(), default=None,
@@ -62,18 +65,12 @@ def box(spec: FieldSpec, region, where: str, coords_cfg=None):
     off, shp = [], []
     for d, n in zip(spec.dims, spec.global_shape):
         lo, hi = region.get(d, [0, n])
-        if len((lo, hi)) != 2 or not 0 <= lo < hi <= n:
+        if not 0 <= lo < hi <= n:
             raise AnalysisError(f"{where}.region.{d}: [{lo}, {hi}) is empty or outside the "
                                 f"global range [0, {n})")
         off.append(lo)
         shp.append(hi - lo)
     return tuple(off), tuple(shp)
-
-
-def check_pairs(region, where: str) -> None:
-    for d, r in (region or {}).items():
-        if not isinstance(r, dict) and len(r) != 2:
-            raise AnalysisError(f"{where}.region.{d}: expected [start, stop], got {r}")
 
 
 def local_slices(spec: FieldSpec, rbox) -> tuple[slice, ...]:

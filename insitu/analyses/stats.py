@@ -71,7 +71,6 @@ class Stats(Analysis):
     def bind(self, ctx):
         spec = ctx.specs[self.cfg["field"]]
         meta = ctx.meta(spec.name)
-        rg.check_pairs(self.cfg["region"], f"analyses[{self.index}]")
         self._rbox = rg.box(spec, self.cfg["region"], f"analyses[{self.index}]",
                             ctx.coords)
         self._slices = rg.local_slices(spec, self._rbox)

@@ -107,5 +107,5 @@ def to_float(words, T: int) -> float:
     total = 0
     for k, w in enumerate(int(v) for v in words):
         total += w << (BITS * (LEVELS - k))
-    return math.ldexp(float(total), T - BITS * LEVELS) if abs(total) < 1 << 1000 else \
-        float(total * 2 ** (T - BITS * LEVELS))
+    # |total| < count * 2**99 units, far inside float range: one rounding.
+    return math.ldexp(float(total), T - BITS * LEVELS)

@@ -16,6 +16,15 @@ def comm():
 
 
 @pytest.fixture
+def icomm(comm):
+    """insitu's wrapper over a duplicate of COMM_WORLD, freed after the test."""
+    from insitu.comm import MPIComm
+    c = MPIComm(comm.Dup(), owned=True)
+    yield c
+    c.free()
+
+
+@pytest.fixture
 def shared_dir(comm):
     """A directory named by rank 0 and broadcast, as h5py's MPI tests do."""
     path = tempfile.mkdtemp(prefix="insitu-mpi-") if comm.rank == 0 else None

@@ -2,15 +2,12 @@
 import numpy as np
 import xarray as xr
 
-from insitu.comm import MPIComm
 import analysis_scenarios as sc
 
 
-def test_every_analysis_equals_numpy_from_the_file(comm, shared_dir):
+def test_every_analysis_equals_numpy_from_the_file(comm, icomm, shared_dir):
     path = shared_dir / "analyses.h5"
-    c = MPIComm(comm.Dup(), owned=True)
-    sc.run(c, steps=2, output=str(path))
-    c.free()
+    sc.run(icomm, steps=2, output=str(path))
     comm.Barrier()
     if comm.rank == 0:
         with xr.open_dataset(path, engine="h5netcdf") as ds:

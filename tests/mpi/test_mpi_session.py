@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from insitu.comm import MPIComm
 from scenarios import CASES, check_against_numpy, expected_stats, run_case
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_stats_equal_numpy_under_mpi(comm, shared_dir, case):
-    c = MPIComm(comm.Dup(), owned=True)
-    out = run_case(c, case, steps=2, output=str(shared_dir / f"{case}.h5"))
+def test_stats_equal_numpy_under_mpi(comm, icomm, shared_dir, case):
+    out = run_case(icomm, case, steps=2, output=str(shared_dir / f"{case}.h5"))
     check_against_numpy(case, out["results"])
     # What the file holds equals what step() returned, on every rank's view.
     comm.Barrier()
@@ -31,42 +29,34 @@ def test_stats_equal_numpy_under_mpi(comm, shared_dir, case):
         assert ds.attrs["insitu_ranks"] == comm.size
     finally:
         ds.close()
-    c.free()
 
 
-def test_one_allreduce_per_step_for_fifty_analyses(comm, shared_dir):
-    c = MPIComm(comm.Dup(), owned=True)
-    out = run_case(c, "c2d-uneven", steps=3, output=str(shared_dir / "many.h5"), copies=50)
+def test_one_allreduce_per_step_for_fifty_analyses(comm, icomm, shared_dir):
+    out = run_case(icomm, "c2d-uneven", steps=3, output=str(shared_dir / "many.h5"), copies=50)
     assert out["collectives_per_step"] == (1 if comm.size > 1 else 0)
-    c.free()
 
 
-def test_results_identical_on_all_ranks(comm, shared_dir):
-    c = MPIComm(comm.Dup(), owned=True)
-    res = run_case(c, "f3d-nan", steps=1, output=str(shared_dir / "same.h5"))["results"][1]
+def test_results_identical_on_all_ranks(comm, icomm, shared_dir):
+    res = run_case(icomm, "f3d-nan", steps=1, output=str(shared_dir / "same.h5"))["results"][1]
     vec = np.array([res[k] for k in sorted(res)], dtype=np.float64)
     root = vec.copy()
     comm.Bcast(root, root=0)
     assert np.array_equal(vec, root, equal_nan=True)
-    c.free()
 
 
-def test_file_layout_has_dimension_scales(comm, shared_dir):
-    c = MPIComm(comm.Dup(), owned=True)
-    run_case(c, "c2d-even", steps=2, output=str(shared_dir / "layout.h5"))
+def test_file_layout_has_dimension_scales(comm, icomm, shared_dir):
+    run_case(icomm, "c2d-even", steps=2, output=str(shared_dir / "layout.h5"))
     if comm.rank == 0:
         with h5py.File(shared_dir / "layout.h5", "r") as f:
             assert f["time"].is_scale
             assert f["f_mean"].dims[0][0] == f["time"]
             assert f["f_mean"].attrs["units"] == "K"
             assert "cell_methods" in f["f_mean"].attrs
-    c.free()
 
 
-def test_provenance_attributes_are_clean_text(comm, shared_dir):
+def test_provenance_attributes_are_clean_text(comm, icomm, shared_dir):
     import json
-    c = MPIComm(comm.Dup(), owned=True)
-    run_case(c, "c2d-even", steps=1, output=str(shared_dir / "prov.h5"))
+    run_case(icomm, "c2d-even", steps=1, output=str(shared_dir / "prov.h5"))
     if comm.rank == 0:
         with h5py.File(shared_dir / "prov.h5", "r") as f:
             for k, v in f.attrs.items():
@@ -76,4 +66,3 @@ def test_provenance_attributes_are_clean_text(comm, shared_dir):
             assert len(decomp["offsets"]) == comm.size
             assert "Open MPI" in json.loads(f.attrs["insitu_versions"])["mpi"]
             assert f.attrs["insitu_steps_written"] == 1 and "insitu_finished" in f.attrs
-    c.free()

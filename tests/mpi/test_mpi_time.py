@@ -5,20 +5,17 @@ import h5py
 import numpy as np
 import xarray as xr
 
-from insitu.comm import MPIComm
 import test_time_and_triggers as tt
 
 
-def test_windows_triggers_user_analyses_in_the_file(comm, shared_dir):
+def test_windows_triggers_user_analyses_in_the_file(comm, icomm, shared_dir):
     path = shared_dir / "time.h5"
     analyses = [{"kind": "stats", "field": "T", "stats": ["mean", "max", "nan_count"]},
                 {"kind": "window", "source": "T", "steps": 3, "ops": ["mean", "max"]},
                 {"kind": "reduce", "field": "T", "over": ["x"]},
                 {"kind": "window", "source": "T_mean_over_x", "steps": 2, "ops": ["mean"]},
                 tt.USER]
-    c = MPIComm(comm.Dup(), owned=True)
-    tt.drive(c, analyses, [tt.TRIG], output=str(path))
-    c.free()
+    tt.drive(icomm, analyses, [tt.TRIG], output=str(path))
     comm.Barrier()
     if comm.rank != 0:
         return
