@@ -14,7 +14,13 @@ communicator.  HDF5 requires every metadata change (create, resize,
 attribute, flush, close) to be made by all ranks in the same order, so every
 method here is collective.  Replicated results (the same on every rank) are
 written by rank 0 alone, independently; distributed results are written
-collectively, each rank selecting its own hyperslab (or nothing).
+independently too, each rank writing its own hyperslab and a rank with
+nothing to write skipping the write.  Collective raw writes are avoided on
+purpose: under Open MPI 4.1.x before 4.1.7 (and 5.0.x before 5.0.6), ompio's
+collective write over a Cartesian communicator with MPI_THREAD_SINGLE, as a
+Fortran host gives, silently loses cells (open-mpi/ompi#12718; see
+docs/mpiio.md).  Only the raw writes are independent; every metadata change
+stays collective and in the same order on all ranks.
 
 :class:`MemoryWriter` has the same interface and keeps results in lists; the
 fake-communicator unit tests use it.
@@ -33,7 +39,30 @@ from .analyses.base import Axis, Coord, Piece, Variable
 log = logging.getLogger("insitu")
 
 CHUNK = 512
-INT_FILL = np.int64(-(2 ** 63) + 2)  # netCDF's default int64 fill value
+
+#: netCDF's default fill value for each integer type (NC_FILL_BYTE ...
+#: NC_FILL_UINT64).  They sit at the edge of each type's range, so a fill
+#: never lies inside ordinary data (a 0/1 mask, counts, small labels).
+NC_FILL = {np.dtype(t): t(v) for t, v in [
+    (np.int8, -127), (np.int16, -32767), (np.int32, -2147483647),
+    (np.int64, -9223372036854775806), (np.uint8, 255), (np.uint16, 65535),
+    (np.uint32, 4294967295), (np.uint64, 18446744073709551614)]}
+INT_FILL = NC_FILL[np.dtype(np.int64)]
+
+
+def fill_value(dtype) -> np.generic:
+    """The ``_FillValue`` for a variable of ``dtype``: NaN for floats,
+    netCDF's default for integers.
+
+    One int64 constant cast to every integer type would wrap (int64 min + 2
+    becomes 2 in int32), and xarray would then mask every real 2 as NaN."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype.type(np.nan)
+    try:
+        return NC_FILL[dtype]
+    except KeyError:
+        raise OutputError(f"no fill value for dtype {dtype}") from None
 
 
 class OutputError(OSError):
@@ -163,7 +192,7 @@ class H5Writer:
         for var in variables:
             fillvalue = None
             if fill or var.distributed:
-                fillvalue = np.float64(np.nan) if var.dtype.kind == "f" else INT_FILL
+                fillvalue = fill_value(var.dtype)
             chunks = (CHUNK,) if not var.shape else (1, *var.shape)
             ds = f.create_dataset(var.name, shape=(0, *var.shape), maxshape=(None, *var.shape),
                                   dtype=var.dtype, chunks=chunks, fillvalue=fillvalue)
@@ -241,21 +270,21 @@ class H5Writer:
         self.written[axis] = n1
 
     def _write_piece(self, ds, n: int, piece: Piece | None) -> None:
-        """Collective write of this rank's hyperslab (or of nothing)."""
-        from h5py import h5fd, h5p, h5s
-        fspace = ds.id.get_space()
+        """Write this rank's hyperslab of row ``n`` with independent I/O.
+
+        Independent, not collective: Open MPI's ompio loses cells in
+        collective writes under a real host's conditions (docs/mpiio.md),
+        and a row's pieces never overlap, so nothing needs the collective
+        path.  A rank with nothing to write makes no call at all.  The
+        dataset was already resized collectively by every rank, so this
+        changes no metadata."""
         if piece is None or piece.values.size == 0:
-            fspace.select_none()
-            mspace = h5s.create_simple((1,))
-            mspace.select_none()
-            data = np.zeros(1, dtype=ds.dtype)
-        else:
-            data = np.ascontiguousarray(piece.values, dtype=ds.dtype)
-            fspace.select_hyperslab((n, *piece.start), (1, *data.shape))
-            mspace = h5s.create_simple(data.shape)
-        dxpl = h5p.create(h5p.DATASET_XFER)
-        dxpl.set_dxpl_mpio(h5fd.MPIO_COLLECTIVE)
-        ds.id.write(mspace, fspace, data, dxpl=dxpl)
+            return
+        from h5py import h5s
+        data = np.ascontiguousarray(piece.values, dtype=ds.dtype)
+        fspace = ds.id.get_space()
+        fspace.select_hyperslab((n, *piece.start), (1, *data.shape))
+        ds.id.write(h5s.create_simple(data.shape), fspace, data)  # default dxpl: independent
 
     def set_attrs(self, attrs: Mapping) -> None:
         for k, v in attrs.items():
