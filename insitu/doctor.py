@@ -12,7 +12,9 @@ status is 1 if any check failed.  Checks:
    built with the same ``mpicc``, or from ``--host PROGRAM``'s libmpi);
 5. h5py was built with parallel HDF5 (``mpio``);
 6. numba's thread count under MPI (``NUMBA_NUM_THREADS``);
-7. the output directory is writable.
+7. the output directory is writable;
+8. MPI-IO: an Open MPI whose ompio can lose data (open-mpi/ompi#12718)
+   without the lock setting or romio selected.
 """
 from __future__ import annotations
 
@@ -179,6 +181,31 @@ def check_output(directory):
     return OK, f"{directory} is writable"
 
 
+def check_mpiio(library=None, environ=None):
+    """Warn on an Open MPI whose ompio loses cells without a lock
+    (open-mpi/ompi#12718) unless this environment avoids the bug.
+
+    A warning, not a failure: insitu's own distributed writes are
+    independent and were not seen to lose data, but other collective MPI-IO
+    in the same job (the model's own output) is exposed.  Safe choices are
+    romio, range or whole-file locking, or no write data sieving."""
+    from .mpiio import affected
+    library = _mpi4py_library() if library is None else library
+    env = os.environ if environ is None else environ
+    if not affected(library):
+        return OK, f"{library.split(',')[0]}: not affected by open-mpi/ompi#12718"
+    io = env.get("OMPI_MCA_io", "")
+    if ("romio" in io or "^ompio" in io
+            or env.get("OMPI_MCA_fs_ufs_lock_algorithm") in ("2", "3")
+            or env.get("OMPI_MCA_fbtl_posix_write_datasieving") in ("0", "false")):
+        return OK, f"{library.split(',')[0]} with a safe MPI-IO setting in the environment"
+    return WARN, (f"{library.split(',')[0]}: ompio's data sieving writes without a lock and "
+                  "can silently lose cells in collective MPI-IO writes (open-mpi/ompi#12718, "
+                  "fixed in 4.1.7 and 5.0.6). Fix: export OMPI_MCA_fs_ufs_lock_algorithm=3 "
+                  "(or OMPI_MCA_io=romio321) in the job script; python -m insitu.run and "
+                  "scripts/env.sh set it for you. See docs/mpiio.md")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m insitu.doctor", description=__doc__.splitlines()[0])
     p.add_argument("--host", help="the host model's executable, to compare its libmpi")
@@ -187,7 +214,8 @@ def main(argv=None) -> int:
     checks = [("shared libpython", check_libpython), ("libinsitu rpath", check_rpath),
               ("embedded interpreter", check_embedded), ("MPI library", lambda: check_mpi(args.host)),
               ("parallel HDF5", check_h5py), ("numba threads", check_numba),
-              ("output directory", lambda: check_output(args.output))]
+              ("output directory", lambda: check_output(args.output)),
+              ("MPI-IO", check_mpiio)]
     failed = 0
     for name, fn in checks:
         try:

@@ -89,6 +89,7 @@ def run(args: argparse.Namespace, comm) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    from .mpiio import apply_defaults; apply_defaults()  # noqa: E702 - before MPI_Init; docs/mpiio.md
     from mpi4py import MPI
 
     from .log import setup

@@ -4,3 +4,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
 # One numba thread per rank: ranks already fill the cores.
 export NUMBA_NUM_THREADS=${NUMBA_NUM_THREADS:-1}
+# Open MPI 4.1.0-4.1.6 and 5.0.0-5.0.5: ompio's data sieving writes without a
+# lock and can silently lose cells (open-mpi/ompi#12718); lock the ranges
+# written, as fixed releases do by default.  docs/mpiio.md
+if [ -z "${OMPI_MCA_io+x}${OMPI_MCA_fs_ufs_lock_algorithm+x}${OMPI_MCA_fcoll+x}" ]; then
+    export OMPI_MCA_fs_ufs_lock_algorithm=3
+fi

@@ -62,3 +62,20 @@ def test_library_without_rpath_is_reported(libinsitu, tmp_path, monkeypatch):
     monkeypatch.setattr(config, "library", lambda: str(bad))
     status, msg = doc.check_rpath()
     assert status == doc.FAIL and "rebuild" in msg
+
+
+def test_mpiio_warns_on_an_affected_open_mpi_without_a_safe_setting():
+    """open-mpi/ompi#12718: a warning naming the bug and the fix, unless the
+    lock setting or romio is chosen; other MPIs and fixed versions pass."""
+    from insitu import doctor as doc
+    v414 = "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4"
+    status, msg = doc.check_mpiio(v414, {})
+    assert status == doc.WARN and "12718" in msg and "OMPI_MCA_fs_ufs_lock_algorithm=3" in msg
+    assert doc.check_mpiio(v414, {"OMPI_MCA_fs_ufs_lock_algorithm": "1"})[0] == doc.WARN
+    for safe in ({"OMPI_MCA_fs_ufs_lock_algorithm": "3"}, {"OMPI_MCA_io": "romio321"},
+                 {"OMPI_MCA_io": "^ompio"}):
+        assert doc.check_mpiio(v414, safe)[0] == doc.OK, safe
+    for fixed in ("Open MPI v4.1.7, package: Open MPI", "Open MPI v5.0.6, package: Open MPI",
+                  "Open MPI v4.0.7, package: Open MPI", "MPICH Version: 4.0.2"):
+        assert doc.check_mpiio(fixed, {})[0] == doc.OK, fixed
+    assert doc.check_mpiio("Open MPI v5.0.5, package: Open MPI", {})[0] == doc.WARN
