@@ -6,12 +6,19 @@ across ranks by its kind:
 ``SUM``      added (counts, sums);
 ``MIN``      smallest, NaN-ignoring;
 ``MAX``      largest, NaN-ignoring;
-``MOMENTS``  three slots ``(n, mean, m2)`` merged with Chan et al.'s update,
-             which keeps the variance accurate where ``sum(x**2)`` would
-             cancel catastrophically.
+``MOMENTS``  four slots ``(n, mean, m2, mean_lo)`` merged with Chan et al.'s
+             update, which keeps the variance accurate where ``sum(x**2)``
+             would cancel catastrophically.  The mean is carried as an
+             unevaluated double-double ``mean + mean_lo``: Chan's update
+             needs the difference of two ranks' means, and for data at an
+             offset ``c`` much larger than their spread a mean rounded to
+             float64 is off by up to ``ulp(c)/2``, which enters the variance
+             as a relative error of ``ulp(c)/spread`` (1e-8 at 1e8 + O(1)).
+             With the low part the difference is exact to ``eps**2 * c``.
 
 The merge is symmetric bit for bit (``merge(a, b) == merge(b, a)``), so every
-rank ends with the same bits whatever pairing the MPI library chooses.  The
+rank ends with the same bits whatever pairing the MPI library chooses: the two
+sides are first put in a canonical order (:func:`chan_merge`).  The
 whole record travels as ONE element of a contiguous derived datatype, so the
 MPI library can never split it across pipeline segments and hand the
 combining function a piece whose slot layout it does not know.
@@ -21,8 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 SUM, MIN, MAX, MOMENTS = "sum", "min", "max", "moments"
-_WIDTH = {SUM: 1, MIN: 1, MAX: 1, MOMENTS: 3}
-_IDENTITY = {SUM: (0.0,), MIN: (np.inf,), MAX: (-np.inf,), MOMENTS: (0.0, np.nan, 0.0)}
+_WIDTH = {SUM: 1, MIN: 1, MAX: 1, MOMENTS: 4}
+_IDENTITY = {SUM: (0.0,), MIN: (np.inf,), MAX: (-np.inf,),
+             MOMENTS: (0.0, np.nan, 0.0, 0.0)}
 
 
 class ReductionPlan:
@@ -50,8 +58,8 @@ class ReductionPlan:
     def reserve_many(self, kind: str, count: int) -> int:
         """Reserve ``count`` consecutive values of ``kind``; return the first index.
 
-        For MOMENTS the triples are interleaved: value ``k`` starts at
-        ``first + 3 * k``."""
+        For MOMENTS the quadruples are interleaved: value ``k`` starts at
+        ``first + 4 * k``."""
         start = len(self._kinds)
         for _ in range(count):
             self.reserve(kind)
@@ -98,23 +106,51 @@ class ReductionPlan:
             merge_moments(a, b, self.mom_idx)
 
 
-def merge_moments(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> None:
-    """Chan et al.'s merge of ``(n, mean, m2)`` triples starting at ``idx``.
+def two_sum(x, y):
+    """``(s, e)`` with ``s = fl(x + y)`` and ``s + e == x + y`` exactly (Knuth)."""
+    s = x + y
+    z = s - x
+    return s, (x - (s - z)) + (y - z)
 
-    Written symmetrically in ``a`` and ``b`` so the result does not depend on
-    which rank's partial comes first.  An empty side (``n == 0``) is the
-    identity.
+
+def chan_merge(na, ha, qa, la, nb, hb, qb, lb):
+    """Merge two ``(n, mean, m2, mean_lo)`` partials (arrays or scalars).
+
+    The means are double-doubles ``h + l``.  The difference of the means is
+    formed with :func:`two_sum`, so it is exact up to ``eps**2 * |mean|``
+    however large the common offset; ``m2`` then adds three non-negative
+    terms, so its relative error is a few ulps per merge.  The side with the
+    larger ``(n, h, l, q)`` (lexicographically) is taken as ``x`` and the
+    other as ``y``, so the result does not depend on the order of the
+    arguments, bit for bit; ``y`` is then the side with fewer values, which
+    keeps the update ``mean_x - delta * n_y / n`` small.  An empty side
+    (``n == 0``) is the identity.
     """
-    na, ma, qa = a[idx], a[idx + 1], a[idx + 2]
-    nb, mb, qb = b[idx], b[idx + 1], b[idx + 2]
-    n = na + nb
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ma0 = np.where(na > 0, ma, 0.0)
-        mb0 = np.where(nb > 0, mb, 0.0)
-        mean = (na * ma0 + nb * mb0) / n
-        delta = ma0 - mb0
-        q = qa + qb + delta * delta * (na * nb / n)
-    both = (na > 0) & (nb > 0)
+    na, ha, qa, la, nb, hb, qb, lb = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (na, ha, qa, la, nb, hb, qb, lb)))
+    a_first = (na > nb) | ((na == nb) & (
+        (ha > hb) | ((ha == hb) & ((la > lb) | ((la == lb) & (qa >= qb))))))
+    nx, hx, qx, lx = (np.where(a_first, u, v) for u, v in ((na, nb), (ha, hb), (qa, qb), (la, lb)))
+    ny, hy, qy, ly = (np.where(a_first, v, u) for u, v in ((na, nb), (ha, hb), (qa, qb), (la, lb)))
+    n = nx + ny
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        d, e = two_sum(hx, -hy)
+        delta = d + (e + (lx - ly))          # mean_x - mean_y
+        s, e = two_sum(hx, -(delta * (ny / n)))
+        e = e + lx
+        mean = s + e                         # renormalise (fast two-sum)
+        mean_lo = e - (mean - s)
+        q = (qx + qy) + delta * delta * (nx * (ny / n))
+    full = ny > 0                            # both sides hold values
+    return (n, np.where(full, mean, hx), np.where(full, q, qx),
+            np.where(full, mean_lo, lx))
+
+
+def merge_moments(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> None:
+    """``b <- merge(a, b)`` for the MOMENTS quadruples starting at ``idx``."""
+    n, mean, q, lo = chan_merge(a[idx], a[idx + 1], a[idx + 2], a[idx + 3],
+                                b[idx], b[idx + 1], b[idx + 2], b[idx + 3])
     b[idx] = n
-    b[idx + 1] = np.where(both, mean, np.where(na > 0, ma, mb))
-    b[idx + 2] = np.where(both, q, np.where(na > 0, qa, qb))
+    b[idx + 1] = mean
+    b[idx + 2] = q
+    b[idx + 3] = lo

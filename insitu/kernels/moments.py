@@ -9,9 +9,13 @@ Inf (the usual case) runs compiled with fast-math, which lets LLVM
 vectorise the sums, min and max; any other block is redone with careful,
 NaN-aware code.  Block means are taken of ``x - shift``, where
 ``shift`` is the slab's first valid value, so the merge works with numbers of
-the size of the spread, not of the mean (a field of 1e9 +- 1 keeps its
-variance to ~1e-15).  This keeps the accuracy of numpy's two-pass
-``var`` at the memory traffic of one pass.
+the size of the spread, not of the mean.  Squared deviations are taken about
+one float centre near the block mean and corrected with ``S2 - S1**2/n``
+(see :func:`_fast_m2`: fast-math may not be handed ``(x - shift) - mean``),
+and the slab's mean is returned as a double-double for the cross-rank merge,
+so a field at 1e12 times its spread keeps its variance to ~1e-15.  This
+keeps the accuracy of numpy's two-pass ``var`` at the memory traffic of one
+pass.  Integer slabs also get their exact sum (two int64 halves per value).
 
 Non-finite values are skipped and counted: NaNs in ``nan_count``, +-Inf in
 ``inf_count``.  The statistics are those of the finite values, so one
@@ -26,8 +30,10 @@ import numpy as np
 BLOCK = 8192
 
 #: Layout of the result vector returned by :func:`moments`.
-FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count")
-COUNT, SUM, MEAN, M2, MIN, MAX, NAN_COUNT, INF_COUNT = range(len(FIELDS))
+FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count",
+          "mean_lo", "isum_hi", "isum_lo")
+(COUNT, SUM, MEAN, M2, MIN, MAX, NAN_COUNT, INF_COUNT,
+ MEAN_LO, ISUM_HI, ISUM_LO) = range(len(FIELDS))
 
 
 #: Fast-math for blocks known to hold only finite values: LLVM may then
@@ -73,26 +79,55 @@ def _unkey(key, keymask, tmp):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
 def _fast_int_block(row, shift):  # pragma: no cover - compiled
-    s = 0.0
+    """Shifted float sum, min and max of an integer block, and its exact sum
+    as two int64 halves: the high 32 bits of each value (arithmetic shift)
+    and the low 32 bits (unsigned), so neither half can overflow for blocks
+    of up to 2**31 values, whatever the int64 values are."""
+    ih = np.int64(0)
+    il = np.int64(0)
     sy = 0.0
     lo = np.inf
     hi = -np.inf
     for k in range(row.size):
-        x = float(row[k])
-        s += x
+        v = np.int64(row[k])
+        ih += v >> 32
+        il += v & 0xFFFFFFFF
+        x = float(v)
         sy += x - shift
         lo = min(lo, x)
         hi = max(hi, x)
-    return s, sy, lo, hi
+    return ih, il, sy, lo, hi
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FAST)
-def _fast_m2(row, shift, bmean):  # pragma: no cover - compiled
-    m2 = 0.0
+def _fast_m2(row, c):  # pragma: no cover - compiled
+    """``sum(x - c)`` and ``sum((x - c)**2)`` about one float ``c``.
+
+    One loop-invariant operand on purpose: given ``(x - shift) - bmean``,
+    fast-math's reassociation rewrites it as ``x - (shift + bmean)``, whose
+    rounded centre is off the mean by up to ``ulp(shift)/2``; at 1e12 + O(1)
+    that made M2 3e-9 too large.  Here the centre is a float chosen by the
+    caller and the caller removes the rest with ``S2 - S1**2 / n``, which is
+    exact to rounding because ``S1`` is small."""
+    s1 = 0.0
+    s2 = 0.0
     for k in range(row.size):
-        d = (float(row[k]) - shift) - bmean
-        m2 += d * d
-    return m2
+        d = float(row[k]) - c
+        s1 += d
+        s2 += d * d
+    return s1, s2
+
+
+@numba.njit(cache=True, nogil=True)
+def _centre(shift, mean):  # pragma: no cover - compiled
+    """``shift + mean`` rounded: a centre near the block mean (strict maths)."""
+    return shift + mean
+
+
+@numba.njit(cache=True, nogil=True)
+def _m2(s1, s2, n):  # pragma: no cover - compiled
+    """M2 from sums about a centre near the mean; never negative."""
+    return max(s2 - s1 * (s1 / n), 0.0)
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
@@ -124,11 +159,15 @@ def _careful_block(row, shift):  # pragma: no cover - compiled
                 hi = x
     m2 = 0.0
     if n > 0.0:
-        bmean = sy / n
+        c = _centre(shift, sy / n)
+        s1 = 0.0
+        s2 = 0.0
         for k in range(row.size):
             x = float(row[k])
-            d = (x - shift) - bmean
-            m2 += d * d if abs(x) < np.inf else 0.0
+            d = x - c if abs(x) < np.inf else 0.0
+            s1 += d
+            s2 += d * d
+        m2 = _m2(s1, s2, n)
     return n, s, sy, lo, hi, nans, infs, m2
 
 
@@ -149,6 +188,8 @@ def _block(row, rbits, shift, expshift, expmask, keymask, is_float, tmp,
            ftmp):  # pragma: no cover - compiled
     """Statistics of one block: the fast path, or the careful one."""
     bad = 0
+    ih = np.int64(0)
+    il = np.int64(0)
     if is_float:
         bs, by, klo, khi, bad = _fast_block(row, rbits, shift, expshift, expmask, keymask)
         _unkey(klo, keymask, tmp)
@@ -156,12 +197,15 @@ def _block(row, rbits, shift, expshift, expmask, keymask, is_float, tmp,
         _unkey(khi, keymask, tmp)
         bhi = float(ftmp[0])
     else:
-        bs, by, blo, bhi = _fast_int_block(row, shift)
+        ih, il, by, blo, bhi = _fast_int_block(row, shift)
+        bs = 0.0
     if bad == 0:
         bn = float(row.size)
-        bm2 = _fast_m2(row, shift, by / bn)
-        return bn, bs, by, blo, bhi, 0.0, 0.0, bm2
-    return _careful_block(row, shift)
+        s1, s2 = _fast_m2(row, _centre(shift, by / bn))
+        bm2 = _m2(s1, s2, bn)
+        return bn, bs, by, blo, bhi, 0.0, 0.0, bm2, ih, il
+    n, s, sy, lo, hi, nans, infs, m2 = _careful_block(row, shift)
+    return n, s, sy, lo, hi, nans, infs, m2, ih, il
 
 
 @numba.njit(cache=True, nogil=True)
@@ -175,6 +219,8 @@ def _moments3(a, ncols, bits, expshift, expmask, keymask, is_float, copy_rows, b
     hi = -np.inf
     nans = 0.0
     infs = 0.0
+    ih = np.int64(0)   # exact integer sum = ih * 2**32 + il, 0 <= il < 2**32
+    il = np.int64(0)
     shift = _first_finite(a[:, :, :ncols])
     n0, n1, n2 = a.shape
     for i in range(n0):
@@ -189,12 +235,15 @@ def _moments3(a, ncols, bits, expshift, expmask, keymask, is_float, copy_rows, b
                     b = buf[:m]
                     for k in range(m):
                         b[k] = a[i, j, start + k]
-                    bn, bs, by, blo, bhi, bnan, binf, bm2 = _block(
+                    bn, bs, by, blo, bhi, bnan, binf, bm2, bih, bil = _block(
                         b, bbits[:m], shift, expshift, expmask, keymask, is_float, tmp, ftmp)
                 else:
-                    bn, bs, by, blo, bhi, bnan, binf, bm2 = _block(
+                    bn, bs, by, blo, bhi, bnan, binf, bm2, bih, bil = _block(
                         a[i, j, start:stop], bits[i, j, start:stop], shift, expshift,
                         expmask, keymask, is_float, tmp, ftmp)
+                il += bil
+                ih += bih + (il >> 32)
+                il &= 0xFFFFFFFF
                 nans += bnan
                 infs += binf
                 if bn == 0.0:
@@ -209,13 +258,24 @@ def _moments3(a, ncols, bits, expshift, expmask, keymask, is_float, copy_rows, b
                 lo = min(lo, blo)
                 hi = max(hi, bhi)
     out[0] = n
-    out[1] = total
-    out[2] = shift + mean if n > 0.0 else np.nan
     out[3] = m2
     out[4] = lo
     out[5] = hi
     out[6] = nans
     out[7] = infs
+    # The mean as a double-double shift + mean = out[2] + out[8] (Knuth's
+    # two-sum; this function is compiled without fast-math, so it stays
+    # exact), for the cross-rank merge to difference without rounding.
+    h = shift + mean
+    z = h - shift
+    out[2] = h if n > 0.0 else np.nan
+    out[8] = (shift - (h - z)) + (mean - z) if n > 0.0 else 0.0
+    # The integer sum split into two floats that hold it exactly while
+    # |ih| < 2**53 (|sum| < 2**85): a multiple of 2**32 and a rest in
+    # [0, 2**32).  Sums of such parts over ranks stay exact.
+    out[9] = float(ih) * 4294967296.0
+    out[10] = float(il)
+    out[1] = total if is_float else out[9] + out[10]
 
 
 #: The bits of a float as signed integers: (view, exponent shift, exponent
@@ -278,8 +338,13 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     ndarray
         ``count`` (finite values), ``sum``, ``mean``, ``m2`` (sum of squared
         deviations from the mean), ``min``, ``max``, ``nan_count``,
-        ``inf_count``.  An empty or all-non-finite slab gives count 0, sum 0, mean NaN, min +inf, max -inf,
-        the identities of the cross-rank merge.
+        ``inf_count``, then ``mean_lo`` (the mean is the double-double
+        ``mean + mean_lo``) and, for integer input, the exact sum as
+        ``isum_hi + isum_lo`` (a multiple of 2**32 and a rest in
+        [0, 2**32); exact while ``|sum| < 2**85``; 0 for float input).
+        For integer input ``sum`` is that exact sum rounded once.  An empty
+        or all-non-finite slab gives count 0, sum 0, mean NaN, min +inf,
+        max -inf, the identities of the cross-rank merge.
     """
     if not isinstance(view, np.ndarray):
         raise TypeError(f"moments needs a numpy array, got {type(view).__name__}")
@@ -355,14 +420,19 @@ def _wmoments3(a, w, out):  # pragma: no cover - compiled
                     m2 = m2 + bm2 + delta * delta * (big_w * bw / nw)
                     big_w = nw
                 start = stop
+    h = shift + mean   # the mean as a double-double h + lo, as in _moments3
+    z = h - shift
     out[0] = big_w
-    out[1] = shift + mean if big_w > 0.0 else np.nan
+    out[1] = h if big_w > 0.0 else np.nan
     out[2] = m2
+    out[3] = (shift - (h - z)) + (mean - z) if big_w > 0.0 else 0.0
 
 
 def weighted_moments(view: np.ndarray, weights: np.ndarray,
                      out: np.ndarray | None = None) -> np.ndarray:
-    """``(sum of weights, weighted mean, weighted M2)`` over the finite values.
+    """``(sum of weights, weighted mean, weighted M2, mean_lo)`` over the
+    finite values: the layout of a MOMENTS slot of the reduction record, the
+    mean being the double-double ``mean + mean_lo``.
 
     ``weights`` must broadcast to ``view`` (a cos-latitude vector over one
     dimension, a cell-area field) and be non-negative; it is not copied.
@@ -370,7 +440,7 @@ def weighted_moments(view: np.ndarray, weights: np.ndarray,
     if weights.shape != view.shape:
         weights = np.broadcast_to(weights, view.shape)
     if out is None:
-        out = np.empty(3, dtype=np.float64)
+        out = np.empty(4, dtype=np.float64)
     a = view
     w = weights
     if a.ndim > 1 and abs(a.strides[0]) < abs(a.strides[-1]):
