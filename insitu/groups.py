@@ -21,7 +21,7 @@ def project(boxes, axes):
 
 
 class ReduceGroup:
-    def __init__(self, comm, projected, kept_shape, where: str) -> None:
+    def __init__(self, comm, projected, kept_shape, where: str, level: int = 0) -> None:
         distinct = sorted(set(projected))
         problems = tiling_problems(kept_shape, distinct)
         if problems:
@@ -34,7 +34,7 @@ class ReduceGroup:
         self.box = projected[comm.rank]
         self.writer = self.comm.rank == 0
         self.plan = ReductionPlan()
-        self.due = False
+        self.level = level  # the pre-phase round that combines it (derived fields)
 
     def reduce(self) -> None:
         self.comm.reduce_record(self.plan)

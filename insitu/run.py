@@ -17,6 +17,7 @@ import os
 import sys
 import traceback
 
+import numpy as np
 import yaml
 
 log = logging.getLogger("insitu")
@@ -47,6 +48,17 @@ def _abort_on_error(comm, exc: BaseException) -> None:
     comm.Abort(1)
 
 
+def progress_label(results: dict) -> str:
+    """``name=value`` of the step's first scalar result, or "" if it has none.
+
+    Results are scalars, arrays, distributed pieces or None (a rank that
+    holds no piece), so only plain numbers are shown."""
+    for name, value in results.items():
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            return f"{name}={float(value):.6g}"
+    return ""
+
+
 def run(args: argparse.Namespace, comm) -> int:
     from . import api
     from .models import resolve
@@ -71,11 +83,7 @@ def run(args: argparse.Namespace, comm) -> int:
         model.advance()
         model.expose(api)
         results = api.step(step, model.time)
-        if results:
-            first = next(iter(results.items()))
-            bar.update(step, f"{first[0]}={first[1]:.6g}")
-        else:
-            bar.update(step)
+        bar.update(step, progress_label(results))
     bar.close()
     path = getattr(session.writer, "path", "")
     written = session.steps_written

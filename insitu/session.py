@@ -175,13 +175,23 @@ class Session:
         self.derived = {}
         self.pre_groups = {}
         self.groups = {}
+        self._pre_done = (None, set())
+        # How many rounds of reductions a field needs before it can be
+        # evaluated: 0 for a declared field, 1 for u - u.mean(x), 2 for
+        # a - a.mean(y) where a itself holds a reduction.  A term's partials
+        # are taken on its field's values, so they can only be computed once
+        # every lower round is combined across ranks.
+        depth = {n: 0 for n in specs}
         for name, text in self.cfg["derived"].items():
             if name in specs:
                 raise FieldError(f"derived.{name}: a declared field has this name already")
             tree, inputs, terms = derived_mod.parse(name, text)
             d = derived_mod.DerivedField(name, text, tree, inputs, specs, terms,
                                          lambda f, kept, where: self._group(
-                                             f, kept, where, pre=True, specs=specs))
+                                             f, kept, where, pre=True, specs=specs,
+                                             level=depth.get(f, 0)))
+            depth[name] = max([depth.get(i, 0) for i in inputs] +
+                              [depth.get(t.field, 0) + 1 for t in d.terms])
             self.derived[name] = d
             specs[name] = d.spec
             first = self.decomposition[inputs[0]]
@@ -267,12 +277,14 @@ class Session:
         self.bound = True
 
     def _group(self, field: str, kept: tuple, where: str = "", pre: bool = False,
-               specs=None) -> ReduceGroup:
+               specs=None, level: int = 0) -> ReduceGroup:
         """The reduction group of this rank for ``field`` reduced onto ``kept``
         dims (collective the first time a decomposition structure is seen).
 
         ``pre`` groups serve reductions inside derived fields, which must be
-        combined before the analyses run; the others after."""
+        combined before the analyses run; the others after.  Pre groups are
+        also keyed by ``level`` (the round of the pre-phase that combines
+        them), so one round's reduction never re-combines another's slots."""
         if specs is not None and field in specs:
             spec = specs[field]
         else:
@@ -281,10 +293,10 @@ class Session:
         d = self.decomposition[field]
         projected = project(list(zip(map(tuple, d["offsets"]), map(tuple, d["shapes"]))), axes)
         table = self.pre_groups if pre else self.groups
-        key = tuple(projected)
+        key = (level, tuple(projected)) if pre else tuple(projected)
         if key not in table:
             kept_shape = tuple(spec.global_shape[a] for a in axes)
-            table[key] = ReduceGroup(self.comm, projected, kept_shape, where)
+            table[key] = ReduceGroup(self.comm, projected, kept_shape, where, level)
         return table[key]
 
     def _dimension_coords(self, specs) -> list:
@@ -305,29 +317,41 @@ class Session:
             out.append(Coord(d, c["start"] + c["step"] * np.arange(sizes[d]), attrs))
         return out
 
-    def _pre_reduce(self, due, step: int) -> None:
-        """Combine the reductions inside the derived fields the due analyses
-        read (collective: every rank agrees on what is due)."""
-        needed, stack = [], [f for a in due for f in a.fields]
+    def _pre_reduce(self, fields, step: int) -> None:
+        """Combine the reductions inside the derived ``fields`` (and the
+        derived fields they read) at ``step`` (collective: every rank passes
+        the same fields).
+
+        Terms are combined in rounds by level: ``b = a - a.mean(y)`` with
+        ``a = u - u.mean(x)`` needs ``u.mean(x)`` combined across ranks
+        before ``a``'s values, and so ``a.mean(y)``'s partials, exist.
+        Fields whose terms were already combined at this step are skipped,
+        so a trigger that snapshots a derived field costs nothing extra when
+        an analysis already read it, and is right when none did."""
+        done_step, done = self._pre_done
+        if done_step != step:
+            done = set()
+        needed, stack = [], list(fields)
         while stack:
             f = stack.pop()
-            if f in self.derived and f not in needed:
+            if f in self.derived and f not in needed and f not in done:
                 needed.append(f)
                 stack += self.derived[f].inputs
+        self._pre_done = (step, done | set(needed))
         terms = [t for f in sorted(needed) for t in self.derived[f].terms]
-        if not terms:
-            return
-        groups = {id(t.group): t.group for t in terms}
-        for g in groups.values():
-            g.plan.reset()
-        try:
-            for t in terms:
-                t.local(self._view(t.field, step))
-        except Exception as exc:  # noqa: BLE001 - cannot be agreed on: abort
-            self._abort(exc, _Where("a reduction in a derived field"), step)
-        for key in sorted(self.pre_groups, key=str):
-            if id(self.pre_groups[key]) in groups:
-                self.pre_groups[key].reduce()
+        for level in sorted({t.group.level for t in terms}):
+            round_terms = [t for t in terms if t.group.level == level]
+            groups = {id(t.group): t.group for t in round_terms}
+            for g in groups.values():
+                g.plan.reset()
+            try:
+                for t in round_terms:
+                    t.local(self._view(t.field, step))
+            except Exception as exc:  # noqa: BLE001 - cannot be agreed on: abort
+                self._abort(exc, _Where("a reduction in a derived field"), step)
+            for key in sorted(self.pre_groups, key=str):
+                if id(self.pre_groups[key]) in groups:
+                    self.pre_groups[key].reduce()
 
     def step(self, step: int, time: float) -> dict:
         """Run the analyses due at ``step`` (collective); return their results.
@@ -349,7 +373,7 @@ class Session:
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
             return {}
-        self._pre_reduce(due, step)
+        self._pre_reduce([f for a in due for f in a.fields], step)
         record = self.plan.reset()
         groups = {id(g): g for a in due for g in self._analysis_groups[a.index]}
         for g in groups.values():
@@ -429,6 +453,10 @@ class Session:
                                                **derived_mod.CONDITION_FUNCTIONS}, env))
             if not fired:
                 continue
+            # Every rank agrees the trigger fired, so this pre-phase is
+            # matched: a derived field that no due analysis read still has
+            # its reductions combined at this step, never stale ones.
+            self._pre_reduce(cfg["fields"], step)
             pieces = {}
             for f in cfg["fields"]:
                 view = self._view(f, step)

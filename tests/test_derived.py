@@ -76,3 +76,40 @@ def test_derived_reductions_like_t_minus_zonal_mean(nranks):
     for p in pieces:
         full[p.start[0]:p.start[0] + p.values.shape[0]] = p.values
     np.testing.assert_allclose(full, ua.max(axis=0), rtol=1e-12)
+
+
+def nested_run(comm):
+    return run(comm, {"p": "u * v", "a": "p - p.mean(x)", "b": "a - a.mean(y)",
+                      "c": "b * v.max(y)", "a2": "p - p.mean(y)", "b2": "a2 - a2.sum(x)"},
+               [{"kind": "stats", "field": "b", "stats": ["sum", "min", "max"]},
+                {"kind": "stats", "field": "b2", "stats": ["min", "max"]},
+                {"kind": "stats", "field": "c", "stats": ["min", "max"]},
+                {"kind": "reduce", "field": "b", "over": ["x"], "op": "max"}])
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3, 4])
+def test_nested_derived_reductions_equal_numpy(nranks):
+    """b reduces a field that itself holds a reduction: its partials exist
+    only once a's reduction is combined across ranks (issue 10, item 1)."""
+    outs = FakeWorld(nranks).run(nested_run)
+    u, v = uv()
+    p = u * v
+    a = p - p.mean(axis=1, keepdims=True)
+    b = a - a.mean(axis=0, keepdims=True)
+    assert np.ptp(b) > 1.0  # not a field the reductions cancel
+    c = b * v.max(axis=0, keepdims=True)
+    a2 = p - p.mean(axis=0, keepdims=True)
+    b2 = a2 - a2.sum(axis=1, keepdims=True)
+    for r in outs:
+        assert abs(r["b_sum"]) < 1e-10
+        assert r["b_min"] == pytest.approx(b.min(), rel=1e-12)
+        assert r["b_max"] == pytest.approx(b.max(), rel=1e-12)
+        assert r["c_min"] == pytest.approx(c.min(), rel=1e-12)
+        assert r["c_max"] == pytest.approx(c.max(), rel=1e-12)
+        assert r["b2_min"] == pytest.approx(b2.min(), rel=1e-12)
+        assert r["b2_max"] == pytest.approx(b2.max(), rel=1e-12)
+    pieces = [o["b_max_over_x"] for o in outs if o["b_max_over_x"] is not None]
+    full = np.full(SHAPE[0], np.nan)
+    for p in pieces:
+        full[p.start[0]:p.start[0] + p.values.shape[0]] = p.values
+    np.testing.assert_allclose(full, b.max(axis=1), rtol=1e-12)

@@ -61,6 +61,25 @@ def test_life_cli_matches_numpy(nranks, tmp_path):
     _compare(out, "alive", life.reference((45, 67), STEPS), ["count", "sum", "mean", "std"], 1)
 
 
+@pytest.mark.parametrize("nranks", [1, 3])
+def test_cli_runs_when_the_first_result_is_not_a_scalar(nranks, tmp_path):
+    """The progress label once formatted the step's first result as a float
+    and crashed on a histogram (an array) or a reduction (a piece, or None
+    on ranks that hold none) as the only analysis (issue 10, item 6)."""
+    cfg = tmp_path / "arrays.yaml"
+    cfg.write_text("fields: {T: {dims: [y, x]}}\n"
+                   "analyses:\n"
+                   "  - {kind: histogram, field: T, bins: 8, range: [0, 1], every: 5}\n"
+                   "  - {kind: reduce, field: T, over: [x], every: 5}\n")
+    out = tmp_path / "arrays.h5"
+    mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config", cfg,
+                    "--steps", 10, "--shape", 23, 17, "--output", out], timeout=120)
+    with xr.open_dataset(out, engine="h5netcdf") as ds:
+        assert list(ds["step"].values) == [5, 10]
+        assert ds["T_mean_over_x"].shape == (2, 23)
+        assert not np.isnan(ds["T_mean_over_x"].values).any()
+
+
 def test_existing_output_is_refused_without_overwrite(tmp_path):
     out = tmp_path / "exists.h5"
     out.write_bytes(b"precious")

@@ -23,3 +23,13 @@ def test_silent_in_a_pipe_or_when_disabled():
     t = Tty()
     Progress(10, enabled=False, stream=t).update(10)
     assert s.getvalue() == "" and t.getvalue() == ""
+
+
+def test_label_shows_only_plain_numbers():
+    import numpy as np
+
+    from insitu.analyses.base import Piece
+    from insitu.run import progress_label
+    assert progress_label({}) == ""
+    assert progress_label({"h": np.arange(3), "p": Piece((0,), np.ones(2)), "q": None}) == ""
+    assert progress_label({"h": np.arange(3), "T_max": np.float64(305.25)}) == "T_max=305.25"

@@ -159,3 +159,38 @@ def test_trigger_on_unknown_result_is_refused():
     with pytest.raises(AnalysisError, match="'T_median' is not a scalar result"):
         FakeWorld(1).run(drive, [{"kind": "stats", "field": "T"}],
                          [{**TRIG, "when": "T_median > 3"}])
+
+
+@pytest.mark.parametrize("nranks", [1, 3])
+def test_trigger_snapshot_of_a_derived_reduction_not_read_that_step(nranks):
+    """A snapshot of T - T.mean(x) holds the value at the step that fired,
+    even when no analysis due at that step read the derived field (issue
+    10, item 5): its reduction must be combined then, not taken stale."""
+    maxes = [field(s).max() for s in range(1, STEPS + 1)]
+    threshold = float(0.5 * (maxes[-2] + maxes[-1]))  # fires at the last step only
+    trig = {"name": "warm", "when": f"T_max > {threshold!r}", "fields": ["Ta"],
+            "max_snapshots": 1}
+
+    def body(comm):
+        grid = process_grid(comm.size, 2)
+        off, shp = cartesian_box(SHAPE, grid, np.unravel_index(comm.rank, grid))
+        sl = tuple(slice(o, o + n) for o, n in zip(off, shp))
+        s = api.init(comm, {"fields": {"T": {"dims": ["y", "x"], "units": "K"}},
+                            "derived": {"Ta": "T - T.mean(x)"},
+                            "analyses": [{"kind": "stats", "field": "T", "stats": ["max"]},
+                                         {"kind": "stats", "field": "Ta", "every": 5}],
+                            "triggers": [trig]})
+        try:
+            api.declare_field("T", np.float64, SHAPE, off, shp)
+            for step in range(1, STEPS + 1):
+                api.expose("T", np.ascontiguousarray(field(step)[sl]))
+                api.step(step, float(step))
+            return s.writer.axes["time_warm"]
+        finally:
+            api.finalize()
+
+    outs = FakeWorld(nranks).run(body)
+    assert [e[0] for e in outs[0]] == [STEPS]
+    snap = assemble([o[0][3]["warm_Ta"] for o in outs], SHAPE)
+    f = field(STEPS)
+    np.testing.assert_allclose(snap, f - f.mean(axis=1, keepdims=True), rtol=0, atol=1e-12)
