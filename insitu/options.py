@@ -100,7 +100,14 @@ def parse(data: Any, source: str = "<config>") -> dict:
             raise ConfigError(f"coords.{d}.step: expected a non-zero spacing")
     from . import derived
     for name, text in out["derived"].items():
-        derived.parse(name, text)  # a bad expression fails here, at init
+        _, _, terms = derived.parse(name, text)  # a bad expression fails here, at init
+        inexact = [t for t in terms if t[1] in ("mean", "sum")]
+        if out["reproducible"] and inexact:
+            f, op, dims = inexact[0]
+            raise ConfigError(
+                f"derived.{name}: {f}.{op}({', '.join(dims)}) cannot be bitwise reproducible "
+                "(it is combined across ranks in floating point, in an order that depends on "
+                "the decomposition); use min/max, drop it, or set reproducible: false")
     if out["triggers"] is None:
         out["triggers"] = []
     seen_triggers = set()

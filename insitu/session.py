@@ -528,7 +528,7 @@ class Session:
             versions["mpi"] = self.comm._MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
         cfg_text = self.cfg.get("_text") or yaml.safe_dump(
             {k: v for k, v in self.cfg.items() if not k.startswith("_")}, sort_keys=False)
-        return {
+        out = {
             "Conventions": "CF-1.8",
             "title": "insitu summaries",
             "source": f"insitu {__version__} in-situ analysis ({self.host} host)",
@@ -541,6 +541,20 @@ class Session:
             "insitu_started": self.started,
             "insitu_command": " ".join(sys.argv) if sys.argv and sys.argv[0] else self.host,
         }
+        if self.cfg["reproducible"]:
+            out["insitu_reproducible"] = self._reproducible_outputs()
+        return out
+
+    def _reproducible_outputs(self) -> str:
+        """What ``reproducible: true`` makes bitwise identical for any
+        decomposition, said in the file so a reader need not know the rules:
+        the sums and unweighted means of ``stats``; nothing else."""
+        names = [a.variables[k] for a in self.analyses if getattr(a, "phase2", False)
+                 for k in ("sum", "mean") if k in a.variables
+                 and not (k == "mean" and a.cfg.get("weights"))]
+        return ("bitwise identical for any decomposition: " + (", ".join(names) or "none") +
+                "; every other output (std, var, weighted means, reductions over dims, "
+                "histogram quantiles, windows) agrees to rounding only")
 
     def finalize(self) -> None:
         """Close the output and free communicators (collective)."""

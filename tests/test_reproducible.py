@@ -61,3 +61,21 @@ def test_cli_runs_agree_bitwise_at_1_to_4_ranks(tmp_path):
     ref = {s: t for s, _, t in heat2d.reference(shape, 10)}
     assert [float.fromhex(h) for h in sums[1]] == [exact_sum(ref[5]), exact_sum(ref[10])]
     assert means[-1] == exact_sum(ref[10]) / ref[10].size
+    with xr.open_dataset(tmp_path / "r3.h5", engine="h5netcdf") as ds:
+        said = ds.attrs["insitu_reproducible"]
+    assert said.startswith("bitwise identical for any decomposition: T_sum, T_mean;"), said
+    assert "std" in said.split(";")[1]
+
+
+def test_derived_sum_or_mean_is_refused_under_reproducible():
+    """A derived T - T.mean(x) is combined in floating point, in an order
+    that depends on the decomposition; it once ran and gave sums differing
+    in the last bits between 1 and 2 ranks (issue 10, item 8)."""
+    from insitu.options import ConfigError, parse
+    cfg = {"derived": {"Ta": "T - T.mean(x)"}, "reproducible": True,
+           "analyses": [{"kind": "stats", "field": "Ta"}]}
+    with pytest.raises(ConfigError, match=r"^derived.Ta: T.mean\(x\) cannot be bitwise "
+                                          r"reproducible"):
+        parse(cfg)
+    parse({**cfg, "reproducible": False})
+    parse({**cfg, "derived": {"Ta": "T - T.max(x)"}})  # min/max are exact
