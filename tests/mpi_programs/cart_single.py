@@ -14,7 +14,9 @@ defaults hide (docs/mpiio.md):
 
 Each rank owns an uneven slab of two fields whose values are pure functions
 of the global index and the step (:func:`field_f`, :func:`field_g`), so the
-test can check every written cell against numpy.  The analyses are
+test can check every written cell against numpy.  ``mpi4py.MPI`` is
+imported inside :func:`main`, so importing this module for those functions
+does not initialise MPI.  The analyses are
 distributed: ``reduce`` over each dimension of the float64 field ``f`` and a
 trigger snapshot of the int32 field ``g``.  The file is read back by the
 test, not here.
@@ -23,15 +25,10 @@ from __future__ import annotations
 
 import argparse
 
-import mpi4py
+import numpy as np
 
-mpi4py.rc.thread_level = "single"  # before importing mpi4py.MPI, as a Fortran host
-
-import numpy as np  # noqa: E402
-from mpi4py import MPI  # noqa: E402
-
-from insitu import api  # noqa: E402
-from insitu.decomposition import cartesian_box  # noqa: E402
+from insitu import api
+from insitu.decomposition import cartesian_box
 
 SHAPE = (301, 203)  # (y, x): uneven at 2, 3 and 4 ranks
 HALO = 1
@@ -67,6 +64,11 @@ def main(argv=None) -> int:
     p.add_argument("output")
     p.add_argument("--steps", type=int, default=20)
     args = p.parse_args(argv)
+    # MPI is imported here, not at module level, so that the tests can import
+    # the reference fields without initialising MPI in the pytest process.
+    import mpi4py
+    mpi4py.rc.thread_level = "single"  # before importing mpi4py.MPI, as a Fortran host
+    from mpi4py import MPI
     assert MPI.Query_thread() == MPI.THREAD_SINGLE, MPI.Query_thread()
     world = MPI.COMM_WORLD
     dims = MPI.Compute_dims(world.Get_size(), 2)
