@@ -50,11 +50,17 @@ module insitu
          integer(c_int64_t), dimension(*), intent(in) :: global_shape, offset, local_shape, &
                                                          halo_lo, halo_hi
       end function
-      integer(c_int) function c_expose(name, data) bind(C, name="insitu_expose")
-         import :: c_int, c_char, c_ptr
+      integer(c_int) function c_expose(name, data, dtype, ndim, shape) bind(C, name="insitu_expose")
+         import :: c_int, c_char, c_ptr, c_int64_t
          character(kind=c_char), dimension(*), intent(in) :: name
          type(c_ptr), value :: data
+         integer(c_int), value :: dtype, ndim
+         integer(c_int64_t), dimension(*), intent(in) :: shape
       end function
+      subroutine c_set_error(msg) bind(C, name="insitu_set_error")
+         import :: c_char
+         character(kind=c_char), dimension(*), intent(in) :: msg
+      end subroutine
       integer(c_int) function c_step(step, time) bind(C, name="insitu_step")
          import :: c_int, c_int64_t, c_double
          integer(c_int64_t), value :: step
@@ -156,17 +162,34 @@ contains
       integer, optional, intent(out) :: ierr
       integer(c_int64_t), dimension(3) :: g, o, l, lo, hi
       integer :: nd
+      character(len=32) :: counts
       nd = size(local_shape)
       g = 0; o = 0; l = 0; lo = 0; hi = 0
-      if (size(global_shape) /= nd .or. size(offset) /= nd) then
-         call report(INSITU_ERR_ARGUMENT, "insitu_declare('"//trim(name)// &
-                     "'): global_shape and offset need one entry per dimension of the array", ierr)
-         return
-      end if
       if (nd < 1 .or. nd > 3) then
          call report(INSITU_ERR_ARGUMENT, "insitu_declare('"//trim(name)// &
                      "'): arrays of rank 1 to 3 are supported", ierr)
          return
+      end if
+      if (size(global_shape) /= nd .or. size(offset) /= nd) then
+         write (counts, '(3(i0,a))') size(global_shape), " and ", size(offset), " for rank ", nd
+         call report(INSITU_ERR_ARGUMENT, "insitu_declare('"//trim(name)// &
+                     "'): global_shape and offset need one entry per dimension of the array; got "// &
+                     trim(counts), ierr)
+         return
+      end if
+      if (present(halo)) then
+         if (size(halo) /= nd) then
+            call report(INSITU_ERR_ARGUMENT, "insitu_declare('"//trim(name)// &
+                        "'): halo needs one entry per dimension of the array", ierr)
+            return
+         end if
+      end if
+      if (present(halo_hi)) then
+         if (size(halo_hi) /= nd) then
+            call report(INSITU_ERR_ARGUMENT, "insitu_declare('"//trim(name)// &
+                        "'): halo_hi needs one entry per dimension of the array", ierr)
+            return
+         end if
       end if
       g(1:nd) = global_shape
       o(1:nd) = offset
@@ -191,7 +214,7 @@ contains
       rank (2); if (size(array) > 0) p = c_loc(array(1, 1))
       rank (3); if (size(array) > 0) p = c_loc(array(1, 1, 1))
       end select
-      call expose_ptr(name, p, is_contiguous(array), ierr)
+      call expose_ptr(name, p, is_contiguous(array), REAL32, shape(array), ierr)
    end subroutine
 
    subroutine expose_r8(name, array, ierr)
@@ -205,7 +228,7 @@ contains
       rank (2); if (size(array) > 0) p = c_loc(array(1, 1))
       rank (3); if (size(array) > 0) p = c_loc(array(1, 1, 1))
       end select
-      call expose_ptr(name, p, is_contiguous(array), ierr)
+      call expose_ptr(name, p, is_contiguous(array), REAL64, shape(array), ierr)
    end subroutine
 
    subroutine expose_i4(name, array, ierr)
@@ -219,7 +242,7 @@ contains
       rank (2); if (size(array) > 0) p = c_loc(array(1, 1))
       rank (3); if (size(array) > 0) p = c_loc(array(1, 1, 1))
       end select
-      call expose_ptr(name, p, is_contiguous(array), ierr)
+      call expose_ptr(name, p, is_contiguous(array), INT32, shape(array), ierr)
    end subroutine
 
    subroutine expose_i8(name, array, ierr)
@@ -233,21 +256,34 @@ contains
       rank (2); if (size(array) > 0) p = c_loc(array(1, 1))
       rank (3); if (size(array) > 0) p = c_loc(array(1, 1, 1))
       end select
-      call expose_ptr(name, p, is_contiguous(array), ierr)
+      call expose_ptr(name, p, is_contiguous(array), INT64, shape(array), ierr)
    end subroutine
 
-   !> Record the field's current address (local, no Python call).
-   subroutine expose_ptr(name, p, contiguous, ierr)
+   !> Record the field's current address (local, no Python call).  The
+   !> element kind and the shape go along, so libinsitu refuses an array of
+   !> another kind or size than the declaration instead of reading garbage.
+   subroutine expose_ptr(name, p, contiguous, dtype, array_shape, ierr)
       character(len=*), intent(in) :: name
       type(c_ptr), intent(in) :: p
       logical, intent(in) :: contiguous
+      integer(c_int), intent(in) :: dtype
+      integer, dimension(:), intent(in) :: array_shape
       integer, optional, intent(out) :: ierr
+      integer(c_int64_t), dimension(3) :: shp
       if (.not. contiguous) then
          call report(INSITU_ERR_ARGUMENT, "insitu_expose('"//trim(name)// &
                      "'): the array is not contiguous; pass the whole array, halos included", ierr)
          return
       end if
-      call check(c_expose(cstr(name), p), "insitu_expose", ierr)
+      if (size(array_shape) > 3) then
+         call report(INSITU_ERR_ARGUMENT, "insitu_expose('"//trim(name)// &
+                     "'): arrays of rank 1 to 3 are supported", ierr)
+         return
+      end if
+      shp = 0
+      shp(1:size(array_shape)) = array_shape
+      call check(c_expose(cstr(name), p, dtype, int(size(array_shape), c_int), shp), &
+                 "insitu_expose", ierr)
    end subroutine
 
    !> The model reached `step` at model time `time` (collective).
@@ -311,14 +347,16 @@ contains
       end if
    end subroutine
 
-   !> A failure detected in Fortran (before the C call).
+   !> A failure detected in Fortran (before the C call).  The message goes
+   !> where every other failure's goes, so insitu_last_error() returns it
+   !> with a nonzero ierr; the caller, holding ierr, decides what to print.
    subroutine report(status, msg, ierr)
       integer, intent(in) :: status
       character(len=*), intent(in) :: msg
       integer, optional, intent(out) :: ierr
+      call c_set_error(cstr(msg))
       if (present(ierr)) then
          ierr = status
-         write (error_unit, '(a)') "insitu: "//msg
       else
          call die(status, msg)
       end if

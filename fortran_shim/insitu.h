@@ -30,7 +30,7 @@
 extern "C" {
 #endif
 
-#define INSITU_ABI_VERSION 1
+#define INSITU_ABI_VERSION 2 /* 2: insitu_expose takes dtype and shape; insitu_set_error */
 
 /* status codes */
 #define INSITU_OK            0
@@ -92,8 +92,23 @@ int insitu_declare_field(const char *name, int dtype, int ndim,
  * until the next insitu_step returns.  A model that swaps buffers may call
  * this every step; insitu re-creates its zero-copy view only when the
  * pointer changes.
+ *   dtype, ndim, shape  what the caller is passing: its element type and
+ *                its local shape INCLUDING halos, in the same index order
+ *                as at declare.  They must equal the declaration, or the
+ *                call returns INSITU_ERR_ARGUMENT naming the field, the
+ *                declared and the passed type or shape, and the rank.
+ *                insitu never reads memory of a type or size other than
+ *                the one declared.  (A few integer compares; no Python.)
  */
-int insitu_expose(const char *name, const void *data);
+int insitu_expose(const char *name, const void *data, int dtype, int ndim,
+                  const int64_t *shape);
+
+/*
+ * insitu_set_error -- local.  For language bindings (the Fortran module)
+ * that detect a mistake before calling the C ABI: record `msg` so that
+ * insitu_last_error() returns it, like any other failure's message.
+ */
+void insitu_set_error(const char *msg);
 
 /*
  * insitu_step -- COLLECTIVE.  The model reached `step` at model time `time`.

@@ -33,6 +33,11 @@ static int myrank = -1;
 static int nfields = 0;
 static char field_names[INSITU_MAX_FIELDS][INSITU_MAX_NAME];
 static const void *field_data[INSITU_MAX_FIELDS];
+/* What each field was declared as, so that insitu_expose can refuse memory
+ * of another type or size without crossing into Python. */
+static int field_dtype[INSITU_MAX_FIELDS];
+static int field_ndim[INSITU_MAX_FIELDS];
+static int64_t field_shape[INSITU_MAX_FIELDS][INSITU_MAX_NDIM];
 
 /* called from Python */
 static void _insitu_set_error(const char *msg)
@@ -101,6 +106,52 @@ static int from_python(int r, const char *what)
 
 EXPORT int insitu_abi_version(void) { return INSITU_ABI_VERSION; }
 
+EXPORT void insitu_set_error(const char *msg)
+{
+    char head[64] = "";
+    if (myrank >= 0 && msg && !strstr(msg, "(rank ")) snprintf(head, sizeof head, " (rank %d)", myrank);
+    snprintf(errbuf, sizeof errbuf, "%s%s", msg ? msg : "", head);
+}
+
+static const char *dtype_name(int dtype)
+{
+    switch (dtype) {
+    case INSITU_REAL32: return "real32";
+    case INSITU_REAL64: return "real64";
+    case INSITU_INT32: return "int32";
+    case INSITU_INT64: return "int64";
+    default: return "an unknown dtype";
+    }
+}
+
+static void format_shape(char *out, size_t size, int ndim, const int64_t *shape)
+{
+    size_t n = (size_t)snprintf(out, size, "(");
+    for (int d = 0; d < ndim && n < size; d++)
+        n += (size_t)snprintf(out + n, size - n, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (n < size) snprintf(out + n, size - n, ")");
+}
+
+/* Compare what the caller passes with the declaration of field i. */
+static int check_exposed(int i, const char *name, int dtype, int ndim, const int64_t *shape)
+{
+    int same = dtype == field_dtype[i] && ndim == field_ndim[i] && shape != NULL;
+    for (int d = 0; same && d < ndim; d++) same = shape[d] == field_shape[i][d];
+    if (same) return INSITU_OK;
+    char declared[128], passed[128];
+    format_shape(declared, sizeof declared, field_ndim[i], field_shape[i]);
+    if (shape != NULL && ndim >= 1 && ndim <= INSITU_MAX_NDIM)
+        format_shape(passed, sizeof passed, ndim, shape);
+    else
+        snprintf(passed, sizeof passed, "rank %d", ndim);
+    snprintf(errbuf, sizeof errbuf,
+             "insitu_expose('%s'): declared %s with local shape %s (halos included), "
+             "passed %s with shape %s; insitu will not read memory of another type or size "
+             "(rank %d)", name, dtype_name(field_dtype[i]), declared, dtype_name(dtype), passed,
+             myrank);
+    return INSITU_ERR_ARGUMENT;
+}
+
 EXPORT const char *insitu_last_error(void) { return errbuf; }
 
 EXPORT int insitu_init(int fcomm, const char *config_path)
@@ -146,13 +197,18 @@ EXPORT int insitu_declare_field(const char *name, int dtype, int ndim,
     if (r == INSITU_OK) {
         snprintf(field_names[nfields], INSITU_MAX_NAME, "%s", name);
         field_data[nfields] = NULL;
+        field_dtype[nfields] = dtype;
+        field_ndim[nfields] = ndim;
+        for (int d = 0; d < ndim && d < INSITU_MAX_NDIM; d++) field_shape[nfields][d] = local_shape[d];
         nfields++;
     }
     return r;
 }
 
-EXPORT int insitu_expose(const char *name, const void *data)
+EXPORT int insitu_expose(const char *name, const void *data, int dtype, int ndim,
+                         const int64_t *shape)
 {
+    errbuf[0] = '\0';
     if (state != OPEN)
         return fail(INSITU_ERR_STATE, "insitu_expose('%s'): no open session (call insitu_init first)%s",
                     name ? name : "(null)", NULL);
@@ -162,8 +218,9 @@ EXPORT int insitu_expose(const char *name, const void *data)
         return fail(INSITU_ERR_ARGUMENT, "insitu_expose('%s'): data pointer is NULL%s", name, NULL);
     for (int i = 0; i < nfields; i++) {
         if (strcmp(field_names[i], name) == 0) {
-            field_data[i] = data;
-            return INSITU_OK;
+            int r = check_exposed(i, name, dtype, ndim, shape);
+            if (r == INSITU_OK) field_data[i] = data;
+            return r;
         }
     }
     return fail(INSITU_ERR_ARGUMENT, "insitu_expose('%s'): no field of that name was declared%s", name, NULL);

@@ -29,6 +29,7 @@ def install(ffi, lib) -> None:
 
     from . import api
     from .comm import MPIComm
+    from .fields import MAX_NDIM
     from .session import StateError
 
     def guarded(fn):
@@ -66,9 +67,9 @@ def install(ffi, lib) -> None:
     @guarded
     def _insitu_py_declare(name, dtype, ndim, gshape, offset, lshape, hlo, hhi, order):
         nd = int(ndim)
-        if not 1 <= nd <= 3:
+        if not 1 <= nd <= MAX_NDIM:
             raise ValueError(f"field {ffi.string(name).decode()!r}: rank {nd} is not "
-                             "supported (1 to 3)")
+                             f"supported (1 to {MAX_NDIM})")
         index = api.declare_field(
             ffi.string(name).decode(), int(dtype), list(gshape[0:nd]), list(offset[0:nd]),
             list(lshape[0:nd]), list(hlo[0:nd]), list(hhi[0:nd]), int(order))

@@ -23,7 +23,7 @@ DTYPES = {1: np.dtype(np.float32), 2: np.dtype(np.float64),
           3: np.dtype(np.int32), 4: np.dtype(np.int64)}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 ORDERS = {0: "C", 1: "F"}
-MAX_NDIM = 3
+MAX_NDIM = 3  # INSITU_MAX_NDIM in insitu.h; the kernels handle 1 to 3
 
 
 class FieldError(ValueError):

@@ -25,7 +25,7 @@ from .analyses.base import (AnalysisError, Axis, BindContext, Coord, IntRecord, 
 from .groups import ReduceGroup, project
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
-from .fields import DTYPE_CODES, FieldError, FieldSlot, make_spec
+from .fields import DTYPE_CODES, MAX_NDIM, FieldError, FieldSlot, make_spec
 from .reduction import MAX, MIN, SUM, ReductionPlan
 from .writer import H5Writer, MemoryWriter
 
@@ -113,14 +113,17 @@ class Session:
                              halo_lo, halo_hi, order, meta.get("dims"), rank=rank)
         except FieldError as exc:
             error, spec = exc, None
-        vec = np.zeros(2 + 3 * 3 + 2, dtype=np.int64)
+        # One row per rank: failed, ndim, global shape, offset, interior
+        # shape (MAX_NDIM entries each), then a hash of the name and dtype.
+        G, O, S, H = 2, 2 + MAX_NDIM, 2 + 2 * MAX_NDIM, 2 + 3 * MAX_NDIM
+        vec = np.zeros(H + 1, dtype=np.int64)
         vec[0] = 1 if error else 0
         if spec is not None:
             vec[1] = spec.ndim
-            vec[2:2 + spec.ndim] = spec.global_shape
-            vec[5:5 + spec.ndim] = spec.offset
-            vec[8:8 + spec.ndim] = spec.shape
-            vec[11] = zlib.crc32(name.encode()) ^ (DTYPE_CODES[spec.dtype] << 32)
+            vec[G:G + spec.ndim] = spec.global_shape
+            vec[O:O + spec.ndim] = spec.offset
+            vec[S:S + spec.ndim] = spec.shape
+            vec[H] = zlib.crc32(name.encode()) ^ (DTYPE_CODES[spec.dtype] << 32)
         table = self.comm.allgather_int64(vec)
         failed = np.flatnonzero(table[:, 0])
         if error is not None:
@@ -128,16 +131,17 @@ class Session:
         if failed.size:
             raise FieldError(f"field {name!r}: the declaration failed on rank(s) "
                              f"{failed.tolist()} (see their messages)")
-        if np.any(table[:, 11] != table[0, 11]) or np.any(table[:, 1] != table[0, 1]):
-            bad = np.flatnonzero((table[:, 11] != table[0, 11]) | (table[:, 1] != table[0, 1]))
+        if np.any(table[:, H] != table[0, H]) or np.any(table[:, 1] != table[0, 1]):
+            bad = np.flatnonzero((table[:, H] != table[0, H]) | (table[:, 1] != table[0, 1]))
             raise FieldError(f"field {name!r}: ranks {bad.tolist()} declared a different "
                              "name, dtype or rank than rank 0 at the same call; declare the "
                              "same fields in the same order on every rank")
         nd = spec.ndim
-        if np.any(table[:, 2:2 + nd] != table[0, 2:2 + nd]):
-            shapes = {r: tuple(table[r, 2:2 + nd]) for r in range(len(table))}
+        if np.any(table[:, G:G + nd] != table[0, G:G + nd]):
+            shapes = {r: tuple(table[r, G:G + nd]) for r in range(len(table))}
             raise FieldError(f"field {name!r}: ranks disagree on the global shape: {shapes}")
-        boxes = [(tuple(table[r, 5:5 + nd]), tuple(table[r, 8:8 + nd])) for r in range(len(table))]
+        boxes = [(tuple(table[r, O:O + nd]), tuple(table[r, S:S + nd]))
+                 for r in range(len(table))]
         problems = tiling_problems(spec.global_shape, boxes)
         if problems:
             raise FieldError(f"field {name!r}: the ranks' interiors do not tile the global "

@@ -51,7 +51,7 @@ int main(int argc, char **argv)
                      MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         for (long i = 1; i <= local; i++) b[i] = 0.5 * a[i] + 0.25 * (a[i - 1] + a[i + 1]);
         double *t = a; a = b; b = t;
-        CHECK(insitu_expose("u", a)); /* the buffers swapped */
+        CHECK(insitu_expose("u", a, INSITU_REAL64, 1, lshape)); /* the buffers swapped */
         CHECK(insitu_step(step, (double)step));
     }
     CHECK(insitu_finalize());

@@ -13,7 +13,7 @@ import yaml
 from insitu import api, config
 
 OK, ERR, ERR_PYTHON, ERR_STATE, ERR_ARGUMENT = range(5)
-REAL64, ORDER_F = 2, 1
+REAL32, REAL64, INT32, ORDER_F = 1, 2, 3, 1
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,8 @@ def lib():
     lib.insitu_init.argtypes = [ctypes.c_int, ctypes.c_char_p]
     lib.insitu_declare_field.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int] + \
         [i64p] * 5 + [ctypes.c_int]
-    lib.insitu_expose.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    lib.insitu_expose.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                  i64p]
     lib.insitu_step.argtypes = [ctypes.c_int64, ctypes.c_double]
     lib.insitu_last_error.restype = ctypes.c_char_p
     return lib
@@ -54,7 +55,7 @@ def test_c_route_is_zero_copy_fortran_order_and_halo_free(lib, comm, shared_dir)
                                   _i64([nx + 2, ny + 2, 0]), _i64([1, 1, 0]), _i64([1, 1, 0]),
                                   ORDER_F)
     assert rc == OK, lib.insitu_last_error()
-    assert lib.insitu_expose(b"T", a.ctypes.data) == OK
+    assert lib.insitu_expose(b"T", a.ctypes.data, REAL64, 2, _i64(a.shape)) == OK
     assert lib.insitu_step(1, 60.0) == OK, lib.insitu_last_error()
     view = api.session().slots["T"].view
     # Same memory, first interior point at the same address: no copy.
@@ -84,12 +85,47 @@ def test_c_errors_are_statuses_with_messages(lib, comm, shared_dir):
     try:
         assert lib.insitu_init(comm.py2f(), _config(shared_dir, comm)) == ERR_STATE
         assert b"double init" in lib.insitu_last_error()
-        assert lib.insitu_expose(b"nope", ctypes.c_void_p(8)) == ERR_ARGUMENT
+        assert lib.insitu_expose(b"nope", ctypes.c_void_p(8), REAL64, 1, _i64([1])) == ERR_ARGUMENT
         assert b"'nope'" in lib.insitu_last_error()
         rc = lib.insitu_declare_field(b"T", 9, 2, _i64([4, 4, 0]), _i64([0, 0, 0]),
                                       _i64([4, 4, 0]), _i64([0, 0, 0]), _i64([0, 0, 0]), 1)
         assert rc == ERR
         msg = lib.insitu_last_error().decode()
         assert "dtype" in msg and "'T'" in msg and f"rank {comm.rank}" in msg
+    finally:
+        assert lib.insitu_finalize() == OK
+
+
+def test_expose_refuses_another_type_or_shape_than_declared(lib, comm, shared_dir):
+    """Memory of another type or size than the declaration is refused at
+    the call, with a message naming the field, both types or shapes and the
+    rank; insitu never analyses it (issue 11)."""
+    nx, ny = 6, 4
+    a = np.zeros((nx + 2, ny + 2), dtype=np.float32, order="F")
+    assert lib.insitu_init(comm.py2f(), _config(shared_dir, comm)) == OK, lib.insitu_last_error()
+    try:
+        rc = lib.insitu_declare_field(b"T", REAL32, 2, _i64([nx * comm.size, ny]),
+                                      _i64([nx * comm.rank, 0]), _i64(a.shape), _i64([1, 1]),
+                                      _i64([1, 1]), ORDER_F)
+        assert rc == OK, lib.insitu_last_error()
+        assert lib.insitu_expose(b"T", a.ctypes.data, REAL32, 2, _i64(a.shape)) == OK
+        big = np.zeros((nx + 2, ny + 2), order="F")
+        for dtype, ndim, shape, want in [
+                (REAL64, 2, a.shape, "passed real64 with shape (8, 6)"),
+                (INT32, 2, a.shape, "passed int32"),
+                (REAL32, 2, (2, 2), "passed real32 with shape (2, 2)"),
+                (REAL32, 1, (48,), "passed real32 with shape (48)"),
+                (REAL32, 7, (8, 6, 1), "passed real32 with shape rank 7")]:
+            rc = lib.insitu_expose(b"T", big.ctypes.data, dtype, ndim, _i64(list(shape)))
+            msg = lib.insitu_last_error().decode()
+            assert rc == ERR_ARGUMENT, (dtype, shape)
+            assert msg.startswith("insitu_expose('T'): declared real32 with local shape (8, 6)")
+            assert want in msg and msg.endswith(f"(rank {comm.rank})"), msg
+        # The refused calls left the declared array in place.
+        assert lib.insitu_step(1, 0.0) == OK, lib.insitu_last_error()
+        assert api.session().slots["T"].address == a.ctypes.data
+        assert lib.insitu_set_error is not None
+        lib.insitu_set_error(b"from a binding")
+        assert lib.insitu_last_error().decode() == f"from a binding (rank {comm.rank})"
     finally:
         assert lib.insitu_finalize() == OK
