@@ -5,17 +5,20 @@ The slab is read from memory once.  It is walked in blocks of at most
 deviations from the block mean are summed while the block is still in cache
 (a two-pass within the block, so no cancellation), and blocks are merged with
 Chan et al.'s parallel update.  A block whose exponent bits show no NaN or
-Inf (the usual case) runs compiled with fast-math, which lets LLVM
-vectorise the sums, min and max; any other block is redone with careful,
-NaN-aware code.  Block means are taken of ``x - shift``, where
-``shift`` is the slab's first valid value, so the merge works with numbers of
-the size of the spread, not of the mean.  Squared deviations are taken about
-one float centre near the block mean and corrected with ``S2 - S1**2/n``
-(see :func:`_fast_m2`: fast-math may not be handed ``(x - shift) - mean``),
-and the slab's mean is returned as a double-double for the cross-rank merge,
-so a field at 1e12 times its spread keeps its variance to ~1e-15.  This
-keeps the accuracy of numpy's two-pass ``var`` at the memory traffic of one
-pass.  Integer slabs also get their exact sum (two int64 halves per value).
+Inf (the usual case) takes the fast path: min and max over integer keys of
+the bits, sums in fixed lanes (:func:`_sums`), all vectorised by LLVM;
+any other block is redone with careful, NaN-aware code.  Nothing is
+compiled with fast-math: every float sum is added in an order written in
+the source, so the bits do not depend on the compiler, the CPU's vector
+width or numba's cache.  Block means are taken of ``x - shift``, where
+``shift`` is the slab's first valid value, so the merge works with numbers
+of the size of the spread, not of the mean; squared deviations are summed
+about a float centre near the block mean and corrected with
+``S2 - S1**2/n``; and the slab's mean is returned as a double-double for
+the cross-rank merge.  A field at 1e12 times its spread keeps its variance
+to ~1e-15: the accuracy of numpy's two-pass ``var`` at the memory traffic of
+one pass.  Integer slabs also get their exact sum (two int64 halves per
+value).
 
 Non-finite values are skipped and counted: NaNs in ``nan_count``, +-Inf in
 ``inf_count``.  The statistics are those of the finite values, so one
@@ -36,36 +39,87 @@ FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count",
  MEAN_LO, ISUM_HI, ISUM_LO) = range(len(FIELDS))
 
 
-#: Fast-math for blocks known to hold only finite values: LLVM may then
-#: vectorise sums, min and max.  No "arcp"/"afn": no approximate divisions.
-FAST = {"reassoc", "nnan", "ninf", "nsz", "contract"}
+#: Every float sum below is formed in this many lanes, in an order written
+#: in the source (see :func:`_sums`); ``acc`` is a ``(2, LANES)`` scratch.
+LANES = 32
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
-def _fast_block(row, bits, shift, expshift, expmask, keymask):  # pragma: no cover - compiled
+@numba.njit(cache=True, nogil=True)
+def _sums(row, c, square, acc):  # pragma: no cover - compiled
+    """``(sum(x), sum(x - c))``, or ``(sum(x - c), sum((x - c)**2))`` if
+    ``square``, in a fixed order of additions.
+
+    Elements are taken 4 * LANES at a time; lane ``l`` adds
+    ``(x[l] + x[l + L]) + (x[l + 2L] + x[l + 3L])`` of each group; the rest
+    past the last whole group is added one value per lane per step, and the
+    lanes are added pairwise at the end.  Compiled WITHOUT fast-math, so LLVM must
+    keep exactly this order, and it still vectorises it (the lanes are
+    independent, element by element).  Under fast-math's ``reassoc`` the
+    order was LLVM's choice, which depends on the target's vector width and
+    on how numba inlines one jitted function into another: a freshly
+    compiled ``_block`` and one loaded from numba's cache gave sums one ulp
+    apart (issue 10, item 7).  Without ``contract`` no FMA is formed either,
+    so the bits are the same on every x86-64 machine."""
+    L = LANES
+    n = row.size
+    m = n - n % (4 * L)
+    a = acc[0]
+    b = acc[1]
+    a[:] = 0.0
+    b[:] = 0.0
+    for k in range(0, m, 4 * L):
+        for l in range(L):
+            x0 = float(row[k + l])
+            x1 = float(row[k + L + l])
+            x2 = float(row[k + 2 * L + l])
+            x3 = float(row[k + 3 * L + l])
+            d0 = x0 - c
+            d1 = x1 - c
+            d2 = x2 - c
+            d3 = x3 - c
+            if square:
+                a[l] += (d0 + d1) + (d2 + d3)
+                b[l] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+            else:
+                a[l] += (x0 + x1) + (x2 + x3)
+                b[l] += (d0 + d1) + (d2 + d3)
+    for k in range(m, n, L):
+        for l in range(min(L, n - k)):
+            x = float(row[k + l])
+            d = x - c
+            a[l] += d if square else x
+            b[l] += d * d if square else d
+    w = L
+    while w > 1:   # the lanes pairwise: L/2 independent sums per level
+        w //= 2
+        for l in range(w):
+            a[l] += a[l + w]
+            b[l] += b[l + w]
+    return a[0], b[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fast_block(row, bits, shift, expshift, expmask, keymask, acc):  # pragma: no cover - compiled
     """Sum, shifted sum, min and max of a block assumed finite, plus the
-    number of non-finite values found from the exponent bits (an integer
-    test that fast-math cannot fold away).  If that number is not zero the
-    float results are discarded and the block is redone carefully.
+    number of non-finite values found from the exponent bits.  If that
+    number is not zero the float results are discarded and the block is
+    redone carefully.
 
     Min and max are taken over integer keys of the bit patterns
     (``bits ^ (keymask if bits < 0)``), which order finite floats exactly as
     the floats do: LLVM vectorises integer min/max reductions (vpminsq),
-    which it does not for floating point ones."""
-    s = 0.0
-    sy = 0.0
+    which it does not for floating point ones, and integer results do not
+    depend on the order, so no fast-math is needed."""
     lo = np.int64(0x7FFFFFFFFFFFFFFF)
     hi = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
     bad = 0
     for k in range(row.size):
-        x = float(row[k])
-        s += x
-        sy += x - shift
         b = np.int64(bits[k])
         key = b ^ (keymask if b < 0 else np.int64(0))
         lo = min(lo, key)
         hi = max(hi, key)
         bad += ((b >> expshift) & expmask) == expmask
+    s, sy = _sums(row, shift, False, acc)
     return s, sy, lo, hi, bad
 
 
@@ -77,50 +131,35 @@ def _unkey(key, keymask, tmp):  # pragma: no cover - compiled
     return tmp
 
 
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
-def _fast_int_block(row, shift):  # pragma: no cover - compiled
+@numba.njit(cache=True, nogil=True)
+def _fast_int_block(row, shift, acc):  # pragma: no cover - compiled
     """Shifted float sum, min and max of an integer block, and its exact sum
     as two int64 halves: the high 32 bits of each value (arithmetic shift)
     and the low 32 bits (unsigned), so neither half can overflow for blocks
     of up to 2**31 values, whatever the int64 values are."""
     ih = np.int64(0)
     il = np.int64(0)
-    sy = 0.0
-    lo = np.inf
-    hi = -np.inf
+    lo = np.int64(0x7FFFFFFFFFFFFFFF)
+    hi = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
     for k in range(row.size):
         v = np.int64(row[k])
         ih += v >> 32
         il += v & 0xFFFFFFFF
-        x = float(v)
-        sy += x - shift
-        lo = min(lo, x)
-        hi = max(hi, x)
-    return ih, il, sy, lo, hi
-
-
-@numba.njit(cache=True, nogil=True, fastmath=FAST)
-def _fast_m2(row, c):  # pragma: no cover - compiled
-    """``sum(x - c)`` and ``sum((x - c)**2)`` about one float ``c``.
-
-    One loop-invariant operand on purpose: given ``(x - shift) - bmean``,
-    fast-math's reassociation rewrites it as ``x - (shift + bmean)``, whose
-    rounded centre is off the mean by up to ``ulp(shift)/2``; at 1e12 + O(1)
-    that made M2 3e-9 too large.  Here the centre is a float chosen by the
-    caller and the caller removes the rest with ``S2 - S1**2 / n``, which is
-    exact to rounding because ``S1`` is small."""
-    s1 = 0.0
-    s2 = 0.0
-    for k in range(row.size):
-        d = float(row[k]) - c
-        s1 += d
-        s2 += d * d
-    return s1, s2
+        lo = min(lo, v)
+        hi = max(hi, v)
+    _, sy = _sums(row, shift, False, acc)
+    return ih, il, sy, float(lo), float(hi)
 
 
 @numba.njit(cache=True, nogil=True)
 def _centre(shift, mean):  # pragma: no cover - compiled
-    """``shift + mean`` rounded: a centre near the block mean (strict maths)."""
+    """``shift + mean`` rounded: a float centre near the block mean.
+
+    Squared deviations are summed about it and corrected with
+    ``S2 - S1**2 / n`` (:func:`_m2`), which is exact to rounding because
+    ``S1`` is small.  (Under fast-math, ``(x - shift) - mean`` was rewritten
+    as ``x - (shift + mean)`` anyway, without the correction: at 1e12 + O(1)
+    M2 came out 3e-9 too large.)"""
     return shift + mean
 
 
@@ -130,9 +169,10 @@ def _m2(s1, s2, n):  # pragma: no cover - compiled
     return max(s2 - s1 * (s1 / n), 0.0)
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+@numba.njit(cache=True, nogil=True)
 def _careful_block(row, shift):  # pragma: no cover - compiled
-    """The same for a block that holds NaN or Inf: skipped and counted."""
+    """The same for a block that holds NaN or Inf: skipped and counted.
+    Plain loops in element order (the rare path)."""
     n = 0.0
     s = 0.0
     sy = 0.0
@@ -144,19 +184,14 @@ def _careful_block(row, shift):  # pragma: no cover - compiled
         x = float(row[k])
         isnan = x != x
         isinf = abs(x) == np.inf
-        ok = not (isnan or isinf)
         nans += isnan
         infs += isinf
-        n += ok
-        s += x if ok else 0.0
-        sy += (x - shift) if ok else 0.0
-    for k in range(row.size):
-        x = float(row[k])
-        if abs(x) < np.inf:
-            if x < lo:
-                lo = x
-            if x > hi:
-                hi = x
+        if not (isnan or isinf):
+            n += 1.0
+            s += x
+            sy += x - shift
+            lo = min(lo, x)
+            hi = max(hi, x)
     m2 = 0.0
     if n > 0.0:
         c = _centre(shift, sy / n)
@@ -164,9 +199,10 @@ def _careful_block(row, shift):  # pragma: no cover - compiled
         s2 = 0.0
         for k in range(row.size):
             x = float(row[k])
-            d = x - c if abs(x) < np.inf else 0.0
-            s1 += d
-            s2 += d * d
+            if abs(x) < np.inf:
+                d = x - c
+                s1 += d
+                s2 += d * d
         m2 = _m2(s1, s2, n)
     return n, s, sy, lo, hi, nans, infs, m2
 
@@ -185,23 +221,23 @@ def _first_finite(a):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _block(row, rbits, shift, expshift, expmask, keymask, is_float, tmp,
-           ftmp):  # pragma: no cover - compiled
+           ftmp, acc):  # pragma: no cover - compiled
     """Statistics of one block: the fast path, or the careful one."""
     bad = 0
     ih = np.int64(0)
     il = np.int64(0)
     if is_float:
-        bs, by, klo, khi, bad = _fast_block(row, rbits, shift, expshift, expmask, keymask)
+        bs, by, klo, khi, bad = _fast_block(row, rbits, shift, expshift, expmask, keymask, acc)
         _unkey(klo, keymask, tmp)
         blo = float(ftmp[0])
         _unkey(khi, keymask, tmp)
         bhi = float(ftmp[0])
     else:
-        ih, il, by, blo, bhi = _fast_int_block(row, shift)
+        ih, il, by, blo, bhi = _fast_int_block(row, shift, acc)
         bs = 0.0
     if bad == 0:
         bn = float(row.size)
-        s1, s2 = _fast_m2(row, _centre(shift, by / bn))
+        s1, s2 = _sums(row, _centre(shift, by / bn), True, acc)
         bm2 = _m2(s1, s2, bn)
         return bn, bs, by, blo, bhi, 0.0, 0.0, bm2, ih, il
     n, s, sy, lo, hi, nans, infs, m2 = _careful_block(row, shift)
@@ -210,7 +246,7 @@ def _block(row, rbits, shift, expshift, expmask, keymask, is_float, tmp,
 
 @numba.njit(cache=True, nogil=True)
 def _moments3(a, ncols, bits, expshift, expmask, keymask, is_float, copy_rows, buf, bbits, tmp,
-              ftmp, out):  # pragma: no cover - compiled
+              ftmp, acc, out):  # pragma: no cover - compiled
     n = 0.0
     total = 0.0
     mean = 0.0
@@ -236,11 +272,11 @@ def _moments3(a, ncols, bits, expshift, expmask, keymask, is_float, copy_rows, b
                     for k in range(m):
                         b[k] = a[i, j, start + k]
                     bn, bs, by, blo, bhi, bnan, binf, bm2, bih, bil = _block(
-                        b, bbits[:m], shift, expshift, expmask, keymask, is_float, tmp, ftmp)
+                        b, bbits[:m], shift, expshift, expmask, keymask, is_float, tmp, ftmp, acc)
                 else:
                     bn, bs, by, blo, bhi, bnan, binf, bm2, bih, bil = _block(
                         a[i, j, start:stop], bits[i, j, start:stop], shift, expshift,
-                        expmask, keymask, is_float, tmp, ftmp)
+                        expmask, keymask, is_float, tmp, ftmp, acc)
                 il += bil
                 ih += bih + (il >> 32)
                 il &= 0xFFFFFFFF
@@ -358,15 +394,16 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     ncols = view.size and as_c_order_3d(view).shape[2]
     copy_rows = not a.flags.c_contiguous
     buf = np.empty(min(BLOCK, a.shape[2]) if copy_rows else 1, dtype=a.dtype)
+    acc = np.empty((2, LANES))
     if a.dtype in _BITS:
         itype, shift, mask, keymask = _BITS[a.dtype]
         tmp = np.zeros(1, dtype=itype)
         _moments3(a, ncols, a.view(itype), shift, mask, keymask, True, copy_rows, buf,
-                  buf.view(itype), tmp, tmp.view(a.dtype), out)
+                  buf.view(itype), tmp, tmp.view(a.dtype), acc, out)
     else:
         tmp = np.zeros(1, dtype=np.int64)
         _moments3(a, ncols, a, 0, 0, 0, False, copy_rows, buf, buf, tmp,
-                  tmp.view(np.float64), out)
+                  tmp.view(np.float64), acc, out)
     return out
 
 
