@@ -105,6 +105,31 @@ def dimension_sizes(variables: Sequence[Variable], coords: Sequence[Coord]) -> d
     return sizes
 
 
+def _attach_growing_axis(ds, scale) -> None:
+    """Name ``ds``'s first dimension after the growing (unlimited) ``scale``
+    through the dataset's ``DIMENSION_LIST`` alone, without adding ``ds`` to
+    the scale's ``REFERENCE_LIST`` back-pointers (collective; call before
+    attaching the other dims).
+
+    Why: to size an unlimited dimension, h5netcdf dereferences every entry
+    of its scale's ``REFERENCE_LIST``, and it does so each time it asks any
+    variable on that dimension for its shape (several times per variable).
+    With one back-pointer per output, opening a file with V outputs costs
+    O(V**2) dereferences: 300 outputs took 13-50 s with xarray's h5netcdf
+    engine (netCDF-C is not affected).  Readers find a variable's dims from
+    its ``DIMENSION_LIST`` (netCDF-C through H5DSiterate_scales, h5netcdf,
+    h5py's ``dims``), so the names are unchanged for every reader; the
+    back-pointers only serve to size the dimension (the writer resizes the
+    scale with every variable on it, so its own length is the size) and to
+    detach scales.  The axis's own ``step`` and bounds variables keep
+    theirs, so the scale still has a ``REFERENCE_LIST``."""
+    import h5py
+    refs = np.empty(len(ds.shape), dtype=object)
+    for i in range(len(ds.shape)):
+        refs[i] = np.array([scale.ref] if i == 0 else [], dtype=h5py.ref_dtype)
+    ds.attrs.create("DIMENSION_LIST", refs, dtype=h5py.vlen_dtype(h5py.ref_dtype))
+
+
 class H5Writer:
     def __init__(self, comm, path: str, overwrite: bool, time_attrs: Mapping,
                  flush_every: int = 1) -> None:
@@ -196,7 +221,7 @@ class H5Writer:
             chunks = (CHUNK,) if not var.shape else (1, *var.shape)
             ds = f.create_dataset(var.name, shape=(0, *var.shape), maxshape=(None, *var.shape),
                                   dtype=var.dtype, chunks=chunks, fillvalue=fillvalue)
-            ds.dims[0].attach_scale(scales[var.axis])
+            _attach_growing_axis(ds, scales[var.axis])
             for i, d in enumerate(var.dims):
                 ds.dims[i + 1].attach_scale(scales[d])
             if fillvalue is not None:
