@@ -50,7 +50,8 @@ def describe(path: str) -> str:
             lines.append("  versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
         lines.append("  variables:")
         for name, ds in f.items():
-            if name in ("time", "step") or ds.is_scale or not ds.dims[0].keys() or \
+            if name in ("time", "step") or ds.is_scale or ds.ndim == 0 or \
+                    not ds.dims[0].keys() or \
                     [s.name for s in ds.dims[0].values()] != ["/time"]:
                 continue  # coordinates, and variables not along time
             lines.append(f"    {name:<22} ({', '.join(_dims(ds))}) {ds.dtype} "

@@ -49,6 +49,10 @@ NC_FILL = {np.dtype(t): t(v) for t, v in [
     (np.uint32, 4294967295), (np.uint64, 18446744073709551614)]}
 INT_FILL = NC_FILL[np.dtype(np.int64)]
 
+#: calendars whose time may or may not count leap seconds (CF 1.11 4.4.1);
+#: their time coordinates say ``units_metadata: "leap_seconds: none"``
+LEAP_SECOND_CALENDARS = ("standard", "gregorian", "proleptic_gregorian", "julian")
+
 
 def fill_value(dtype) -> np.generic:
     """The ``_FillValue`` for a variable of ``dtype``: NaN for floats,
@@ -170,6 +174,9 @@ class H5Writer:
             t.make_scale(ax.name)
             attrs = {"standard_name": "time", "long_name": ax.long_name, "axis": "T",
                      **self.time_attrs}
+            if attrs.get("calendar", "standard") in LEAP_SECOND_CALENDARS:
+                # CF 1.11 4.4.1: model time counts no leap seconds.
+                attrs.setdefault("units_metadata", "leap_seconds: none")
             if ax.bounds:
                 attrs["bounds"] = f"{ax.name}_bounds"
             for k, v in attrs.items():
@@ -209,7 +216,7 @@ class H5Writer:
                 continue
             ds = f.create_dataset(c.name, shape=c.values.shape, dtype=c.values.dtype)
             if self.comm.rank == 0:
-                ds[...] = c.values
+                ds[...] = c.values  # a scalar coordinate (dims ()) too
             for i, d in enumerate(c.dims):
                 ds.dims[i].attach_scale(scales[d])
             for k, v in c.attrs.items():

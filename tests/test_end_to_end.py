@@ -130,7 +130,7 @@ def test_fortran_heat2d_matches_numpy(fortran_dir, tmp_path, nranks):
              ["count", "sum", "mean", "min", "max", "std", "nan_count"], every=10)
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds.attrs["insitu_host"] == "C/Fortran"
-        assert ds["T_mean"].attrs["cell_methods"] == "x: y: mean"
+        assert ds["T_mean"].attrs["cell_methods"] == "area: mean"
 
 
 def test_python_errors_reach_fortran_caller(fortran_dir, tmp_path):

@@ -53,16 +53,18 @@ class Axis:
 @dataclass
 class Coord:
     """A coordinate variable written once: a dimension coordinate when
-    ``dims == (name,)``, an auxiliary one otherwise."""
+    ``dims == (name,)`` (the default), an auxiliary one otherwise; a scalar
+    coordinate when ``dims == ()``."""
     name: str
     values: np.ndarray
     attrs: dict = field(default_factory=dict)
-    dims: tuple = ()
+    dims: tuple = None
 
     def __post_init__(self):
         self.values = np.asarray(self.values)
-        if not self.dims:
+        if self.dims is None:
             self.dims = (self.name,)
+        self.dims = tuple(self.dims)
 
 
 @dataclass

@@ -60,23 +60,30 @@ class Coarsen(Analysis):
         for d, cd, f, n in zip(spec.dims, dims, self.factors, shape):
             if f == 1:
                 continue
+            # Coarse cell i covers fine cells [f*i, f*(i+1)): its centre and
+            # bounds, in fine-grid index units, then in the fine coordinate's.
             centre = f * np.arange(n) + (f - 1) / 2.0
+            edges = np.stack([f * np.arange(n) - 0.5, f * np.arange(1, n + 1) - 0.5], axis=1)
             c = ctx.coords.get(d)
-            if c is None:
-                self.coords.append(Coord(cd, centre, {
-                    "long_name": f"centre of the {f}-cell block along {d}, in fine-grid "
-                                 "index units", "units": "1"}))
+            if c is None:  # the fine dim is an index (the writer's default coordinate)
+                attrs = {"long_name": f"index along {d}", "units": "1"}
             else:
-                self.coords.append(Coord(cd, c["start"] + c["step"] * centre, {
-                    "long_name": f"centre of the {f}-cell block along "
-                                 f"{c.get('long_name') or d}", "units": c["units"]}))
+                centre = c["start"] + c["step"] * centre
+                edges = c["start"] + c["step"] * edges
+                attrs = {"long_name": c.get("long_name") or d, "units": c["units"]}
+                if c.get("standard_name"):
+                    attrs["standard_name"] = c["standard_name"]
+            attrs["comment"] = f"centres of blocks of {f} cells along {d}"
+            attrs["bounds"] = f"{cd}_bounds"
+            self.coords += [Coord(cd, centre, attrs),
+                            Coord(f"{cd}_bounds", edges, {}, dims=(cd, "nv"))]
         meta = ctx.meta(spec.name)
         return [Variable(
             self.name, np.dtype(np.float64),
             {"long_name": f"block mean of {meta.get('long_name') or spec.name} "
                           f"({' x '.join(map(str, self.factors))} cells)",
              "units": meta.get("units", "1"),
-             "cell_methods": " ".join(f"{d}:" for d, f in zip(spec.dims, self.factors) if f > 1)
+             "cell_methods": " ".join(f"{cd}:" for cd, f in zip(dims, self.factors) if f > 1)
                              + " mean",
              "insitu_analysis": self.kind, "insitu_field": spec.name},
             dims=dims, shape=shape, distributed=True)]

@@ -59,9 +59,9 @@ class Histogram(Analysis):
                   {"long_name": f"bin centre of {label}", "units": units,
                    "bounds": f"{b}_bounds"}),
             Coord(f"{b}_bounds", np.stack([self.edges[:-1], self.edges[1:]], axis=1),
-                  {"units": units}, dims=(b, "nv")),
+                  {}, dims=(b, "nv")),  # CF 7.1: bounds take their units from the bins
         ]
-        over = " ".join(f"{d}:" for d in spec.dims)
+        over = "area:"  # over the whole field (or region): CF 7.3.4, whatever its dims
         common = {"insitu_analysis": self.kind, "insitu_field": spec.name}
         out = [
             Variable(self.name, np.dtype(np.int64),

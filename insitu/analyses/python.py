@@ -8,7 +8,9 @@
       outputs:
         hot: {op: sum}                           # scalar
         tmax: {op: max, units: K}
-        rows_hot: {op: sum, shape: [96]}         # an array, reduced elementwise
+        rows_hot: {op: sum, shape: [96]}         # an array, reduced elementwise;
+                                                 # its dims: the fields' dims of
+                                                 # these sizes (here y), or dims: [...]
 
 The callable receives ``(views, meta, comm)``: the local interior views of
 its fields (read-only numpy arrays, no copy; only the part inside ``region``
@@ -79,6 +81,9 @@ class PythonAnalysis(Analysis):
         "outputs": s.MapOf(s.Record({
             "op": s.Enum(["sum", "min", "max"]),
             "shape": s.ListOf(s.Int(minimum=1), default=[]),
+            "dims": s.ListOf(s.Str(), default=None, unique=True,
+                             doc="names of the output's dims (default: the fields' dims "
+                                 "whose sizes match the shape)"),
             "units": s.Str(default="1"),
             "long_name": s.Str(default=None),
         })),
@@ -114,7 +119,7 @@ class PythonAnalysis(Analysis):
             shape = tuple(o["shape"])
             n = int(np.prod(shape)) if shape else 1
             self._slots[oname] = (ctx.plan.reserve_many(_KIND[o["op"]], n), shape, n)
-            dims = tuple(f"{self.name}_{oname}_{i}" for i in range(len(shape)))
+            dims = self._dims(oname, o, shape)
             out.append(Variable(f"{self.name}_{oname}", np.dtype(np.float64),
                                 {"long_name": o["long_name"] or f"{oname} from "
                                               f"{self.cfg['function']}",
@@ -122,6 +127,29 @@ class PythonAnalysis(Analysis):
                                  "insitu_function": self.cfg["function"]},
                                 dims=dims, shape=shape))
         return out
+
+    def _dims(self, oname, o, shape) -> tuple:
+        """The output's dim names: the config's ``dims``, or the one run of
+        the fields' dims whose global sizes are the shape."""
+        where = f"analyses[{self.index}].outputs.{oname}"
+        if o.get("dims") is not None:
+            if len(o["dims"]) != len(shape):
+                raise AnalysisError(f"{where}.dims: {len(o['dims'])} names for the "
+                                    f"{len(shape)} dims of shape {list(shape)}")
+            return tuple(o["dims"])
+        if not shape:
+            return ()
+        import itertools
+        found = {dims for spec in self.meta.values()
+                 for dims in itertools.combinations(spec.dims, len(shape))
+                 if tuple(spec.global_shape[spec.dims.index(d)] for d in dims) == shape}
+        if len(found) != 1:
+            which = ("no dims of " if not found else "several dims of ") + \
+                ", ".join(f"{f} {dict(zip(sp.dims, sp.global_shape))}"
+                          for f, sp in self.meta.items())
+            raise AnalysisError(f"{where}: shape {list(shape)} matches {which}; name its "
+                                f"dims with 'dims: [...]'")
+        return found.pop()
 
     def local(self, views, record, step):
         ro = {}

@@ -16,7 +16,7 @@ import numpy as np
 from .. import schema as s
 from ..kernels.reduce import reduce_axes
 from ..reduction import MAX, MIN, SUM
-from .base import common_keys, Analysis, AnalysisError, Piece, Variable
+from .base import Coord, common_keys, Analysis, AnalysisError, Piece, Variable
 
 OPS = ("mean", "sum", "min", "max")
 
@@ -58,12 +58,19 @@ class Reduce(Analysis):
         self._n = n
         meta = ctx.meta(spec.name)
         methods = {"mean": "mean", "sum": "sum", "min": "minimum", "max": "maximum"}
+        # The dims reduced over are gone from the result; CF names them in
+        # cell_methods through scalar coordinates spanning their extent.
+        self.coords = [c for d in self.cfg["over"]
+                       for c in extent_coords(d, spec.global_shape[spec.dims.index(d)],
+                                              ctx.coords.get(d))]
         return [Variable(
             self.name, np.dtype(np.float64),
             {"long_name": f"{op} over {', '.join(self.cfg['over'])} of "
                           f"{meta.get('long_name') or spec.name}",
              "units": meta.get("units", "1"),
-             "cell_methods": " ".join(f"{d}:" for d in self.cfg["over"]) + f" {methods[op]}",
+             "cell_methods": " ".join(f"{d}_extent:" for d in self.cfg["over"])
+                             + f" {methods[op]}",
+             "coordinates": " ".join(f"{d}_extent" for d in self.cfg["over"]),
              "insitu_analysis": self.kind, "insitu_field": spec.name},
             dims=kept, shape=tuple(spec.global_shape[a] for a in kaxes), distributed=True)]
 
@@ -89,3 +96,20 @@ class Reduce(Analysis):
             else:
                 val = np.where(np.isinf(a), np.nan, a)
         return {self.name: Piece(self.group.box[0], val.reshape(self._kshape))}
+
+
+def extent_coords(d: str, n: int, c: dict | None) -> list:
+    """``<d>_extent``: a scalar coordinate for the whole of dim ``d`` (``n``
+    cells), at its centre, in the units of its ``coords:`` entry ``c`` (with
+    its standard_name), or in index units.  The extent is said in
+    ``comment``, not in a bounds variable: CF allows one-dimensional bounds
+    for a scalar coordinate, but the IOOS compliance checker refuses them."""
+    lo, hi = -0.5, n - 0.5
+    attrs = {"long_name": f"whole extent of {d}", "units": "1"}
+    if c is not None:
+        lo, hi = c["start"] + c["step"] * lo, c["start"] + c["step"] * hi
+        attrs = {"long_name": f"whole extent of {c.get('long_name') or d}", "units": c["units"]}
+        if c.get("standard_name"):
+            attrs["standard_name"] = c["standard_name"]
+    attrs["comment"] = f"the reduction covers all {n} cells of {d}, from {lo:g} to {hi:g}"
+    return [Coord(f"{d}_extent", np.array((lo + hi) / 2), attrs, dims=())]

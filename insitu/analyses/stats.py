@@ -118,7 +118,7 @@ class Stats(Analysis):
             self._wbuf = np.zeros(rs.WORDS, dtype=np.int64)
         units = meta.get("units", "1")
         long_name = meta.get("long_name") or spec.name
-        over = " ".join(f"{d}:" for d in spec.dims)
+        over = "area:"  # over the whole field (or region): CF 7.3.4, whatever its dims
         self.variables = {}
         out = []
         for stat in self.stats:
