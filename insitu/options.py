@@ -19,6 +19,7 @@ together.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import yaml
@@ -81,6 +82,45 @@ CONFIG = s.Record({
 })
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats.
+
+    PyYAML follows YAML 1.1, where ``1e6`` (no dot) is a string; a number
+    that silently became a string would fail somewhere far from the config,
+    or worse, compare as text.  YAML 1.2's core schema reads it as 1000000.0."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def yaml_load(text: str) -> Any:
+    """Load YAML text the way every insitu config is read."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+CALENDARS = ("standard", "gregorian", "proleptic_gregorian", "julian", "noleap", "365_day",
+             "all_leap", "366_day", "360_day", "none")
+
+
+def _check_time(t: dict) -> None:
+    """CF time units and calendar, checked with cftime (which xarray will
+    use to decode them), so a run never writes a time axis no reader can
+    decode."""
+    if t["calendar"] is not None and t["calendar"].lower() not in CALENDARS:
+        raise ConfigError(f"time.calendar: expected one of {', '.join(CALENDARS)}, "
+                          f"got {t['calendar']!r}")
+    if " since " in f" {t['units']} ":
+        import cftime
+        try:
+            cftime.num2date(0.0, t["units"], t["calendar"] or "standard")
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"time.units: {t['units']!r} is not a CF time unit "
+                              f"(e.g. 'days since 2000-01-01'): {exc}") from None
+
+
 def parse(data: Any, source: str = "<config>") -> dict:
     """Validate a loaded YAML document; return it normalised with defaults."""
     if data is None:
@@ -89,6 +129,7 @@ def parse(data: Any, source: str = "<config>") -> dict:
     for key in ("output", "time"):
         if out[key] is None:
             out[key] = CONFIG.fields[key].check({}, key)
+    _check_time(out["time"])
     if out["fields"] is None:
         out["fields"] = {}
     if out["derived"] is None:
@@ -141,7 +182,7 @@ def load(path: str | os.PathLike) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     try:

@@ -18,7 +18,6 @@ import sys
 import traceback
 
 import numpy as np
-import yaml
 
 log = logging.getLogger("insitu")
 
@@ -40,12 +39,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def _abort_on_error(comm, exc: BaseException) -> None:
-    sys.stderr.write(f"insitu[{comm.Get_rank()}] CRITICAL: unhandled "
-                     f"{type(exc).__name__}, aborting the job:\n"
-                     + "".join(traceback.format_exception(exc)))
+def _abort_on_error(comm, exc: BaseException, status: int = 1) -> None:
+    """An error only this rank may have seen: the others may be waiting in
+    a collective already, so the job must end here."""
+    from .fields import FieldError
+    if isinstance(exc, FieldError):  # a plain message names field and rank
+        sys.stderr.write(f"insitu[{comm.Get_rank()}] CRITICAL: model interface error, "
+                         f"aborting the job: {exc}\n")
+    else:
+        sys.stderr.write(f"insitu[{comm.Get_rank()}] CRITICAL: unhandled "
+                         f"{type(exc).__name__}, aborting the job:\n"
+                         + "".join(traceback.format_exception(exc)))
     sys.stderr.flush()
-    comm.Abort(1)
+    comm.Abort(status)
 
 
 def progress_label(results: dict) -> str:
@@ -59,30 +65,57 @@ def progress_label(results: dict) -> str:
     return ""
 
 
+class Agreed(Exception):
+    """An error every rank raised at the same call, so every rank can exit
+    with ``status`` after one line from rank 0, with no ``MPI_Abort``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def run(args: argparse.Namespace, comm) -> int:
     from . import api
+    from .analyses import AnalysisError
+    from .fields import FieldError
     from .models import resolve
-    from .options import ConfigError
+    from .options import ConfigError, yaml_load
     from .progress import Progress
+    from .session import EXIT_CONFIG, EXIT_INTERFACE, StepError
+    from .writer import OutputError
 
     model_cls = resolve(args.model)
-    if args.config:
-        config = args.config
-    else:
-        config = yaml.safe_load(model_cls.DEFAULT_CONFIG)
+    config = args.config or yaml_load(model_cls.DEFAULT_CONFIG)
     kwargs = {"shape": tuple(args.shape)} if args.shape else {}
     try:
         model = model_cls(comm, **kwargs)
     except ValueError as exc:
-        raise ConfigError(f"model {args.model}: {exc}") from None
-    session = api.init(comm, config, output=args.output,
-                       overwrite=True if args.overwrite else None, host=f"python:{args.model}")
-    model.declare(api)
+        raise Agreed(EXIT_CONFIG, f"config error: model {args.model}: {exc}") from None
+    # init, declare and the first step's check of the config against the
+    # declarations fail identically on every rank (each reads the same
+    # config; declarations are checked collectively), before the output
+    # file exists.
+    try:
+        session = api.init(comm, config, output=args.output,
+                           overwrite=True if args.overwrite else None,
+                           host=f"python:{args.model}")
+    except (ConfigError, OutputError, AnalysisError) as exc:
+        raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
+    try:
+        model.declare(api)
+    except FieldError as exc:
+        raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
     bar = Progress(args.steps, enabled=comm.Get_rank() == 0 and not args.no_progress)
     for step in range(1, args.steps + 1):
         model.advance()
-        model.expose(api)
-        results = api.step(step, model.time)
+        model.expose(api)  # a FieldError here may be one rank's alone: abort
+        try:
+            results = api.step(step, model.time)
+        except ConfigError as exc:
+            raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
+        except StepError as exc:  # found by the step's reduction: every rank knows
+            api.finalize()
+            raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
         bar.update(step, progress_label(results))
     bar.close()
     path = getattr(session.writer, "path", "")
@@ -95,29 +128,41 @@ def run(args: argparse.Namespace, comm) -> int:
 
 
 def main(argv=None) -> int:
+    """Run; map failures to the exit statuses in the README's table:
+    0 ok, 2 config or usage, 3 an analysis error (``on_error: abort``, via
+    ``MPI_Abort``), 4 a model-interface error."""
     args = parse_args(argv)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     from .mpiio import apply_defaults; apply_defaults()  # noqa: E702 - before MPI_Init; docs/mpiio.md
     from mpi4py import MPI
 
+    from .fields import FieldError
     from .log import setup
     from .options import ConfigError
+    from .session import EXIT_CONFIG, EXIT_INTERFACE
 
     comm = MPI.COMM_WORLD
     setup(comm.Get_rank())
     try:
         return run(args, comm)
-    except ConfigError as exc:
-        # Every rank reads the same config and fails the same way before any
-        # file is open: a clean exit, one message.
+    except Agreed as exc:
+        # Every rank fails the same way: a clean exit, one message.
+        if comm.Get_rank() == 0:
+            sys.stderr.write(f"insitu: {exc}\n")
+        return exc.status
+    except ConfigError as exc:  # usage found before any rank diverged
         if comm.Get_rank() == 0:
             sys.stderr.write(f"insitu: config error: {exc}\n")
-        return 2
+        return EXIT_CONFIG
     except BaseException as exc:  # noqa: BLE001 - never leave ranks hanging
+        status = EXIT_INTERFACE if isinstance(exc, FieldError) else 1
         if comm.Get_size() == 1:
-            raise
-        _abort_on_error(comm, exc)
-        return 1
+            sys.stderr.write(f"insitu: {type(exc).__name__}: {exc}\n")
+            if status == 1:
+                raise
+            return status
+        _abort_on_error(comm, exc, status)
+        return status
 
 
 if __name__ == "__main__":

@@ -48,6 +48,26 @@ class Str(Node):
         return value
 
 
+class Name(Str):
+    """A name that becomes part of HDF5/netCDF variable names.
+
+    ``/`` would put the variables into an HDF5 group that xarray never
+    shows, and HDF5 aborts the whole process on some very long names, so
+    both are refused here rather than met at the first output step."""
+
+    MAX = 100
+
+    def check(self, value, path):
+        value = super().check(value, path)
+        bad = [c for c in value if c == "/" or not c.isprintable() or c.isspace()]
+        if bad:
+            _fail(path, f"expected a name without '/', spaces or control characters, "
+                        f"got {_show(value)}")
+        if len(value) > self.MAX:
+            _fail(path, f"expected a name of at most {self.MAX} characters, got {len(value)}")
+        return value
+
+
 class Bool(Node):
     def check(self, value, path):
         if not isinstance(value, bool):
@@ -191,7 +211,7 @@ class Tagged(Node):
         if self.tag not in value:
             _fail(join(path, self.tag), f"missing required key (one of {', '.join(sorted(records))})")
         kind = value[self.tag]
-        if kind not in records:
+        if not isinstance(kind, str) or kind not in records:
             _fail(join(path, self.tag), f"unknown analysis kind {_show(kind)} "
                   f"(known: {', '.join(sorted(records))})")
         body = {k: v for k, v in value.items() if k != self.tag}

@@ -27,6 +27,7 @@ from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
 from .fields import DTYPE_CODES, MAX_NDIM, FieldError, FieldSlot, make_spec
 from .reduction import MAX, MIN, SUM, ReductionPlan
+from .schema import ConfigError
 from .writer import H5Writer, MemoryWriter
 
 log = logging.getLogger("insitu")
@@ -46,6 +47,12 @@ def _unique(coords):
 class _Where:
     def __init__(self, where: str) -> None:
         self.where = where
+
+
+#: Exit statuses of a job that insitu ends (README, "What happens when
+#: something goes wrong"): 2 a config or usage error, 3 an analysis error
+#: under ``on_error: abort``, 4 a mistake at the model interface.
+EXIT_CONFIG, EXIT_ANALYSIS, EXIT_INTERFACE = 2, 3, 4
 
 
 class StateError(RuntimeError):
@@ -176,6 +183,10 @@ class Session:
         self._group_slots = {}
         self._err_count, self._err_rank = {}, {}
         specs = {n: s.spec for n, s in self.slots.items()}
+        for n in self.cfg["fields"]:
+            if n not in specs and n not in self.cfg["derived"]:
+                raise FieldError(f"fields.{n}: the model declared no field of this name "
+                                 f"(declared: {', '.join(specs) or 'none'}); a typo?")
         self.derived = {}
         self.pre_groups = {}
         self.groups = {}
@@ -372,7 +383,14 @@ class Session:
         if self.closed:
             raise StateError("step after finalize")
         if not self.bound:
-            self._bind()
+            try:
+                self._bind()
+            except (FieldError, AnalysisError) as exc:
+                # Found from the config and the declarations, which every
+                # rank shares: the same error on every rank, before the
+                # output file exists.  It is a config error.
+                raise ConfigError(f"the config does not fit the declared fields: {exc}") \
+                    from None
         step = int(step)
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
@@ -387,7 +405,9 @@ class Session:
             try:
                 views = {f: self._view(f, step) for f in a.fields}
                 a.local(views, record, step)
-            except Exception as exc:  # noqa: BLE001 - the policy decides
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - the policy decides;
+                # sys.exit() in a user analysis is that analysis failing,
+                # not a request to end the model
                 if self.on_error == "abort":
                     self._abort(exc, a, step)
                 failures[a.index] = exc
@@ -473,7 +493,9 @@ class Session:
                 "values": {n: float(v) for n, v in env.items()}, "snapshot": t["fired"]})
             self.writer.set_attrs({"insitu_triggers": self.trigger_events})
             log.info("step %d: trigger %s fired (%s with %s); snapshot %d of at most %d",
-                     step, cfg["name"], cfg["when"], env, t["fired"], cfg["max_snapshots"])
+                     step, cfg["name"], cfg["when"],
+                     ", ".join(f"{n}={float(v):.6g}" for n, v in env.items()),
+                     t["fired"], cfg["max_snapshots"])
 
     def _view(self, name: str, step: int):
         if name in self.derived:
@@ -495,7 +517,7 @@ class Session:
                      "".join(traceback.format_exception(exc)))
         for h in log.handlers:
             h.flush()
-        self.comm.abort(1)
+        self.comm.abort(EXIT_ANALYSIS)
         raise exc  # only reached with a fake communicator
 
     def _skip(self, analysis, step: int, exc: Optional[BaseException]) -> None:
@@ -533,7 +555,9 @@ class Session:
         cfg_text = self.cfg.get("_text") or yaml.safe_dump(
             {k: v for k, v in self.cfg.items() if not k.startswith("_")}, sort_keys=False)
         out = {
-            "Conventions": "CF-1.8",
+            "Conventions": "CF-1.11",
+            "history": f"{self.started} insitu {__version__}: "
+                       + (" ".join(sys.argv) if sys.argv and sys.argv[0] else self.host),
             "title": "insitu summaries",
             "source": f"insitu {__version__} in-situ analysis ({self.host} host)",
             "insitu_config": cfg_text,

@@ -74,18 +74,42 @@ class OutputError(OSError):
 
 
 def check_output_path(path: str, overwrite: bool) -> str | None:
-    """Why ``path`` cannot be the output file, or None if it can (rank 0 only)."""
+    """Why ``path`` cannot be the output file, or None if it can (rank 0 only).
+
+    Everything that would make the file's creation fail is checked here, at
+    init, so that a week-long run does not learn at its first output step
+    that it has nowhere to write.  The directory is probed by creating and
+    removing a file, because ``os.access`` says yes to root on a read-only
+    mount."""
     directory = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    if not name:
+        return f"output path {path!r} names a directory, not a file"
     if not os.path.isdir(directory):
         return f"output directory {directory!r} does not exist"
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return f"output directory {directory!r} is not writable"
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(name)) > limit:
+        return f"output file name is {len(os.fsencode(name))} bytes long; {directory!r} allows {limit}"
+    if os.path.isdir(path):
+        return f"output path {path!r} is a directory"
     if os.path.exists(path):
+        if not os.path.isfile(path):
+            return f"output path {path!r} exists and is not a regular file"
         if not overwrite:
             return (f"output file {path!r} exists; set output.overwrite: true "
                     "(or pass --overwrite) to replace it")
         if not os.access(path, os.W_OK):
             return f"output file {path!r} exists and is not writable"
+    probe = os.path.join(directory, f".insitu-probe-{os.getpid()}")
+    try:
+        with open(probe, "x"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        return f"output directory {directory!r} is not writable: {exc.strerror}"
     return None
 
 
@@ -137,8 +161,6 @@ def _attach_growing_axis(ds, scale) -> None:
 class H5Writer:
     def __init__(self, comm, path: str, overwrite: bool, time_attrs: Mapping,
                  flush_every: int = 1) -> None:
-        import h5py
-
         # Rank 0 names and checks the file; every rank learns the verdict, so
         # a bad path fails on all ranks at init instead of hanging at step 1.
         path = comm.bcast_str(os.path.abspath(path) if comm.rank == 0 else None)
@@ -149,17 +171,31 @@ class H5Writer:
         self.path = path
         self.flush_every = flush_every
         self.time_attrs = dict(time_attrs)
-        try:
-            self.file = h5py.File(path, "w", driver="mpio", comm=comm.comm, libver="earliest")
-        except OSError as exc:
-            raise OutputError(f"cannot create {path!r} with parallel HDF5: {exc}") from None
+        self.overwrite = overwrite
+        # The file itself is created by define(), at the first step, once
+        # the whole config has been checked against the declared fields: a
+        # run that fails on its config leaves no file behind (and replaces
+        # no file with an empty one).
+        self.file = None
         self.datasets: dict[str, object] = {}
         self._vars: dict[str, Variable] = {}
 
+    def _create(self) -> None:
+        """Create the file (collective).  The path was checked at init; a
+        file system that changed since then fails here, on every rank, in
+        the collective open."""
+        import h5py
+        try:
+            self.file = h5py.File(self.path, "w", driver="mpio", comm=self.comm.comm,
+                                  libver="earliest")
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.path!r} with parallel HDF5: {exc}") from None
+
     def define(self, variables: Sequence[Variable], coords: Sequence[Coord],
                file_attrs: Mapping, fill: bool, axes: Sequence[Axis] = ()) -> None:
-        """Create axes, dimensions, coordinates and one variable per result
-        (collective)."""
+        """Create the file, its axes, dimensions, coordinates and one
+        variable per result (collective)."""
+        self._create()
         f = self.file
         sizes = dimension_sizes(variables, coords)
         self.axes = {"time": Axis("time", "step")}
@@ -319,6 +355,8 @@ class H5Writer:
         ds.id.write(h5s.create_simple(data.shape), fspace, data)  # default dxpl: independent
 
     def set_attrs(self, attrs: Mapping) -> None:
+        if self.file is None:
+            return  # never defined: there is no file to describe
         for k, v in attrs.items():
             self.file.attrs[k] = _attr(v)
 

@@ -5,6 +5,7 @@ import pytest
 
 from insitu import api
 from insitu.analyses import AnalysisError, Piece
+from insitu.options import ConfigError
 from insitu.comm import FakeWorld
 from insitu.kernels.histogram import histogram, quantiles_from_counts
 from insitu.kernels.coarsen import coarsen_mean
@@ -72,12 +73,15 @@ def _bind_error(nranks, analysis, shape=(24, 32)):
         from insitu.decomposition import cartesian_box, process_grid
         grid = process_grid(comm.size, 2)
         off, shp = cartesian_box(shape, grid, np.unravel_index(comm.rank, grid))
-        api.init(comm, {"fields": {"T": {"dims": ["y", "x"]}}, "analyses": [analysis]})
+        try:  # refused at init (the schema) or at the first step (the declarations)
+            api.init(comm, {"fields": {"T": {"dims": ["y", "x"]}}, "analyses": [analysis]})
+        except ConfigError as exc:
+            return str(exc)
         try:
             api.declare_field("T", np.float64, shape, off, shp)
             api.expose("T", np.zeros(shp))
             api.step(1, 0.0)
-        except AnalysisError as exc:
+        except (AnalysisError, ConfigError) as exc:
             return str(exc)
         finally:
             api.finalize()

@@ -111,3 +111,18 @@ def test_example_configs_are_valid():
     from conftest import ROOT
     for path in (ROOT / "examples").rglob("*.yaml"):
         load(path)
+
+
+def test_yaml_numbers_with_exponents_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e6 and 1.0e6 as strings; a number must
+    never silently become a string (issue 10)."""
+    from insitu.options import load
+    p = tmp_path / "c.yaml"
+    p.write_text("analyses:\n  - {kind: histogram, field: T, bins: 10, range: [-1e6, 1.0e6]}\n"
+                 "  - {kind: window, source: T_hist, period: 2.5e3}\n")
+    cfg = load(p)
+    assert cfg["analyses"][0]["range"] == [-1e6, 1e6]
+    assert cfg["analyses"][1]["period"] == 2500.0
+    p.write_text("output: {path: 1e6}\nanalyses: [{kind: stats, field: T}]\n")
+    with pytest.raises(ConfigError, match="output.path: expected a string, got 1000000.0"):
+        load(p)

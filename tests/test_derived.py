@@ -51,7 +51,8 @@ def test_derived_speed_equals_numpy(nranks):
 
 
 def test_derived_field_of_an_undeclared_field_is_refused():
-    with pytest.raises(FieldError, match="derived.w: 'q' is not a declared field"):
+    from insitu.options import ConfigError
+    with pytest.raises(ConfigError, match="derived.w: 'q' is not a declared field"):
         FakeWorld(2).run(run, {"w": "q * 2"}, [{"kind": "stats", "field": "w"}])
 
 

@@ -92,7 +92,6 @@ def test_user_analysis_mistakes_are_reported_and_skipped(fn, message):
     ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz'"),
     (f"{HERE / 'user_analyses.py'}:missing", "has no callable 'missing'"),
     ("/nowhere/x.py:f", "does not exist"),
-    ("nocolon", "expected 'module:function'"),
 ])
 def test_user_analysis_that_cannot_load_fails_at_init(target, message):
     with pytest.raises(AnalysisError, match=message):
@@ -129,8 +128,15 @@ def test_window_of_distributed_profile_by_period():
         np.testing.assert_allclose(got, np.mean([prof[s] for s in steps], axis=0), rtol=1e-13)
 
 
+def test_user_function_without_a_colon_is_a_config_error():
+    from insitu.options import ConfigError
+    with pytest.raises(ConfigError, match=r"analyses\[0\].function: expected 'module:function'"):
+        FakeWorld(1).run(drive, [{**USER, "function": "nocolon"}])
+
+
 def test_window_of_unknown_source_is_refused():
-    with pytest.raises(AnalysisError, match="no analysis named 'nope'"):
+    from insitu.options import ConfigError
+    with pytest.raises(ConfigError, match="no analysis named 'nope'"):
         FakeWorld(1).run(drive, [{"kind": "stats", "field": "T"},
                                  {"kind": "window", "source": "nope", "steps": 2}])
 
@@ -156,7 +162,8 @@ def test_trigger_snapshots_full_field_and_records_why(nranks):
 
 
 def test_trigger_on_unknown_result_is_refused():
-    with pytest.raises(AnalysisError, match="'T_median' is not a scalar result"):
+    from insitu.options import ConfigError
+    with pytest.raises(ConfigError, match="'T_median' is not a scalar result"):
         FakeWorld(1).run(drive, [{"kind": "stats", "field": "T"}],
                          [{**TRIG, "when": "T_median > 3"}])
 

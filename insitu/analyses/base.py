@@ -122,7 +122,7 @@ def common_keys(every: bool = True) -> dict:
     """The keys every analysis on one field takes: field, name, every."""
     from .. import schema as s
     keys = {"field": s.Str(doc="the field to analyse (declared or derived)"),
-            "name": s.Str(default=None, doc="prefix of the output variables")}
+            "name": s.Name(default=None, doc="prefix of the output variables")}
     if every:
         keys["every"] = s.Int(default=1, minimum=1, doc="run at steps that are multiples of this")
     return keys

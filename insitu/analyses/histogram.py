@@ -33,7 +33,7 @@ class Histogram(Analysis):
         "quantiles": s.ListOf(s.Num(minimum=0.0, maximum=1.0, open_range=True), default=[],
                               unique=True, doc="quantiles to derive, each in (0, 1)"),
         "region": rg.SCHEMA,
-    })
+    }, check=lambda cfg, path: _check_range(cfg["range"], f"{path}.range"))
 
     def default_name(self):
         return f"{self.cfg['field']}_hist"
@@ -101,3 +101,8 @@ class Histogram(Analysis):
             out[f"{self.name}_quantile"] = kh.quantiles_from_counts(
                 counts, r[0], r[-1], self.edges, self.cfg["quantiles"])
         return out
+
+
+def _check_range(rng, path):
+    if len(rng) != 2 or not rng[0] < rng[1]:
+        raise s.ConfigError(f"{path}: expected [low, high] with low < high, got {rng}")

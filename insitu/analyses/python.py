@@ -76,7 +76,7 @@ class PythonAnalysis(Analysis):
     schema = s.Record({
         "function": s.Str(doc="module:function or path/to/file.py:function"),
         "fields": s.ListOf(s.Str(), nonempty=True, unique=True),
-        "name": s.Str(default=None),
+        "name": s.Name(default=None),
         "every": s.Int(default=1, minimum=1),
         "outputs": s.MapOf(s.Record({
             "op": s.Enum(["sum", "min", "max"]),
@@ -88,7 +88,7 @@ class PythonAnalysis(Analysis):
             "long_name": s.Str(default=None),
         })),
         "region": rg.SCHEMA,
-    })
+    }, check=lambda cfg, path: _check(cfg, path))
 
     def __init__(self, index, cfg, rank=0, size=1):
         super().__init__(index, cfg, rank, size)
@@ -179,3 +179,14 @@ class PythonAnalysis(Analysis):
             v = record[start:start + n]
             out[f"{self.name}_{oname}"] = v.reshape(shape).copy() if shape else float(v[0])
         return out
+
+
+def _check(cfg, path):
+    """The shape of ``function`` and ``outputs``, at config time."""
+    target = cfg["function"]
+    mod, _, fn = target.rpartition(":")
+    if not mod or not fn.isidentifier():
+        raise s.ConfigError(f"{path}.function: expected 'module:function' or "
+                            f"'file.py:function', got {target!r}")
+    if not cfg["outputs"]:
+        raise s.ConfigError(f"{path}.outputs: declare at least one output")

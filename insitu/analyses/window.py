@@ -65,12 +65,12 @@ class Window(Analysis):
     kind = "window"
     schema = s.Record({
         "source": s.Str(doc="the name of the analysis to aggregate"),
-        "name": s.Str(default=None),
+        "name": s.Name(default=None),
         "steps": s.Int(default=None, minimum=1, doc="outputs of the source per window"),
         "period": s.Num(default=None, minimum=0.0, open_range=False,
                         doc="window length in model time"),
         "ops": s.ListOf(s.Enum(OPS), default=["mean"], nonempty=True, unique=True),
-    })
+    }, check=lambda cfg, path: _check(cfg, path))
 
     def __init__(self, index, cfg, rank=0, size=1):
         cfg = {**cfg, "every": 1}
@@ -177,3 +177,12 @@ class Window(Analysis):
             done = self._emit(step, time)
             self._reset()
         return done
+
+
+def _check(cfg, path):
+    """At config time, so a window without a length fails with the config's
+    other errors instead of as a TypeError in naming it."""
+    if (cfg["steps"] is None) == (cfg["period"] is None):
+        raise s.ConfigError(f"{path}: give exactly one of steps or period")
+    if cfg["period"] is not None and cfg["period"] <= 0:
+        raise s.ConfigError(f"{path}.period: expected a positive length, got {cfg['period']}")
