@@ -11,12 +11,21 @@ benchmarks and tests can count them.
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import Optional
 
 import numpy as np
 
 from .reduction import ReductionPlan
+
+
+log = logging.getLogger("insitu")
+
+#: Exit status of a job ended by the watchdog: a rank never joined an
+#: insitu collective, which is a mistake at the model interface (README).
+EXIT_HANG = 4
 
 
 class CommError(RuntimeError):
@@ -29,6 +38,8 @@ class BaseComm:
 
     def __init__(self) -> None:
         self.collectives = 0
+        #: which insitu call this rank is in, for the watchdog's message
+        self.where = "insitu"
 
     # subclasses implement the primitives below --------------------------
     def reduce_record(self, plan: ReductionPlan) -> None:
@@ -53,6 +64,10 @@ class BaseComm:
         """Sub-communicator of the ranks with the same ``color`` (collective)."""
         raise NotImplementedError
 
+    def barrier(self, what: str = "barrier") -> None:
+        """Wait for every rank (collective)."""
+        raise NotImplementedError
+
     def free(self) -> None:
         pass
 
@@ -65,7 +80,7 @@ class MPIComm(BaseComm):
     """:class:`BaseComm` over an mpi4py communicator (which it does not own
     unless ``owned``)."""
 
-    def __init__(self, comm, owned: bool = False) -> None:
+    def __init__(self, comm, owned: bool = False, timeout: float = 0.0) -> None:
         super().__init__()
         from mpi4py import MPI
         self._MPI = MPI
@@ -74,12 +89,53 @@ class MPIComm(BaseComm):
         self.size = comm.Get_size()
         self._owned = owned
         self._ops: dict[int, tuple] = {}
+        #: seconds a collective may wait for the other ranks; 0: forever
+        self.timeout = float(timeout)
+
+    def _wait(self, request, what: str) -> None:
+        """Complete a non-blocking collective, or end the job if some rank
+        has not joined it within :attr:`timeout` seconds.
+
+        A blocking collective that one rank never reaches (it skipped a
+        step, called another insitu function, or is stuck in the model)
+        waits until the batch system kills the job, with nothing said.
+        Polling a non-blocking one against a deadline turns that into a
+        message naming the call and the step, and an abort."""
+        if not self.timeout:
+            request.Wait()
+            return
+        for _ in range(64):  # the common case: everyone is there already
+            if request.Test():
+                return
+        deadline = time.monotonic() + self.timeout
+        pause = 1e-5
+        while not request.Test():
+            if time.monotonic() > deadline:
+                self._expire(what)
+            time.sleep(pause)
+            pause = min(pause * 2, 1e-3)
+
+    def _expire(self, what: str) -> None:
+        msg = (f"rank {self.rank} of {self.size} waited {self.timeout:g} s in {self.where} "
+               f"({what}) for ranks that never joined: a rank skipped this call, called "
+               "another insitu function, stepped to another step, or is stuck or dead "
+               "(hang_timeout_seconds; ending the job)")
+        log.critical(msg)
+        import sys
+        sys.stderr.write(f"insitu[{self.rank}] CRITICAL: {msg}\n")
+        sys.stderr.flush()
+        time.sleep(min(2.0, self.timeout))  # let the other waiting ranks say where they are
+        self.abort(EXIT_HANG)
 
     @classmethod
     def from_fortran(cls, handle: int) -> "MPIComm":
         """Duplicate the communicator a Fortran host passed as an integer."""
         from mpi4py import MPI
         return cls(MPI.Comm.f2py(handle).Dup(), owned=True)
+
+    def barrier(self, what: str = "barrier") -> None:
+        self.collectives += 1
+        self._wait(self.comm.Ibarrier(), what)
 
     def _op_for(self, plan: ReductionPlan):
         key = id(plan)
@@ -101,13 +157,14 @@ class MPIComm(BaseComm):
             return
         rtype, op = self._op_for(plan)
         self.collectives += 1
-        self.comm.Allreduce(self._MPI.IN_PLACE, [plan.record, 1, rtype], op)
+        self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, [plan.record, 1, rtype], op),
+                   "the step's reduction")
 
     def allgather_int64(self, local: np.ndarray) -> np.ndarray:
         local = np.ascontiguousarray(local, dtype=np.int64)
         out = np.empty((self.size, local.size), dtype=np.int64)
         self.collectives += 1
-        self.comm.Allgather(local, out)
+        self._wait(self.comm.Iallgather(local, out), "an allgather")
         return out
 
     def allreduce_int64(self, local: np.ndarray, op: str) -> np.ndarray:
@@ -115,15 +172,17 @@ class MPIComm(BaseComm):
         local = np.ascontiguousarray(local, dtype=np.int64)
         out = np.empty_like(local)
         self.collectives += 1
-        self.comm.Allreduce(local, out, {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op])
+        self._wait(self.comm.Iallreduce(local, out, {"sum": MPI.SUM, "max": MPI.MAX,
+                                                     "min": MPI.MIN}[op]),
+                   f"an integer {op} reduction")
         return out
 
     def bcast_bytes(self, data: Optional[bytes], root: int = 0) -> bytes:
         n = np.array([len(data) if self.rank == root else 0], dtype=np.int64)
-        self.comm.Bcast(n, root=root)
+        self._wait(self.comm.Ibcast(n, root=root), "a broadcast")
         buf = np.frombuffer(data, dtype=np.uint8).copy() if self.rank == root \
             else np.empty(int(n[0]), dtype=np.uint8)
-        self.comm.Bcast(buf, root=root)
+        self._wait(self.comm.Ibcast(buf, root=root), "a broadcast")
         self.collectives += 2
         return buf.tobytes()
 
@@ -131,8 +190,11 @@ class MPIComm(BaseComm):
         self._MPI.COMM_WORLD.Abort(code)
 
     def split(self, color: int) -> "MPIComm":
+        # MPI has no non-blocking split: a watched barrier first, so a rank
+        # that never comes is caught there instead of hanging in Split.
+        self.barrier("a communicator split")
         self.collectives += 1
-        return MPIComm(self.comm.Split(int(color), self.rank), owned=True)
+        return MPIComm(self.comm.Split(int(color), self.rank), owned=True, timeout=self.timeout)
 
     def free(self) -> None:
         for rtype, op, _ in self._ops.values():
@@ -155,6 +217,9 @@ class FakeWorld:
         self.size = size
         self._barrier = threading.Barrier(size, timeout=timeout)
         self._slots: list = [None] * size
+        #: (rank, code) of every abort: a test can tell an abort from a
+        #: barrier that timed out because ranks never met (a hang)
+        self.aborted: list = []
 
     def comm(self, rank: int) -> "FakeComm":
         return FakeComm(self, rank)
@@ -185,6 +250,9 @@ class FakeWorld:
         secondary = (threading.BrokenBarrierError, CommError)
         first = next((e for e in errors if e is not None and not isinstance(e, secondary)),
                      next((e for e in errors if e is not None), None))
+        if isinstance(first, secondary) and self.aborted:
+            rank, code = self.aborted[0]
+            raise CommError(f"fake rank {rank} aborted with code {code}") from first
         if first is not None:
             raise first
         return results
@@ -231,8 +299,13 @@ class FakeComm(BaseComm):
         return self.world.exchange(self.rank, data)[root]
 
     def abort(self, code: int = 1) -> None:
+        self.world.aborted.append((self.rank, code))
         self.world._barrier.abort()
         raise CommError(f"fake rank {self.rank} aborted with code {code}")
+
+    def barrier(self, what: str = "barrier") -> None:
+        self.collectives += 1
+        self.world.exchange(self.rank, None)
 
     def split(self, color: int) -> "FakeComm":
         self.collectives += 1

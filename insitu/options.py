@@ -79,6 +79,10 @@ CONFIG = s.Record({
                            doc="bitwise-reproducible global sums and means for any "
                                "decomposition (one more integer Allreduce per step)"),
     "log_level": s.Enum(["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO"),
+    "hang_timeout_seconds": s.Num(default=600.0, minimum=0.0,
+                                  doc="end the job when a rank waits this long in an insitu "
+                                      "collective for ranks that never join it (0: wait "
+                                      "forever)"),
 })
 
 

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, comm) -> int:
         raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
     try:
         model.declare(api)
-    except FieldError as exc:
+    except (FieldError, StepError) as exc:  # checked collectively: every rank raises
         raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
     bar = Progress(args.steps, enabled=comm.Get_rank() == 0 and not args.no_progress)
     for step in range(1, args.steps + 1):
@@ -113,8 +113,7 @@ def run(args: argparse.Namespace, comm) -> int:
             results = api.step(step, model.time)
         except ConfigError as exc:
             raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
-        except StepError as exc:  # found by the step's reduction: every rank knows
-            api.finalize()
+        except StepError as exc:  # found by the step's handshake: every rank knows
             raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
         bar.update(step, progress_label(results))
     bar.close()

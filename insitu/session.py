@@ -26,7 +26,7 @@ from .groups import ReduceGroup, project
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
 from .fields import DTYPE_CODES, MAX_NDIM, FieldError, FieldSlot, make_spec
-from .reduction import MAX, MIN, SUM, ReductionPlan
+from .reduction import MIN, SUM, ReductionPlan
 from .schema import ConfigError
 from .writer import H5Writer, MemoryWriter
 
@@ -55,6 +55,21 @@ class _Where:
 EXIT_CONFIG, EXIT_ANALYSIS, EXIT_INTERFACE = 2, 3, 4
 
 
+_DECLARE, _STEP, _FINALIZE = 1, 2, 3
+
+
+def _describe(kind: int, arg: int) -> str:
+    if kind == _STEP:
+        return f"insitu_step(step {arg})"
+    if kind == _DECLARE:
+        return "insitu_declare_field"
+    return "insitu_finalize" if kind == _FINALIZE else f"an unknown call {kind}"
+
+
+def _ranks(ranks: list) -> str:
+    return ", ".join(map(str, ranks[:8])) + (f" and {len(ranks) - 8} more" if len(ranks) > 8 else "")
+
+
 class StateError(RuntimeError):
     """A call came out of order (step before init, declare after the first step...)."""
 
@@ -70,6 +85,8 @@ class Session:
         self.comm = comm
         self.cfg = cfg
         self.host = host
+        if hasattr(comm, "timeout"):  # the watchdog of every insitu collective
+            comm.timeout = cfg["hang_timeout_seconds"]
         self.analyses = _analyses.build(cfg["analyses"], comm.rank, comm.size)
         self.on_error = cfg["on_error"]
         self.disabled: dict[int, int] = {}   # analysis index -> step it was disabled at
@@ -85,6 +102,7 @@ class Session:
         self.steps_written = 0
         self.last_results: dict = {}
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._call = np.zeros(2, dtype=np.int64)
         out = cfg["output"]
         path = output or out["path"]
         overwrite = out["overwrite"] if overwrite is None else overwrite
@@ -111,6 +129,8 @@ class Session:
             raise StateError(f"field {name!r} declared after the first step; "
                              "declare every field before calling step")
         rank = self.comm.rank
+        # The names are compared below, with a message of their own.
+        self._agree(_DECLARE, 0, f"insitu_declare_field({name!r})")
         meta = self.cfg["fields"].get(name, {}) if isinstance(name, str) else {}
         error = None
         try:
@@ -163,6 +183,35 @@ class Session:
         }
         log.debug("declared %s %s global %s", name, spec.dtype, spec.global_shape)
         return slot.index
+
+    def _agree(self, kind: int, arg: int, where: str) -> None:
+        """The handshake every collective insitu call starts with: one small
+        allgather of (call, argument), the same on every rank.
+
+        MPI matches collectives by order alone, so ranks in different insitu
+        calls (one declares while another steps, one finalizes while
+        another is at step 3) would otherwise pair unrelated collectives and
+        fail somewhere else, or hang.  Starting every call with the same
+        handshake means a mismatch always meets a handshake, and every rank
+        learns what every other rank was doing: each raises the same
+        :class:`StepError` naming the ranks and their calls.  A rank that
+        never arrives is left to the watchdog (``hang_timeout_seconds``)."""
+        self.comm.where = where
+        if self.comm.size == 1:
+            return
+        self._call[0], self._call[1] = kind, arg
+        table = self.comm.allgather_int64(self._call)
+        if (table == table[0]).all():
+            return
+        calls = {}
+        for r, (k, a) in enumerate(table):
+            calls.setdefault(_describe(int(k), int(a)), []).append(r)
+        said = "; ".join(f"rank(s) {_ranks(rs)} in {c}" for c, rs in calls.items())
+        if all(k == _STEP for k in table[:, 0]):
+            raise StepError(f"ranks disagree on the step number: {said}; every rank must call "
+                            "insitu_step with the same step")
+        raise StepError(f"ranks are in different insitu calls: {said}; every rank must make "
+                        "the same collective insitu calls in the same order")
 
     def expose(self, name: str, array: np.ndarray) -> np.ndarray:
         """The Python route: view a model's numpy array (local, no copy)."""
@@ -272,8 +321,6 @@ class Session:
                                   "code": compile(tree, f"<trigger {t['name']}>", "eval"),
                                   "fired": 0})
         self.trigger_events = []
-        self._step_min = self.plan.reserve(MIN)
-        self._step_max = self.plan.reserve(MAX)
         self.plan.freeze()
         for g in (*self.groups.values(), *self.pre_groups.values()):
             g.plan.freeze()
@@ -382,6 +429,12 @@ class Session:
         """
         if self.closed:
             raise StateError("step after finalize")
+        step = int(step)
+        # Every rank, every step, before anything can return early: ranks on
+        # different steps (one skipped a call, or its loop ran longer) are
+        # caught here, together, instead of meeting in mismatched
+        # collectives later.
+        self._agree(_STEP, step, f"insitu_step(step {step})")
         if not self.bound:
             try:
                 self._bind()
@@ -391,7 +444,6 @@ class Session:
                 # output file exists.  It is a config error.
                 raise ConfigError(f"the config does not fit the declared fields: {exc}") \
                     from None
-        step = int(step)
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
             return {}
@@ -417,12 +469,7 @@ class Session:
                     g.plan.record[gsl] = g.plan.identity[gsl]
                 record[self._err_count[a.index]] = 1
                 record[self._err_rank[a.index]] = self.comm.rank
-        record[self._step_min] = step
-        record[self._step_max] = step
         self.comm.reduce_record(self.plan)
-        if record[self._step_min] != record[self._step_max]:
-            raise StepError(f"ranks disagree on the step number at step {step}: they range "
-                            f"from {record[self._step_min]:.0f} to {record[self._step_max]:.0f}")
         # Second phase (reproducible sums): exact integer words, one Allreduce.
         # A failure here cannot be agreed on without another collective, so
         # it always aborts; phase 1 ran the same views without failing.
@@ -589,6 +636,10 @@ class Session:
         if self.closed:
             raise StateError("finalize called twice")
         try:
+            # The file's close is a collective HDF5 call that cannot be
+            # watched; the watched handshake first catches a rank that never
+            # finalizes (or is still stepping) instead of hanging in it.
+            self._agree(_FINALIZE, 0, "insitu_finalize")
             if not self.bound and self.analyses:
                 # A run that never stepped still leaves a readable file.
                 try:

@@ -26,10 +26,11 @@ def test_stats_equal_numpy_on_fake_ranks(case, nranks):
     check_against_numpy(case, outs[0]["results"])
 
 
-def test_one_collective_per_step_however_many_analyses():
+def test_two_collectives_per_step_however_many_analyses():
+    """The step check, which comes before any early return, and the record."""
     for copies in (1, 10, 50):
         outs = FakeWorld(3).run(run_case, "c2d-uneven", 2, None, copies)
-        assert outs[0]["collectives_per_step"] == 1, copies
+        assert outs[0]["collectives_per_step"] == 2, copies
 
 
 def test_bad_declaration_on_one_rank_raises_on_all_ranks():
@@ -98,10 +99,17 @@ def _drive(comm, cfg, steps=3):
 
 
 @pytest.mark.parametrize("ranks", ["first", "last", "random", "all", "1"])
-def test_abort_policy_never_hangs(ranks):
-    from insitu.analyses import InjectedFault
-    with pytest.raises((CommError, InjectedFault)):
-        FakeWorld(4, timeout=20).run(_drive, _faulty("abort", ranks))
+def test_abort_policy_aborts_and_never_hangs(ranks):
+    """The failing rank calls abort with status 3; a barrier that timed out
+    (ranks that never met, a hang) would raise another CommError, which no
+    longer passes."""
+    import time
+    world = FakeWorld(4, timeout=20)
+    t0 = time.monotonic()
+    with pytest.raises(CommError, match="aborted with code 3"):
+        world.run(_drive, _faulty("abort", ranks))
+    assert world.aborted and {code for _, code in world.aborted} == {3}
+    assert time.monotonic() - t0 < 10
 
 
 @pytest.mark.parametrize("ranks", ["first", "last", "random", "all"])
