@@ -3,6 +3,21 @@ Python stand-in models call exactly these functions: one code path.
 
 They hold the one piece of global state insitu has, the current
 :class:`~insitu.session.Session`.
+
+Threads: a process has one session, owned by the thread that called
+:func:`init`.  Every later call (declare, expose, step, finalize, and
+:func:`session`) must come from that thread; a call from another thread
+raises :class:`~insitu.session.StateError` naming both threads, before any
+MPI call.  The session's collectives must be made in the same order on
+every rank, which one thread per rank guarantees and several do not, and
+under ``MPI_THREAD_SINGLE`` or ``MPI_THREAD_FUNNELED`` (what a Fortran
+``MPI_Init`` gives) MPI may only be called from the main thread at all: so
+:func:`init` itself is refused off the main thread below
+``MPI_THREAD_SERIALIZED``.  The C ABI goes through these functions, so a
+C or Fortran host that calls insitu from an OpenMP or pthread worker gets
+``INSITU_ERR_STATE`` with the same message (``insitu_expose`` only records
+a pointer in C and is not checked).  Fake ranks (tests) are threads by
+design and are exempt: each keeps its own session.
 """
 from __future__ import annotations
 
@@ -23,16 +38,60 @@ _session: Optional[Session] = None
 _fake = threading.local()
 
 
-def _current() -> Optional[Session]:
-    return getattr(_fake, "session", None) or _session
+#: ``(ident, name)`` of the thread that opened ``_session``.
+_owner: Optional[tuple] = None
+
+
+def _thread_label(ident: int, name: str) -> str:
+    return f"thread {name!r} (ident {ident})"
+
+
+def _check_thread(call: Optional[str]) -> None:
+    """Refuse a call on the process's session from a thread that does not own it."""
+    if _owner is None or threading.get_ident() == _owner[0]:
+        return
+    me = _thread_label(threading.get_ident(), threading.current_thread().name)
+    raise StateError(
+        f"{'insitu.' + call if call else 'insitu'} called from {me}, but the "
+        f"session was opened by {_thread_label(*_owner)}: every insitu call must come from "
+        f"the thread that called init (one session per process; its collectives must be made "
+        f"in order by one thread)")
+
+
+def _current(call: Optional[str] = None) -> Optional[Session]:
+    fake = getattr(_fake, "session", None)
+    if fake is not None:
+        return fake
+    if _session is not None and not _session.closed:
+        _check_thread(call)
+    return _session
 
 
 def _set_current(s: Optional[Session], comm) -> None:
-    global _session
+    global _session, _owner
     if isinstance(comm, FakeComm):
         _fake.session = s
     else:
         _session = s
+        _owner = None if s is None else (threading.get_ident(), threading.current_thread().name)
+
+
+def _check_init_thread(comm) -> None:
+    """Below MPI_THREAD_SERIALIZED only the main thread may call MPI: refuse
+    init elsewhere, before the communicator is duplicated."""
+    if isinstance(comm, FakeComm) or not (isinstance(comm, MPIComm) or hasattr(comm, "Dup")):
+        return
+    from mpi4py import MPI
+    if MPI.Is_initialized() and not MPI.Is_finalized() \
+            and MPI.Query_thread() < MPI.THREAD_SERIALIZED and not MPI.Is_thread_main():
+        level = {MPI.THREAD_SINGLE: "MPI_THREAD_SINGLE",
+                 MPI.THREAD_FUNNELED: "MPI_THREAD_FUNNELED"}.get(MPI.Query_thread(),
+                                                              str(MPI.Query_thread()))
+        me = threading.current_thread()
+        raise StateError(
+            f"insitu.init called from {_thread_label(threading.get_ident(), me.name)}, which is "
+            f"not MPI's main thread: under {level} only the thread that initialised MPI may "
+            f"make MPI calls; call insitu from that thread")
 
 
 def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
@@ -50,7 +109,7 @@ def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
     output, overwrite
         Override ``output.path`` and ``output.overwrite`` (the CLI's flags).
     """
-    current = _current()
+    current = _current("init")
     if current is not None and not current.closed:
         raise StateError("init called while a session is open (double init)")
     if config is None:
@@ -59,6 +118,7 @@ def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
     if comm is None:
         from mpi4py import MPI
         comm = MPI.COMM_WORLD
+    _check_init_thread(comm)
     if not isinstance(comm, BaseComm):
         comm = MPIComm(comm.Dup(), owned=True)
     _setup_logging(comm.rank, cfg["log_level"])
@@ -72,9 +132,10 @@ def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
     return s
 
 
-def session() -> Session:
-    """The open session; StateError if there is none."""
-    s = _current()
+def session(call: Optional[str] = None) -> Session:
+    """The open session; StateError if there is none, or if this thread did
+    not open it."""
+    s = _current(call)
     if s is None or s.closed:
         raise StateError("no open insitu session: call init first")
     return s
@@ -83,23 +144,23 @@ def session() -> Session:
 def declare_field(name: str, dtype, global_shape, offset, local_shape,
                   halo_lo=None, halo_hi=None, order="C") -> int:
     """Declare a field (collective); see ``insitu_declare_field`` in insitu.h."""
-    return session().declare(name, dtype, global_shape, offset, local_shape,
+    return session("declare_field").declare(name, dtype, global_shape, offset, local_shape,
                              halo_lo, halo_hi, order)
 
 
 def expose(name: str, array: np.ndarray) -> np.ndarray:
     """Hand the field's current local array (halos included) to insitu; no copy."""
-    return session().expose(name, array)
+    return session("expose").expose(name, array)
 
 
 def step(step: int, time: float = 0.0) -> dict:
     """Run the analyses due at ``step`` (collective)."""
-    return session().step(step, time)
+    return session("step").step(step, time)
 
 
 def finalize() -> None:
     """Close the output and free insitu's communicators (collective)."""
-    s = session()
+    s = session("finalize")
     try:
         s.finalize()
     finally:
