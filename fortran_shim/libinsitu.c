@@ -154,6 +154,17 @@ static int check_exposed(int i, const char *name, int dtype, int ndim, const int
 
 EXPORT const char *insitu_last_error(void) { return errbuf; }
 
+/* At exit: a host that never called insitu_finalize leaves a file that is
+ * not marked finished (and loses rows still buffered); say so.  The
+ * embedded interpreter is never finalized, so Python's atexit cannot. */
+static void warn_unfinished(void)
+{
+    if (state == OPEN)
+        fprintf(stderr, "insitu[%d] WARNING: the process is exiting without insitu_finalize; "
+                        "the output keeps the steps flushed so far but is not marked finished\n",
+                myrank);
+}
+
 EXPORT int insitu_init(int fcomm, const char *config_path)
 {
     errbuf[0] = '\0';
@@ -165,6 +176,8 @@ EXPORT int insitu_init(int fcomm, const char *config_path)
     if (r != INSITU_OK) return r;
     r = from_python(_insitu_py_init(fcomm, config_path), "insitu_init");
     if (r == INSITU_OK) {
+        static int hooked = 0;
+        if (!hooked) hooked = atexit(warn_unfinished) == 0;
         state = OPEN;
         finalized = 0;
         nfields = 0;

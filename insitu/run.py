@@ -43,9 +43,11 @@ def _abort_on_error(comm, exc: BaseException, status: int = 1) -> None:
     """An error only this rank may have seen: the others may be waiting in
     a collective already, so the job must end here."""
     from .fields import FieldError
-    if isinstance(exc, FieldError):  # a plain message names field and rank
-        sys.stderr.write(f"insitu[{comm.Get_rank()}] CRITICAL: model interface error, "
-                         f"aborting the job: {exc}\n")
+    from .writer import OutputError
+    if isinstance(exc, (FieldError, OutputError)):  # a plain message says it all
+        what = "model interface error" if isinstance(exc, FieldError) else "output error"
+        sys.stderr.write(f"insitu[{comm.Get_rank()}] CRITICAL: {what}, aborting the job: "
+                         f"{exc}\n")
     else:
         sys.stderr.write(f"insitu[{comm.Get_rank()}] CRITICAL: unhandled "
                          f"{type(exc).__name__}, aborting the job:\n"
@@ -129,7 +131,8 @@ def run(args: argparse.Namespace, comm) -> int:
 def main(argv=None) -> int:
     """Run; map failures to the exit statuses in the README's table:
     0 ok, 2 config or usage, 3 an analysis error (``on_error: abort``, via
-    ``MPI_Abort``), 4 a model-interface error."""
+    ``MPI_Abort``), 4 a model-interface error, 5 the output could not be
+    written."""
     args = parse_args(argv)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     from .mpiio import apply_defaults; apply_defaults()  # noqa: E702 - before MPI_Init; docs/mpiio.md
@@ -138,7 +141,8 @@ def main(argv=None) -> int:
     from .fields import FieldError
     from .log import setup
     from .options import ConfigError
-    from .session import EXIT_CONFIG, EXIT_INTERFACE
+    from .session import EXIT_CONFIG, EXIT_INTERFACE, EXIT_OUTPUT
+    from .writer import OutputError
 
     comm = MPI.COMM_WORLD
     setup(comm.Get_rank())
@@ -154,8 +158,11 @@ def main(argv=None) -> int:
             sys.stderr.write(f"insitu: config error: {exc}\n")
         return EXIT_CONFIG
     except BaseException as exc:  # noqa: BLE001 - never leave ranks hanging
-        status = EXIT_INTERFACE if isinstance(exc, FieldError) else 1
-        if comm.Get_size() == 1:
+        status = EXIT_INTERFACE if isinstance(exc, FieldError) else \
+            EXIT_OUTPUT if isinstance(exc, OutputError) else 1
+        # An output error aborts even alone: the file cannot be closed on a
+        # full disk, and the interpreter's teardown would try, noisily.
+        if comm.Get_size() == 1 and not isinstance(exc, OutputError):
             sys.stderr.write(f"insitu: {type(exc).__name__}: {exc}\n")
             if status == 1:
                 raise

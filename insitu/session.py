@@ -8,6 +8,7 @@ drive it through :mod:`insitu.api`, so both routes run this code.
 """
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import logging
 import platform
@@ -51,8 +52,9 @@ class _Where:
 
 #: Exit statuses of a job that insitu ends (README, "What happens when
 #: something goes wrong"): 2 a config or usage error, 3 an analysis error
-#: under ``on_error: abort``, 4 a mistake at the model interface.
-EXIT_CONFIG, EXIT_ANALYSIS, EXIT_INTERFACE = 2, 3, 4
+#: under ``on_error: abort``, 4 a mistake at the model interface, 5 the
+#: output could not be written (a full disk).
+EXIT_CONFIG, EXIT_ANALYSIS, EXIT_INTERFACE, EXIT_OUTPUT = 2, 3, 4, 5
 
 
 _DECLARE, _STEP, _FINALIZE = 1, 2, 3
@@ -112,6 +114,21 @@ class Session:
         self.writer = writer_cls(comm, path, overwrite, time_attrs, out["flush_every"])
         log.info("session open: %d rank(s), output %s",
                  comm.size, getattr(self.writer, "path", "<memory>"))
+        if isinstance(comm, MPIComm):
+            atexit.register(self._warn_unfinished)
+
+    def _warn_unfinished(self) -> None:
+        """At exit, say so if the model never called finalize: the file then
+        holds every flushed step but no ``insitu_finished`` attribute, and
+        the steps still buffered (``flush_every`` > 1) are lost.  (A C or
+        Fortran host's embedded Python never exits; libinsitu's own exit
+        hook says the same there.)"""
+        if not self.closed:
+            sys.stderr.write(
+                f"insitu[{self.comm.rank}] WARNING: the process is exiting without "
+                f"insitu finalize; {getattr(self.writer, 'path', 'the output')} keeps the "
+                f"{self.steps_written} output step(s) flushed so far but is not marked "
+                "finished (python -m insitu.inspect shows it)\n")
 
     # -- declaration -------------------------------------------------------
     def declare(self, name, dtype, global_shape, offset, local_shape,
@@ -652,6 +669,7 @@ class Session:
             self.writer.close()
         finally:
             self.closed = True
+            atexit.unregister(self._warn_unfinished)
             for g in (*getattr(self, "groups", {}).values(),
                       *getattr(self, "pre_groups", {}).values()):
                 g.free()

@@ -177,6 +177,8 @@ class H5Writer:
         # run that fails on its config leaves no file behind (and replaces
         # no file with an empty one).
         self.file = None
+        self.last_step = None   # the newest step handed to append
+        self.safe_step = None   # the newest step flushed to the file
         self.datasets: dict[str, object] = {}
         self._vars: dict[str, Variable] = {}
 
@@ -292,19 +294,42 @@ class H5Writer:
         survive a crash in any case, so buffering until then loses nothing
         that was safe."""
         self.pending[axis].append((step, time, values, bounds))
+        self.last_step = step
         if axis != "time" or (self.written[axis] + len(self.pending[axis])) % self.flush_every == 0:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered entries and flush the file (collective)."""
-        wrote = False
-        for axis, rows in self.pending.items():
-            if rows:
-                self._write_rows(axis, rows)
-                self.pending[axis] = []
-                wrote = True
-        if wrote:
-            self.file.flush()
+        """Write the buffered entries and flush the file (collective).
+
+        A write that fails (a full disk, an I/O error) is reported as an
+        :class:`OutputError` that names the cause, the step and what the
+        file still holds, instead of HDF5's "Unable to set dataset extent"."""
+        try:
+            wrote = False
+            for axis, rows in self.pending.items():
+                if rows:
+                    self._write_rows(axis, rows)
+                    self.pending[axis] = []
+                    wrote = True
+            if wrote:
+                self.file.flush()
+                self.safe_step = self.last_step
+        except (OSError, RuntimeError) as exc:
+            raise OutputError(self._write_failure(exc)) from None
+
+    def _write_failure(self, exc: BaseException) -> str:
+        import shutil
+        directory = os.path.dirname(self.path)
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError:
+            free = None
+        cause = ("no space left on device" if free is not None and free < 1 << 20
+                 else f"the write failed ({exc})")
+        kept = (f"steps up to {self.safe_step} are in the file" if self.safe_step is not None
+                else "no step had been written yet")
+        return (f"{cause} while writing step {self.last_step} to {self.path} "
+                f"({free if free is not None else '?'} bytes free); {kept}")
 
     def _write_rows(self, axis: str, rows) -> None:
         ax = self.axes[axis]

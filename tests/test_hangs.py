@@ -61,3 +61,14 @@ def test_a_rank_that_never_arrives_is_caught_by_the_watchdog(nranks, tmp_path):
         assert (f"rank {rank} of {nranks} waited 3 s in insitu_step(step 3)" in r.stderr), \
             r.stderr[-3000:]
     assert "hang_timeout_seconds" in r.stderr
+
+
+def test_exit_without_finalize_is_said_and_the_file_keeps_its_steps(tmp_path):
+    import h5py
+    r, _ = _launch("no-finalize", 2, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for rank in (0, 1):
+        assert f"insitu[{rank}] WARNING: the process is exiting without insitu finalize" \
+            in r.stderr, r.stderr[-2000:]
+    with h5py.File(tmp_path / "out.h5", "r", locking=False) as f:
+        assert list(f["step"][...]) == [2, 4, 6] and "insitu_finished" not in f.attrs

@@ -13,6 +13,7 @@ Modes:
                      for it).
 ``stuck``            the last rank stops calling insitu after step 2 and
                      sleeps (a model stuck in its own loop).
+``no-finalize``      every rank steps and exits without finalize.
 
 Without insitu's watchdog and step check, each of these waits in a
 collective until the batch system kills the job.  An exception ends the
@@ -54,7 +55,8 @@ def main() -> int:
             if mode != "partial-declare" or rank == 0:
                 api.expose("T", a)
             api.step(step, float(step))
-        api.finalize()
+        if mode != "no-finalize":
+            api.finalize()
     except BaseException as exc:  # noqa: BLE001 - never leave the other ranks waiting
         sys.stderr.write(f"misuse[{rank}]: {type(exc).__name__}: {exc}\n"
                          + "".join(traceback.format_exception(exc)))

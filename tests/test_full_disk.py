@@ -1,0 +1,50 @@
+"""A full disk during a run (issue 11): a clear error naming the cause, the
+step and what the file still holds, a non-zero exit, and every step written
+before it readable by h5py and both xarray engines.  The disk is a small
+tmpfs mounted by the test (root only; skipped with the reason otherwise)."""
+import re
+import subprocess
+
+import h5py
+import pytest
+import xarray as xr
+
+from conftest import PYTHON, mpirun
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("nranks", [1, 2])
+def test_full_disk_names_the_cause_and_keeps_earlier_steps(small_disk, tmp_path, nranks):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("fields: {T: {dims: [y, x]}}\nanalyses:\n  - {kind: stats, field: T}\n"
+                   "  - {kind: reduce, field: T, over: [x]}\n")
+    out = small_disk / "o.h5"
+    r = mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--shape", 200, 100,
+                        "--steps", 2000, "--config", cfg, "--output", out],
+               timeout=180, check=False)
+    assert r.returncode == 5, r.stderr[-3000:]
+    m = re.search(r"no space left on device while writing step (\d+) to \S+ \(\d+ bytes free\); "
+                  r"steps up to (\d+) are in the file", r.stderr)
+    assert m, r.stderr[-3000:]
+    failed, kept = int(m.group(1)), int(m.group(2))
+    assert kept == failed - 1 and kept > 10
+    assert "Traceback" not in r.stderr
+    with h5py.File(out, "r", locking=False) as f:
+        assert list(f["step"][...]) == list(range(1, kept + 1))
+    for engine in ("h5netcdf", "netcdf4"):
+        with xr.open_dataset(out, engine=engine) as ds:
+            ds.load()
+            assert ds.sizes["time"] == kept
+            assert not ds["T_mean"].isnull().any()
+            assert not ds["T_mean_over_x"].isnull().any()
