@@ -77,6 +77,7 @@ def test_user_analysis_sees_only_its_region():
     ("wrong_shape", "returned outputs ['x'], the config declares"),
     ("not_a_dict", "returned float, expected a dict"),
     ("writes_model_memory", "read-only"),
+    ("calls_sys_exit", "SystemExit: 3"),  # the analysis failed; the model runs on
 ])
 def test_user_analysis_mistakes_are_reported_and_skipped(fn, message):
     cfg = {**USER, "function": f"{HERE / 'user_analyses.py'}:{fn}",

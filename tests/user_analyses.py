@@ -23,3 +23,10 @@ def not_a_dict(views, meta, comm):
 def writes_model_memory(views, meta, comm):
     views["T"][...] = 0.0
     return {"x": 0.0}
+
+
+def calls_sys_exit(views, meta, comm):
+    import sys
+    if comm.rank == comm.size - 1:
+        sys.exit(3)
+    return {"x": 0.0}
