@@ -115,3 +115,51 @@ def _bind_error(nranks, analysis, shape=(24, 32)):
 ])
 def test_bad_analysis_configs_are_refused_on_every_rank(analysis, nranks, shape, message):
     assert message in _bind_error(nranks, analysis, shape)
+
+
+@pytest.mark.parametrize("nranks", [1, 3])
+def test_ddof_and_fields_without_a_finite_value(nranks):
+    """ddof: 0 (numpy's default) or 1, for stats and windows; a field with
+    no finite value gives count 0 and sum 0 (numpy's nansum, xarray's skipna
+    sum) and NaN for the rest (issue 10)."""
+    shape = (7, 5)
+    full = np.sin(np.arange(35.0)).reshape(shape) * 3.0 + 1.0
+
+    def body(comm):
+        rows = np.array_split(np.arange(shape[0]), comm.size)[comm.rank]
+        api.init(comm, {"fields": {"T": {"dims": ["y", "x"]}},
+                        "derived": {"N": "T * log(-1.0)"},  # NaN everywhere
+                        "analyses": [{"kind": "stats", "field": "T", "stats": ["var", "std"],
+                                      "ddof": 1},
+                                     {"kind": "stats", "field": "T", "name": "p",
+                                      "stats": ["var"]},
+                                     {"kind": "stats", "field": "N"},
+                                     {"kind": "window", "source": "p", "steps": 3,
+                                      "ops": ["var"], "ddof": 1}]})
+        try:
+            api.declare_field("T", np.float64, shape, (int(rows[0]), 0), (len(rows), 5))
+            got, s = [], api.session()
+            for step in (1, 2, 3):
+                api.expose("T", np.ascontiguousarray(full[rows] * step))
+                got.append(api.step(step, float(step)))
+            return got, s.writer.axes
+        finally:
+            api.finalize()
+
+    outs = FakeWorld(nranks).run(body)
+    got, axes = outs[0]
+    assert got[0]["T_var"] == pytest.approx(full.var(ddof=1), rel=1e-13)
+    assert got[0]["T_std"] == pytest.approx(full.std(ddof=1), rel=1e-13)
+    assert got[0]["p_var"] == pytest.approx(full.var(), rel=1e-13)
+    assert got[0]["N_count"] == 0 and got[0]["N_sum"] == 0.0 and got[0]["N_nan_count"] == 35
+    for k in ("mean", "min", "max", "std"):
+        assert np.isnan(got[0][f"N_{k}"]), k
+    series = [full.var() * s * s for s in (1, 2, 3)]
+    (window,) = axes.values()
+    assert window[0][3]["p_var_w3_var"] == pytest.approx(np.var(series, ddof=1), rel=1e-12)
+
+
+def test_ddof_with_weights_is_refused():
+    with pytest.raises(ConfigError, match=r"analyses\[0\].ddof: weighted var"):
+        from insitu.options import parse
+        parse({"analyses": [{"kind": "stats", "field": "T", "weights": "a", "ddof": 1}]})

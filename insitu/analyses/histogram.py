@@ -4,7 +4,7 @@
 quantiles: [0.05, 0.5, 0.95]}`` writes, per output step:
 
 ``<name>``          (time, <name>_bin) int64 counts (numpy's bin rule)
-``<name>_below``    (time) finite values below the range
+``<name>_below``    (time) values below the range (-Inf included)
 ``<name>_above``    (time) values above the range (+Inf included)
 ``<name>_quantile`` (time, <name>_q) quantiles from the counts, linear
                     within a bin: accurate to one bin width (the

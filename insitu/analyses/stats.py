@@ -74,7 +74,10 @@ class Stats(Analysis):
                           unique=True, doc="which statistics to write"),
         "weights": _Weights(default=None),
         "region": rg.SCHEMA,
-    })
+        "ddof": s.Int(default=0, minimum=0,
+                      doc="delta degrees of freedom of var and std: 0 the population "
+                          "value (numpy's and xarray's default), 1 the sample value"),
+    }, check=lambda cfg, path: _check(cfg, path))
 
     @property
     def fields(self):
@@ -135,6 +138,8 @@ class Stats(Analysis):
                         f"cos(latitude) along {w['dim']}" if w["values"] == "coslat"
                         else f"given weights along {w['dim']}")
                     attrs["cell_methods"] += f" (weighted by {label})"
+            if stat in ("std", "var"):
+                attrs["insitu_ddof"] = int(self.cfg["ddof"])
             if self.cfg["region"]:
                 attrs["insitu_region"] = ", ".join(
                     f"{d}: [{o}, {o + n})" for d, o, n in zip(spec.dims, *self._rbox))
@@ -247,7 +252,8 @@ class Stats(Analysis):
             "mean": np.nan if empty else record[self._mom + 1],
             "min": np.nan if empty else record[self._min],
             "max": np.nan if empty else record[self._max],
-            "var": np.nan if empty else record[self._mom + 2] / n,
+            "var": np.nan if n <= self.cfg["ddof"] else
+                   record[self._mom + 2] / (n - self.cfg["ddof"]),
             "nan_count": int(record[self._nan]),
             "inf_count": int(record[self._inf]),
         }
@@ -278,3 +284,9 @@ def _expand(w, order):
         if i is None:
             w = np.expand_dims(w, axis)
     return w
+
+
+def _check(cfg, path):
+    if cfg["ddof"] and cfg["weights"] is not None:
+        raise s.ConfigError(f"{path}.ddof: weighted var and std are population values; "
+                            "ddof must be 0 with weights")

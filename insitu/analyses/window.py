@@ -53,11 +53,11 @@ class _Acc:
         self.lo = np.where(ok, np.minimum(self.lo, xv), self.lo)
         self.hi = np.where(ok, np.maximum(self.hi, xv), self.hi)
 
-    def value(self, op):
-        empty = self.n == 0
+    def value(self, op, ddof=0):
+        empty = self.n <= (ddof if op == "var" else 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             v = {"mean": self.mean, "min": self.lo, "max": self.hi,
-                 "var": self.m2 / self.n}[op]
+                 "var": self.m2 / (self.n - ddof)}[op]
         return np.where(empty, np.nan, v)
 
 
@@ -70,6 +70,8 @@ class Window(Analysis):
         "period": s.Num(default=None, minimum=0.0, open_range=False,
                         doc="window length in model time"),
         "ops": s.ListOf(s.Enum(OPS), default=["mean"], nonempty=True, unique=True),
+        "ddof": s.Int(default=0, minimum=0,
+                      doc="delta degrees of freedom of var: 0 population, 1 sample"),
     }, check=lambda cfg, path: _check(cfg, path))
 
     def __init__(self, index, cfg, rank=0, size=1):
@@ -111,6 +113,8 @@ class Window(Analysis):
                 attrs["cell_methods"] = (attrs.get("cell_methods", "") + " " + cm).strip()
                 if op == "var" and attrs.get("units", "1") != "1":
                     attrs["units"] = f"({attrs['units']})2"
+                if op == "var":
+                    attrs["insitu_ddof"] = int(self.cfg["ddof"])
                 out.append(Variable(f"{v.name}_{self.name}_{op}", np.dtype(np.float64), attrs,
                                     dims=v.dims, shape=v.shape, distributed=v.distributed,
                                     axis=self.axis.name))
@@ -139,9 +143,10 @@ class Window(Analysis):
             for op in self.cfg["ops"]:
                 out = f"{v.name}_{self.name}_{op}"
                 if v.distributed:
-                    values[out] = None if acc is None else Piece(acc[0], acc[1].value(op))
+                    values[out] = None if acc is None else \
+                        Piece(acc[0], acc[1].value(op, self.cfg["ddof"]))
                 else:
-                    values[out] = acc.value(op) if acc is not None else np.nan
+                    values[out] = acc.value(op, self.cfg["ddof"]) if acc is not None else np.nan
         bounds = (self.start, end_time)
         return values, bounds
 
