@@ -48,6 +48,9 @@ CONFIG = s.Record({
         "overwrite": s.Bool(default=False, doc="replace an existing file"),
         "flush_every": s.Int(default=1, minimum=1,
                              doc="flush the file every N output steps"),
+        "verify": s.Bool(default=False,
+                         doc="after each flush, re-read what each rank wrote and compare it "
+                             "bit for bit (an output error on a mismatch)"),
     }, default=None),
     "time": s.Record({
         "units": s.Str(default="1", doc="CF units of model time"),

@@ -111,7 +111,8 @@ class Session:
         time_attrs = {k: v for k, v in cfg["time"].items() if v is not None}
         if writer_cls is None:
             writer_cls = H5Writer if isinstance(comm, MPIComm) else MemoryWriter
-        self.writer = writer_cls(comm, path, overwrite, time_attrs, out["flush_every"])
+        self.writer = writer_cls(comm, path, overwrite, time_attrs, out["flush_every"],
+                                 verify=out["verify"])
         log.info("session open: %d rank(s), output %s",
                  comm.size, getattr(self.writer, "path", "<memory>"))
         if isinstance(comm, MPIComm):

@@ -158,9 +158,13 @@ def _attach_growing_axis(ds, scale) -> None:
     ds.attrs.create("DIMENSION_LIST", refs, dtype=h5py.vlen_dtype(h5py.ref_dtype))
 
 
+def _show_sel(sel) -> str:
+    return ", ".join(f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in sel)
+
+
 class H5Writer:
     def __init__(self, comm, path: str, overwrite: bool, time_attrs: Mapping,
-                 flush_every: int = 1) -> None:
+                 flush_every: int = 1, verify: bool = False) -> None:
         # Rank 0 names and checks the file; every rank learns the verdict, so
         # a bad path fails on all ranks at init instead of hanging at step 1.
         path = comm.bcast_str(os.path.abspath(path) if comm.rank == 0 else None)
@@ -172,6 +176,9 @@ class H5Writer:
         self.flush_every = flush_every
         self.time_attrs = dict(time_attrs)
         self.overwrite = overwrite
+        #: output.verify: re-read what this rank wrote after each flush
+        self.verify = verify
+        self._log: list = []   # (dataset, selection, the array written) since the last flush
         # The file itself is created by define(), at the first step, once
         # the whole config has been checked against the declared fields: a
         # run that fails on its config leaves no file behind (and replaces
@@ -313,9 +320,40 @@ class H5Writer:
                     wrote = True
             if wrote:
                 self.file.flush()
+                if self.verify:
+                    self._verify()
                 self.safe_step = self.last_step
         except (OSError, RuntimeError) as exc:
             raise OutputError(self._write_failure(exc)) from None
+
+    def _put(self, ds, sel, data) -> None:
+        """``ds[sel] = data``, remembered for :meth:`_verify` if it is on."""
+        ds[sel] = data
+        if self.verify:
+            self._log.append((ds, sel, np.asarray(data, dtype=ds.dtype)))
+
+    def _verify(self) -> None:
+        """``output.verify``: re-read every block this rank wrote since the
+        last flush and compare it, bit for bit, with what was written.
+
+        The flush has completed every rank's writes, so what is read is what
+        any later reader will see.  This catches an MPI-IO layer that loses
+        or overwrites cells (Open MPI 4.1's ompio did, docs/mpiio.md) at the
+        step it happens, while the run can still be stopped, instead of in
+        the analysis of a finished run.  Reads are independent: no
+        collective, and each rank checks only its own blocks."""
+        log, self._log = self._log, []
+        for ds, sel, want in log:
+            got = ds[sel]
+            if got.tobytes() != want.tobytes():
+                bad = int(np.count_nonzero(~((got == want) | (np.isnan(got) & np.isnan(want))
+                                              if want.dtype.kind == "f" else got == want)))
+                raise OutputError(
+                    f"output.verify: rank {self.comm.rank} re-read {ds.name.lstrip('/')}"
+                    f"[{_show_sel(sel)}] after step {self.last_step} and {bad} of {want.size} "
+                    f"cell(s) differ from what it wrote: the file system or MPI-IO layer lost "
+                    f"or overwrote them (docs/mpiio.md); steps up to {self.safe_step} were "
+                    "verified")
 
     def _write_failure(self, exc: BaseException) -> str:
         import shutil
@@ -340,21 +378,24 @@ class H5Writer:
             ds = self.datasets[name]
             ds.resize((n1, *ds.shape[1:]))
         if self.comm.rank == 0:
-            self.datasets[ax.name][n0:n1] = [r[1] for r in rows]
-            self.datasets[ax.step][n0:n1] = [r[0] for r in rows]
+            rows_sel = (slice(n0, n1),)
+            self._put(self.datasets[ax.name], rows_sel, np.array([r[1] for r in rows]))
+            self._put(self.datasets[ax.step], rows_sel, np.array([r[0] for r in rows]))
             if ax.bounds:
-                self.datasets[f"{ax.name}_bounds"][n0:n1] = [r[3] for r in rows]
+                self._put(self.datasets[f"{ax.name}_bounds"], rows_sel,
+                          np.array([r[3] for r in rows]))
             for name in names:
                 var = self._vars.get(name)
                 if var is None or var.distributed:
                     continue
                 present = [k for k, r in enumerate(rows) if name in r[2]]
                 if len(present) == len(rows):
-                    self.datasets[name][n0:n1] = np.asarray([r[2][name] for r in rows],
-                                                            dtype=var.dtype)
+                    self._put(self.datasets[name], rows_sel,
+                              np.asarray([r[2][name] for r in rows], dtype=var.dtype))
                 else:
                     for k in present:
-                        self.datasets[name][n0 + k] = rows[k][2][name]
+                        self._put(self.datasets[name], (n0 + k,),
+                                  np.asarray(rows[k][2][name], dtype=var.dtype))
         for k, r in enumerate(rows):
             for name in names:
                 var = self._vars.get(name)
@@ -378,6 +419,9 @@ class H5Writer:
         fspace = ds.id.get_space()
         fspace.select_hyperslab((n, *piece.start), (1, *data.shape))
         ds.id.write(h5s.create_simple(data.shape), fspace, data)  # default dxpl: independent
+        if self.verify:
+            sel = (n, *(slice(o, o + m) for o, m in zip(piece.start, data.shape)))
+            self._log.append((ds, sel, data))
 
     def set_attrs(self, attrs: Mapping) -> None:
         if self.file is None:

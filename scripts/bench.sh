@@ -23,6 +23,9 @@ done
 for n in 1 2; do
   mpiexec -n "$n" "$PY" $B/flush_cost.py "$@"  # flushing the output file
 done
+for n in 1 2; do
+  mpiexec -n "$n" "$PY" $B/verify_cost.py "$@" # output.verify on against off
+done
 for n in 1 2 4; do
   mpiexec -n "$n" "$PY" $B/scaling.py "$@"     # 8 per-step cost and peak memory per rank
 done

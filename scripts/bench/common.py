@@ -48,8 +48,23 @@ def machine() -> dict:
             cpu = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    flags = []
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next(l.split(":", 1)[1].split() for l in fh if l.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw",
+                        "avx512vl") if f in flags]
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__}
+            "numpy": np.__version__, "simd": " ".join(simd), "cpu_flags": " ".join(flags)}
+
+
+def describe_machine() -> str:
+    """One line for every report: the CPU differs between machines (some lack
+    AVX-512), and kernel figures depend on it."""
+    m = machine()
+    return f"machine: {m['cpu']}, {m['cores']} cores, SIMD: {m['simd'] or 'none found'}"
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
