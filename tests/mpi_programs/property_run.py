@@ -71,13 +71,6 @@ ALL_STATS = ["count", "sum", "mean", "min", "max", "std", "var", "nan_count", "i
 #: Each entry names the bug; the report lists them.  Never loosen a tolerance
 #: instead.  Set INSITU_PROPERTY_NO_KNOWN=1 to run with no exclusion.
 KNOWN: dict[str, str] = {
-    "stats-empty-sum": "issue 10 (no finite value): stats sum is 0.0 where the README says "
-                       "NaN ('A field with no finite value gives count 0 and NaN for the "
-                       "others'); the sum comparison is skipped when count == 0",
-    "histogram-neginf-below": "issue 10 (infinities): -Inf is counted in <name>_below, where "
-                              "insitu/analyses/histogram.py documents '_below: finite values "
-                              "below the range' (README: every analysis skips NaN and Inf); "
-                              "the below count is also accepted with the -Inf values added",
     "int32-fill-in-data": "issue 10 item 4: an int32 output (a trigger snapshot of an int32 "
                           "field) gets _FillValue -2147483647, a valid int32 value: a cell "
                           "that holds it reads back as NaN through xarray; the 'extremes' "
@@ -103,7 +96,8 @@ class Example(dict):
 
 def dump(ex) -> str:
     return yaml.safe_dump({"field_recipe": ex["recipe"], "decomposition": ex["decomp"],
-                           "config": ex["config"], "steps": ex["steps"]},
+                           "config": ex["config"], "steps": ex["steps"],
+                           "dt": ex.get("dt", 1.0)},
                           sort_keys=False, default_flow_style=None, width=100)
 
 
@@ -121,6 +115,8 @@ def make_field(recipe: dict, step: int) -> np.ndarray:
         p = rng.integers(0, 2, n).astype(np.float64)
     elif pat == "ramp":
         p = np.linspace(-1.0, 1.0, n) * (1.0 + 0.25 * step)
+    elif pat == "wide":  # magnitudes from 2**-90 to 1, both signs
+        p = rng.choice([-1.0, 1.0], n) * 2.0 ** rng.uniform(-90.0, 0.0, n)
     elif pat == "extremes":  # int32 only: the ends of the type's range, 0, and 2
         ends = [-2 ** 31, -2 ** 31 + 1, -2 ** 31 + 2, 2 ** 31 - 1, 0, 2]
         if known("int32-fill-in-data"):
@@ -289,7 +285,8 @@ def strategies(nworld: int):
             offset_factor = draw(st.sampled_from(factors))
             specials, all_nan = [], []
         else:
-            pattern = draw(st.sampled_from(["uniform", "ints", "binary", "constant", "ramp"]))
+            pattern = draw(st.sampled_from(["uniform", "ints", "binary", "constant", "ramp",
+                                            "wide"]))
             spread = draw(st.sampled_from([1.0, 1e-3, 1e3, 1e-30, 1e8]))
             offset_factor = draw(st.sampled_from(
                 [0.0, 1.0, -1.0, 1e3, 1e6, -1e9, 1e12, -1e12]))
@@ -299,6 +296,7 @@ def strategies(nworld: int):
             specials = [list(s) for s in specials]
             all_nan = draw(st.lists(st.integers(1, 5), max_size=1))
         steps = draw(st.integers(2, 5))
+        dt = draw(st.sampled_from([1.0, 0.25]))
         recipe = {"dtype": dtype, "shape": shape, "pattern": pattern, "spread": spread,
                   "offset_factor": offset_factor, "seed": draw(st.integers(0, 2 ** 16)),
                   "specials": specials, "all_nan_steps": all_nan}
@@ -336,6 +334,12 @@ def strategies(nworld: int):
                 return abs(off), spread
             return off, spread
 
+        coords = {}
+        for d in dims:
+            if draw(st.sampled_from([False, False, True])):
+                coords[d] = {"start": draw(st.sampled_from([0.0, -89.5, 10.25])),
+                             "step": draw(st.sampled_from([1.5, -2.0, 0.1])), "units": "m"}
+
         def region():
             if not draw(st.booleans()):
                 return None
@@ -344,7 +348,17 @@ def strategies(nworld: int):
                 if draw(st.booleans()):
                     lo = draw(st.integers(0, nd - 1))
                     hi = draw(st.integers(lo + 1, nd))
-                    out[d] = [lo, hi]
+                    how = draw(st.sampled_from(["index", "coord", "coord-mid"])) \
+                        if d in coords else "index"
+                    if how == "index":
+                        out[d] = [lo, hi]
+                    else:  # {from, to}: a closed range of coordinate values
+                        c0, h_ = coords[d]["start"], coords[d]["step"]
+                        a_, b_ = (lo, hi - 1) if how == "coord" else (lo - 0.5, hi - 0.5)
+                        ends = [c0 + h_ * a_, c0 + h_ * b_]
+                        if draw(st.booleans()):
+                            ends.reverse()
+                        out[d] = {"from": ends[0], "to": ends[1]}
             return out or None
 
         analyses = []
@@ -355,6 +369,9 @@ def strategies(nworld: int):
                  "every": draw(st.sampled_from([1, 1, 2]))}
             if kind == "stats":
                 a["stats"] = list(ALL_STATS)
+                ddof = draw(st.sampled_from([None, 0, 1]))
+                if ddof is not None:
+                    a["ddof"] = ddof
                 r = region()
                 if r:
                     a["region"] = r
@@ -391,10 +408,15 @@ def strategies(nworld: int):
             analyses.append(a)
         if draw(st.booleans()):
             src = draw(st.sampled_from([a["name"] for a in analyses]))
+            length = (("steps", draw(st.integers(1, 3))) if draw(st.booleans()) else
+                      ("period", draw(st.sampled_from([0.5, 1.0, 2.0, 3.0]))))
             analyses.append({"kind": "window", "name": "w0", "source": src,
-                             "steps": draw(st.integers(1, 3)),
+                             length[0]: length[1],
                              "ops": draw(st.lists(st.sampled_from(["mean", "min", "max", "var"]),
                                                   min_size=1, unique=True))})
+            ddof = draw(st.sampled_from([None, 0, 1]))
+            if ddof is not None:
+                analyses[-1]["ddof"] = ddof
         triggers = []
         if draw(st.booleans()):
             analyses.append({"kind": "stats", "name": "trig", "field": "u",
@@ -423,9 +445,11 @@ def strategies(nworld: int):
             config["reproducible"] = True
         if derived:
             config["derived"] = derived
+        if coords:
+            config["coords"] = coords
         if triggers:
             config["triggers"] = triggers
-        return Example(recipe=recipe, decomp=decomp, config=config, steps=steps,
+        return Example(recipe=recipe, decomp=decomp, config=config, steps=steps, dt=dt,
                        trees={k: list_tree(t) for k, t in trees.items()})
 
     return example()
@@ -488,7 +512,7 @@ def run_example(ex, world, path: str):
                     g = make_field(recipe, t)
                     buf[inner] = g[tuple(slice(o, o + n) for o, n in zip(off, shp))]
                     api.expose("u", buf)
-                    api.step(t, float(t))
+                    api.step(t, t * ex.get("dt", 1.0))
             finally:
                 api.finalize()
         except BaseException as exc:  # noqa: BLE001 - reported as the example failing
@@ -544,14 +568,14 @@ class Checker:
                       f"{int(bad.sum())} of {bad.size} wrong)")
 
 
-def var_exact(x: np.ndarray):
+def var_exact(x: np.ndarray, ddof: int = 0):
     n = x.size
     s = fsum(x)
     mean = s / n
-    return sum(((Fraction(float(v)) - mean) ** 2 for v in x), Fraction(0)) / n
+    return sum(((Fraction(float(v)) - mean) ** 2 for v in x), Fraction(0)) / (n - ddof)
 
 
-def stats_truth(x: np.ndarray, E: np.ndarray, integer: bool):
+def stats_truth(x: np.ndarray, E: np.ndarray, integer: bool, ddof: int = 0):
     """Reference stats of values ``x`` (original dtype) with per-element
     uncertainty ``E``: {stat: (value, tol, exact)}."""
     f = x.astype(np.float64).ravel()
@@ -562,8 +586,11 @@ def stats_truth(x: np.ndarray, E: np.ndarray, integer: bool):
     out = {"count": (n, 0, True), "nan_count": (int(np.isnan(f).sum()), 0, True),
            "inf_count": (int(np.isinf(f).sum()), 0, True)}
     if n == 0:
-        for k in ("sum", "mean", "min", "max", "std", "var"):
+        # README: "count 0 and sum 0 (as numpy.nansum ...), and NaN for mean,
+        # min, max, std and var"
+        for k in ("mean", "min", "max", "std", "var"):
             out[k] = (np.nan, 0, True)
+        out["sum"] = (0.0, 0, True)
         return out
     s = fsum(v)
     amax = float(np.abs(v).max())
@@ -573,7 +600,10 @@ def stats_truth(x: np.ndarray, E: np.ndarray, integer: bool):
     out["mean"] = (float(s / n), RTOL * amax + emax, integer and emax == 0)
     out["min"] = (float(v.min()), emax, emax == 0)
     out["max"] = (float(v.max()), emax, emax == 0)
-    V = var_exact(v)
+    if n <= ddof:
+        out["var"] = out["std"] = (np.nan, 0, True)
+        return out
+    V = var_exact(v, ddof)
     Vf = float(V)
     sd = math.sqrt(Vf)
     vtol = RTOL * Vf + 2 * sd * emax + emax * emax
@@ -582,15 +612,29 @@ def stats_truth(x: np.ndarray, E: np.ndarray, integer: bool):
     return out
 
 
-def box_slices(shape, dims, region):
-    region = region or {}
-    return tuple(slice(*region[d]) if d in region else slice(0, n) for d, n in zip(dims, shape))
+def box_slices(shape, dims, region, coords=None):
+    """The region's slices: [start, stop) indices, or {from, to}, the points
+    whose coordinate start + step * i lies in the closed range."""
+    out = []
+    for d, n in zip(dims, shape):
+        r = (region or {}).get(d)
+        if r is None:
+            out.append(slice(0, n))
+        elif isinstance(r, dict):
+            c = coords[d]
+            lo, hi = min(r["from"], r["to"]), max(r["from"], r["to"])
+            inside = [i for i in range(n) if lo <= c["start"] + c["step"] * i <= hi]
+            out.append(slice(inside[0], inside[-1] + 1))
+        else:
+            out.append(slice(*r))
+    return tuple(out)
 
 
 def hist_truth(x, E, edges):
-    """Counts by the documented rule: bin k holds edges[k] <= x < edges[k+1]
-    (the last bin also x == hi); ``_below`` counts finite values below the
-    range, ``_above`` values above it (+Inf included); NaN nowhere.
+    """Counts by the documented rule (README, "Histogram quantiles"): bin k
+    holds edges[k] <= x < edges[k+1] (the last bin also x == hi);
+    ``_below`` counts values below the range (-Inf included), ``_above``
+    values above it (+Inf included); NaN is skipped.
     Returns (counts, below, above, ambiguous)."""
     f = x.astype(np.float64).ravel()
     e = np.broadcast_to(E, x.shape).ravel()
@@ -604,8 +648,6 @@ def hist_truth(x, E, edges):
             continue
         if ev > 0 and np.isfinite(v) and np.any(np.abs(edges - v) <= ev):
             ambiguous += 1
-        if v == -np.inf:
-            continue  # see KNOWN / report: the rule for -Inf
         if v < lo:
             below += 1
         elif v > hi:
@@ -668,7 +710,9 @@ def check_example(ex, path: str) -> list[str]:
     if file_steps != rows:
         chk.fail(f"output steps {file_steps}, expected {rows}")
         return chk.problems
-    np.testing.assert_array_equal(ds["time"].values, np.array(rows, dtype=float))
+    dt = ex.get("dt", 1.0)
+    if not np.array_equal(ds["time"].values, np.array(rows, dtype=float) * dt):
+        chk.fail(f"time {ds['time'].values.tolist()}, expected steps {rows} x {dt}")
     row_of = {t: i for i, t in enumerate(rows)}
 
     def series(var, t):
@@ -691,8 +735,8 @@ def check_example(ex, path: str) -> list[str]:
                                      "the analysis is not due (expected fill)")
                 continue
             if a["kind"] == "stats":
-                sl = box_slices(x.shape, dims, a.get("region"))
-                truth = stats_truth(x[sl], E[sl], fint)
+                sl = box_slices(x.shape, dims, a.get("region"), cfg.get("coords"))
+                truth = stats_truth(x[sl], E[sl], fint, a.get("ddof", 0))
                 if cfg.get("reproducible") and not fint and truth["count"][0] > 0 and \
                         np.all(E[sl] == 0):
                     # README: "equal to the exact sum of the finite values rounded
@@ -705,8 +749,6 @@ def check_example(ex, path: str) -> list[str]:
                         truth["sum"] = (truth["sum"][0], 0, True)
                 for st_ in a["stats"]:
                     want, tol, exact = truth[st_]
-                    if st_ == "sum" and truth["count"][0] == 0 and known("stats-empty-sum"):
-                        continue
                     chk.close(f"{where}: {name}_{st_}", series(f"{name}_{st_}", t), want,
                               tol, exact)
             elif a["kind"] == "reduce":
@@ -729,10 +771,14 @@ def check_example(ex, path: str) -> list[str]:
                     if f_ > 1:
                         cd = f"{d}_c{f_}"
                         nc = x.shape[dims.index(d)] // f_
-                        chk.close(f"{name}: coordinate {cd}", ds[cd].values,
-                                  f_ * np.arange(nc) + (f_ - 1) / 2.0, 0, exact=True)
+                        want_c = f_ * np.arange(nc) + (f_ - 1) / 2.0
+                        c = cfg.get("coords", {}).get(d)
+                        if c:
+                            want_c = c["start"] + c["step"] * want_c
+                        chk.close(f"{name}: coordinate {cd}", ds[cd].values, want_c,
+                                  RTOL * np.abs(want_c))
             elif a["kind"] == "histogram":
-                sl = box_slices(x.shape, dims, a.get("region"))
+                sl = box_slices(x.shape, dims, a.get("region"), cfg.get("coords"))
                 lo, hi = a["range"]
                 edges = np.linspace(lo, hi, a["bins"] + 1)
                 fb = ds[f"{name}_bin_bounds"].values
@@ -743,12 +789,6 @@ def check_example(ex, path: str) -> list[str]:
                 counts, below, above, amb = hist_truth(x[sl], E[sl], edges)
                 got_c = series(name, t)
                 got_b, got_a = series(f"{name}_below", t), series(f"{name}_above", t)
-                xs = x[sl].astype(np.float64)
-                neginf = int(np.sum(xs == -np.inf))
-                if neginf and known("histogram-neginf-below"):
-                    below_alt = below + neginf
-                    if got_b == below_alt:
-                        below = below_alt
                 if amb == 0:
                     chk.close(f"{where}: {name}", got_c, counts, 0, exact=True)
                     chk.close(f"{where}: {name}_below", got_b, below, 0, exact=True)
@@ -783,7 +823,7 @@ def check_example(ex, path: str) -> list[str]:
                                          f"above {ga}, edges {edges.tolist()})")
     for a in cfg["analyses"]:
         if a["kind"] == "window":
-            check_window(chk, ds, a, cfg, due, row_of)
+            check_window(chk, ds, a, cfg, due, row_of, dt)
     for trig in cfg.get("triggers", []):
         check_trigger(chk, ds, trig, rows, row_of, env_by_step, integer)
     return chk.problems
@@ -815,24 +855,42 @@ def source_vars(ds, src_name, kind):
     return [src_name]
 
 
-def check_window(chk, ds, w, cfg, due, row_of):
+def check_window(chk, ds, w, cfg, due, row_of, dt):
     """Windows aggregate the source's results as written: their truth is the
-    exact mean/min/max/var (ddof 0) of the file's own source values over
-    each group of ``steps`` consecutive outputs (a partial group dropped)."""
+    exact mean/min/max/var (with its ddof) of the file's own source values
+    over each group (README, "Time windows"): ``steps: N`` groups N
+    consecutive outputs, bounds the first and last output times, the window
+    written at its last output; ``period: P`` groups outputs by model time in
+    ``[kP, (k+1)P)``, those bounds; a window is written once a later output
+    shows it has ended, so the last one, still open, is dropped."""
     src = next(a for a in cfg["analyses"] if a["name"] == w["source"])
-    k = w["steps"]
     s_steps = due[src["name"]]
-    groups = [s_steps[i:i + k] for i in range(0, len(s_steps) - k + 1, k)]
     wn = w["name"]
     got_steps = [int(s) for s in ds[f"step_{wn}"].values] if f"step_{wn}" in ds else []
-    want_steps = [g[-1] for g in groups]
-    if got_steps != want_steps:
-        chk.fail(f"window {wn}: steps {got_steps}, expected {want_steps}")
+    if w.get("steps"):
+        k = w["steps"]
+        groups = [s_steps[i:i + k] for i in range(0, len(s_steps) - k + 1, k)]
+        want_b = [[g[0] * dt, g[-1] * dt] for g in groups]
+        want_steps = [g[-1] for g in groups]
+        if got_steps != want_steps:
+            chk.fail(f"window {wn}: steps {got_steps}, expected {want_steps}")
+            return
+    else:
+        P = Fraction(w["period"])
+        keyed = {}
+        for t in s_steps:
+            keyed.setdefault(math.floor(Fraction(t) * Fraction(dt) / P), []).append(t)
+        ks = sorted(keyed)[:-1]
+        groups = [keyed[k] for k in ks]
+        want_b = [[float(k * P), float((k + 1) * P)] for k in ks]
+    got_b = ds[f"time_{wn}_bounds"].values if f"time_{wn}_bounds" in ds else np.zeros((0, 2))
+    if len(got_b) != len(groups):
+        chk.fail(f"window {wn}: {len(got_b)} windows with bounds {np.asarray(got_b).tolist()}, "
+                 f"expected {len(groups)}: {want_b} (source outputs at steps {s_steps}, "
+                 f"dt {dt})")
         return
     if groups:
-        b = ds[f"time_{wn}_bounds"].values
-        want_b = np.array([[g[0], g[-1]] for g in groups], dtype=float)
-        chk.close(f"window {wn}: time_{wn}_bounds", b, want_b, 0, exact=True)
+        chk.close(f"window {wn}: time_{wn}_bounds", got_b, np.array(want_b), 0, exact=True)
     for v in source_vars(ds, src["name"], src["kind"]):
         data = np.asarray(ds[v].values, dtype=np.float64)
         for gi, g in enumerate(groups):
@@ -854,8 +912,8 @@ def check_window(chk, ds, w, cfg, due, row_of):
                         want[idx] = col.min()
                     elif op == "max":
                         want[idx] = col.max()
-                    else:
-                        V = float(var_exact(col))
+                    elif col.size > w.get("ddof", 0):
+                        V = float(var_exact(col, w.get("ddof", 0)))
                         want[idx] = V
                         tol[idx] = RTOL * V
                 chk.close(f"window {wn} ending at step {g[-1]}: {out}", got, want, tol,
@@ -986,6 +1044,10 @@ def tally(stats, ex):
         keys.append("trigger")
     if cfg.get("reproducible"):
         keys.append("reproducible")
+    if any(a.get("period") for a in cfg["analyses"]):
+        keys.append("window-period")
+    if any(isinstance(r, dict) for a in cfg["analyses"] for r in (a.get("region") or {}).values()):
+        keys.append("coordinate-region")
     if any(a.get("region") for a in cfg["analyses"]):
         keys.append("region")
     for k in set(keys):
@@ -996,7 +1058,7 @@ def replay_example(doc) -> Example:
     """An example from its printed YAML (derived trees re-parsed from the
     config's expressions is not needed: they are printed in 'trees')."""
     ex = Example(recipe=doc["field_recipe"], decomp=doc["decomposition"],
-                 config=doc["config"], steps=doc["steps"],
+                 config=doc["config"], steps=doc["steps"], dt=doc.get("dt", 1.0),
                  trees=doc.get("trees") or trees_from_config(doc["config"]))
     return ex
 
