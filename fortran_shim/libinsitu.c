@@ -253,8 +253,13 @@ EXPORT int insitu_finalize(void)
     if (state != OPEN)
         return fail(INSITU_ERR_STATE, finalized ? "insitu_finalize: called twice%s%s"
                                                 : "insitu_finalize: no open session%s%s", NULL, NULL);
-    state = CLOSED;
-    finalized = 1;
-    nfields = 0;
-    return from_python(_insitu_py_finalize(), "insitu_finalize");
+    int r = from_python(_insitu_py_finalize(), "insitu_finalize");
+    /* A refused call (another thread: INSITU_ERR_STATE) leaves the session
+     * open for its owner; any other outcome closed it on the Python side. */
+    if (r != INSITU_ERR_STATE) {
+        state = CLOSED;
+        finalized = 1;
+        nfields = 0;
+    }
+    return r;
 }

@@ -105,6 +105,8 @@ def run(args: argparse.Namespace, comm) -> int:
         raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
     try:
         model.declare(api)
+    except ConfigError as exc:  # the config's dims do not fit a declared field
+        raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
     except (FieldError, StepError) as exc:  # checked collectively: every rank raises
         raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
     bar = Progress(args.steps, enabled=comm.Get_rank() == 0 and not args.no_progress)

@@ -154,9 +154,15 @@ class Session:
         try:
             if name in self.slots:
                 raise FieldError(f"field {name!r} on rank {rank}: declared twice")
+            dims = meta.get("dims")
+            if dims is not None and hasattr(global_shape, "__len__") and \
+                    len(dims) != len(global_shape):
+                # The config's fault, seen the same way on every rank.
+                raise ConfigError(f"fields.{name}.dims: {len(dims)} name(s) {list(dims)} for "
+                                  f"a field of rank {len(global_shape)}")
             spec = make_spec(name, dtype, global_shape, offset, local_shape,
-                             halo_lo, halo_hi, order, meta.get("dims"), rank=rank)
-        except FieldError as exc:
+                             halo_lo, halo_hi, order, dims, rank=rank)
+        except (FieldError, ConfigError) as exc:
             error, spec = exc, None
         # One row per rank: failed, ndim, global shape, offset, interior
         # shape (MAX_NDIM entries each), then a hash of the name and dtype.

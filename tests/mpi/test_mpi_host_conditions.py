@@ -259,10 +259,6 @@ def test_c_abi_call_from_another_thread_is_refused(lib, comm, shared_dir):
     comm.Barrier()
 
 
-@pytest.mark.xfail(strict=True, reason="libinsitu.c's insitu_finalize marks the C session "
-                   "CLOSED before Python has accepted the call, so a refused finalize (from a "
-                   "worker thread) leaves the C side closed and the Python session open: the "
-                   "owner's next insitu_step fails with 'no open session'")
 def test_c_abi_refused_finalize_from_another_thread_leaves_the_session_open(lib, comm,
                                                                             shared_dir):
     m = c_open(lib, comm, shared_dir, "cfinal")
