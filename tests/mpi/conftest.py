@@ -1,4 +1,5 @@
 """Fixtures for tests that run on every rank under mpiexec."""
+import ctypes
 import shutil
 import sys
 import tempfile
@@ -33,3 +34,20 @@ def shared_dir(comm):
     comm.Barrier()
     if comm.rank == 0:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lib():
+    """libinsitu loaded into this interpreter through ctypes: the C ABI as a
+    C host calls it, sharing the session with the test."""
+    from insitu import config
+    lib = ctypes.CDLL(config.library())
+    i64p = ctypes.POINTER(ctypes.c_int64)
+    lib.insitu_init.argtypes = [ctypes.c_int, ctypes.c_char_p]
+    lib.insitu_declare_field.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int] + \
+        [i64p] * 5 + [ctypes.c_int]
+    lib.insitu_expose.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                  i64p]
+    lib.insitu_step.argtypes = [ctypes.c_int64, ctypes.c_double]
+    lib.insitu_last_error.restype = ctypes.c_char_p
+    return lib

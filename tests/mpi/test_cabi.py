@@ -10,24 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from insitu import api, config
+from insitu import api
 
 OK, ERR, ERR_PYTHON, ERR_STATE, ERR_ARGUMENT = range(5)
 REAL32, REAL64, INT32, ORDER_F = 1, 2, 3, 1
-
-
-@pytest.fixture(scope="module")
-def lib():
-    lib = ctypes.CDLL(config.library())
-    i64p = ctypes.POINTER(ctypes.c_int64)
-    lib.insitu_init.argtypes = [ctypes.c_int, ctypes.c_char_p]
-    lib.insitu_declare_field.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int] + \
-        [i64p] * 5 + [ctypes.c_int]
-    lib.insitu_expose.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                  i64p]
-    lib.insitu_step.argtypes = [ctypes.c_int64, ctypes.c_double]
-    lib.insitu_last_error.restype = ctypes.c_char_p
-    return lib
 
 
 def _i64(values):

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from insitu import api, config
+from insitu import api
 from insitu.session import StateError
 
 SHAPE = (23, 19)  # (y, x)
@@ -199,20 +199,6 @@ def test_a_session_belongs_to_the_thread_that_opened_it(comm, shared_dir):
 
 
 ERR_STATE, REAL64, ORDER_C = 3, 2, 0
-
-
-@pytest.fixture(scope="module")
-def lib():
-    lib = ctypes.CDLL(config.library())
-    i64p = ctypes.POINTER(ctypes.c_int64)
-    lib.insitu_init.argtypes = [ctypes.c_int, ctypes.c_char_p]
-    lib.insitu_declare_field.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int] + \
-        [i64p] * 5 + [ctypes.c_int]
-    lib.insitu_expose.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                  i64p]
-    lib.insitu_step.argtypes = [ctypes.c_int64, ctypes.c_double]
-    lib.insitu_last_error.restype = ctypes.c_char_p
-    return lib
 
 
 def i64(v):
