@@ -57,8 +57,9 @@ ARRAYS = list(_arrays())
 def test_moments_matches_numpy(name, arr, stat, pos, ref):
     got = km.moments(arr)[pos]
     want = float(ref(arr))
-    tol = 1e-5 if arr.dtype == np.float32 and stat in ("mean", "m2", "sum") else 1e-12
-    assert got == pytest.approx(want, rel=tol, abs=1e-300), f"{stat} of {name}"
+    # float32 data too: the reference sums them in float64, and so must the
+    # kernel; one that adds float32 in float32 is ~1e-6 off and fails here.
+    assert got == pytest.approx(want, rel=1e-12, abs=1e-300), f"{stat} of {name}"
 
 
 def test_all_nan_and_empty_give_identities():
@@ -102,3 +103,25 @@ def test_reduce_axes_matches_numpy(name, arr, op):
             fill = np.inf if op == "min" else -np.inf
             want = getattr(np.where(fin, a, fill), op)(axis=axes)
             np.testing.assert_array_equal(vals, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reduce_and_coarsen_kernels_widen_float32(dtype):
+    """numba's float(x) of a float32 stays float32; the kernels must add in
+    float64, like the float64 reference here (a float32 sum is ~1e-7 off)."""
+    from insitu.kernels.coarsen import coarsen_mean
+    from insitu.kernels.reduce import reduce_axes
+    rng = np.random.default_rng(3)
+    a = (rng.random((12, 1000)) * 300).astype(dtype)
+    a[0, 5] = np.nan
+    a[3, 7] = np.inf
+    ref = np.where(np.isfinite(a), a, 0).astype(np.float64)
+    for axes in ((1,), (0,), (0, 1)):
+        vals, counts = reduce_axes(a, axes, "sum")
+        np.testing.assert_allclose(vals.ravel(), ref.sum(axis=axes).ravel(), rtol=1e-13)
+        np.testing.assert_array_equal(counts.ravel(),
+                                      np.isfinite(a).sum(axis=axes).ravel())
+    b = np.where(np.isfinite(a), a, np.float32(1.0)).astype(dtype)
+    got = coarsen_mean(b, (4, 100))
+    want = b.astype(np.float64).reshape(3, 4, 10, 100).mean(axis=(1, 3))
+    np.testing.assert_allclose(got, want, rtol=1e-13)

@@ -22,11 +22,17 @@ def _datasets(path):
 @pytest.mark.parametrize("nranks", [1, 2, 3])
 def test_cold_and_warm_numba_cache_give_the_same_bits(tmp_path, nranks):
     env = mpi_env({"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")})
+    cfg = tmp_path / "kernels.yaml"  # the kernels that sum: moments, reduce, histogram
+    cfg.write_text("fields: {T: {dims: [y, x]}}\nanalyses:\n  - {kind: stats, field: T}\n"
+                   "  - {kind: reduce, field: T, over: [x]}\n"
+                   "  - {kind: reduce, field: T, over: [y]}\n"
+                   "  - {kind: histogram, field: T, bins: 16, range: [270, 330],"
+                   " quantiles: [0.5]}\n")
     files = []
     for run in ("cold", "warm"):
         out = tmp_path / f"{run}.h5"
         mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--steps", 20,
-                        "--output", out], timeout=600, env=env)
+                        "--config", cfg, "--output", out], timeout=600, env=env)
         files.append(_datasets(out))
     cold, warm = files
     assert cold.keys() == warm.keys()

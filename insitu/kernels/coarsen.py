@@ -16,7 +16,7 @@ def _coarsen3(a, f0, f1, f2, out):  # pragma: no cover - compiled
                 for i in range(I * f0, I * f0 + f0):
                     for j in range(J * f1, J * f1 + f1):
                         for k in range(K * f2, K * f2 + f2):
-                            x = float(a[i, j, k])
+                            x = np.float64(a[i, j, k])
                             if x == x and abs(x) != np.inf:
                                 s += x
                                 n += 1.0

@@ -25,7 +25,7 @@ def _hist_row(row, lo, hi, norm, edges, sub):  # pragma: no cover - compiled
     above = 0.0
     for k in range(row.size):
         lane = k & 3
-        x = float(row[k])
+        x = np.float64(row[k])
         if x != x:
             continue
         if x < lo:

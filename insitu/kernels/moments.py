@@ -49,6 +49,10 @@ def _sums(row, c, square, acc):  # pragma: no cover - compiled
     """``(sum(x), sum(x - c))``, or ``(sum(x - c), sum((x - c)**2))`` if
     ``square``, in a fixed order of additions.
 
+    Every element is widened with ``np.float64(x)``: numba's ``float(x)``
+    of a float32 is a float32, and the pairwise additions below would then
+    round in float32 (a sum 3e-9 off, relative, on 1001 values).
+
     Elements are taken 4 * LANES at a time; lane ``l`` adds
     ``(x[l] + x[l + L]) + (x[l + 2L] + x[l + 3L])`` of each group; the rest
     past the last whole group is added one value per lane per step, and the
@@ -69,10 +73,10 @@ def _sums(row, c, square, acc):  # pragma: no cover - compiled
     b[:] = 0.0
     for k in range(0, m, 4 * L):
         for l in range(L):
-            x0 = float(row[k + l])
-            x1 = float(row[k + L + l])
-            x2 = float(row[k + 2 * L + l])
-            x3 = float(row[k + 3 * L + l])
+            x0 = np.float64(row[k + l])
+            x1 = np.float64(row[k + L + l])
+            x2 = np.float64(row[k + 2 * L + l])
+            x3 = np.float64(row[k + 3 * L + l])
             d0 = x0 - c
             d1 = x1 - c
             d2 = x2 - c
@@ -85,7 +89,7 @@ def _sums(row, c, square, acc):  # pragma: no cover - compiled
                 b[l] += (d0 + d1) + (d2 + d3)
     for k in range(m, n, L):
         for l in range(min(L, n - k)):
-            x = float(row[k + l])
+            x = np.float64(row[k + l])
             d = x - c
             a[l] += d if square else x
             b[l] += d * d if square else d
@@ -181,7 +185,7 @@ def _careful_block(row, shift):  # pragma: no cover - compiled
     lo = np.inf
     hi = -np.inf
     for k in range(row.size):
-        x = float(row[k])
+        x = np.float64(row[k])
         isnan = x != x
         isinf = abs(x) == np.inf
         nans += isnan
@@ -198,7 +202,7 @@ def _careful_block(row, shift):  # pragma: no cover - compiled
         s1 = 0.0
         s2 = 0.0
         for k in range(row.size):
-            x = float(row[k])
+            x = np.float64(row[k])
             if abs(x) < np.inf:
                 d = x - c
                 s1 += d
@@ -213,7 +217,7 @@ def _first_finite(a):  # pragma: no cover - compiled
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                x = float(a[i, j, k])
+                x = np.float64(a[i, j, k])
                 if abs(x) < np.inf:
                     return x
     return 0.0
@@ -229,9 +233,9 @@ def _block(row, rbits, shift, expshift, expmask, keymask, is_float, tmp,
     if is_float:
         bs, by, klo, khi, bad = _fast_block(row, rbits, shift, expshift, expmask, keymask, acc)
         _unkey(klo, keymask, tmp)
-        blo = float(ftmp[0])
+        blo = np.float64(ftmp[0])
         _unkey(khi, keymask, tmp)
-        bhi = float(ftmp[0])
+        bhi = np.float64(ftmp[0])
     else:
         ih, il, by, blo, bhi = _fast_int_block(row, shift, acc)
         bs = 0.0
@@ -421,7 +425,7 @@ def _wmoments3(a, w, out):  # pragma: no cover - compiled
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                x = float(a[i, j, k])
+                x = np.float64(a[i, j, k])
                 if x == x and abs(x) != np.inf:
                     shift = x
                     found = True
@@ -438,19 +442,19 @@ def _wmoments3(a, w, out):  # pragma: no cover - compiled
                 bw = 0.0
                 bs = 0.0
                 for k in range(start, stop):
-                    x = float(a[i, j, k])
+                    x = np.float64(a[i, j, k])
                     if x == x and abs(x) != np.inf:
-                        wk = float(w[i, j, k])
+                        wk = np.float64(w[i, j, k])
                         bw += wk
                         bs += wk * (x - shift)
                 if bw > 0.0:
                     bmean = bs / bw
                     bm2 = 0.0
                     for k in range(start, stop):
-                        x = float(a[i, j, k])
+                        x = np.float64(a[i, j, k])
                         if x == x and abs(x) != np.inf:
                             d = (x - shift) - bmean
-                            bm2 += float(w[i, j, k]) * d * d
+                            bm2 += np.float64(w[i, j, k]) * d * d
                     nw = big_w + bw
                     delta = bmean - mean
                     mean = mean + delta * (bw / nw)

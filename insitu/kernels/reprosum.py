@@ -52,7 +52,7 @@ def _row(row, scale):  # pragma: no cover - compiled
     h2 = 0.0
     h3 = 0.0
     for k in range(row.size):
-        x = float(row[k])
+        x = np.float64(row[k])
         x = x if abs(x) < np.inf else 0.0   # NaN and Inf are skipped
         y = x * scale
         q1 = np.rint(y)

@@ -23,7 +23,7 @@ def test_stats_equal_numpy_under_mpi(comm, icomm, shared_dir, case):
             want = expected_stats(case, step)
             for k, v in want.items():
                 got = ds[k].values[step - 1]
-                assert got == pytest.approx(v, rel=1e-6 if "f32" in case else 1e-12,
+                assert got == pytest.approx(v, rel=1e-12,
                                             nan_ok=True), k
         assert ds["f_mean"].dims == ("time",)
         assert ds.attrs["insitu_ranks"] == comm.size
