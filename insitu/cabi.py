@@ -41,10 +41,15 @@ def install(ffi, lib) -> None:
                 fn(*args)
                 return OFFSET + OK
             except StateError as exc:
+                log.error("%s: %s", name, exc)
                 lib._insitu_set_error(f"{name}: {exc}".encode())
                 return OFFSET + ERR_STATE
             except Exception as exc:  # noqa: BLE001 - every error goes to the caller
+                # Logged once, as one line (the caller holds the status and
+                # decides); an unexpected exception's traceback goes into
+                # insitu_last_error(), never onto stderr.
                 msg = f"{name}: {exc}"
+                log.error("%s", msg)
                 if not isinstance(exc, (ValueError, OSError)):
                     msg += "\n" + "".join(traceback.format_exception(exc))
                 lib._insitu_set_error(msg.encode(errors="replace"))

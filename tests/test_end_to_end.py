@@ -139,6 +139,12 @@ def test_python_errors_reach_fortran_caller(fortran_dir, tmp_path):
                    "analyses: [{kind: stats, field: T}]\n")
     r = mpirun(2, [fortran_dir / "error_check", cfg], timeout=120)
     assert "ALL-CHECKS-PASSED" in r.stdout, r.stdout + r.stderr
+    # Errors returned through ierr are logged once as one line, never with a
+    # traceback on stderr (the message stays in insitu_last_error).
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    assert sum("/nonexistent/insitu.yaml" in ln for ln in lines) == 2, r.stderr  # once a rank
+    assert sum(" ERROR: insitu_declare: field 'T'" in ln for ln in lines) == 2, r.stderr
 
 
 def test_failed_call_without_ierr_aborts_whole_job(fortran_dir):
