@@ -27,7 +27,7 @@ otherwise 1e-12 relative to the quantity's scale (sum(|x|) for sums,
 max(|x|) for means, the exact variance for var), plus the propagated
 uncertainty of derived fields' reduction terms.
 
-CI: ``PROPERTY_EXAMPLES`` examples per rank count (220 in all).  Opt in to
+CI: ``PROPERTY_EXAMPLES`` examples per rank count (300 in all).  Opt in to
 more with ``INSITU_SLOW=1`` (10x).  Confirmed bugs are excluded by name in
 ``property_run.KNOWN`` (printed at the end of each run); set
 ``INSITU_PROPERTY_NO_KNOWN=1`` to run without exclusions.
@@ -45,8 +45,8 @@ import pytest
 from conftest import PYTHON, ROOT, mpi_env, mpirun
 
 PROGRAM = ROOT / "tests" / "mpi_programs" / "property_run.py"
-#: examples per rank count in CI: 220 in all
-PROPERTY_EXAMPLES = {1: 70, 2: 50, 3: 50, 4: 50}
+#: examples per rank count in CI: 300 in all
+PROPERTY_EXAMPLES = {1: 80, 2: 80, 3: 70, 4: 70}
 SLOW = bool(os.environ.get("INSITU_SLOW"))
 
 
