@@ -115,3 +115,54 @@ def test_expose_refuses_another_type_or_shape_than_declared(lib, comm, shared_di
         assert lib.insitu_last_error().decode() == f"from a binding (rank {comm.rank})"
     finally:
         assert lib.insitu_finalize() == OK
+
+
+def test_every_error_path_returns_a_status_with_a_message(lib, comm, shared_dir):
+    """Each error path of docs/abi.md, on every rank: a nonzero status and a
+    message in insitu_last_error() that names what is wrong (issue 11)."""
+    r, size = comm.rank, comm.size
+    lib.insitu_abi_version.restype = ctypes.c_int
+    assert lib.insitu_abi_version() == 2
+
+    def fails(rc, want, *words):
+        msg = lib.insitu_last_error().decode()
+        assert rc == want, (rc, want, msg)
+        assert msg, "a nonzero status with an empty message"
+        for w in words:
+            assert w in msg, (w, msg)
+
+    fails(lib.insitu_init(comm.py2f(), None), ERR_ARGUMENT, "config_path is NULL")
+    assert lib.insitu_init(comm.py2f(), _config(shared_dir, comm)) == OK
+    try:
+        four, zero = _i64([4]), _i64([0])
+        fails(lib.insitu_declare_field(None, REAL64, 1, four, zero, four, zero, zero, 0),
+              ERR_ARGUMENT, "name is NULL")
+        fails(lib.insitu_declare_field(b"n" * 64, REAL64, 1, four, zero, four, zero, zero, 0),
+              ERR_ARGUMENT, "longer than 63")
+        fails(lib.insitu_declare_field(b"g", REAL64, 1, None, zero, four, zero, zero, 0),
+              ERR_ARGUMENT, "NULL")
+        for ndim in (0, 4):
+            fails(lib.insitu_declare_field(b"g", REAL64, ndim, four, zero, four, zero, zero, 0),
+                  ERR, f"rank {ndim} is not supported")
+        off = _i64([4 * r])
+        # Ranks that disagree: on the name, the dtype, the global shape.
+        if size > 1:
+            fails(lib.insitu_declare_field(b"g" if r else b"U", REAL64, 1, _i64([4 * size]),
+                                           off, four, zero, zero, 0), ERR, "'", "rank")
+            fails(lib.insitu_declare_field(b"g", REAL64 if r else REAL32, 1, _i64([4 * size]),
+                                           off, four, zero, zero, 0), ERR, "'g'")
+            fails(lib.insitu_declare_field(b"g", REAL64, 1, _i64([4 * size + r]), off, four,
+                                           zero, zero, 0), ERR, "'g'", "global shape")
+        # A gap: every rank's slab starts one point later than it should.
+        fails(lib.insitu_declare_field(b"g", REAL64, 1, _i64([4 * size + 1]), _i64([4 * r + 1]),
+                                       four, zero, zero, 0), ERR, "'g'", "tile")
+        fails(lib.insitu_expose(None, ctypes.c_void_p(8), REAL64, 1, four), ERR_ARGUMENT,
+              "name is NULL")
+        fails(lib.insitu_expose(b"g", None, REAL64, 1, four), ERR_ARGUMENT, "NULL")
+        fails(lib.insitu_expose(b"g", ctypes.c_void_p(8), REAL64, 1, four), ERR_ARGUMENT,
+              "no field of that name")
+        fails(lib.insitu_step(1, 0.0), ERR, "fields.T", "declared no field")
+    finally:
+        assert lib.insitu_finalize() == OK
+    fails(lib.insitu_expose(b"T", ctypes.c_void_p(8), REAL64, 1, _i64([4])), ERR_STATE,
+          "no open session")
