@@ -49,12 +49,13 @@ def _launch(host, cfg, fortran_dir):
 
 
 def _readable_steps(out):
-    """The steps in the file, read with both h5py and xarray."""
+    """The steps in the file, read with h5py and both xarray engines."""
     with h5py.File(out, "r") as f:
         steps = list(f["step"][...])
-    with xr.open_dataset(out, engine="h5netcdf") as ds:
-        assert list(ds["step"].values) == steps
-        ds.load()
+    for engine in ("h5netcdf", "netcdf4"):
+        with xr.open_dataset(out, engine=engine) as ds:
+            assert list(ds["step"].values) == steps, engine
+            ds.load()
     return steps
 
 
@@ -125,7 +126,7 @@ def _wait_for_steps(out, proc, minimum, timeout=60):
     pytest.fail("no steps appeared in the output file")
 
 
-@pytest.mark.parametrize("victim", ["all", "one"])
+@pytest.mark.parametrize("victim", ["all", "one", "launcher"])
 def test_sigkill_leaves_a_readable_file(victim, tmp_path):
     out = tmp_path / "killed.h5"
     cfg = tmp_path / "kill.yaml"
@@ -140,8 +141,10 @@ def test_sigkill_leaves_a_readable_file(victim, tmp_path):
         assert len(ranks) == 2, "could not find the rank processes"
         if victim == "all":  # the node dies: every rank and mpiexec at once
             kill_session(proc.pid)
-        else:                # one rank dies: mpiexec must take the job down
+        elif victim == "one":  # one rank dies: mpiexec must take the job down
             os.kill(ranks[-1], signal.SIGKILL)
+        else:                  # mpiexec dies: the ranks must not run on, orphaned
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
         deadline = time.time() + 30
         while session_pids(proc.pid) and time.time() < deadline:
