@@ -53,6 +53,19 @@ def test_checker_gives_full_marks(report):
     assert report["scored_points"] == report["possible_points"]
 
 
+@pytest.mark.parametrize("model,example", [("heat2d", "heat2d.yaml"), ("life", "life.yaml"),
+                                           ("heat2d", "heat2d_reproducible.yaml")])
+def test_every_python_example_scores_full_marks(model, example, tmp_path):
+    from conftest import PYTHON, ROOT, mpirun
+    out = tmp_path / "x.nc"  # the checker wants a netCDF name
+    mpirun(2, [PYTHON, "-m", "insitu.run", "--model", model, "--config",
+               ROOT / "examples" / example, "--steps", 10, "--output", out], timeout=180)
+    r = run([CHECKER, "--test", "cf:1.11", "-f", "json", "-o", "-", out], timeout=300,
+            check=False)
+    rep = json.loads(r.stdout[r.stdout.index("{"):])["cf:1.11"]
+    assert failures(rep) == {}, (example, failures(rep))
+
+
 @NEEDS_SESSION
 def test_conventions_and_history(nc):
     with h5py.File(nc) as f:
