@@ -38,6 +38,23 @@ def test_c_example_matches_numpy(libinsitu, tmp_path, nranks):
             assert ds["u_std"].values[i] == pytest.approx(ref[s].std(), rel=1e-12)
             assert ds["u_min"].values[i] == pytest.approx(ref[s].min(), rel=1e-12)
         assert ds.attrs["insitu_host"] == "C/Fortran"
+    assert cf_failures(tmp_path / "ring.h5") == {}
+
+
+def cf_failures(path):
+    """What the IOOS compliance checker (cf:1.11) fails in the file."""
+    import json
+    import sys
+    from pathlib import Path
+    nc = path.with_suffix(".nc")  # the checker wants a netCDF name
+    shutil.copy(path, nc)
+    checker = str(Path(sys.executable).with_name("compliance-checker"))
+    r = run([checker, "--test", "cf:1.11", "-f", "json", "-o", "-", nc], timeout=300,
+            check=False)
+    rep = json.loads(r.stdout[r.stdout.index("{"):])["cf:1.11"]
+    return {x["name"]: x["msgs"] for p in ("high_priorities", "medium_priorities",
+                                          "low_priorities")
+            for x in rep.get(p, []) if x["value"][0] != x["value"][1]}
 
 
 def life_reference(nx, ny, steps):
@@ -70,6 +87,7 @@ def test_fortran_life_matches_serial_reference(libinsitu, tmp_path, nranks):
                                    [ref[s].mean(axis=0) for s in range(1, steps + 1)],
                                    rtol=1e-12)
         assert ds["alive_mean_over_x"].dims == ("time", "y")
+    assert cf_failures(tmp_path / "life_fortran.h5") == {}
 
 
 def test_post_run_script_saves_a_figure(tmp_path):
