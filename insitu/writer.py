@@ -270,13 +270,21 @@ class H5Writer:
             fillvalue = None
             if fill or var.distributed:
                 fillvalue = fill_value(var.dtype)
+            # An integer's fill is a value it could hold, so xarray is told
+            # of it (_FillValue) only where a cell can be missing: rows of
+            # the time axis where the analysis was not due or was disabled.
+            # Rows of a snapshot or window axis are always written whole;
+            # there HDF5 still fills never-written cells with the sentinel,
+            # for an integrity check to find, but no reader masks real data.
+            masked = fillvalue is not None and (var.dtype.kind == "f" or
+                                                (fill and var.axis == "time"))
             chunks = (CHUNK,) if not var.shape else (1, *var.shape)
             ds = f.create_dataset(var.name, shape=(0, *var.shape), maxshape=(None, *var.shape),
                                   dtype=var.dtype, chunks=chunks, fillvalue=fillvalue)
             _attach_growing_axis(ds, scales[var.axis])
             for i, d in enumerate(var.dims):
                 ds.dims[i + 1].attach_scale(scales[d])
-            if fillvalue is not None:
+            if masked:
                 ds.attrs["_FillValue"] = np.array(fillvalue, dtype=var.dtype)
             attrs = dict(var.attrs)
             step = self.axes[var.axis].step
