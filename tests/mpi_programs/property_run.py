@@ -394,6 +394,17 @@ def strategies(nworld: int):
                 r = region()
                 if r:
                     a["region"] = r
+                if not ddof and draw(st.booleans()):
+                    # 1-D weights along one dim (README: weights: {dim, values});
+                    # cos(latitude) where the dim has coords
+                    wd = draw(st.sampled_from(dims))
+                    nd = shape[dims.index(wd)]
+                    if wd in coords and draw(st.booleans()):
+                        a["weights"] = {"dim": wd, "values": "coslat"}
+                    else:
+                        a["weights"] = {"dim": wd, "values": [
+                            draw(st.sampled_from([1.0, 0.0, 0.5, 2.0, 3.25]))
+                            for _ in range(nd)]}
             elif kind == "reduce":
                 if ndim == 1:
                     a = {**a, "kind": "stats", "stats": list(ALL_STATS)}
@@ -633,6 +644,43 @@ def stats_truth(x: np.ndarray, E: np.ndarray, integer: bool, ddof: int = 0):
     return out
 
 
+def weighted_truth(x, E, dims, wcfg, sl, coords):
+    """README: with weights, mean, std and var are weighted (population
+    values), over the finite values; NaN where the weights sum to 0."""
+    d = wcfg["dim"]
+    ax = dims.index(d)
+    n = x.shape[ax]
+    if wcfg["values"] == "coslat":
+        c = coords[d]
+        w1 = np.cos(np.deg2rad(c["start"] + c["step"] * np.arange(n)))
+    else:
+        w1 = np.asarray(wcfg["values"], dtype=np.float64)
+    shape = [1] * x.ndim
+    shape[ax] = n
+    w = np.broadcast_to(w1.reshape(shape), x.shape)[sl].ravel()
+    f = x[sl].astype(np.float64).ravel()
+    e = np.broadcast_to(E, x.shape)[sl].ravel()
+    ok = np.isfinite(f) & (w > 0)
+    f, w, e = f[ok], w[ok], e[ok]
+    if f.size == 0:
+        return {k: (np.nan, 0, True) for k in ("mean", "var", "std")}
+    wi, we = _scaled_ints(w)
+    xi, xe = _scaled_ints(f)
+    W = sum(wi)
+    S = sum(a * b for a, b in zip(wi, xi))
+    Q = sum(a * b * b for a, b in zip(wi, xi))
+    mean = _scale(S, xe) / W            # the 2**we cancel
+    V = (_scale(Q, 2 * xe) - mean * _scale(S, xe)) / W
+    Vf = float(V)
+    emax = float(e.max())
+    amax = float(np.abs(f).max())
+    sd = math.sqrt(Vf)
+    vtol = RTOL * Vf + 2 * sd * emax + emax * emax
+    return {"mean": (float(mean), RTOL * amax + emax, False),
+            "var": (Vf, vtol, False),
+            "std": (sd, (vtol / sd) if sd > 0 else math.sqrt(vtol), False)}
+
+
 def box_slices(shape, dims, region, coords=None):
     """The region's slices: [start, stop) indices, or {from, to}, the points
     whose coordinate start + step * i lies in the closed range."""
@@ -754,6 +802,9 @@ def check_example(ex, path: str) -> list[str]:
             if a["kind"] == "stats":
                 sl = box_slices(x.shape, dims, a.get("region"), cfg.get("coords"))
                 truth = stats_truth(x[sl], E[sl], fint, a.get("ddof", 0))
+                if a.get("weights"):
+                    truth.update(weighted_truth(x, E, dims, a["weights"], sl,
+                                                cfg.get("coords")))
                 if cfg.get("reproducible") and not fint and truth["count"][0] > 0 and \
                         np.all(E[sl] == 0):
                     # README: "equal to the exact sum of the finite values rounded
@@ -1094,6 +1145,8 @@ def tally(stats, ex):
         keys.append("trigger")
     if cfg.get("reproducible"):
         keys.append("reproducible")
+    if any(a.get("weights") for a in cfg["analyses"]):
+        keys.append("weights")
     if rec["pattern"] == "extremes" and any("u" in t["fields"] for t in cfg.get("triggers", [])):
         keys.append("int32-extremes-snapshot")
     if any(a.get("period") for a in cfg["analyses"]):
