@@ -382,7 +382,7 @@ def strategies(nworld: int):
 
         analyses = []
         kinds = draw(st.lists(st.sampled_from(
-            ["stats", "reduce", "histogram", "coarsen"]), min_size=1, max_size=4))
+            ["stats", "reduce", "histogram", "coarsen", "probe"]), min_size=1, max_size=4))
         for i, kind in enumerate(kinds):
             a = {"kind": kind, "name": f"a{i}", "field": draw(st.sampled_from(fields)),
                  "every": draw(st.sampled_from([1, 1, 2, 3]))}
@@ -428,6 +428,9 @@ def strategies(nworld: int):
                 r = region()
                 if r:
                     a["region"] = r
+            elif kind == "probe":
+                a["points"] = [[draw(st.integers(0, nd - 1)) for nd in shape]
+                               for _ in range(draw(st.integers(1, 3)))]
             elif kind == "coarsen":
                 chosen = draw(st.lists(st.sampled_from(dims), min_size=1, unique=True))
                 fac = {}
@@ -831,6 +834,16 @@ def check_example(ex, path: str) -> list[str]:
                 kept = [d for d in dims if d not in a["over"]]
                 if list(ds[name].dims[1:]) != kept:
                     chk.fail(f"{name}: dims {ds[name].dims}, expected (time, {kept})")
+            elif a["kind"] == "probe":
+                # README: the value at each point (global indices), NaN and Inf kept
+                pts = [tuple(p_) for p_ in a["points"]]
+                want = np.array([x[p_] for p_ in pts], dtype=np.float64)
+                tol = np.array([E[p_] for p_ in pts])
+                chk.close(f"{where}: {name}", series(name, t), want, tol,
+                          exact=bool(np.all(tol == 0)))
+                for k, d in enumerate(dims):
+                    chk.close(f"{name}: coordinate {name}_{d}", ds[f"{name}_{d}"].values,
+                              np.array([p_[k] for p_ in pts]), 0, exact=True)
             elif a["kind"] == "coarsen":
                 fac = [a["factors"].get(d, 1) for d in dims]
                 want, tol = coarsen_truth(x, E, fac, fint)
