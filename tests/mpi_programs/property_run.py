@@ -399,7 +399,11 @@ def strategies(nworld: int):
                     # cos(latitude) where the dim has coords
                     wd = draw(st.sampled_from(dims))
                     nd = shape[dims.index(wd)]
-                    if wd in coords and draw(st.booleans()):
+                    lat = (coords[wd]["start"] + coords[wd]["step"] * np.arange(nd)
+                           if wd in coords else None)
+                    # coslat: latitudes in degrees; beyond +-90 the weights would be
+                    # negative, which insitu rightly refuses
+                    if lat is not None and np.all(np.abs(lat) <= 90) and draw(st.booleans()):
                         a["weights"] = {"dim": wd, "values": "coslat"}
                     else:
                         a["weights"] = {"dim": wd, "values": [
