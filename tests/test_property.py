@@ -9,34 +9,47 @@ rank count's examples; rank 0 draws them with hypothesis (derandomized, no
 database) and broadcasts each one.
 
 What is drawn: float32/float64/int32 fields of 1 to 3 dims with NaN, +-Inf,
-whole steps of NaN, constants, offsets up to 1e12 x the spread and spreads
-down to 1e-30; C or Fortran order, halos of 0 or 1 (filled with garbage);
-uneven slabs, down to one point, split by the test itself; at 2-4 ranks also
-runs where the last ranks are idle (insitu refuses an empty slab, so an idle
-rank is one left out of the communicator given to ``insitu.init``); stats
-with every statistic (and regions), reduce over each proper subset of dims
-(mean/sum/min/max), histograms with quantiles (and regions), coarsen with
-factors that divide every slab, windows over any other analysis, derived
+whole steps of NaN, constants, offsets up to 1e12 x the spread, spreads down
+to 1e-30, magnitudes spanning 2**-90..1, the ends of the int32 range; rows
+of up to 40 cells, and now and then of 127-300 or 8191/8193 (the kernels'
+lane and block paths); C or Fortran order, asymmetric halos filled with
+garbage; uneven slabs, down to one cell, split by the test itself; at 2-4
+ranks also runs where the last ranks are idle (insitu refuses an empty slab,
+so an idle rank is one left out of the communicator given to
+``insitu.init``, the world being split); stats with every statistic, ddof 0
+or 1, index or coordinate regions and 1-D weights (values or coslat); reduce
+over each proper subset of dims (mean/sum/min/max); histograms with
+quantiles and regions; coarsen with factors that divide every slab; probes;
+windows over any other analysis by steps or by period (ddof 0 or 1); derived
 fields with reductions, nested ones (``da = u - u.mean(x)``,
-``db = da - da.mean(y)``), pointwise ones, and triggers snapshotting declared
-and derived fields; analyses every 1 or 2 steps (the writer's fill path).
+``db = da - da.mean(y)``), pointwise ones; triggers snapshotting declared and
+derived fields; analyses every 1, 2 or 3 steps (the writer's fill path);
+``reproducible: true`` where allowed; time steps of 1 or 0.25.
 
-Tolerance: exact for counts, histogram counts, min/max, trigger steps and
-snapshots of declared fields, and for the sum and mean of int32 fields;
-otherwise 1e-12 relative to the quantity's scale (sum(|x|) for sums,
-max(|x|) for means, the exact variance for var), plus the propagated
-uncertainty of derived fields' reduction terms.
+Tolerance: exact for counts, histogram counts, min/max, probes, trigger
+steps and snapshots of declared fields, window min/max, for the sum and
+mean of int32 fields (stats, reduce, coarsen), and for the sum under
+``reproducible: true`` (the exact sum rounded once, where no value is below
+2**-99 of the max, as the README says); otherwise 1e-12 relative to the
+quantity's scale: sum(|x|) for sums, max(|x|) for means (the floor near
+zero: a sum or mean that cancels to ~0 is held to 1e-12 of its terms'
+magnitude), the exact variance itself for var (no floor: data at 1e12 x
+their spread must keep it), var's bound for std; plus, for fields derived
+through a reduction, the propagated uncertainty of insitu's own
+(1e-12-accurate) reduction terms.  Histogram quantiles: within 1e-12 of the
+range of the piecewise-linear CDF of the file's own counts.
 
 CI: ``PROPERTY_EXAMPLES`` examples per rank count (300 in all).  Opt in to
 more with ``INSITU_SLOW=1`` (10x).  Confirmed bugs are excluded by name in
-``property_run.KNOWN`` (printed at the end of each run); set
-``INSITU_PROPERTY_NO_KNOWN=1`` to run without exclusions.
+``property_run.KNOWN`` (printed at the end of each run; empty today); set
+``INSITU_PROPERTY_NO_KNOWN=1`` to run without exclusions.  To explore
+beyond the derandomized sequence: ``property_run.py --examples 400 --seed N``.
 
 A failure prints the shrunk example as YAML (field recipe, decomposition,
 config, steps); save it and replay it with::
 
     source scripts/env.sh
-    mpiexec -n 3 .venv/bin/python tests/mpi_programs/property_run.py --replay ex.yaml
+    mpiexec -n <decomposition.world> .venv/bin/python tests/mpi_programs/property_run.py --replay ex.yaml
 """
 import os
 
