@@ -9,9 +9,20 @@ import pytest
 import xarray as xr
 
 from conftest import PYTHON, ROOT, mpi_env, mpirun, run
+import truth
 from insitu.models import heat2d, life
 
 STEPS = 30
+
+
+def heat_truth(shape, steps):
+    """``(step, time, T)`` from the tests' own heat equation (tests/truth.py)."""
+    return [(s, s * truth.HEAT_DT, t) for s, t in truth.heat(shape, steps).items()]
+
+
+def life_truth(shape, steps):
+    j, i = np.arange(shape[0])[:, None], np.arange(shape[1])[None, :]
+    return [(s, float(s), a) for s, a in truth.life(life.initial(j, i), steps).items()]
 
 
 def _numpy_stats(field):
@@ -45,7 +56,7 @@ def test_heat2d_cli_matches_numpy(nranks, tmp_path):
     mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config",
                     ROOT / "examples" / "heat2d.yaml", "--steps", STEPS, "--shape", *shape,
                     "--output", out])
-    _compare(out, "T", heat2d.reference(shape, STEPS),
+    _compare(out, "T", heat_truth(shape, STEPS),
              ["count", "sum", "mean", "min", "max", "std", "nan_count"], every=10)
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds.attrs["insitu_ranks"] == nranks
@@ -58,7 +69,7 @@ def test_life_cli_matches_numpy(nranks, tmp_path):
     mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "life", "--config",
                     ROOT / "examples" / "life.yaml", "--steps", STEPS, "--shape", 45, 67,
                     "--output", out])
-    _compare(out, "alive", life.reference((45, 67), STEPS), ["count", "sum", "mean", "std"], 1)
+    _compare(out, "alive", life_truth((45, 67), STEPS), ["count", "sum", "mean", "std"], 1)
 
 
 @pytest.mark.parametrize("nranks", [1, 3])
@@ -126,7 +137,7 @@ def test_fortran_heat2d_matches_numpy(fortran_dir, tmp_path, nranks):
                    .replace("heat2d_fortran.h5", str(out)))
     nx, ny = 131, 97  # Fortran T(x, y) == Python T[y, x] of shape (97, 131)
     mpirun(nranks, [fortran_dir / "heat2d", cfg, nx, ny, STEPS], timeout=180)
-    _compare(out, "T", heat2d.reference((ny, nx), STEPS),
+    _compare(out, "T", heat_truth((ny, nx), STEPS),
              ["count", "sum", "mean", "min", "max", "std", "nan_count"], every=10)
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds.attrs["insitu_host"] == "C/Fortran"
@@ -209,7 +220,7 @@ def test_example_analyses_python_host(nranks, tmp_path):
     out = tmp_path / "an.h5"
     mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config", cfg,
                     "--steps", 20, "--output", out])
-    fields = {s: t for s, _, t in heat2d.reference((96, 128), 20)}
+    fields = truth.heat((96, 128), 20)
     area = {"area": heat2d.reference_area((96, 128))}
     import warnings
     with warnings.catch_warnings():
@@ -233,7 +244,7 @@ def test_example_analyses_fortran_host(fortran_dir, nranks, tmp_path):
     text = (ROOT / "examples" / "fortran" / "heat2d_analyses.yaml").read_text()
     cfg.write_text(text.replace("heat2d_fortran_analyses.h5", str(out)))
     mpirun(nranks, [fortran_dir / "heat2d", cfg, 128, 96, 20], timeout=180, cwd=ROOT)
-    fields = {s: t.T for s, _, t in heat2d.reference((96, 128), 20)}  # T(x, y)
+    fields = {s: t.T for s, t in truth.heat((96, 128), 20).items()}  # T(x, y)
     area = {"area": heat2d.reference_area((96, 128)).T}
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert ds["T_mean_over_x"].dims == ("time", "y")
