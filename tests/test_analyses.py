@@ -56,7 +56,9 @@ def test_quantiles_within_one_bin():
     edges = np.linspace(0, 40, 401)
     c = histogram(x, 0, 40, 400)
     q = quantiles_from_counts(c[1:-1], c[0], c[-1], edges, [0.05, 0.5, 0.95])
-    np.testing.assert_allclose(q, np.quantile(x, [0.05, 0.5, 0.95]), atol=0.1)
+    from reference import _quantile_bins
+    lo, hi = _quantile_bins(x, [0.05, 0.5, 0.95], edges)  # the bin of numpy's quantile
+    assert np.all((lo <= q) & (q <= hi)), (q, lo, hi)
 
 
 def test_coarsen_kernel_matches_reshape_mean():
