@@ -79,3 +79,21 @@ def test_derived_sum_or_mean_is_refused_under_reproducible():
         parse(cfg)
     parse({**cfg, "reproducible": False})
     parse({**cfg, "derived": {"Ta": "T - T.max(x)"}})  # min/max are exact
+
+
+def test_reproducible_sum_error_bound_as_documented():
+    """The README's bound: |sum - exact| <= n * 2**(T-100) + ulp/2, with
+    2**T > max |x|; the exactly rounded sum when nothing cancels, and a
+    bounded error (not "exact") when large values cancel (issue 10)."""
+    import math
+    rng = np.random.default_rng(1)
+    for scale in (2.0 ** -20, 2.0 ** -50, 2.0 ** -60, 2.0 ** -80):
+        for x in (np.concatenate([[1.0], rng.random(1000) * scale]),          # no cancelling
+                  np.concatenate([[1.0, -1.0], rng.random(1000) * scale])):   # cancelling
+            T = rs.grid_exponent(np.abs(x).max())
+            got = rs.to_float(rs.local_words(x, T), T)
+            exact = sum(Fraction(v) for v in x)
+            bound = x.size * Fraction(2) ** (T - 100) + Fraction(math.ulp(float(exact))) / 2
+            assert abs(Fraction(got) - exact) <= bound, (scale, got, float(exact))
+            if x[1] > 0:  # nothing cancels: the exactly rounded sum
+                assert got == float(exact), scale
