@@ -382,7 +382,8 @@ def strategies(nworld: int):
 
         analyses = []
         kinds = draw(st.lists(st.sampled_from(
-            ["stats", "reduce", "histogram", "coarsen", "probe"]), min_size=1, max_size=4))
+            ["stats", "reduce", "histogram", "coarsen", "probe", "python"]), min_size=1,
+            max_size=4))
         for i, kind in enumerate(kinds):
             a = {"kind": kind, "name": f"a{i}", "field": draw(st.sampled_from(fields)),
                  "every": draw(st.sampled_from([1, 1, 2, 3]))}
@@ -432,6 +433,22 @@ def strategies(nworld: int):
                 r = region()
                 if r:
                     a["region"] = r
+            elif kind == "python":
+                # a user analysis (README "User analyses"): local sums, counts,
+                # minima and maxima of the finite values, combined by insitu
+                a["fields"] = [a["field"]]
+                del a["field"]
+                r = region()
+                if r or draw(st.booleans()):
+                    a["function"] = USER_FILE + ":user_scalars"
+                    a["outputs"] = {"s": {"op": "sum"}, "n": {"op": "sum"},
+                                    "lo": {"op": "min"}, "hi": {"op": "max"}}
+                    if r:
+                        a["region"] = r
+                else:
+                    a["function"] = USER_FILE + ":user_rows"
+                    a["outputs"] = {"rows": {"op": "sum", "shape": [shape[-1]]},
+                                    "top": {"op": "max", "shape": [shape[-1]]}}
             elif kind == "probe":
                 a["points"] = [[draw(st.integers(0, nd - 1)) for nd in shape]
                                for _ in range(draw(st.integers(1, 3)))]
@@ -490,6 +507,33 @@ def strategies(nworld: int):
                        trees={k: list_tree(t) for k, t in trees.items()})
 
     return example()
+
+
+#: the user analyses below, as a config names them (paths from the repo root)
+USER_FILE = "tests/mpi_programs/property_run.py"
+
+
+def user_scalars(views, meta, comm):
+    """kind: python -- sum, count, min and max of the local finite values."""
+    x = np.asarray(next(iter(views.values())), dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return {"s": np.array(x.sum()), "n": np.array(float(x.size)),
+            "lo": np.array(x.min() if x.size else np.inf),
+            "hi": np.array(x.max() if x.size else -np.inf)}
+
+
+def user_rows(views, meta, comm):
+    """kind: python -- per index of the last dim, the sum and the max of the
+    finite values, placed at this rank's offset in a global-size array."""
+    name, v = next(iter(views.items()))
+    spec = meta[name]
+    x = np.asarray(v, dtype=np.float64).reshape(-1, v.shape[-1])
+    ok = np.isfinite(x)
+    n, o = spec.global_shape[-1], spec.offset[-1]
+    rows, top = np.zeros(n), np.full(n, -np.inf)
+    rows[o:o + x.shape[1]] = np.where(ok, x, 0.0).sum(axis=0)
+    top[o:o + x.shape[1]] = np.where(ok, x, -np.inf).max(axis=0)
+    return {"rows": rows, "top": top}
 
 
 def walk_terms(trees):
@@ -791,7 +835,7 @@ def check_example(ex, path: str) -> list[str]:
         return ds[var].values[row_of[t]]
 
     for a in analyses:
-        name, fname = a["name"], a["field"]
+        name, fname = a["name"], a.get("field") or a["fields"][0]
         fint = integer and fname == "u"
         for t in rows:
             env, errs = env_by_step[t]
@@ -838,6 +882,37 @@ def check_example(ex, path: str) -> list[str]:
                 kept = [d for d in dims if d not in a["over"]]
                 if list(ds[name].dims[1:]) != kept:
                     chk.fail(f"{name}: dims {ds[name].dims}, expected (time, {kept})")
+            elif a["kind"] == "python":
+                f = a["fields"][0]
+                x, E = env[f], errs[f]
+                if "region" in a or a["function"].endswith("user_scalars"):
+                    sl = box_slices(x.shape, dims, a.get("region"), cfg.get("coords"))
+                    v = x[sl].astype(np.float64).ravel()
+                    e = np.broadcast_to(E, x.shape)[sl].ravel()
+                    ok = np.isfinite(v)
+                    v, e = v[ok], e[ok]
+                    emax = float(e.max()) if e.size else 0.0
+                    want = {"s": (float(fsum(v)), RTOL * float(np.abs(v).sum()) + float(e.sum())),
+                            "n": (v.size, 0.0),
+                            "lo": (v.min() if v.size else np.inf, emax),
+                            "hi": (v.max() if v.size else -np.inf, emax)}
+                    for o, (w_, tl) in want.items():
+                        chk.close(f"{where}: {name}_{o}", series(f"{name}_{o}", t), w_, tl,
+                                  exact=tl == 0)
+                else:
+                    ax = tuple(range(x.ndim - 1))
+                    prow, rtol_ = reduce_exact(x, E, ax, "sum") if ax else (
+                        np.where(np.isfinite(x), x, 0.0).astype(np.float64), E)
+                    xf = x.astype(np.float64)
+                    finite = np.isfinite(xf)
+                    prow = np.where(np.isnan(prow), 0.0, prow)  # an empty sum is 0 here
+                    top = np.where(finite, xf, -np.inf).max(axis=ax) if ax else \
+                        np.where(finite, xf, -np.inf)
+                    ttol = np.where(finite, E, 0.0).max(axis=ax) if ax else E
+                    chk.close(f"{where}: {name}_rows", series(f"{name}_rows", t), prow, rtol_)
+                    chk.close(f"{where}: {name}_top", series(f"{name}_top", t), top, ttol,
+                              exact=bool(np.all(ttol == 0)))
+                continue
             elif a["kind"] == "probe":
                 # README: the value at each point (global indices), NaN and Inf kept
                 pts = [tuple(p_) for p_ in a["points"]]
@@ -933,7 +1008,9 @@ def coarsen_truth(x, E, fac, integer):
     return want, tol
 
 
-def source_vars(ds, src_name, kind):
+def source_vars(ds, src_name, kind, src=None):
+    if kind == "python":
+        return [f"{src_name}_{o}" for o in src["outputs"]]
     if kind == "stats":
         return [v for v in ds.data_vars if v.startswith(src_name + "_")
                 and v[len(src_name) + 1:] in ALL_STATS]
@@ -981,7 +1058,7 @@ def check_window(chk, ds, w, cfg, due, row_of, dt):
         chk.close(f"window {wn}: time_{wn}_bounds", got_b, np.array(want_b), 0, exact=True)
         chk.close(f"window {wn}: time_{wn} (the end of each window)", ds[f"time_{wn}"].values,
                   np.array(want_b)[:, 1], 0, exact=True)
-    for v in source_vars(ds, src["name"], src["kind"]):
+    for v in source_vars(ds, src["name"], src["kind"], src):
         data = np.asarray(ds[v].values, dtype=np.float64)
         for gi, g in enumerate(groups):
             x = np.stack([data[row_of[t]] for t in g])  # (k, ...)
