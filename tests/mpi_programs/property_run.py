@@ -382,7 +382,7 @@ def strategies(nworld: int):
 
         analyses = []
         kinds = draw(st.lists(st.sampled_from(
-            ["stats", "reduce", "histogram", "coarsen", "probe", "python"]), min_size=1,
+            ["stats", "reduce", "histogram", "coarsen", "probe", "python", "skip"]), min_size=1,
             max_size=4))
         for i, kind in enumerate(kinds):
             a = {"kind": kind, "name": f"a{i}", "field": draw(st.sampled_from(fields)),
@@ -447,8 +447,18 @@ def strategies(nworld: int):
                         a["region"] = r
                 else:
                     a["function"] = USER_FILE + ":user_rows"
-                    a["outputs"] = {"rows": {"op": "sum", "shape": [shape[-1]]},
-                                    "top": {"op": "max", "shape": [shape[-1]]}}
+                    a["outputs"] = {"rows": {"op": "sum", "shape": [shape[-1]],
+                                             "dims": [dims[-1]]},
+                                    "top": {"op": "max", "shape": [shape[-1]],
+                                            "dims": [dims[-1]]}}
+            elif kind == "skip":
+                # README "on_error: skip": a failing analysis is disabled on
+                # every rank, its variables hold fill (NaN) from its failing
+                # step on, the error goes into insitu_errors, the rest runs on
+                a["kind"] = "python"
+                a["fields"] = [a.pop("field")]
+                a["function"] = USER_FILE + ":" + draw(st.sampled_from(sorted(FAILS)))
+                a["outputs"] = {"s": {"op": "sum"}}
             elif kind == "probe":
                 a["points"] = [[draw(st.integers(0, nd - 1)) for nd in shape]
                                for _ in range(draw(st.integers(1, 3)))]
@@ -460,8 +470,11 @@ def strategies(nworld: int):
                     fac[d] = draw(st.sampled_from([f for f in range(1, g + 1) if g % f == 0]))
                 a["factors"] = fac
             analyses.append(a)
-        if draw(st.booleans()):
-            src = draw(st.sampled_from([a["name"] for a in analyses]))
+        if draw(st.booleans()) and any(a.get("function", "").split(":")[-1] not in FAILS
+                                       for a in analyses):
+            srcs = [a["name"] for a in analyses  # not one that fails on purpose
+                    if a.get("function", "").split(":")[-1] not in FAILS]
+            src = draw(st.sampled_from(srcs or [analyses[0]["name"]]))
             length = (("steps", draw(st.integers(1, 3))) if draw(st.booleans()) else
                       ("period", draw(st.sampled_from([0.5, 1.0, 2.0, 3.0]))))
             analyses.append({"kind": "window", "name": "w0", "source": src,
@@ -497,6 +510,8 @@ def strategies(nworld: int):
         sums = any(t[2] in ("mean", "sum") for t in walk_terms(trees))
         if not sums and draw(st.sampled_from([False, False, True])):
             config["reproducible"] = True
+        if any(a.get("function", "").split(":")[-1] in FAILS for a in analyses):
+            config["on_error"] = "skip"
         if derived:
             config["derived"] = derived
         if coords:
@@ -520,6 +535,27 @@ def user_scalars(views, meta, comm):
     return {"s": np.array(x.sum()), "n": np.array(float(x.size)),
             "lo": np.array(x.min() if x.size else np.inf),
             "hi": np.array(x.max() if x.size else -np.inf)}
+
+
+_CALLS = {"n": 0}
+
+
+def _failing(rank_of, call):
+    def fn(views, meta, comm):
+        """kind: python under on_error: skip -- the sum of the finite values,
+        but raises at its ``call``-th call on one rank (the module is loaded
+        afresh by each session, so the count starts at each example)."""
+        _CALLS["n"] += 1
+        if _CALLS["n"] == call and comm.rank == rank_of(comm.size):
+            raise RuntimeError(f"planned failure at call {call} on rank {comm.rank}")
+        x = np.asarray(next(iter(views.values())), dtype=np.float64)
+        return {"s": np.array(x[np.isfinite(x)].sum())}
+    return fn
+
+
+user_fails_first_1 = _failing(lambda size: 0, 1)
+user_fails_last_2 = _failing(lambda size: size - 1, 2)
+FAILS = {"user_fails_first_1": 1, "user_fails_last_2": 2}
 
 
 def user_rows(views, meta, comm):
@@ -819,7 +855,11 @@ def check_example(ex, path: str) -> list[str]:
     analyses = [a for a in cfg["analyses"] if a["kind"] != "window"]
     due = {a["name"]: [t for t in range(1, steps + 1) if t % a.get("every", 1) == 0]
            for a in analyses}
-    rows = sorted({t for a in analyses for t in due[a["name"]]})
+    active = {}
+    for a in analyses:  # an analysis disabled by on_error: skip is due no more
+        k = FAILS.get(a.get("function", "").split(":")[-1])
+        active[a["name"]] = due[a["name"]][:k] if k else due[a["name"]]
+    rows = sorted({t for a in analyses for t in active[a["name"]]})
     with xr.open_dataset(path, engine="h5netcdf", decode_times=False) as ds:
         ds.load()
     file_steps = [int(s) for s in ds["step"].values]
@@ -882,6 +922,19 @@ def check_example(ex, path: str) -> list[str]:
                 kept = [d for d in dims if d not in a["over"]]
                 if list(ds[name].dims[1:]) != kept:
                     chk.fail(f"{name}: dims {ds[name].dims}, expected (time, {kept})")
+            elif a["kind"] == "python" and a["function"].split(":")[-1] in FAILS:
+                k = FAILS[a["function"].split(":")[-1]]
+                fail_step = due[name][k - 1] if len(due[name]) >= k else None
+                v = x.astype(np.float64).ravel()
+                v = v[np.isfinite(v)]
+                e = np.broadcast_to(E, x.shape).ravel()[np.isfinite(x.astype(np.float64).ravel())]
+                if fail_step is not None and t >= fail_step:
+                    want, tl = np.nan, 0.0
+                else:
+                    want, tl = float(fsum(v)), RTOL * float(np.abs(v).sum()) + float(e.sum())
+                chk.close(f"{where}: {name}_s (on_error: skip, failing at step {fail_step})",
+                          series(f"{name}_s", t), want, tl)
+                continue
             elif a["kind"] == "python":
                 f = a["fields"][0]
                 x, E = env[f], errs[f]
@@ -981,6 +1034,14 @@ def check_example(ex, path: str) -> list[str]:
                                 chk.fail(f"{where}: {name}_quantile[{q}] = {g!r}, expected "
                                          f"{cands} (counts {gc.tolist()}, below {gb}, "
                                          f"above {ga}, edges {edges.tolist()})")
+    fails = [(a, due[a["name"]][FAILS[a["function"].split(":")[-1]] - 1]) for a in analyses
+             if a.get("function", "").split(":")[-1] in FAILS
+             and len(due[a["name"]]) >= FAILS[a["function"].split(":")[-1]]]
+    errors = json.loads(ds.attrs.get("insitu_errors", "[]"))
+    got = sorted((e.get("step"), e.get("analysis")) for e in errors)
+    if [g[0] for g in got] != sorted(st_ for _, st_ in fails):
+        chk.fail(f"insitu_errors {got}, expected failures at steps "
+                 f"{sorted(st_ for _, st_ in fails)}")
     for a in cfg["analyses"]:
         if a["kind"] == "window":
             check_window(chk, ds, a, cfg, due, row_of, dt)
@@ -1239,6 +1300,8 @@ def tally(stats, ex):
         keys.append("trigger")
     if cfg.get("reproducible"):
         keys.append("reproducible")
+    if cfg.get("on_error") == "skip":
+        keys.append("on_error-skip")
     if any(a.get("weights") for a in cfg["analyses"]):
         keys.append("weights")
     if rec["pattern"] == "extremes" and any("u" in t["fields"] for t in cfg.get("triggers", [])):
