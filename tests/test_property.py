@@ -20,6 +20,8 @@ so an idle rank is one left out of the communicator given to
 or 1, index or coordinate regions and 1-D weights (values or coslat); reduce
 over each proper subset of dims (mean/sum/min/max); histograms with
 quantiles and regions; coarsen with factors that divide every slab; probes;
+python user analyses (scalar and array outputs, sum/min/max, regions); a
+python analysis failing on purpose under ``on_error: skip``;
 windows over any other analysis by steps or by period (ddof 0 or 1); derived
 fields with reductions, nested ones (``da = u - u.mean(x)``,
 ``db = da - da.mean(y)``), pointwise ones; triggers snapshotting declared and
