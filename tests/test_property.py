@@ -70,8 +70,12 @@ def test_property(nranks, tmp_path):
     pytest.importorskip("hypothesis")
     n = PROPERTY_EXAMPLES[nranks] * (10 if SLOW else 1)
     last = tmp_path / "last_example.yaml"
-    result = mpirun(nranks, [PYTHON, PROGRAM, "--examples", n, "--last", last],
-                    timeout=3000 if SLOW else 240, check=False, env=mpi_env())
+    try:
+        result = mpirun(nranks, [PYTHON, PROGRAM, "--examples", n, "--last", last],
+                        timeout=3000 if SLOW else 240, check=False, env=mpi_env())
+    except pytest.fail.Exception as exc:  # a hang: say which example was running
+        tail = last.read_text() if last.exists() else "(none)"
+        pytest.fail(f"{exc}\n--- the example running when it timed out:\n{tail}")
     out = result.stdout + result.stderr
     if result.returncode != 0:
         tail = last.read_text() if last.exists() else "(none)"
