@@ -93,7 +93,8 @@ def test_each_bad_config_has_its_own_message():
 
 def test_defaults_are_filled():
     cfg = parse(GOOD)
-    assert cfg["output"] == {"path": "insitu.h5", "overwrite": False, "flush_every": 1}
+    assert cfg["output"] == {"path": "insitu.h5", "overwrite": False, "flush_every": 1,
+                             "verify": False}
     assert cfg["analyses"][0]["every"] == 1
     assert cfg["on_error"] == "abort"
 

@@ -85,7 +85,11 @@ def test_calls_from_another_thread_are_refused_under_funneled(tmp_path):
     nranks = 3
     r = mpirun(nranks, [PYTHON, GRID_HOST, out, "--dims", 3, 1, "--thread-level", "funneled",
                         "--steps", 3, "--probe-threads"], timeout=180)
-    probes = [line for line in r.stdout.splitlines() if line.startswith("PROBE ")]
+    # Ranks' lines can interleave in mpiexec's stdout (two on one line), so
+    # split at each "PROBE " rather than at newlines.
+    import re
+    probes = [p.strip() for p in re.split(r"(?=PROBE rank )", r.stdout)
+              if p.startswith("PROBE rank ")]
     assert len(probes) == 4 * nranks, r.stdout
     for line in probes:
         what = line.split()[3].rstrip(":")
