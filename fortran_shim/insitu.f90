@@ -160,14 +160,14 @@ contains
       integer, dimension(:), intent(in) :: local_shape, global_shape, offset
       integer, dimension(:), optional, intent(in) :: halo, halo_hi
       integer, optional, intent(out) :: ierr
-      integer(c_int64_t), dimension(3) :: g, o, l, lo, hi
+      integer(c_int64_t), dimension(4) :: g, o, l, lo, hi
       integer :: nd
       character(len=32) :: counts
       nd = size(local_shape)
       g = 0; o = 0; l = 0; lo = 0; hi = 0
-      if (nd < 1 .or. nd > 3) then
+      if (nd < 1 .or. nd > 4) then
          call report(INSITU_ERR_ARGUMENT, "insitu_declare('"//trim(name)// &
-                     "'): arrays of rank 1 to 3 are supported", ierr)
+                     "'): arrays of rank 1 to 4 are supported", ierr)
          return
       end if
       if (size(global_shape) /= nd .or. size(offset) /= nd) then
@@ -213,6 +213,7 @@ contains
       rank (1); if (size(array) > 0) p = c_loc(array(1))
       rank (2); if (size(array) > 0) p = c_loc(array(1, 1))
       rank (3); if (size(array) > 0) p = c_loc(array(1, 1, 1))
+      rank (4); if (size(array) > 0) p = c_loc(array(1, 1, 1, 1))
       end select
       call expose_ptr(name, p, is_contiguous(array), REAL32, shape(array), ierr)
    end subroutine
@@ -227,6 +228,7 @@ contains
       rank (1); if (size(array) > 0) p = c_loc(array(1))
       rank (2); if (size(array) > 0) p = c_loc(array(1, 1))
       rank (3); if (size(array) > 0) p = c_loc(array(1, 1, 1))
+      rank (4); if (size(array) > 0) p = c_loc(array(1, 1, 1, 1))
       end select
       call expose_ptr(name, p, is_contiguous(array), REAL64, shape(array), ierr)
    end subroutine
@@ -241,6 +243,7 @@ contains
       rank (1); if (size(array) > 0) p = c_loc(array(1))
       rank (2); if (size(array) > 0) p = c_loc(array(1, 1))
       rank (3); if (size(array) > 0) p = c_loc(array(1, 1, 1))
+      rank (4); if (size(array) > 0) p = c_loc(array(1, 1, 1, 1))
       end select
       call expose_ptr(name, p, is_contiguous(array), INT32, shape(array), ierr)
    end subroutine
@@ -255,6 +258,7 @@ contains
       rank (1); if (size(array) > 0) p = c_loc(array(1))
       rank (2); if (size(array) > 0) p = c_loc(array(1, 1))
       rank (3); if (size(array) > 0) p = c_loc(array(1, 1, 1))
+      rank (4); if (size(array) > 0) p = c_loc(array(1, 1, 1, 1))
       end select
       call expose_ptr(name, p, is_contiguous(array), INT64, shape(array), ierr)
    end subroutine
@@ -269,15 +273,15 @@ contains
       integer(c_int), intent(in) :: dtype
       integer, dimension(:), intent(in) :: array_shape
       integer, optional, intent(out) :: ierr
-      integer(c_int64_t), dimension(3) :: shp
+      integer(c_int64_t), dimension(4) :: shp
       if (.not. contiguous) then
          call report(INSITU_ERR_ARGUMENT, "insitu_expose('"//trim(name)// &
                      "'): the array is not contiguous; pass the whole array, halos included", ierr)
          return
       end if
-      if (size(array_shape) > 3) then
+      if (size(array_shape) > 4) then
          call report(INSITU_ERR_ARGUMENT, "insitu_expose('"//trim(name)// &
-                     "'): arrays of rank 1 to 3 are supported", ierr)
+                     "'): arrays of rank 1 to 4 are supported", ierr)
          return
       end if
       shp = 0

@@ -30,7 +30,7 @@
 extern "C" {
 #endif
 
-#define INSITU_ABI_VERSION 2 /* 2: insitu_expose takes dtype and shape; insitu_set_error */
+#define INSITU_ABI_VERSION 2 /* 2: insitu_expose takes dtype and shape; rank 4; insitu_set_error */
 
 /* status codes */
 #define INSITU_OK            0
@@ -50,7 +50,7 @@ extern "C" {
 #define INSITU_ORDER_FORTRAN 1 /* column-major: first index varies fastest */
 
 /* Largest field rank and number of fields one session can declare. */
-#define INSITU_MAX_NDIM   3
+#define INSITU_MAX_NDIM   4
 #define INSITU_MAX_FIELDS 256
 #define INSITU_MAX_NAME   64
 

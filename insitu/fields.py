@@ -23,7 +23,7 @@ DTYPES = {1: np.dtype(np.float32), 2: np.dtype(np.float64),
           3: np.dtype(np.int32), 4: np.dtype(np.int64)}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 ORDERS = {0: "C", 1: "F"}
-MAX_NDIM = 3  # INSITU_MAX_NDIM in insitu.h; the kernels handle 1 to 3
+MAX_NDIM = 4  # INSITU_MAX_NDIM in insitu.h (4-D views: kernels/slices.py)
 
 
 class FieldError(ValueError):
@@ -127,7 +127,7 @@ def make_spec(name, dtype, global_shape, offset, local_shape, halo_lo=None,
 
 def _default_dims(name: str, ndim: int, order: str) -> tuple[str, ...]:
     # Fortran models index (x, y, z); C models index (z, y, x).
-    names = ("x", "y", "z")[:ndim]
+    names = ("x", "y", "z", "w")[:ndim]
     return names if order == "F" else names[::-1]
 
 

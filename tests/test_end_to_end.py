@@ -182,7 +182,7 @@ def test_fortran_generic_interface_all_dtypes_and_ranks(fortran_dir, tmp_path, n
     cfg = tmp_path / "dtypes.yaml"
     cfg.write_text(f"output: {{path: {out}}}\nanalyses:\n" + "".join(
         f"  - {{kind: stats, field: {f}, stats: [count, sum, mean, min, max, std]}}\n"
-        for f in "abcd"))
+        for f in "abcde"))
     r = mpirun(nranks, [fortran_dir / "dtypes_check", cfg], timeout=120)
     assert "DTYPES-DONE" in r.stdout
     p = nranks
@@ -195,6 +195,8 @@ def test_fortran_generic_interface_all_dtypes_and_ranks(fortran_dir, tmp_path, n
         "b": (jb[0] + 100 * jb[1]).astype(np.int32),
         "c": (i + 10 * j + 10**12 * k).astype(np.int64),
         "d": np.sin(0.1 * i) + np.cos(0.2 * j) + 0.01 * k,
+        "e": np.add.outer(np.add.outer(np.add.outer(np.arange(nx), 10.0 * np.arange(2)),
+                                       100.0 * np.arange(ny)), 1000.0 * np.arange(nz * p + 2)),
     }
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         for name, field in want.items():

@@ -54,8 +54,8 @@ def test_bad_exposures_are_refused(array, message):
 @pytest.mark.parametrize("kw,message", [
     (dict(dtype=np.complex64), "unsupported dtype"),
     (dict(dtype=7), "unsupported dtype code 7"),
-    (dict(global_shape=(2, 2, 2, 2), offset=(0,) * 4, local_shape=(2,) * 4, halo_lo=None,
-          halo_hi=None), "rank 4 is not supported"),
+    (dict(global_shape=(2,) * 5, offset=(0,) * 5, local_shape=(2,) * 5, halo_lo=None,
+          halo_hi=None), "rank 5 is not supported"),
     (dict(halo_lo=(9, 1)), "leave no interior"),
     (dict(offset=(3, 0)), "outside the global range"),
     (dict(offset=(0,)), "offset has 1 entries"),

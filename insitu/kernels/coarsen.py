@@ -35,9 +35,33 @@ def coarsen_mean(view: np.ndarray, factors) -> np.ndarray:
     for n, f in zip(view.shape, factors):
         if f < 1 or n % f:
             raise ValueError(f"slab shape {view.shape} is not a multiple of factors {factors}")
+    if view.ndim == 4:
+        return _coarsen4(view, factors)
     pad = 3 - view.ndim
     a = view[(np.newaxis,) * pad]
     fs = (1,) * pad + factors
     out = np.empty(tuple(n // f for n, f in zip(a.shape, fs)))
     _coarsen3(a, *fs, out)
     return out.reshape(out.shape[pad:])
+
+
+
+def _coarsen4(view: np.ndarray, factors) -> np.ndarray:
+    """A 4-D view, slice by slice along the first axis: each slice's block
+    means and finite counts (a float mask of the slice, the one temporary)
+    are combined over the f0 slices of a block into the block's mean."""
+    f0, rest = factors[0], factors[1:]
+    out = np.empty((view.shape[0] // f0,) + tuple(n // f for n, f in zip(view.shape[1:], rest)))
+    for b in range(out.shape[0]):
+        total = np.zeros(out.shape[1:])
+        count = np.zeros(out.shape[1:])
+        for i in range(b * f0, (b + 1) * f0):
+            s = view[i]
+            ok = np.isfinite(s)
+            m = coarsen_mean(s, rest)            # the block means of this slice
+            c = coarsen_mean(ok.astype(np.float64), rest) * np.prod(rest)  # their counts
+            total += np.where(c > 0, m * c, 0.0)
+            count += c
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[b] = np.where(count > 0, total / count, np.nan)
+    return out

@@ -68,6 +68,12 @@ def histogram(view: np.ndarray, lo: float, hi: float, nbins: int,
         out = np.zeros(nbins + 2)
     else:
         out[:] = 0.0
+    if view.ndim == 4:  # slice by slice; counts add exactly
+        from .slices import along, slowest_axis
+        part = np.zeros(nbins + 2)
+        for s in along(view, slowest_axis(view)):
+            out += histogram(s, lo, hi, nbins, part)
+        return out
     edges = np.linspace(lo, hi, nbins + 1)
     a = as_c_order_3d(view)
     ncols = a.shape[2]

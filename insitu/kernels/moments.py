@@ -367,7 +367,7 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     Parameters
     ----------
     view : ndarray
-        A 1- to 3-D array of float32, float64, int32 or int64, any strides
+        A 1- to 4-D array of float32, float64, int32 or int64, any strides
         (halo-sliced views are strided).  It is not copied.
     out : ndarray, optional
         A float64 vector of length ``len(FIELDS)`` to fill, so the per-step
@@ -394,6 +394,8 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(len(FIELDS), dtype=np.float64)
     elif out.dtype != np.float64 or out.shape != (len(FIELDS),):
         raise ValueError("out must be a float64 vector of length %d" % len(FIELDS))
+    if view.ndim == 4:
+        return _moments4(view, out)
     a = padded_rows(as_c_order_3d(view))
     ncols = view.size and as_c_order_3d(view).shape[2]
     copy_rows = not a.flags.c_contiguous
@@ -408,6 +410,27 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         tmp = np.zeros(1, dtype=np.int64)
         _moments3(a, ncols, a, 0, 0, 0, False, copy_rows, buf, buf, tmp,
                   tmp.view(np.float64), acc, out)
+    return out
+
+
+def _moments4(view: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A 4-D view, slice by slice along its slowest axis (kernels/slices.py)."""
+    from ..reduction import chan_merge
+    from .slices import along, slowest_axis
+    part = np.empty(len(FIELDS))
+    out[:] = (0.0, 0.0, np.nan, 0.0, np.inf, -np.inf, 0.0, 0.0, 0.0, 0.0, 0.0)
+    for s in along(view, slowest_axis(view)):
+        moments(s, part)
+        out[COUNT], out[MEAN], out[M2], out[MEAN_LO] = chan_merge(
+            out[COUNT], out[MEAN], out[M2], out[MEAN_LO],
+            part[COUNT], part[MEAN], part[M2], part[MEAN_LO])
+        out[SUM] += part[SUM]
+        out[MIN] = min(out[MIN], part[MIN])
+        out[MAX] = max(out[MAX], part[MAX])
+        for k in (NAN_COUNT, INF_COUNT, ISUM_HI, ISUM_LO):
+            out[k] += part[k]
+    if view.dtype.kind in "iu":  # the exact integer sum, rounded once
+        out[SUM] = float(int(out[ISUM_HI]) + int(out[ISUM_LO]))
     return out
 
 
@@ -482,6 +505,17 @@ def weighted_moments(view: np.ndarray, weights: np.ndarray,
         weights = np.broadcast_to(weights, view.shape)
     if out is None:
         out = np.empty(4, dtype=np.float64)
+    if view.ndim == 4:
+        from ..reduction import chan_merge
+        from .slices import slowest_axis
+        k = slowest_axis(view)
+        part = np.empty(4)
+        out[:] = (0.0, np.nan, 0.0, 0.0)
+        for i in range(view.shape[k]):
+            sel = (slice(None),) * k + (i,)
+            weighted_moments(view[sel], weights[sel], part)
+            out[:] = chan_merge(*out, *part)
+        return out
     a = view
     w = weights
     if a.ndim > 1 and abs(a.strides[0]) < abs(a.strides[-1]):

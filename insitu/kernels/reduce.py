@@ -95,10 +95,12 @@ def _reduce3(a, ncols, k0, k1, k2, op, acc, cnt):  # pragma: no cover - compiled
 
 
 def reduce_axes(view: np.ndarray, axes, op: str):
-    """Reduce ``view`` (1-3-D, any strides) over ``axes``; non-finite values
+    """Reduce ``view`` (1-4-D, any strides) over ``axes``; non-finite values
     are skipped.  Returns ``(values, counts)`` over the kept axes, in the
     view's axis order (counts only for ``sum``; None otherwise)."""
     axes = tuple(sorted(a % view.ndim for a in axes))
+    if view.ndim == 4:
+        return _reduce4(view, axes, op)
     code = {"sum": SUM, "min": MIN, "max": MAX}[op]
     # Put the view in 3-D, C-like memory order, remembering which axes are kept.
     a = view
@@ -121,3 +123,30 @@ def reduce_axes(view: np.ndarray, axes, op: str):
         vals = vals.T
         counts = counts.T if counts is not None else None
     return vals.reshape(kept_shape), (counts.reshape(kept_shape) if counts is not None else None)
+
+
+def _reduce4(view: np.ndarray, axes: tuple, op: str):
+    """A 4-D view, slice by slice along its slowest axis ``k``: a reduced
+    ``k`` combines the slices' results (sums and counts add, extremes are
+    taken); a kept ``k`` stacks them."""
+    from .slices import slowest_axis
+    k = slowest_axis(view)
+    sub = tuple(a - (a > k) for a in axes if a != k)   # the axes within a slice
+    parts = [reduce_axes(view[(slice(None),) * k + (i,)], sub, op)
+             for i in range(view.shape[k])]
+    if k in axes:
+        vals = parts[0][0].copy()
+        counts = None if parts[0][1] is None else parts[0][1].copy()
+        for v, c in parts[1:]:
+            if op == "sum":
+                vals += v
+                counts += c
+            elif op == "min":
+                np.minimum(vals, v, out=vals)
+            else:
+                np.maximum(vals, v, out=vals)
+        return vals, counts
+    pos = sum(1 for a in range(k) if a not in axes)  # where k sits among the kept axes
+    vals = np.stack([v for v, _ in parts], axis=pos)
+    counts = None if op != "sum" else np.stack([c for _, c in parts], axis=pos)
+    return vals, counts

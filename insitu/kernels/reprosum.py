@@ -96,6 +96,12 @@ def local_words(view: np.ndarray, T: int, out: np.ndarray | None = None) -> np.n
         out = np.zeros(WORDS, dtype=np.int64)
     else:
         out[:] = 0
+    if view.ndim == 4:  # slice by slice; integer words add exactly in any order
+        from .slices import along, slowest_axis
+        part = np.zeros(WORDS, dtype=np.int64)
+        for s in along(view, slowest_axis(view)):
+            out += local_words(s, T, part)
+        return out
     _fixed3(as_c_order_3d(view), int(T), out)
     return out
 

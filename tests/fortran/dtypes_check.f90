@@ -14,6 +14,8 @@ program dtypes_check
    integer(c_int32_t), allocatable, target :: b(:, :)
    integer(c_int64_t), allocatable, target :: c(:, :, :)
    real(c_double), allocatable, target :: d(:, :, :)
+   real(c_double), allocatable, target :: e(:, :, :, :)
+   integer :: l
 
    call MPI_Init()
    call MPI_Comm_rank(MPI_COMM_WORLD, rank)
@@ -44,11 +46,26 @@ program dtypes_check
       end do
    end do
 
+   ! e: rank 4, a halo of 1 in every dimension, split along its last one
+   allocate (e(0:nx + 1, 0:3, 0:ny + 1, 0:mz + 1))
+   e = -1d30
+   do l = 1, mz
+      do k = 1, ny
+         do j = 1, 2
+            do i = 1, nx
+               e(i, j, k, l) = (i - 1) + 10d0*(j - 1) + 100d0*(k - 1) + 1000d0*(oz + l - 1)
+            end do
+         end do
+      end do
+   end do
+
    call insitu_init(MPI_COMM_WORLD, trim(config))
    call insitu_declare("a", a, global_shape=[n1*nprocs], offset=[o1], halo=[2])
    call insitu_declare("b", b, global_shape=[nx, ny*nprocs + 1], offset=[0, oy], halo=[1, 1])
    call insitu_declare("c", c, global_shape=[nx, ny, nz*nprocs + 2], offset=[0, 0, oz])
    call insitu_declare("d", d, global_shape=[nx, ny, nz*nprocs + 2], offset=[0, 0, oz], halo=[1, 1, 1])
+   call insitu_declare("e", e, global_shape=[nx, 2, ny, nz*nprocs + 2], offset=[0, 0, 0, oz], &
+                       halo=[1, 1, 1, 1])
    call insitu_step(1_c_int64_t, 1d0)
    call insitu_finalize()
    if (rank == 0) write (*, '(a)') "DTYPES-DONE"

@@ -17,7 +17,7 @@ REAL32, REAL64, INT32, ORDER_F = 1, 2, 3, 1
 
 
 def _i64(values):
-    return (ctypes.c_int64 * 3)(*values)
+    return (ctypes.c_int64 * 4)(*values)
 
 
 def _config(tmp, comm):
@@ -141,7 +141,7 @@ def test_every_error_path_returns_a_status_with_a_message(lib, comm, shared_dir)
               ERR_ARGUMENT, "longer than 63")
         fails(lib.insitu_declare_field(b"g", REAL64, 1, None, zero, four, zero, zero, 0),
               ERR_ARGUMENT, "NULL")
-        for ndim in (0, 4):
+        for ndim in (0, 5):
             fails(lib.insitu_declare_field(b"g", REAL64, ndim, four, zero, four, zero, zero, 0),
                   ERR, f"rank {ndim} is not supported")
         off = _i64([4 * r])
