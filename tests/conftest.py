@@ -106,5 +106,28 @@ def analyses_output(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``tmpfs(options)`` mounts a small tmpfs (``size=512k``, ``ro,size=64k``)
+    under the test's directory and returns its path; the test is skipped,
+    with the reason, where mounting is not possible (not root).  Unmounted
+    after the test."""
+    mounted = []
+
+    def mount(options: str, name: str = "mnt") -> Path:
+        mnt = tmp_path / name
+        mnt.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs ({options}) here: {r.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 # tests/mpi runs only under mpiexec (launched by test_mpi_suite.py).
 collect_ignore = [] if os.environ.get("INSITU_MPI_TESTS") else ["mpi"]

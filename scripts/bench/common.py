@@ -88,3 +88,20 @@ def save(name: str, payload: dict) -> Path:
                "when": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload}
     path.write_text(json.dumps(payload, indent=1))
     return path
+
+
+def time_steps(comm, api, steps: int) -> tuple[float, float]:
+    """Seconds per ``api.step`` over ``steps`` steps after the first (which
+    defines the variables and loads the kernels), each started together
+    after a barrier: ``(this rank's mean, the slowest rank's mean)``."""
+    import numpy as np
+    from mpi4py import MPI
+    api.step(1, 0.0)
+    times = np.empty(steps)
+    for s in range(steps):
+        comm.Barrier()
+        t0 = time.perf_counter()
+        api.step(s + 2, float(s + 2))
+        times[s] = time.perf_counter() - t0
+    mean = float(times.mean())
+    return mean, comm.allreduce(mean, op=MPI.MAX)

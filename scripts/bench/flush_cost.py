@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import quick_flag, save, shared_tmpdir, table  # noqa: E402
+from common import quick_flag, save, shared_tmpdir, table, time_steps  # noqa: E402
 
 
 def main() -> int:
@@ -39,16 +38,8 @@ def main() -> int:
         api.declare_field("T", np.float64, (n * comm.size, n), (n * comm.rank, 0), (n, n))
         a = np.random.default_rng(comm.rank).normal(280, 5, (n, n))
         api.expose("T", a)
-        api.step(1, 0.0)  # first step: variables defined, kernels compiled
-        times = np.empty(steps)
-        for s in range(steps):
-            comm.Barrier()
-            t0 = time.perf_counter()
-            api.step(s + 2, float(s + 2))
-            times[s] = time.perf_counter() - t0
+        mean, slowest = time_steps(comm, api, steps)
         api.finalize()
-        mean = float(times.mean())
-        slowest = comm.allreduce(mean, op=MPI.MAX)
         rows.append({"flush_every": "never" if every == never else every,
                      "ms_per_step_rank0": mean * 1e3, "ms_per_step_slowest": slowest * 1e3})
     if comm.rank == 0:

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import describe_machine, quick_flag, save, shared_tmpdir, table  # noqa: E402
+from common import describe_machine, quick_flag, save, shared_tmpdir, table, time_steps  # noqa: E402
 
 
 def one_run(comm, api, tmp, verify: bool, steps: int, n: int) -> float:
-    from mpi4py import MPI
     cfg = {"output": {"path": os.path.join(tmp, f"v{int(verify)}.h5"), "overwrite": True,
                       "verify": verify},
            "fields": {"T": {"dims": ["y", "x"]}},
@@ -33,15 +31,9 @@ def one_run(comm, api, tmp, verify: bool, steps: int, n: int) -> float:
     api.declare_field("T", np.float64, (n * comm.size, n), (n * comm.rank, 0), (n, n))
     a = np.random.default_rng(comm.rank).normal(280, 5, (n, n))
     api.expose("T", a)
-    api.step(1, 0.0)  # variables defined, kernels compiled
-    times = np.empty(steps)
-    for s in range(steps):
-        comm.Barrier()
-        t0 = time.perf_counter()
-        api.step(s + 2, float(s + 2))
-        times[s] = time.perf_counter() - t0
+    _, slowest = time_steps(comm, api, steps)
     api.finalize()
-    return comm.allreduce(float(times.mean()), op=MPI.MAX)
+    return slowest
 
 
 def main() -> int:
