@@ -54,8 +54,17 @@ def plot_file(path: str, outdir: str, step_index: int = -1) -> list[str]:
         written.append(p)
 
     with h5py.File(path, "r", locking=False) as f:
+        # Coordinates (step numbers) and bounds are not results: a plot of
+        # them (a series of step numbers, a Hovmoller of time bounds) only
+        # misleads.  They are named in the results' attributes.
+        skip = set()
+        for ds in f.values():
+            if isinstance(ds, h5py.Dataset):
+                skip.update(str(ds.attrs.get("coordinates", "")).split())
+                if "bounds" in ds.attrs:
+                    skip.add(str(ds.attrs["bounds"]))
         for name, ds in sorted(f.items()):
-            if not isinstance(ds, h5py.Dataset) or ds.is_scale or ds.ndim == 0:
+            if not isinstance(ds, h5py.Dataset) or ds.is_scale or ds.ndim == 0 or name in skip:
                 continue
             if not len(ds.dims[0]) or not any(
                     s.name.lstrip("/").startswith("time") for s in ds.dims[0].values()):

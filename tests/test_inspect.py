@@ -26,6 +26,8 @@ def test_plots_one_sensible_figure_per_result(output, tmp_path):
                  "series_T_mean_w2_mean.png", "series_hot_count.png"):
         assert name in files, files
     assert f"wrote {len(files)} figure(s)" in r.stdout
+    # no plots of coordinates or bounds (issue 15): step numbers, time bounds
+    assert not [n for n in files if "step" in n or "bounds" in n], files
     for f in tmp_path.glob("*.png"):
         img = mpimg.imread(f)
         assert img.shape[0] > 100 and img.shape[1] > 100
