@@ -18,14 +18,11 @@ from typing import Optional
 
 import numpy as np
 
+from .exits import EXIT_INTERFACE
 from .reduction import ReductionPlan
 
 
 log = logging.getLogger("insitu")
-
-#: Exit status of a job ended by the watchdog: a rank never joined an
-#: insitu collective, which is a mistake at the model interface (README).
-EXIT_HANG = 4
 
 
 class CommError(RuntimeError):
@@ -40,6 +37,8 @@ class BaseComm:
         self.collectives = 0
         #: which insitu call this rank is in, for the watchdog's message
         self.where = "insitu"
+        #: seconds a collective may wait for the other ranks; 0: forever
+        self.timeout = 0.0
 
     # subclasses implement the primitives below --------------------------
     def reduce_record(self, plan: ReductionPlan) -> None:
@@ -64,10 +63,6 @@ class BaseComm:
         """Sub-communicator of the ranks with the same ``color`` (collective)."""
         raise NotImplementedError
 
-    def barrier(self, what: str = "barrier") -> None:
-        """Wait for every rank (collective)."""
-        raise NotImplementedError
-
     def free(self) -> None:
         pass
 
@@ -89,7 +84,6 @@ class MPIComm(BaseComm):
         self.size = comm.Get_size()
         self._owned = owned
         self._ops: dict[int, tuple] = {}
-        #: seconds a collective may wait for the other ranks; 0: forever
         self.timeout = float(timeout)
 
     def _wait(self, request, what: str) -> None:
@@ -120,12 +114,9 @@ class MPIComm(BaseComm):
                f"({what}) for ranks that never joined: a rank skipped this call, called "
                "another insitu function, stepped to another step, or is stuck or dead "
                "(hang_timeout_seconds; ending the job)")
-        log.critical(msg)
-        import sys
-        sys.stderr.write(f"insitu[{self.rank}] CRITICAL: {msg}\n")
-        sys.stderr.flush()
+        log.critical(msg)  # every rank logs CRITICAL (insitu.log)
         time.sleep(min(2.0, self.timeout))  # let the other waiting ranks say where they are
-        self.abort(EXIT_HANG)
+        self.abort(EXIT_INTERFACE)
 
     @classmethod
     def from_fortran(cls, handle: int) -> "MPIComm":
@@ -133,9 +124,6 @@ class MPIComm(BaseComm):
         from mpi4py import MPI
         return cls(MPI.Comm.f2py(handle).Dup(), owned=True)
 
-    def barrier(self, what: str = "barrier") -> None:
-        self.collectives += 1
-        self._wait(self.comm.Ibarrier(), what)
 
     def _op_for(self, plan: ReductionPlan):
         key = id(plan)
@@ -192,7 +180,8 @@ class MPIComm(BaseComm):
     def split(self, color: int) -> "MPIComm":
         # MPI has no non-blocking split: a watched barrier first, so a rank
         # that never comes is caught there instead of hanging in Split.
-        self.barrier("a communicator split")
+        self.collectives += 1
+        self._wait(self.comm.Ibarrier(), "the barrier before a communicator split")
         self.collectives += 1
         return MPIComm(self.comm.Split(int(color), self.rank), owned=True, timeout=self.timeout)
 
@@ -302,10 +291,6 @@ class FakeComm(BaseComm):
         self.world.aborted.append((self.rank, code))
         self.world._barrier.abort()
         raise CommError(f"fake rank {self.rank} aborted with code {code}")
-
-    def barrier(self, what: str = "barrier") -> None:
-        self.collectives += 1
-        self.world.exchange(self.rank, None)
 
     def split(self, color: int) -> "FakeComm":
         self.collectives += 1

@@ -18,6 +18,8 @@ from typing import Optional
 
 import numpy as np
 
+from .schema import ConfigError
+
 #: ABI dtype codes (insitu.h) and numpy dtypes.
 DTYPES = {1: np.dtype(np.float32), 2: np.dtype(np.float64),
           3: np.dtype(np.int32), 4: np.dtype(np.int64)}
@@ -28,6 +30,12 @@ MAX_NDIM = 4  # INSITU_MAX_NDIM in insitu.h (4-D views: kernels/slices.py)
 
 class FieldError(ValueError):
     """A field was declared or exposed wrongly; the message names it and the rank."""
+
+
+class FieldConfigError(FieldError, ConfigError):
+    """A declaration refused because of the config (its ``dims`` for the
+    field): a field error at the call, and a config error for the exit
+    status, since every rank reads the same config."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +128,10 @@ def make_spec(name, dtype, global_shape, offset, local_shape, halo_lo=None,
         dims = _default_dims(name, ndim, order)
     dims = tuple(dims)
     if len(dims) != ndim:
-        raise FieldError(f"{where}: config gives {len(dims)} dims {list(dims)} "
-                         f"for a field of rank {ndim}")
+        # Only the config's fields.<name>.dims can disagree (the defaults
+        # have the field's rank), the same way on every rank: a config error.
+        raise FieldConfigError(f"fields.{name}.dims: config gives {len(dims)} dims "
+                               f"{list(dims)} for a field of rank {ndim} ({where})")
     return FieldSpec(name, dt, gshape, off, lshape, hlo, hhi, order, dims)
 
 

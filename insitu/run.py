@@ -81,9 +81,10 @@ def run(args: argparse.Namespace, comm) -> int:
     from .analyses import AnalysisError
     from .fields import FieldError
     from .models import resolve
+    from .exits import EXIT_CONFIG, EXIT_INTERFACE
     from .options import ConfigError, yaml_load
     from .progress import Progress
-    from .session import EXIT_CONFIG, EXIT_INTERFACE, StepError
+    from .session import StepError
     from .writer import OutputError
 
     model_cls = resolve(args.model)
@@ -96,17 +97,18 @@ def run(args: argparse.Namespace, comm) -> int:
     # init, declare and the first step's check of the config against the
     # declarations fail identically on every rank (each reads the same
     # config; declarations are checked collectively), before the output
-    # file exists.
+    # file exists.  A ConfigError from any of them reaches main(), which
+    # treats every ConfigError as such.
     try:
         session = api.init(comm, config, output=args.output,
                            overwrite=True if args.overwrite else None,
                            host=f"python:{args.model}")
-    except (ConfigError, OutputError, AnalysisError) as exc:
+    except (OutputError, AnalysisError) as exc:
         raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
     try:
         model.declare(api)
-    except ConfigError as exc:  # the config's dims do not fit a declared field
-        raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
+    except ConfigError:  # the config's dims for a field (a FieldConfigError): main() says it
+        raise
     except (FieldError, StepError) as exc:  # checked collectively: every rank raises
         raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
     bar = Progress(args.steps, enabled=comm.Get_rank() == 0 and not args.no_progress)
@@ -115,8 +117,6 @@ def run(args: argparse.Namespace, comm) -> int:
         model.expose(api)  # a FieldError here may be one rank's alone: abort
         try:
             results = api.step(step, model.time)
-        except ConfigError as exc:
-            raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
         except StepError as exc:  # found by the step's handshake: every rank knows
             raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
         bar.update(step, progress_label(results))
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     from .fields import FieldError
     from .log import setup
     from .options import ConfigError
-    from .session import EXIT_CONFIG, EXIT_INTERFACE, EXIT_OUTPUT
+    from .exits import EXIT_CONFIG, EXIT_INTERFACE, EXIT_OUTPUT
     from .writer import OutputError
 
     comm = MPI.COMM_WORLD
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         if comm.Get_rank() == 0:
             sys.stderr.write(f"insitu: {exc}\n")
         return exc.status
-    except ConfigError as exc:  # usage found before any rank diverged
+    except ConfigError as exc:  # found on every rank alike: the config, read by each
         if comm.Get_rank() == 0:
             sys.stderr.write(f"insitu: config error: {exc}\n")
         return EXIT_CONFIG

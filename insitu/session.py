@@ -26,6 +26,7 @@ from .analyses.base import (AnalysisError, Axis, BindContext, Coord, IntRecord, 
 from .groups import ReduceGroup, project
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
+from .exits import EXIT_ANALYSIS
 from .fields import DTYPE_CODES, MAX_NDIM, FieldError, FieldSlot, make_spec
 from .reduction import MIN, SUM, ReductionPlan
 from .schema import ConfigError
@@ -48,13 +49,6 @@ def _unique(coords):
 class _Where:
     def __init__(self, where: str) -> None:
         self.where = where
-
-
-#: Exit statuses of a job that insitu ends (README, "What happens when
-#: something goes wrong"): 2 a config or usage error, 3 an analysis error
-#: under ``on_error: abort``, 4 a mistake at the model interface, 5 the
-#: output could not be written (a full disk).
-EXIT_CONFIG, EXIT_ANALYSIS, EXIT_INTERFACE, EXIT_OUTPUT = 2, 3, 4, 5
 
 
 _DECLARE, _STEP, _FINALIZE = 1, 2, 3
@@ -87,8 +81,7 @@ class Session:
         self.comm = comm
         self.cfg = cfg
         self.host = host
-        if hasattr(comm, "timeout"):  # the watchdog of every insitu collective
-            comm.timeout = cfg["hang_timeout_seconds"]
+        comm.timeout = cfg["hang_timeout_seconds"]  # the watchdog of insitu's collectives
         self.analyses = _analyses.build(cfg["analyses"], comm.rank, comm.size)
         self.on_error = cfg["on_error"]
         self.disabled: dict[int, int] = {}   # analysis index -> step it was disabled at
@@ -154,15 +147,9 @@ class Session:
         try:
             if name in self.slots:
                 raise FieldError(f"field {name!r} on rank {rank}: declared twice")
-            dims = meta.get("dims")
-            if dims is not None and hasattr(global_shape, "__len__") and \
-                    len(dims) != len(global_shape):
-                # The config's fault, seen the same way on every rank.
-                raise ConfigError(f"fields.{name}.dims: {len(dims)} name(s) {list(dims)} for "
-                                  f"a field of rank {len(global_shape)}")
             spec = make_spec(name, dtype, global_shape, offset, local_shape,
-                             halo_lo, halo_hi, order, dims, rank=rank)
-        except (FieldError, ConfigError) as exc:
+                             halo_lo, halo_hi, order, meta.get("dims"), rank=rank)
+        except FieldError as exc:  # a FieldConfigError too: fields.<name>.dims
             error, spec = exc, None
         # One row per rank: failed, ndim, global shape, offset, interior
         # shape (MAX_NDIM entries each), then a hash of the name and dtype.
@@ -625,10 +612,10 @@ class Session:
             versions["mpi"] = self.comm._MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
         cfg_text = self.cfg.get("_text") or yaml.safe_dump(
             {k: v for k, v in self.cfg.items() if not k.startswith("_")}, sort_keys=False)
+        command = " ".join(sys.argv) if sys.argv and sys.argv[0] else self.host
         out = {
             "Conventions": "CF-1.11",
-            "history": f"{self.started} insitu {__version__}: "
-                       + (" ".join(sys.argv) if sys.argv and sys.argv[0] else self.host),
+            "history": f"{self.started} insitu {__version__}: {command}",
             "title": "insitu summaries",
             "source": f"insitu {__version__} in-situ analysis ({self.host} host)",
             "insitu_config": cfg_text,
@@ -638,7 +625,7 @@ class Session:
             "insitu_versions": versions,
             "insitu_host": self.host,
             "insitu_started": self.started,
-            "insitu_command": " ".join(sys.argv) if sys.argv and sys.argv[0] else self.host,
+            "insitu_command": command,
         }
         if self.cfg["reproducible"]:
             out["insitu_reproducible"] = self._reproducible_outputs()
@@ -646,11 +633,10 @@ class Session:
 
     def _reproducible_outputs(self) -> str:
         """What ``reproducible: true`` makes bitwise identical for any
-        decomposition, said in the file so a reader need not know the rules:
-        the sums and unweighted means of ``stats``; nothing else."""
-        names = [a.variables[k] for a in self.analyses if getattr(a, "phase2", False)
-                 for k in ("sum", "mean") if k in a.variables
-                 and not (k == "mean" and a.cfg.get("weights"))]
+        decomposition, said in the file so a reader need not know the rules;
+        each analysis names its own (today: the sums and unweighted means of
+        ``stats``)."""
+        names = [n for a in self.analyses for n in a.reproducible_outputs()]
         return ("bitwise identical for any decomposition: " + (", ".join(names) or "none") +
                 "; every other output (std, var, weighted means, reductions over dims, "
                 "histogram quantiles, windows) agrees to rounding only")

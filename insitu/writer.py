@@ -47,7 +47,6 @@ NC_FILL = {np.dtype(t): t(v) for t, v in [
     (np.int8, -127), (np.int16, -32767), (np.int32, -2147483647),
     (np.int64, -9223372036854775806), (np.uint8, 255), (np.uint16, 65535),
     (np.uint32, 4294967295), (np.uint64, 18446744073709551614)]}
-INT_FILL = NC_FILL[np.dtype(np.int64)]
 
 #: calendars whose time may or may not count leap seconds (CF 1.11 4.4.1);
 #: their time coordinates say ``units_metadata: "leap_seconds: none"``
@@ -175,7 +174,6 @@ class H5Writer:
         self.path = path
         self.flush_every = flush_every
         self.time_attrs = dict(time_attrs)
-        self.overwrite = overwrite
         #: output.verify: re-read what this rank wrote after each flush
         self.verify = verify
         self._log: list = []   # (dataset, selection, the array written) since the last flush

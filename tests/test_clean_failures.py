@@ -34,6 +34,7 @@ HEADS = {
     "bad time units": ("time: {units: days since garbage}\n", STATS),
     "unknown calendar": ("time: {units: days since 2000-01-01, calendar: martian}\n", STATS),
     "a typo in fields:": ("fields: {Tx: {units: K}}\n", STATS),
+    "dims of the wrong length": ("fields: {T: {dims: [y]}}\n", STATS),
 }
 
 

@@ -171,6 +171,11 @@ class Analysis:
     #: True for analyses with a second local phase after the main reduction
     phase2 = False
 
+    def reproducible_outputs(self) -> list:
+        """The variables that ``reproducible: true`` makes bitwise identical
+        for any decomposition (after :meth:`bind`); none by default."""
+        return []
+
     def local2(self, views, record: np.ndarray, ints: np.ndarray, step: int) -> None:
         """Second local phase: sees the reduced record, fills int64 words."""
 

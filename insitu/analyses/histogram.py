@@ -21,7 +21,7 @@ from .. import schema as s
 from ..kernels import histogram as kh
 from ..reduction import SUM
 from . import region as rg
-from .base import common_keys, Analysis, AnalysisError, Coord, Variable
+from .base import common_keys, Analysis, Coord, Variable
 
 
 class Histogram(Analysis):
@@ -40,9 +40,7 @@ class Histogram(Analysis):
 
     def bind(self, ctx):
         where = f"analyses[{self.index}]"
-        rng = self.cfg["range"]
-        if len(rng) != 2 or not rng[0] < rng[1]:
-            raise AnalysisError(f"{where}.range: expected [low, high] with low < high, got {rng}")
+        rng = self.cfg["range"]  # [low, high], checked by the schema
         spec = ctx.specs[self.cfg["field"]]
         self._slices = rg.local_slices(spec, rg.box(spec, self.cfg["region"], where, ctx.coords))
         self.lo, self.hi = rng

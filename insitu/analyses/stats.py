@@ -243,6 +243,14 @@ class Stats(Analysis):
             view = view[self._slices]
         ints[self._words] = rs.local_words(view, self._grid(record), self._wbuf)
 
+    def reproducible_outputs(self):
+        """``sum`` and unweighted ``mean``: exact integer words for a float
+        field (``phase2``), the exact integer sum for an integer one."""
+        if not (self.phase2 or self.integer):
+            return []
+        return [self.variables[k] for k in ("sum", "mean") if k in self.variables
+                and not (k == "mean" and self._weights is not None)]
+
     def results(self, record):
         n = record[self._mom]
         empty = n == 0

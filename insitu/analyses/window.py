@@ -75,13 +75,7 @@ class Window(Analysis):
     }, check=lambda cfg, path: _check(cfg, path))
 
     def __init__(self, index, cfg, rank=0, size=1):
-        cfg = {**cfg, "every": 1}
-        super().__init__(index, cfg, rank, size)
-        where = f"analyses[{index}]"
-        if (cfg["steps"] is None) == (cfg["period"] is None):
-            raise AnalysisError(f"{where}: give exactly one of steps or period")
-        if cfg["period"] is not None and cfg["period"] <= 0:
-            raise AnalysisError(f"{where}.period: expected a positive length, got {cfg['period']}")
+        super().__init__(index, {**cfg, "every": 1}, rank, size)  # the schema checked steps/period
 
     def default_name(self):
         c = self.cfg
