@@ -29,6 +29,7 @@ import numpy as np
 
 from . import options
 from .comm import BaseComm, FakeComm, MPIComm
+from .launcher import check_mpi_launch
 from .log import setup as _setup_logging
 from .session import Session, StateError
 
@@ -119,6 +120,7 @@ def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
         from mpi4py import MPI
         comm = MPI.COMM_WORLD
     _check_init_thread(comm)
+    check_mpi_launch(comm)  # N singletons would each write the same file: refuse first
     if not isinstance(comm, BaseComm):
         comm = MPIComm(comm.Dup(), owned=True)
     _setup_logging(comm.rank, cfg["log_level"])

@@ -156,7 +156,7 @@ def main(argv=None) -> int:
             sys.stderr.write(f"insitu: {exc}\n")
         return exc.status
     except ConfigError as exc:  # found on every rank alike: the config, read by each
-        if comm.Get_rank() == 0:
+        if comm.Get_rank() == 0 and not getattr(exc, "quiet", False):  # LaunchError: once
             sys.stderr.write(f"insitu: config error: {exc}\n")
         return EXIT_CONFIG
     except BaseException as exc:  # noqa: BLE001 - never leave ranks hanging
