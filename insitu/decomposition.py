@@ -120,3 +120,80 @@ def _intersection(a: Box, b: Box) -> int:
             return 0
         n *= hi - lo
     return n
+
+
+def fitted_grid(global_shape: Sequence[int], nprocs: int) -> tuple[int, ...] | None:
+    """The Cartesian process grid that fits ``global_shape`` best, or None.
+
+    For a host that chooses its own decomposition (``insitu.replay`` reads
+    archived fields, whose shapes need not suit :func:`process_grid`'s
+    balanced factors): every grid with ``nprocs`` ranks whose factor along
+    each dimension is at most that dimension's length is a candidate; the
+    one whose largest slab is smallest wins (balance), and among equals the
+    one that splits the slowest dimensions most (larger contiguous runs in
+    C order, hence fewer, longer reads).  None when no grid fits, e.g. 3
+    ranks on a 2 x 2 x 2 grid.
+    """
+    shape = tuple(int(n) for n in global_shape)
+    best, best_key = None, None
+
+    def factorisations(p: int, k: int):
+        if k == 1:
+            yield (p,)
+            return
+        for f in range(1, p + 1):
+            if p % f == 0:
+                for rest in factorisations(p // f, k - 1):
+                    yield (f, *rest)
+
+    for grid in factorisations(int(nprocs), len(shape)):
+        if any(g > n for g, n in zip(grid, shape)):
+            continue
+        largest = int(np.prod([-(-n // g) for n, g in zip(shape, grid)], dtype=np.int64))
+        key = (largest, tuple(-g for g in grid))
+        if best_key is None or key < best_key:
+            best, best_key = grid, key
+    return best
+
+
+def nested_boxes(global_shape: Sequence[int], nprocs: int) -> list[Box]:
+    """Boxes for ``nprocs`` ranks when no Cartesian grid fits the shape.
+
+    The slowest dimension is cut into ``min(nprocs, n)`` blocks, the ranks
+    are shared among the blocks as evenly as possible, and each block is cut
+    the same way along the next dimension for its own ranks.  Every rank
+    gets a non-empty box and the boxes tile the grid.  Their projections
+    onto the leading dimensions (``(d0,)``, ``(d0, d1)``, ...) tile too, so
+    reductions that keep leading dimensions (a zonal mean of
+    ``(plev, lat, lon)``) still form groups; keeping other dimensions may
+    be refused, with a message, by the reduction groups.
+    """
+    shape = tuple(int(n) for n in global_shape)
+    total = int(np.prod(shape, dtype=np.int64))
+    if nprocs < 1 or nprocs > total:
+        raise ValueError(f"cannot split a grid of {total} points among {nprocs} ranks")
+
+    def split(offset, sub, p, d):
+        if p == 1:
+            return [(tuple(offset), tuple(sub))]
+        k = min(p, sub[d])
+        out, start = [], offset[d]
+        for size, ranks in zip(block_sizes(sub[d], k), block_sizes(p, k)):
+            o, s = list(offset), list(sub)
+            o[d], s[d] = start, size
+            out += split(o, s, ranks, d + 1)
+            start += size
+        return out
+
+    return split([0] * len(shape), list(shape), int(nprocs), 0)
+
+
+def fitted_boxes(global_shape: Sequence[int], nprocs: int) -> list[Box]:
+    """Every rank's box: Cartesian (:func:`fitted_grid`) when a grid fits,
+    else :func:`nested_boxes`.  Rank ``r`` of a grid sits at its row-major
+    coordinates, as ``MPI_Cart_create`` numbers ranks."""
+    grid = fitted_grid(global_shape, nprocs)
+    if grid is None:
+        return nested_boxes(global_shape, nprocs)
+    return [cartesian_box(global_shape, grid, np.unravel_index(r, grid))
+            for r in range(int(nprocs))]

@@ -22,6 +22,7 @@ import os
 import re
 from typing import Any
 
+import numpy as np
 import yaml
 
 from . import schema as s
@@ -42,6 +43,125 @@ FIELD = s.Record({
                      doc="dimension names in the model's index order"),
 })
 
+class IrregularSpacing:
+    """The ``step`` of an irregular axis: ``0.0 + step * positions`` gives the
+    coordinate at (fractional) index positions.
+
+    Every reader of a ``coords:`` entry (the dimension coordinates, regions
+    by coordinate value, ``coslat`` weights, coarse cells and their bounds,
+    the extent of a reduction) evaluates ``start + step * i``.  An irregular
+    axis (pressure levels, Gaussian latitudes, values read from a file by
+    ``insitu.replay``) has no single spacing, so its entry gets ``start`` 0
+    and this object as its ``step``, and every one of those readers stays
+    right unchanged: the product is the value at integer positions, the cell
+    edge at half-integer ones (the file's bounds where given, else the
+    midpoints), and linear between them, so coarse cells and extents get
+    real edges.  :func:`coordinate_at` is the direct way to ask.
+
+    A position past the last cell means the dimension has more points than
+    the entry has values: refused with the entry's path, never extrapolated.
+    """
+
+    __array_ufunc__ = None  # ndarray * step defers to __rmul__, no object array
+
+    def __init__(self, values, bounds, path: str) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        self.values, self.path = v, path
+        n = v.size
+        if bounds is not None:
+            b = np.asarray(bounds, dtype=np.float64)
+            low_first = n < 2 or v[-1] > v[0]  # which side of a cell faces index 0
+            first = b.min(axis=1) if low_first else b.max(axis=1)
+            last = b.max(axis=1) if low_first else b.min(axis=1)
+            edges = np.concatenate([first[:1], (last[:-1] + first[1:]) / 2, last[-1:]])
+        elif n > 1:
+            mid = (v[:-1] + v[1:]) / 2
+            edges = np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+        else:
+            edges = np.array([v[0], v[0]])
+        self.bounds = None if bounds is None else np.asarray(bounds, dtype=np.float64)
+        knots = np.empty(2 * n + 1)
+        knots[0::2], knots[1::2] = edges, v
+        self._knots = knots  # at positions -0.5, 0, 0.5, ..., n - 0.5
+
+    def __mul__(self, positions):
+        x = np.asarray(positions, dtype=np.float64)
+        n = self.values.size
+        if x.size and (x.max() > n - 0.5 + 1e-9 or x.min() < -0.5 - 1e-9):
+            raise ConfigError(f"{self.path}: {n} coordinate value(s), but a dimension of at "
+                              f"least {int(np.floor(x.max() + 0.5)) + 1} points uses it")
+        out = np.interp(2 * x + 1, np.arange(2 * n + 1), self._knots)
+        exact = x == np.round(x)  # integer positions: the values themselves, bit for bit
+        out = np.where(exact, self.values[np.clip(np.round(x).astype(np.int64), 0, n - 1)], out)
+        return out if x.ndim else np.float64(out)
+
+    __rmul__ = __mul__
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, IrregularSpacing) and np.array_equal(self._knots, other._knots)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"IrregularSpacing({self.values.size} values, {self.path})"
+
+
+def coordinate_at(c: dict, positions) -> np.ndarray:
+    """The coordinate of the ``coords:`` entry ``c`` at index ``positions``
+    (integers for cell centres, half-integers for cell edges)."""
+    return c["start"] + c["step"] * np.asarray(positions, dtype=np.float64)
+
+
+def _check_coord(c: dict, path: str) -> None:
+    """Exactly one of ``start``/``step`` and ``values``; bounds only with
+    values, one ``[lower, upper]`` pair per value, holding it.  Normalises an
+    irregular entry to ``start: 0.0`` and an :class:`IrregularSpacing` step."""
+    if c["values"] is None:
+        if c["start"] is None or c["step"] is None:
+            raise ConfigError(f"{path}: give 'start' and 'step' (a regular axis) or 'values'")
+        if c["step"] == 0:
+            raise ConfigError(f"{path}.step: expected a non-zero spacing")
+        if c["bounds"] is not None:
+            raise ConfigError(f"{path}.bounds: bounds need 'values' (a regular axis has none)")
+        return
+    if c["step"] is not None or c["start"] not in (None, 0.0):
+        raise ConfigError(f"{path}: give either 'start' and 'step' or 'values', not both")
+    v = np.asarray(c["values"], dtype=np.float64)
+    d = np.diff(v)
+    if v.size > 1 and not ((d > 0).all() or (d < 0).all()):
+        raise ConfigError(f"{path}.values: expected strictly increasing or decreasing values "
+                          "(CF coordinates are monotonic)")
+    if c["bounds"] is not None:
+        b = c["bounds"]
+        if len(b) != v.size or any(len(p) != 2 for p in b):
+            raise ConfigError(f"{path}.bounds: expected {v.size} [lower, upper] pairs, one per "
+                              f"value")
+        b = np.asarray(b, dtype=np.float64)
+        outside = np.flatnonzero((v < b.min(axis=1)) | (v > b.max(axis=1)))
+        if outside.size:
+            i = int(outside[0])
+            raise ConfigError(f"{path}.bounds[{i}]: {b[i].tolist()} does not hold the value "
+                              f"{v[i]:g}")
+    c["start"], c["step"] = 0.0, IrregularSpacing(c["values"], c["bounds"], path)
+
+
+COORD = s.Record({
+    "start": s.Num(default=None, doc="coordinate of index 0 (a regular axis)"),
+    "step": s.Num(default=None, doc="spacing (a regular axis)"),
+    "values": s.ListOf(s.Num(), default=None, nonempty=True,
+                       doc="the coordinate of each index (an irregular axis)"),
+    "bounds": s.ListOf(s.ListOf(s.Num()), default=None,
+                       doc="[lower, upper] of each cell, with values"),
+    "units": s.Str(default="1"),
+    "long_name": s.Str(default=None),
+    "standard_name": s.Str(default=None),
+}, check=_check_coord)
+
+# The config the session records in the file is dumped with yaml.safe_dump:
+# an irregular step is said as null (its values are beside it), which
+# _check_coord reads back as the same entry.
+yaml.SafeDumper.add_representer(IrregularSpacing, lambda d, o: d.represent_none(None))
+
 CONFIG = s.Record({
     "output": s.Record({
         "path": s.Str(default="insitu.h5", doc="HDF5 file to write"),
@@ -57,13 +177,9 @@ CONFIG = s.Record({
         "calendar": s.Str(default=None, doc="CF calendar, if the model has one"),
     }, default=None),
     "fields": s.MapOf(FIELD, default=None),
-    "coords": s.MapOf(s.Record({
-        "start": s.Num(doc="coordinate of index 0"),
-        "step": s.Num(doc="spacing"),
-        "units": s.Str(default="1"),
-        "long_name": s.Str(default=None),
-        "standard_name": s.Str(default=None),
-    }), default=None, doc="regular coordinates of dimensions, by dimension name"),
+    "coords": s.MapOf(COORD, default=None,
+                      doc="coordinates of dimensions, by dimension name: regular "
+                          "(start, step) or irregular (values, bounds)"),
     "derived": s.MapOf(s.Str(), default=None,
                        doc="name -> pointwise expression over fields, e.g. sqrt(u**2 + v**2)"),
     "analyses": s.ListOf(s.Tagged(_analysis_records), nonempty=True),
@@ -143,9 +259,6 @@ def parse(data: Any, source: str = "<config>") -> dict:
         out["derived"] = {}
     if out["coords"] is None:
         out["coords"] = {}
-    for d, c in out["coords"].items():
-        if c["step"] == 0:
-            raise ConfigError(f"coords.{d}.step: expected a non-zero spacing")
     from . import derived
     for name, text in out["derived"].items():
         _, _, terms = derived.parse(name, text)  # a bad expression fails here, at init
