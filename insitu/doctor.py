@@ -14,7 +14,18 @@ status is 1 if any check failed.  Checks:
 6. numba's thread count under MPI (``NUMBA_NUM_THREADS``);
 7. the output directory is writable;
 8. MPI-IO: an Open MPI whose ompio can lose data (open-mpi/ompi#12718)
-   without the lock setting or romio selected.
+   without the lock setting or romio selected;
+9. the MPI family (Open MPI, MPICH, Intel MPI, MVAPICH, Cray MPICH), its
+   version, and the launcher this process runs under, with the size it
+   announced (:mod:`insitu.launcher`);
+10. which MPI library mpi4py, h5py, libinsitu's Fortran module and the host
+    model (``--host``) each link: a warning when they differ (two MPIs in
+    one process: ranks that each see size 1, or a crash in the first
+    collective).
+
+The compiler used for the probes is ``$MPICC``, else the one of mpi4py's
+MPI family (``mpicc.openmpi``, ``mpicc.mpich``) where Debian installs both,
+else ``mpicc``: with MPICH beside Open MPI, ``mpicc`` is Open MPI's.
 """
 from __future__ import annotations
 
@@ -60,11 +71,22 @@ def check_rpath():
     return OK, f"libinsitu rpath includes {libdir}"
 
 
+def _mpicc() -> str | None:
+    """The C compiler wrapper of mpi4py's MPI (see the module docstring)."""
+    if os.environ.get("MPICC"):
+        return os.environ["MPICC"]
+    from .launcher import mpi_family
+    family = mpi_family(_mpi4py_library()).name
+    own = {"Open MPI": "mpicc.openmpi", "MPICH": "mpicc.mpich"}.get(family)
+    return (own and shutil.which(own)) or shutil.which("mpicc")
+
+
 def check_embedded():
     """Start the embedded interpreter through libinsitu in a C host and import."""
     from . import config
     lib = config.library()
-    if not os.path.exists(lib) or shutil.which("mpicc") is None:
+    mpicc = _mpicc()
+    if not os.path.exists(lib) or mpicc is None:
         return FAIL, "cannot test: libinsitu or mpicc is missing"
     src = r"""
 #include <mpi.h>
@@ -85,7 +107,7 @@ int main(int argc, char **argv) {
         with open(c, "w") as fh:
             fh.write(src)
         flags = [f"-I{config.INCDIR}", f"-L{config.LIBDIR}", f"-Wl,-rpath,{config.LIBDIR}"]
-        r = subprocess.run(["mpicc", c, "-o", exe, *flags, "-linsitu"], capture_output=True,
+        r = subprocess.run([mpicc, c, "-o", exe, *flags, "-linsitu"], capture_output=True,
                            text=True)
         if r.returncode:
             return FAIL, f"could not build a test host: {r.stderr.strip()[:300]}"
@@ -134,21 +156,22 @@ def check_mpi(host=None):
                           "mpi4py with the host's mpicc (MPICC=... pip install --no-binary "
                           "mpi4py mpi4py), and install only one MPI")
         return OK, f"{host} and mpi4py link the same libmpi"
-    if shutil.which("mpicc") is None:
+    mpicc = _mpicc()
+    if mpicc is None:
         return WARN, f"no mpicc to compare with; mpi4py uses {mine}"
     src = ('#include <mpi.h>\n#include <stdio.h>\nint main(int c,char**v){char s[8192];int n;'
            'MPI_Init(&c,&v);MPI_Get_library_version(s,&n);printf("%s",s);MPI_Finalize();}\n')
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "v.c"), "w") as fh:
             fh.write(src)
-        subprocess.run(["mpicc", "v.c", "-o", "v"], cwd=tmp, check=True)
+        subprocess.run([mpicc, "v.c", "-o", "v"], cwd=tmp, check=True)
         host = subprocess.run([os.path.join(tmp, "v")], capture_output=True, text=True).stdout
     host = host.replace("\x00", "").splitlines()[0].strip() if host else ""
     if host != mine:
-        return FAIL, (f"mpicc builds against '{host}' but mpi4py uses '{mine}'. Fix: rebuild "
-                      "mpi4py with that mpicc, and keep one MPI (Open MPI and MPICH fight "
-                      "over mpicc and libmpi.so)")
-    return OK, f"mpicc and mpi4py use the same MPI: {mine}"
+        return FAIL, (f"{mpicc} builds against '{host}' but mpi4py uses '{mine}'. Fix: rebuild "
+                      "mpi4py with that compiler (MPICC=... pip install --no-binary mpi4py), "
+                      "or build the model with the compiler of mpi4py's MPI (docs/mpich.md)")
+    return OK, f"{os.path.basename(mpicc)} and mpi4py use the same MPI: {mine}"
 
 
 def check_h5py():
@@ -206,6 +229,61 @@ def check_mpiio(library=None, environ=None):
                   "scripts/env.sh set it for you. See docs/mpiio.md")
 
 
+def check_family(environ=None):
+    """Name the MPI family, its version and the launcher (never fails: it
+    informs; a launch of the wrong size is refused by insitu itself)."""
+    from .launcher import detect, mpi_family
+    family = mpi_family(_mpi4py_library())
+    launch = detect(environ)
+    started = f", {launch.size} process(es) ({launch.variable})" if launch.size else ""
+    if family.name == "unknown":
+        return WARN, (f"mpi4py's MPI library is not one insitu knows ({family.version}); "
+                      f"launcher: {launch.name}{started}")
+    return OK, (f"{family} (mpi4py); launcher: {launch.name}{started}; under Slurm use "
+                f"srun {family.srun_option()}")
+
+
+_LIBMPI = re.compile(r"\b(libmpi\.so[.\d]*|libmpich\.so[.\d]*|libmpi_ibm\.so[.\d]*|"
+                     r"libmpi_cray\.so[.\d]*|libmpi_intel\.so[.\d]*) => (\S+)")
+
+
+def linked_mpi(path: str) -> str | None:
+    """The MPI C library ``path`` loads (after symlinks), from ``ldd``, or None."""
+    out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+    m = _LIBMPI.search(out)
+    return os.path.realpath(m.group(2)) if m else None
+
+
+def compare_links(linked: dict) -> tuple[str, str]:
+    """``linked`` maps a component to the MPI library it loads (None: none,
+    or unknown).  OK when every component that links one links the same."""
+    found = {k: v for k, v in linked.items() if v}
+    if not found:
+        return WARN, "no component links an MPI library that ldd can see"
+    libs = sorted(set(found.values()))
+    listing = "; ".join(f"{k}: {v}" for k, v in found.items())
+    if len(libs) > 1:
+        return WARN, (f"two MPI libraries in one process ({listing}): ranks may each see size "
+                      "1, or crash in the first collective. Fix: build every component with "
+                      "the same MPI (mpi4py: MPICC=..., h5py: CC=... HDF5_PKGCONFIG_NAME=..., "
+                      "the model: that MPI's mpif90); docs/mpich.md")
+    return OK, f"{', '.join(found)} all link {libs[0]}"
+
+
+def check_links(host=None):
+    import h5py._conv
+    import mpi4py.MPI
+    from . import config
+    linked = {"mpi4py": linked_mpi(mpi4py.MPI.__file__),
+              "h5py": linked_mpi(h5py._conv.__file__)}
+    fortran = os.path.join(config.LIBDIR, "libinsitu_fortran.so")
+    if os.path.exists(fortran):
+        linked["libinsitu_fortran"] = linked_mpi(fortran)
+    if host:
+        linked[f"host {os.path.basename(host)}"] = linked_mpi(host)
+    return compare_links(linked)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m insitu.doctor", description=__doc__.splitlines()[0])
     p.add_argument("--host", help="the host model's executable, to compare its libmpi")
@@ -215,7 +293,8 @@ def main(argv=None) -> int:
               ("embedded interpreter", check_embedded), ("MPI library", lambda: check_mpi(args.host)),
               ("parallel HDF5", check_h5py), ("numba threads", check_numba),
               ("output directory", lambda: check_output(args.output)),
-              ("MPI-IO", check_mpiio)]
+              ("MPI-IO", check_mpiio), ("MPI family", check_family),
+              ("MPI libraries linked", lambda: check_links(args.host))]
     failed = 0
     for name, fn in checks:
         try:
