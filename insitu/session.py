@@ -93,6 +93,7 @@ class Session:
         self.closed = False
         self.derived: dict = {}
         self.windows: list = []
+        self.last_call = None  # (step, time) of the last insitu_step handed over
         self.triggers: list = []
         self.steps_written = 0
         self.last_results: dict = {}
@@ -455,6 +456,9 @@ class Session:
                 # output file exists.  It is a config error.
                 raise ConfigError(f"the config does not fit the declared fields: {exc}") \
                     from None
+            for w in self.windows:  # windows that began before the run are partial
+                w.run_began(step, float(time))
+        self.last_call = (step, float(time))
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
             return {}
@@ -656,6 +660,12 @@ class Session:
                     self._bind()
                 except (FieldError, AnalysisError) as exc:
                     log.warning("no step was taken and %s", exc)
+            if self.last_call is not None:
+                for w in self.windows:  # a period window whose end the model reached
+                    done = w.finish(*self.last_call)
+                    if done is not None:
+                        self.writer.append(self.last_call[0], done[1][1], done[0],
+                                           axis=w.axis.name, bounds=done[1])
             self.writer.set_attrs({
                 "insitu_finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "insitu_steps_written": int(self.steps_written)})

@@ -154,7 +154,9 @@ def run_window(comm, output=None):
     s = api.init(comm, cfg, output=output)
     try:
         api.declare_field("f", np.float64, (N,), (offset,), (size,))
-        for step in range(1, WINDOW_TOTAL + 1):
+        # steps 0..TOTAL: the windows [kW, (k+1)W) are whole, and the last
+        # step reaches the last one's end
+        for step in range(0, WINDOW_TOTAL + 1):
             api.expose("f", np.full(size, window_series(step)))
             api.step(step, float(step))
     finally:
@@ -167,7 +169,7 @@ def window_truth():
     out = []
     for w in range(WINDOW_TOTAL // WINDOW_STEPS):
         xs = [Fraction(window_series(s)) for s in
-              range(1 + w * WINDOW_STEPS, 1 + (w + 1) * WINDOW_STEPS)]
+              range(w * WINDOW_STEPS, (w + 1) * WINDOW_STEPS)]
         m = sum(xs) / len(xs)
         out.append(sum((x - m) ** 2 for x in xs) / len(xs))
     return out

@@ -118,10 +118,12 @@ def _compare(got, want, var, step):
         assert got == pytest.approx(want, rel=1e-12, abs=1e-12), (var, step)
 
 
-def check_file(ds, cfg: dict, fields_by_step: dict, dims: tuple, extra=None) -> int:
+def check_file(ds, cfg: dict, fields_by_step: dict, dims: tuple, extra=None,
+               first_step: int = 1) -> int:
     """Compare every variable of every analysis, window and trigger in
     ``cfg`` at every step in the file with numpy; return how many values
-    were compared.  ``extra``: fields that do not change (cell areas)."""
+    were compared.  ``extra``: fields that do not change (cell areas);
+    ``first_step``: the first step the model handed over."""
     from types import SimpleNamespace
     n = 0
     coords = cfg.get("coords") or {}
@@ -146,10 +148,20 @@ def check_file(ds, cfg: dict, fields_by_step: dict, dims: tuple, extra=None) -> 
         src = next(b for b in cfg["analyses"] if b["kind"] != "window" and (
             b.get("name") or REGISTRY[b["kind"]].default_name(SimpleNamespace(cfg=b)))
             == a["source"])
-        steps = [s for s in sorted(per_step) if s % src.get("every", 1) == 0]
-        groups = [steps[k:k + a["steps"]] for k in range(0, len(steps), a["steps"])]
-        groups = [g for g in groups if len(g) == a["steps"]]
-        assert list(ds[f"step_{w}"].values) == [g[-1] for g in groups]
+        # The window rule (README, "Time windows"), written out independently:
+        # window k is the model steps [kL, (k+1)L), L = N * every; it is
+        # written at step (k+1)L, when the model reaches its end, and only if
+        # the run covered it from its start (the run's first step <= kL).
+        every = src.get("every", 1)
+        L = a["steps"] * every
+        steps = [s for s in sorted(per_step) if s % every == 0]
+        last = max(fields_by_step)
+        groups = [[s for s in steps if k * L <= s < (k + 1) * L]
+                  for k in range(last // L + 1)]
+        groups = [g for k, g in enumerate(groups)
+                  if first_step <= k * L and (k + 1) * L <= last]
+        assert all(len(g) == a["steps"] for g in groups)
+        assert list(ds[f"step_{w}"].values) == [g[0] + L for g in groups]
         for k, g in enumerate(groups):
             for var in per_step[g[0]][a["source"]]:
                 stack = np.array([per_step[s][a["source"]][var] for s in g], dtype=np.float64)

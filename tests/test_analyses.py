@@ -141,15 +141,16 @@ def test_ddof_and_fields_without_a_finite_value(nranks):
         try:
             api.declare_field("T", np.float64, shape, (int(rows[0]), 0), (len(rows), 5))
             got, s = [], api.session()
-            for step in (1, 2, 3):
-                api.expose("T", np.ascontiguousarray(full[rows] * step))
+            # Steps 0-2 fill the window [0, 3); step 3 reaches its end.
+            for step in (0, 1, 2, 3):
+                api.expose("T", np.ascontiguousarray(full[rows] * (step + 1)))
                 got.append(api.step(step, float(step)))
             return got, s.writer.axes
         finally:
             api.finalize()
 
     outs = FakeWorld(nranks).run(body)
-    got, axes = outs[0]
+    got, axes = outs[0]  # got[0] is step 0's, of the field ``full``
     assert got[0]["T_var"] == pytest.approx(full.var(ddof=1), rel=1e-13)
     assert got[0]["T_std"] == pytest.approx(full.std(ddof=1), rel=1e-13)
     assert got[0]["p_var"] == pytest.approx(full.var(), rel=1e-13)

@@ -9,18 +9,38 @@ over windows of N of its outputs or of a model-time period.
 ``source`` is the ``name`` of another analysis (its default name, e.g.
 ``T`` for stats of T).  Each of its variables ``v`` gets ``<v>_<name>_<op>``
 along the window's own time axis ``time_<name>``, with ``time_<name>_bounds``
-holding each window's start and end.  A window is written when it ends;
-a partial window at finalize is dropped (and logged).  The variance is a
-running Chan merge per element with the mean kept as a double-double
-(:func:`insitu.reduction.chan_merge`, the cross-rank merge of ``stats``), so
-a slowly varying series at a large offset -- a global mean of 288 K that
-moves by millikelvins -- keeps its variance to ~1e-15 relative, where a
-plain Welford update loses ``ulp(mean) / spread``.  NaNs are skipped per
-element.
-Distributed results (reductions, coarse fields) are aggregated piece by piece
-on the ranks that own them and written the same way.
+holding each window's start and end.
+
+The window rule (README, "Time windows"): windows are left-closed,
+right-open intervals aligned to zero, so that ``steps: N`` and
+``period: N * every * dt`` put the same outputs together.
+
+- ``period: P``: window k is the model time ``[kP, (k+1)P)``; its bounds are
+  those two times.
+- ``steps: N``: window k is the model steps ``[kL, (k+1)L)``, where
+  ``L = N * every`` of the source, so a whole window holds N outputs; its
+  bounds are the times the model handed over at steps ``kL`` and ``(k+1)L``.
+
+A window is written when the model reaches its end: at the source's first
+output at or past it (or, for a period, at finalize when the last step
+handed over is past it).  A window that the run did not cover from its
+start (the run began inside it, as a model counting from step 1 does for
+the window that starts at 0) or to its end (the run stopped inside it) is
+partial and is not written; finalize logs what was dropped.  Writing a
+partial mean beside whole ones, with nothing in the file to tell them
+apart, would be a silent wrong answer.
+
+The variance is a running Chan merge per element with the mean kept as a
+double-double (:func:`insitu.reduction.chan_merge`, the cross-rank merge of
+``stats``), so a slowly varying series at a large offset -- a global mean of
+288 K that moves by millikelvins -- keeps its variance to ~1e-15 relative,
+where a plain Welford update loses ``ulp(mean) / spread``.  NaNs are skipped
+per element.  Distributed results (reductions, coarse fields) are aggregated
+piece by piece on the ranks that own them and written the same way.
 """
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
@@ -29,6 +49,7 @@ from ..reduction import chan_merge
 from .base import Analysis, AnalysisError, Axis, Piece, Variable
 
 OPS = ("mean", "min", "max", "var")
+log = logging.getLogger("insitu")
 
 
 class _Acc:
@@ -113,13 +134,44 @@ class Window(Analysis):
                                     dims=v.dims, shape=v.shape, distributed=v.distributed,
                                     axis=self.axis.name))
         self._reset()
+        self.dropped = []
         return out
 
     def _reset(self):
         self.acc = {}
-        self.start = None
         self.count = 0
-        self.window = None
+        self.window = None      # the open window's index k
+        self.start = None       # its start time (bounds[0])
+        self.whole = False      # the run covered its start
+
+    def run_began(self, step: int, time: float) -> None:
+        """The model's first step handed over: windows that started before
+        it are partial."""
+        self.first = (int(step), float(time))
+
+    @property
+    def length(self) -> int:
+        """Model steps per ``steps:`` window: N outputs of the source."""
+        return self.cfg["steps"] * self.source.every
+
+    def window_of(self, step: int, time: float) -> int:
+        """The window that a source output at (step, time) belongs to."""
+        if self.cfg["period"] is None:
+            return step // self.length
+        return period_index(time, self.cfg["period"])
+
+    def _open(self, k: int, step: int, time: float) -> None:
+        self._reset()
+        self.window = k
+        first_step, first_time = getattr(self, "first", (step, time))
+        if self.cfg["period"] is None:
+            self.start = time  # the output at kL, or the first one after it
+            self.whole = first_step <= k * self.length
+        else:
+            p = self.cfg["period"]
+            self.start = k * p
+            q = first_time / p
+            self.whole = q <= k + 1e-9 * max(1.0, abs(q))  # same tolerance as period_index
 
     def bind(self, ctx):
         return []  # bound by the session through bind_window, after its source
@@ -130,7 +182,7 @@ class Window(Analysis):
     def results(self, record):
         return {}
 
-    def _emit(self, step, end_time):
+    def _emit(self, end_time):
         values = {}
         for v in self._vars:
             acc = self.acc.get(v.name)
@@ -141,21 +193,33 @@ class Window(Analysis):
                         Piece(acc[0], acc[1].value(op, self.cfg["ddof"]))
                 else:
                     values[out] = acc.value(op, self.cfg["ddof"]) if acc is not None else np.nan
-        bounds = (self.start, end_time)
-        return values, bounds
+        return values, (self.start, end_time)
+
+    def _close(self, end_time):
+        """The model has reached the open window's end: its values and
+        bounds, or None when the run did not cover its start."""
+        done = None
+        if self.count and self.whole:
+            done = self._emit(end_time)
+        elif self.count:
+            self.dropped.append((self.start, self.count, "began before the run's first step"))
+        self._reset()
+        return done
 
     def follow(self, step, time, values):
         """Add the source's results of this step; return (values, bounds)
         of a window that has just ended, or None."""
+        k = self.window_of(step, time)
         done = None
-        if self.cfg["period"] is not None:
-            w = int(np.floor(time / self.cfg["period"]))
-            if self.window is not None and w != self.window and self.count:
-                p = self.cfg["period"]
-                done = self._emit(step, self.window * p + p)
-                done = (done[0], (self.window * p, self.window * p + p))
-                self._reset()
-            self.window = w
+        if self.window is not None and k != self.window:
+            if k < self.window:
+                raise AnalysisError(
+                    f"{self.where}: model time went back to {time:g} (step {step}) inside "
+                    f"window {self.window}, which began at {self.start:g}")
+            end = time if self.cfg["period"] is None else (self.window + 1) * self.cfg["period"]
+            done = self._close(end)
+        if self.window is None:
+            self._open(k, step, time)
         for v in self._vars:
             x = values.get(v.name)
             if v.distributed:
@@ -169,13 +233,39 @@ class Window(Analysis):
                 if v.name not in self.acc:
                     self.acc[v.name] = _Acc(np.shape(x))
                 self.acc[v.name].add(x)
-        if self.start is None:
-            self.start = time
         self.count += 1
-        if self.cfg["steps"] is not None and self.count == self.cfg["steps"]:
-            done = self._emit(step, time)
-            self._reset()
         return done
+
+    def finish(self, step, time):
+        """At finalize, with the last step the model handed over: a period
+        window whose end the model reached is written; anything else still
+        open is partial.  Returns (values, bounds) or None; logs the
+        partial windows dropped over the run."""
+        done = None
+        if self.window is not None and self.count:
+            p = self.cfg["period"]
+            if p is not None and period_index(time, p) > self.window:
+                done = self._close((self.window + 1) * p)
+            else:
+                self.dropped.append((self.start, self.count, "the run ended inside it"))
+                self._reset()
+        for start, n, why in self.dropped:
+            log.info("%s: a partial window from time %g (%d output(s) of %s) was not "
+                     "written: %s", self.where, start, n, self.source.name, why)
+        self.dropped = []
+        return done
+
+
+def period_index(time: float, period: float) -> int:
+    """``floor(time / period)``, with a time within 1e-9 (relative) of a
+    boundary counted as on it, so that ``step * dt`` rounding a hair below
+    ``k * period`` (``30 * 0.1 = 3.0000000000000004``, but ``3 * 0.7 / 0.7``
+    may not be 3) does not move an output into the previous window."""
+    q = time / period
+    k = round(q)
+    if abs(q - k) <= 1e-9 * max(1.0, abs(q)):
+        return int(k)
+    return int(np.floor(q))
 
 
 def _check(cfg, path):

@@ -94,7 +94,7 @@ class Example(dict):
 def dump(ex) -> str:
     return yaml.safe_dump({"field_recipe": ex["recipe"], "decomposition": ex["decomp"],
                            "config": ex["config"], "steps": ex["steps"],
-                           "dt": ex.get("dt", 1.0)},
+                           "dt": ex.get("dt", 1.0), "first": ex.get("first", 1)},
                           sort_keys=False, default_flow_style=None, width=100)
 
 
@@ -316,6 +316,9 @@ def strategies(nworld: int):
             all_nan = draw(st.lists(st.integers(1, 5), max_size=1))
         steps = draw(st.integers(2, 5))
         dt = draw(st.sampled_from([1.0, 0.25]))
+        # the first step handed over: 0 covers the windows that start at 0;
+        # 1 (a model counting from 1) leaves them partial, not written
+        first = draw(st.sampled_from([0, 1]))
         recipe = {"dtype": dtype, "shape": shape, "pattern": pattern, "spread": spread,
                   "offset_factor": offset_factor, "seed": draw(st.integers(0, 2 ** 16)),
                   "specials": specials, "all_nan_steps": all_nan}
@@ -489,7 +492,7 @@ def strategies(nworld: int):
             analyses.append({"kind": "stats", "name": "trig", "field": "u",
                              "stats": ["max", "nan_count", "count"]})
             maxima = []
-            for t in range(1, steps + 1):
+            for t in range(first, steps + 1):
                 f = make_field(recipe, t).astype(np.float64)
                 f = f[np.isfinite(f)]
                 if f.size:
@@ -519,7 +522,7 @@ def strategies(nworld: int):
         if triggers:
             config["triggers"] = triggers
         return Example(recipe=recipe, decomp=decomp, config=config, steps=steps, dt=dt,
-                       trees={k: list_tree(t) for k, t in trees.items()})
+                       first=first, trees={k: list_tree(t) for k, t in trees.items()})
 
     return example()
 
@@ -625,7 +628,7 @@ def run_example(ex, world, path: str):
             try:
                 api.declare_field("u", dtype, recipe["shape"], off, local,
                                   [hl] * len(shp), [hh] * len(shp), order)
-                for t in range(1, ex["steps"] + 1):
+                for t in range(ex.get("first", 1), ex["steps"] + 1):
                     g = make_field(recipe, t)
                     buf[inner] = g[tuple(slice(o, o + n) for o, n in zip(off, shp))]
                     api.expose("u", buf)
@@ -843,7 +846,8 @@ def check_example(ex, path: str) -> list[str]:
     trees = {k: tuple_tree(v) for k, v in ex["trees"].items()}
     # per step: the fields' values and uncertainties
     env_by_step = {}
-    for t in range(1, steps + 1):
+    first = ex.get("first", 1)
+    for t in range(first, steps + 1):
         u = make_field(recipe, t)
         env, errs = {"u": u}, {"u": np.zeros(u.shape)}
         for name, tree in trees.items():
@@ -853,7 +857,7 @@ def check_example(ex, path: str) -> list[str]:
             env[name], errs[name] = buf, np.broadcast_to(e, u.shape).copy()
         env_by_step[t] = (env, errs)
     analyses = [a for a in cfg["analyses"] if a["kind"] != "window"]
-    due = {a["name"]: [t for t in range(1, steps + 1) if t % a.get("every", 1) == 0]
+    due = {a["name"]: [t for t in range(first, steps + 1) if t % a.get("every", 1) == 0]
            for a in analyses}
     active = {}
     for a in analyses:  # an analysis disabled by on_error: skip is due no more
@@ -1044,7 +1048,7 @@ def check_example(ex, path: str) -> list[str]:
                  f"{sorted(st_ for _, st_ in fails)}")
     for a in cfg["analyses"]:
         if a["kind"] == "window":
-            check_window(chk, ds, a, cfg, due, row_of, dt)
+            check_window(chk, ds, a, cfg, due, row_of, dt, first, steps)
     for trig in cfg.get("triggers", []):
         check_trigger(chk, ds, trig, rows, row_of, env_by_step, recipe["dtype"], dt)
     return chk.problems
@@ -1081,34 +1085,40 @@ def source_vars(ds, src_name, kind, src=None):
     return [src_name]
 
 
-def check_window(chk, ds, w, cfg, due, row_of, dt):
+def check_window(chk, ds, w, cfg, due, row_of, dt, first, last):
     """Windows aggregate the source's results as written: their truth is the
     exact mean/min/max/var (with its ddof) of the file's own source values
-    over each group (README, "Time windows"): ``steps: N`` groups N
-    consecutive outputs, bounds the first and last output times, the window
-    written at its last output; ``period: P`` groups outputs by model time in
-    ``[kP, (k+1)P)``, those bounds; a window is written once a later output
-    shows it has ended, so the last one, still open, is dropped."""
+    over each group.  The rule (README, "Time windows"), written out here in
+    exact arithmetic: windows are left-closed, right-open and aligned to 0;
+    ``steps: N`` is the steps ``[kL, (k+1)L)`` with ``L = N * every``, bounded
+    by the times of its two ends; ``period: P`` is the times ``[kP, (k+1)P)``.
+    A window is written when the model reaches its end, and only if the run
+    (steps ``first..last``, time ``t * dt``) covered it from start to end."""
     src = next(a for a in cfg["analyses"] if a["name"] == w["source"])
     s_steps = due[src["name"]]
     wn = w["name"]
     got_steps = [int(s) for s in ds[f"step_{wn}"].values] if f"step_{wn}" in ds else []
+    Dt = Fraction(dt)
     if w.get("steps"):
-        k = w["steps"]
-        groups = [s_steps[i:i + k] for i in range(0, len(s_steps) - k + 1, k)]
-        want_b = [[g[0] * dt, g[-1] * dt] for g in groups]
-        want_steps = [g[-1] for g in groups]
-        if got_steps != want_steps:
-            chk.fail(f"window {wn}: steps {got_steps}, expected {want_steps}")
-            return
+        L = w["steps"] * src.get("every", 1)
+        ks = [k for k in range(last // L + 1) if first <= k * L and (k + 1) * L <= last]
+        groups = [[t for t in s_steps if k * L <= t < (k + 1) * L] for k in ks]
+        want_b = [[float(k * L * Dt), float((k + 1) * L * Dt)] for k in ks]
+        want_steps = [(k + 1) * L for k in ks]
     else:
         P = Fraction(w["period"])
-        keyed = {}
-        for t in s_steps:
-            keyed.setdefault(math.floor(Fraction(t) * Fraction(dt) / P), []).append(t)
-        ks = sorted(keyed)[:-1]
-        groups = [keyed[k] for k in ks]
+        ks = [k for k in range(int(last * Dt / P) + 1)
+              if first * Dt <= k * P and (k + 1) * P <= last * Dt]
+        groups = [[t for t in s_steps if k * P <= t * Dt < (k + 1) * P] for k in ks]
+        keep = [i for i, g in enumerate(groups) if g]  # a period may hold no output
+        ks, groups = [ks[i] for i in keep], [groups[i] for i in keep]
         want_b = [[float(k * P), float((k + 1) * P)] for k in ks]
+        # written at the first output at or after its end, else at the last step
+        want_steps = [next((t for t in s_steps if t * Dt >= (k + 1) * P), last) for k in ks]
+    if got_steps != want_steps:
+        chk.fail(f"window {wn}: written at steps {got_steps}, expected {want_steps} "
+                 f"(source outputs at steps {s_steps}, run {first}..{last}, dt {dt})")
+        return
     got_b = ds[f"time_{wn}_bounds"].values if f"time_{wn}_bounds" in ds else np.zeros((0, 2))
     if len(got_b) != len(groups):
         chk.fail(f"window {wn}: {len(got_b)} windows with bounds {np.asarray(got_b).tolist()}, "
@@ -1321,6 +1331,7 @@ def replay_example(doc) -> Example:
     config's expressions is not needed: they are printed in 'trees')."""
     ex = Example(recipe=doc["field_recipe"], decomp=doc["decomposition"],
                  config=doc["config"], steps=doc["steps"], dt=doc.get("dt", 1.0),
+                 first=doc.get("first", 1),
                  trees=doc.get("trees") or trees_from_config(doc["config"]))
     return ex
 
