@@ -47,10 +47,10 @@ def awi_files() -> list[str]:
     return files
 
 
-def punch_holes(files: list[str], dest: Path, seed: int, all_missing_at=None) -> list[str]:
+def punch_holes(files: list[str], dest: Path, seed: int, all_missing=None) -> list[str]:
     """Copies of real files with cells set to CMIP's missing value (1e20,
-    declared by ``missing_value``): a few scattered cells, and every cell
-    of the record ``all_missing_at`` of the first file (a step with no
+    declared by ``missing_value``): 5% of the cells, and every cell of the
+    records ``all_missing`` names (file index -> record: a step with no
     finite value)."""
     import h5py
     dest.mkdir(parents=True, exist_ok=True)
@@ -64,8 +64,8 @@ def punch_holes(files: list[str], dest: Path, seed: int, all_missing_at=None) ->
             data = ta[...]
             holes = rng.random(data.shape) < 0.05
             data[holes] = np.float32(1e20)
-            if k == 0 and all_missing_at is not None:
-                data[all_missing_at] = np.float32(1e20)
+            if all_missing and k in all_missing:
+                data[all_missing[k]] = np.float32(1e20)
             ta[...] = data
             ta.attrs["missing_value"] = np.float32(1e20)
         out.append(str(p))

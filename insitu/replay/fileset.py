@@ -345,6 +345,16 @@ def scan(inputs, variables, start=None, end=None, every: int = 1,
                 raise InputError(f"--input {pattern!r}: the grid differs between "
                                  f"{os.path.basename(first[0].path)} and "
                                  f"{os.path.basename(ft.path)}: {why}")
+        # Several sets: one grid (checked before their times: it is the first
+        # thing two models' files can disagree on).
+        grid = first[2]
+        if grid_of is None:
+            grid_of = (grid, pattern)
+        else:
+            why = _same_coords(grid_of[0], grid)
+            if why:
+                raise InputError(f"--input {grid_of[1]!r} and --input {pattern!r} have "
+                                 f"different grids: {why} (regridding is not part of replay)")
         # The series: every record of every file, in the first file's units.
         if calendar is None:
             calendar, units = cal, first[0].units
@@ -392,14 +402,6 @@ def scan(inputs, variables, start=None, end=None, every: int = 1,
                 f"--input {pattern!r} and --input {p0!r} replay different times ({len(times)} "
                 f"records from {_date_text(chosen[0][0].dates[chosen[0][1]])} and {n0} from "
                 f"{series_times[1][0]}); the sets must cover the same times")
-        grid = first[2]
-        if grid_of is None:
-            grid_of = (grid, pattern)
-        else:
-            why = _same_coords(grid_of[0], grid)
-            if why:
-                raise InputError(f"--input {grid_of[1]!r} and --input {pattern!r} have "
-                                 f"different grids: {why} (regridding is not part of replay)")
         sets.append(FileSet(pattern, label, str(first[3]) if first[3] else None,
                             [s[0].path for s in scanned], [s[0].kind for s in scanned],
                             [[index[id(r[0])], r[1]] for r in chosen], first[1]))
