@@ -47,7 +47,10 @@ CDEF = """
     void _insitu_set_error(const char *msg);
     void _insitu_set_rank(int rank);
     int _insitu_field_count(void);
-    uintptr_t _insitu_field_address(int index);
+    int _insitu_moved(int *index, uintptr_t *address);
+    void _insitu_forget_moved(void);
+    void _insitu_set_cadence(const int64_t *periods, int n);
+    int _insitu_take_idle(int64_t *step, double *time);
 """
 
 INIT_CODE = """

@@ -90,8 +90,9 @@ int insitu_declare_field(const char *name, int dtype, int ndim,
  * insitu_expose -- local, cheap (no Python call).  Record where a declared
  * field's data live now.  The memory must stay valid and unchanged in layout
  * until the next insitu_step returns.  A model that swaps buffers may call
- * this every step; insitu re-creates its zero-copy view only when the
- * pointer changes.
+ * this every step; at the next due step insitu takes each moved field's
+ * zero-copy view from a cache kept by address (two swapped buffers are
+ * both cached), and builds one only for an address it has not kept.
  *   dtype, ndim, shape  what the caller is passing: its element type and
  *                its local shape INCLUDING halos, in the same index order
  *                as at declare.  They must equal the declaration, or the
@@ -111,9 +112,14 @@ int insitu_expose(const char *name, const void *data, int dtype, int ndim,
 void insitu_set_error(const char *msg);
 
 /*
- * insitu_step -- COLLECTIVE.  The model reached `step` at model time `time`.
- * Every field used by an analysis due at this step must have been exposed.
- * Runs the analyses due at this step and writes their results.
+ * insitu_step -- COLLECTIVE on due steps.  The model reached `step` at model
+ * time `time`.  Every field used by an analysis due at this step must have
+ * been exposed.  Runs the analyses due at this step and writes their
+ * results.  A step where nothing is due (no enabled analysis's `every`
+ * divides it) returns at once, in C: no Python, no MPI.  Every rank skips
+ * the same steps; ranks on different steps are caught at the next due step
+ * or at finalize.  The first step always enters Python (it binds the
+ * analyses), and so does a call from a thread other than insitu_init's.
  */
 int insitu_step(int64_t step, double time);
 

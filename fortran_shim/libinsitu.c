@@ -7,12 +7,18 @@
  *      the venv), overridable by $INSITU_PYTHON;
  *   2. check in C what needs no Python: state, NULL pointers, name lengths;
  *   3. keep the table of exposed pointers, so insitu_expose costs a string
- *      compare and never crosses into Python;
- *   4. call the _insitu_py_* exports (insitu/cabi.py) and translate their
+ *      compare and never crosses into Python, and tell Python which of them
+ *      moved since it last looked (_insitu_moved), so a due step rebinds
+ *      only those;
+ *   4. keep the session's cadence (the periods of its enabled analyses,
+ *      pushed by Python after each step that entered it), so insitu_step
+ *      returns at once on a step where nothing is due: no Python, no MPI;
+ *   5. call the _insitu_py_* exports (insitu/cabi.py) and translate their
  *      status: those return INSITU_PY_OFFSET + status, because cffi makes a
  *      failed interpreter start return 0 from every export.
  */
 #include <Python.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +44,25 @@ static const void *field_data[INSITU_MAX_FIELDS];
 static int field_dtype[INSITU_MAX_FIELDS];
 static int field_ndim[INSITU_MAX_FIELDS];
 static int64_t field_shape[INSITU_MAX_FIELDS][INSITU_MAX_NDIM];
+/* The address Python last bound for each field (see _insitu_moved). */
+static const void *field_seen[INSITU_MAX_FIELDS];
+
+/* The cadence (insitu/cadence.py): a step is due when one of these periods
+ * divides it.  Unknown (ncadence < 0) until Python has bound the analyses
+ * at the first step, and when Python cannot describe it in this table:
+ * then every step enters Python, which decides there. */
+#define INSITU_MAX_CADENCE 64
+static int ncadence = -1;
+static int64_t cadence[INSITU_MAX_CADENCE];
+/* The thread that opened the session: a call from another thread always
+ * enters Python, which refuses it with a message naming both threads. */
+static pthread_t owner;
+/* The last step that returned in C, if no call entered Python since: the
+ * session's record of the last step handed over (a period window ends at
+ * the last step the model reached) is brought up to date from it. */
+static int idle_pending = 0;
+static int64_t idle_step = 0;
+static double idle_time = 0.0;
 
 /* called from Python */
 static void _insitu_set_error(const char *msg)
@@ -46,9 +71,62 @@ static void _insitu_set_error(const char *msg)
 }
 static void _insitu_set_rank(int rank) { myrank = rank; }
 static int _insitu_field_count(void) { return nfields; }
-static uintptr_t _insitu_field_address(int index)
+
+/* The fields whose exposed address changed since the last call: their
+ * indices and addresses, in index order; returns how many.  One call per
+ * step that enters Python, whatever the number of fields. */
+static int _insitu_moved(int *index, uintptr_t *address)
 {
-    return (index >= 0 && index < nfields) ? (uintptr_t)field_data[index] : 0;
+    int n = 0;
+    for (int i = 0; i < nfields; i++) {
+        if (field_data[i] != field_seen[i]) {
+            field_seen[i] = field_data[i];
+            index[n] = i;
+            address[n] = (uintptr_t)field_data[i];
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Python could not bind what _insitu_moved reported: report every field
+ * again at the next step. */
+static void _insitu_forget_moved(void)
+{
+    for (int i = 0; i < INSITU_MAX_FIELDS; i++) field_seen[i] = NULL;
+}
+
+/* n >= 0 periods, or n < 0: unknown (every step enters Python). */
+static void _insitu_set_cadence(const int64_t *periods, int n)
+{
+    if (n < 0 || n > INSITU_MAX_CADENCE) {
+        ncadence = -1;
+        return;
+    }
+    for (int i = 0; i < n; i++) cadence[i] = periods[i];
+    ncadence = n;
+}
+
+/* The last step that returned in C since Python was last entered, and
+ * forget it: returns 0 if there is none. */
+static int _insitu_take_idle(int64_t *step, double *time)
+{
+    int pending = idle_pending;
+    *step = idle_step;
+    *time = idle_time;
+    idle_pending = 0;
+    return pending;
+}
+
+/* Nothing is due at `step`, so insitu_step may return without Python.
+ * Python decides whenever the cadence is unknown or the caller is not the
+ * thread that opened the session (Python refuses that call). */
+static int step_is_idle(int64_t step)
+{
+    if (ncadence < 0 || !pthread_equal(pthread_self(), owner)) return 0;
+    for (int i = 0; i < ncadence; i++)
+        if (step % cadence[i] == 0) return 0;
+    return 1;
 }
 
 static int fail(int code, const char *fmt, const char *a, const char *b)
@@ -182,6 +260,10 @@ EXPORT int insitu_init(int fcomm, const char *config_path)
         finalized = 0;
         nfields = 0;
         memset(field_data, 0, sizeof field_data);
+        _insitu_forget_moved();
+        ncadence = -1;
+        owner = pthread_self();
+        idle_pending = 0;
     }
     return r;
 }
@@ -210,6 +292,7 @@ EXPORT int insitu_declare_field(const char *name, int dtype, int ndim,
     if (r == INSITU_OK) {
         snprintf(field_names[nfields], INSITU_MAX_NAME, "%s", name);
         field_data[nfields] = NULL;
+        field_seen[nfields] = NULL;
         field_dtype[nfields] = dtype;
         field_ndim[nfields] = ndim;
         for (int d = 0; d < ndim && d < INSITU_MAX_NDIM; d++) field_shape[nfields][d] = local_shape[d];
@@ -244,6 +327,13 @@ EXPORT int insitu_step(int64_t step, double time)
     errbuf[0] = '\0';
     if (state != OPEN)
         return fail(INSITU_ERR_STATE, "insitu_step: no open session (call insitu_init first)%s%s", NULL, NULL);
+    if (step_is_idle(step)) { /* nothing due: no Python, no MPI */
+        idle_step = step;
+        idle_time = time;
+        idle_pending = 1;
+        return INSITU_OK;
+    }
+    if (pthread_equal(pthread_self(), owner)) idle_pending = 0; /* Python records this one */
     return from_python(_insitu_py_step(step, time), "insitu_step");
 }
 
@@ -260,6 +350,7 @@ EXPORT int insitu_finalize(void)
         state = CLOSED;
         finalized = 1;
         nfields = 0;
+        ncadence = -1;
     }
     return r;
 }

@@ -7,6 +7,14 @@ in C, then call the ``_insitu_py_*`` functions defined here, which call
 Status codes cross the boundary offset by :data:`OFFSET`.  cffi makes every
 export return 0 when the embedded interpreter failed to start, so 0 must
 never mean success; the C side maps 0 to ``INSITU_ERR_PYTHON``.
+
+What C keeps so that most calls never reach this module (issue 12):
+
+* the exposed addresses, and which of them moved since Python last looked
+  (:func:`bind_moved` asks once per step that enters Python, and each moved
+  field's view comes from its cache, :meth:`insitu.fields.FieldSlot.bind_address`);
+* the session's cadence (:func:`push_cadence`), so that ``insitu_step``
+  returns in C, with no Python and no MPI, when nothing is due.
 """
 from __future__ import annotations
 
@@ -16,21 +24,80 @@ import traceback
 
 OFFSET = 100
 OK, ERR, ERR_STATE = 0, 1, 3
+#: INSITU_MAX_FIELDS in insitu.h
+FIELDS_MAX = 256
 
 log = logging.getLogger("insitu")
+
+#: libinsitu's cffi module, set by :func:`install`
+_ffi = _lib = None
+#: what libinsitu holds: the cadence pushed (None: unknown, as libinsitu
+#: starts each session) and the session's slots in declaration order
+_held = {"cadence": None, "session": None, "slots": []}
+_moved = {}  # the arrays _insitu_moved fills, made once
+
+
+def _wrap(address: int, nbytes: int, dtype):
+    """The model's memory at ``address`` as a flat numpy array, no copy."""
+    import numpy as np
+    return np.frombuffer(_ffi.buffer(_ffi.cast("char *", address), nbytes), dtype=dtype)
+
+
+def bind_moved(session) -> int:
+    """Rebind the fields whose address changed since the last step that
+    entered Python (libinsitu keeps the table and says which moved): one
+    call into C, then a view from each moved field's cache.  Returns how
+    many moved."""
+    index, address = _moved["index"], _moved["address"]
+    n = _lib._insitu_moved(index, address)
+    if not n:
+        return 0
+    slots = _held["slots"]
+    if _held["session"] is not session or len(slots) != len(session.slots):
+        slots = _held["slots"] = list(session.slots.values())
+        _held["session"] = session
+    try:
+        for k in range(n):
+            slots[index[k]].bind_address(int(address[k]), _wrap)
+    except BaseException:
+        _lib._insitu_forget_moved()  # report every field again next time
+        raise
+    return n
+
+
+def push_cadence(session) -> None:
+    """Give libinsitu the cadence Python decides by, when it changed (after
+    the first step binds the analyses; after on_error: skip disables one),
+    so that its insitu_step skips idle steps in C."""
+    table = session.cadence().c_table()
+    if table == _held["cadence"]:
+        return
+    if table is None:
+        _lib._insitu_set_cadence(_ffi.NULL, -1)
+    else:
+        _lib._insitu_set_cadence(_ffi.new("int64_t[]", list(table)), len(table))
+    _held["cadence"] = table
+
+
+def _forget() -> None:
+    _held.update(cadence=None, session=None, slots=[])
 
 
 def install(ffi, lib) -> None:
     """Define the embedded exports on ``ffi`` (called by the cffi init code)."""
+    global _ffi, _lib
     import mpi4py
     mpi4py.rc.initialize = False  # the host owns MPI
     mpi4py.rc.finalize = False
-    import numpy as np
 
     from . import api
     from .comm import MPIComm
     from .fields import MAX_NDIM
     from .session import StateError
+
+    _ffi, _lib = ffi, lib
+    _moved.update(index=ffi.new("int[]", FIELDS_MAX),
+                  address=ffi.new("uintptr_t[]", FIELDS_MAX))
 
     def guarded(fn):
         name = fn.__name__.replace("_insitu_py_", "insitu_")
@@ -61,6 +128,7 @@ def install(ffi, lib) -> None:
     def _insitu_py_init(fcomm, config_path):
         path = ffi.string(config_path).decode()
         comm = MPIComm.from_fortran(int(fcomm))
+        _forget()  # libinsitu starts each session with no cadence
         try:
             api.init(comm, path, host="C/Fortran")
         except BaseException:
@@ -80,27 +148,24 @@ def install(ffi, lib) -> None:
             list(lshape[0:nd]), list(hlo[0:nd]), list(hhi[0:nd]), int(order))
         assert index == lib._insitu_field_count(), "C and Python field tables diverged"
 
-    def bind_pointers(session):
-        # The C side stored each exposed address; rebind only what moved.
-        for slot in session.slots.values():
-            address = int(lib._insitu_field_address(slot.index))
-            if address != slot.address:
-                if address == 0:
-                    slot.view, slot.address = None, 0
-                    continue
-                nbytes = slot.spec.nbytes
-                flat = np.frombuffer(ffi.buffer(ffi.cast("char *", address), nbytes),
-                                     dtype=slot.spec.dtype)
-                slot.bind(address, flat)
-
     @ffi.def_extern(error=OFFSET + ERR)
     @guarded
     def _insitu_py_step(step, time):
         s = api.session()
-        bind_pointers(s)
-        s.step(int(step), float(time))
+        bind_moved(s)
+        try:
+            api.step(int(step), float(time))
+        finally:
+            push_cadence(s)
 
     @ffi.def_extern(error=OFFSET + ERR)
     @guarded
     def _insitu_py_finalize():
+        s = api.session("finalize")
+        last_step, last_time = ffi.new("int64_t *"), ffi.new("double *")
+        if lib._insitu_take_idle(last_step, last_time):
+            # The model's last steps returned in C: the session's record of
+            # the last step handed over (where period windows end) is this.
+            s.last_call = (int(last_step[0]), float(last_time[0]))
+        _forget()
         api.finalize()

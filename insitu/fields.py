@@ -152,9 +152,36 @@ def _ints(values, what, where, ndim=None) -> tuple[int, ...]:
 
 
 class FieldSlot:
-    """The current zero-copy view of one declared field."""
+    """The current zero-copy view of one declared field, and the views it
+    can reuse.
 
-    __slots__ = ("spec", "index", "address", "view", "owner")
+    The two routes cache differently, each by what can change under it:
+
+    * C route (:meth:`bind_address`): libinsitu's ``insitu_expose`` checks
+      the dtype and the shape against the declaration at every call, so the
+      layout of the memory is the declaration's and only the address can
+      change.  Views are kept by address (up to :attr:`C_VIEWS` of them), so
+      a model that swaps two buffers every step (the heat example) gets
+      both from the cache.  A kept view owns nothing: it is read only while
+      the model has exposed that address again, and then the memory there
+      has the declared layout (the contract of ``insitu_expose``).
+    * Python route (:meth:`bind_array`): the array object itself can change
+      in place (``a.shape = ...``, ``a.dtype = ...``, ``a.strides = ...``),
+      so its view is reused only for the same object with the same shape,
+      strides and dtype, checked at every call.  The data address of a
+      numpy array cannot change in place: ``ndarray.resize`` refuses while
+      insitu's view refers to the array (its ``refcheck``).  A new array
+      is checked in full and sliced (one basic index, about 0.15 us): cheaper
+      than reading its address from Python (``__array_interface__``, about
+      0.8 us), and only the array last exposed is kept alive (keeping more
+      could hold a buffer the model has dropped, a whole field's memory).
+    """
+
+    __slots__ = ("spec", "index", "address", "view", "owner", "_views", "_shape", "_strides",
+                 "_dtype", "_interior")
+
+    #: views kept by address on the C route (a swap of two buffers needs 2)
+    C_VIEWS = 4
 
     def __init__(self, spec: FieldSpec, index: int) -> None:
         self.spec = spec
@@ -162,30 +189,53 @@ class FieldSlot:
         self.address = 0
         self.view: Optional[np.ndarray] = None
         self.owner = None  # keeps a Python model's array alive while viewed
+        self._views: dict[int, np.ndarray] = {}
+        self._shape = spec.local_shape
+        self._strides = None
+        self._dtype = None
+        self._interior = spec.interior
 
-    def bind(self, address: int, flat: np.ndarray, owner=None) -> np.ndarray:
-        """Point the view at ``flat``, the whole local array as 1-D, uncopied."""
-        self.view = self.spec.view(flat)
-        self.address = address
-        self.owner = owner
-        return self.view
+    def bind_address(self, address: int, wrap) -> Optional[np.ndarray]:
+        """The C route: view the declared layout at ``address`` (0: not
+        exposed).  ``wrap(address, nbytes, dtype)`` makes the flat buffer;
+        it is called only for an address not among the views kept."""
+        if address == 0:
+            self.view, self.address, self.owner = None, 0, None
+            return None
+        view = self._views.get(address)
+        if view is None:
+            view = self.spec.view(wrap(address, self.spec.nbytes, self.spec.dtype))
+            if len(self._views) >= self.C_VIEWS:
+                del self._views[next(iter(self._views))]  # the oldest
+            self._views[address] = view
+        self.view, self.address, self.owner = view, address, None
+        self._strides = None
+        return view
 
     def bind_array(self, array: np.ndarray, rank: int = 0) -> np.ndarray:
         """The Python route: check a model's array and view it without a copy."""
+        if array is self.owner and self._strides is not None and array.dtype is self._dtype \
+                and array.strides == self._strides and array.shape == self._shape:
+            return self.view
         spec = self.spec
-        where = f"field {spec.name!r} on rank {rank}"
         if not isinstance(array, np.ndarray):
-            raise FieldError(f"{where}: expose needs a numpy array, got {type(array).__name__}")
+            raise FieldError(f"field {spec.name!r} on rank {rank}: expose needs a numpy array, "
+                             f"got {type(array).__name__}")
         if array.dtype != spec.dtype:
-            raise FieldError(f"{where}: exposed dtype {array.dtype} but declared {spec.dtype}")
+            raise FieldError(f"field {spec.name!r} on rank {rank}: exposed dtype {array.dtype} "
+                             f"but declared {spec.dtype}")
         if array.shape != spec.local_shape:
-            raise FieldError(f"{where}: exposed shape {array.shape} but declared local "
-                             f"shape {spec.local_shape} (halos included)")
+            raise FieldError(f"field {spec.name!r} on rank {rank}: exposed shape {array.shape} "
+                             f"but declared local shape {spec.local_shape} (halos included)")
         contiguous = array.flags.f_contiguous if spec.order == "F" else array.flags.c_contiguous
         if not contiguous:
-            raise FieldError(f"{where}: the array is not {spec.order}-contiguous; "
-                             "insitu views the model's memory and will not copy it")
-        address = array.__array_interface__["data"][0]
-        if address == self.address and self.view is not None and self.owner is array:
-            return self.view
-        return self.bind(address, array.reshape(-1, order=spec.order), owner=array)
+            raise FieldError(f"field {spec.name!r} on rank {rank}: the array is not "
+                             f"{spec.order}-contiguous; insitu views the model's memory and "
+                             "will not copy it")
+        # The array has the declared shape and is contiguous in the declared
+        # order: its interior is the view (what spec.view makes of a flat
+        # buffer), with no reshape.
+        self.view = array[self._interior]
+        self.owner, self.address = array, 0
+        self._dtype, self._strides = array.dtype, array.strides
+        return self.view

@@ -24,6 +24,7 @@ from . import __version__, analyses as _analyses, derived as derived_mod
 from .analyses.base import (AnalysisError, Axis, BindContext, Coord, IntRecord, Piece,
                              Variable)
 from .groups import ReduceGroup, project
+from .cadence import Cadence
 from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
 from .exits import EXIT_ANALYSIS
@@ -227,7 +228,10 @@ class Session:
 
     def expose(self, name: str, array: np.ndarray) -> np.ndarray:
         """The Python route: view a model's numpy array (local, no copy)."""
-        return self._slot(name).bind_array(array, self.comm.rank)
+        slot = self.slots.get(name)
+        if slot is None:
+            slot = self._slot(name)  # raises, naming the declared fields
+        return slot.bind_array(array, self.comm.rank)
 
     def _slot(self, name: str) -> FieldSlot:
         if name not in self.slots:
@@ -427,6 +431,19 @@ class Session:
                 if id(self.pre_groups[key]) in groups:
                     self.pre_groups[key].reduce()
 
+    # The cadence, and the count of disabled analyses it was built for.
+    _cadence = Cadence(None)
+    _cadence_for = -1
+
+    def cadence(self) -> Cadence:
+        """Which steps have something due (insitu/cadence.py): unknown until
+        the first step binds the analyses; rebuilt when on_error: skip
+        disables one."""
+        if self._cadence_for != len(self.disabled) and self.bound:
+            self._cadence = Cadence.of(self.analyses, self.disabled)
+            self._cadence_for = len(self.disabled)
+        return self._cadence
+
     def step(self, step: int, time: float) -> dict:
         """Run the analyses due at ``step`` (collective); return their results.
 
@@ -442,10 +459,15 @@ class Session:
         if self.closed:
             raise StateError("step after finalize")
         step = int(step)
-        # Every rank, every step, before anything can return early: ranks on
-        # different steps (one skipped a call, or its loop ran longer) are
-        # caught here, together, instead of meeting in mismatched
-        # collectives later.
+        # A step where nothing is due is no collective: every rank skips the
+        # same steps (insitu/cadence.py), and libinsitu skips them in C.
+        if self.bound and not self.cadence().due(step):
+            self.last_call = (step, float(time))  # what finalize's windows read
+            return {}
+        # Every rank, every due step, first: ranks on different steps (one
+        # skipped a call, or its loop ran longer) are caught here, together,
+        # at the next due step (or at finalize), instead of meeting in
+        # mismatched collectives.
         self._agree(_STEP, step, f"insitu_step(step {step})")
         if not self.bound:
             try:

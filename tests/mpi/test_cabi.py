@@ -166,3 +166,170 @@ def test_every_error_path_returns_a_status_with_a_message(lib, comm, shared_dir)
         assert lib.insitu_finalize() == OK
     fails(lib.insitu_expose(b"T", ctypes.c_void_p(8), REAL64, 1, _i64([4])), ERR_STATE,
           "no open session")
+
+
+# -- issue 12: idle steps return in C; moved buffers are rebound from a cache ------
+
+def _open_1d(lib, comm, shared_dir, analyses, n=5, name="idle"):
+    """A session through the C ABI with a 1-D real64 field T of n points per
+    rank (no halos), and the analyses given."""
+    path = shared_dir / f"{name}.yaml"
+    if comm.rank == 0:
+        path.write_text(yaml.safe_dump({
+            "output": {"path": str(shared_dir / f"{name}.h5"), "overwrite": True},
+            "log_level": "WARNING", "analyses": analyses}))
+    comm.Barrier()
+    assert lib.insitu_init(comm.py2f(), str(path).encode()) == OK, lib.insitu_last_error()
+    rc = lib.insitu_declare_field(b"T", REAL64, 1, _i64([n * comm.size]), _i64([n * comm.rank]),
+                                  _i64([n]), _i64([0]), _i64([0]), 0)
+    assert rc == OK, lib.insitu_last_error()
+
+
+def _expose(lib, a):
+    rc = lib.insitu_expose(b"T", a.ctypes.data, REAL64, 1, _i64(a.shape))
+    assert rc == OK, lib.insitu_last_error()
+
+
+def _count_entries(monkeypatch):
+    """Record each step that enters Python (libinsitu calls api.step)."""
+    entered = []
+    real = api.step
+
+    def counting(step, time=0.0):
+        entered.append(step)
+        return real(step, time)
+    monkeypatch.setattr(api, "step", counting)
+    return entered
+
+
+def test_idle_steps_return_in_c_without_python_or_mpi(lib, comm, shared_dir, monkeypatch):
+    """``every: 3`` and ``every: 4``: only the first step (which binds the
+    analyses) and the due steps enter Python; the others return in C with
+    no collective, and every due step's results are right."""
+    entered = _count_entries(monkeypatch)
+    _open_1d(lib, comm, shared_dir, [{"kind": "stats", "field": "T", "every": 3, "name": "a"},
+                                     {"kind": "stats", "field": "T", "every": 4, "name": "b"}])
+    try:
+        a = np.zeros(5)
+        _expose(lib, a)
+        s = api.session()
+        before = None
+        for step in range(1, 25):
+            a[:] = step * 10.0 + comm.rank
+            assert lib.insitu_step(step, float(step)) == OK, lib.insitu_last_error()
+            if step == 1:
+                before = s.comm.collectives
+            elif step % 3 and step % 4:
+                assert s.comm.collectives == before, f"step {step} made a collective"
+            before = s.comm.collectives
+            if step % 3 == 0:
+                want = sum(5 * (step * 10.0 + r) for r in range(comm.size))
+                assert s.last_results["a_sum"] == want
+        assert entered == [1] + [k for k in range(2, 25) if k % 3 == 0 or k % 4 == 0]
+    finally:
+        assert lib.insitu_finalize() == OK, lib.insitu_last_error()
+
+
+def test_an_idle_step_from_another_thread_is_still_refused(lib, comm, shared_dir):
+    """The C fast path serves only the thread that opened the session; a
+    worker's call on an idle step enters Python, which refuses it."""
+    import threading
+    _open_1d(lib, comm, shared_dir, [{"kind": "stats", "field": "T", "every": 10}], name="thr")
+    try:
+        _expose(lib, np.ones(5))
+        assert lib.insitu_step(1, 1.0) == OK, lib.insitu_last_error()
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            rc=lib.insitu_step(2, 2.0), msg=lib.insitu_last_error()), name="insitu-worker")
+        t.start()
+        t.join(60)
+        assert out["rc"] == ERR_STATE, out
+        assert b"called from thread 'insitu-worker'" in out["msg"], out
+        assert lib.insitu_step(2, 2.0) == OK, lib.insitu_last_error()  # the owner's is idle
+    finally:
+        assert lib.insitu_finalize() == OK, lib.insitu_last_error()
+
+
+def test_the_cadence_follows_an_analysis_disabled_by_on_error_skip(lib, comm, shared_dir,
+                                                                   monkeypatch):
+    """A python analysis (every 2) fails at its first call and is disabled
+    on every rank (on_error: skip): from then on, only the stats' steps
+    (every 3) enter Python."""
+    from pathlib import Path
+    user = Path(__file__).resolve().parents[1] / "user_analyses.py"
+    entered = _count_entries(monkeypatch)
+    path = shared_dir / "skip.yaml"
+    if comm.rank == 0:
+        path.write_text(yaml.safe_dump({
+            "output": {"path": str(shared_dir / "skip.h5"), "overwrite": True},
+            "log_level": "WARNING", "on_error": "skip",
+            "analyses": [{"kind": "stats", "field": "T", "every": 3},
+                         {"kind": "python", "function": f"{user}:calls_sys_exit",
+                          "fields": ["T"], "every": 2, "outputs": {"x": {"op": "sum"}}}]}))
+    comm.Barrier()
+    assert lib.insitu_init(comm.py2f(), str(path).encode()) == OK, lib.insitu_last_error()
+    try:
+        rc = lib.insitu_declare_field(b"T", REAL64, 1, _i64([5 * comm.size]),
+                                      _i64([5 * comm.rank]), _i64([5]), _i64([0]), _i64([0]), 0)
+        assert rc == OK, lib.insitu_last_error()
+        _expose(lib, np.ones(5))
+        for step in range(1, 13):
+            assert lib.insitu_step(step, float(step)) == OK, lib.insitu_last_error()
+        assert api.session().disabled == {1: 2}
+        assert entered == [1, 2, 3, 6, 9, 12]
+    finally:
+        assert lib.insitu_finalize() == OK, lib.insitu_last_error()
+
+
+def test_finalize_knows_the_last_step_even_when_it_returned_in_c(lib, comm, shared_dir,
+                                                                 monkeypatch):
+    """The session's record of the last step handed over (where a period
+    window ends) includes the steps that never entered Python."""
+    _open_1d(lib, comm, shared_dir, [{"kind": "stats", "field": "T", "every": 4}], name="last")
+    seen = {}
+    real = api.finalize
+    monkeypatch.setattr(api, "finalize", lambda: (seen.update(last=api.session().last_call),
+                                                  real())[1])
+    _expose(lib, np.ones(5))
+    for step in range(1, 8):
+        assert lib.insitu_step(step, step * 0.5) == OK, lib.insitu_last_error()
+    assert lib.insitu_finalize() == OK, lib.insitu_last_error()
+    assert seen["last"] == (7, 3.5)
+
+
+def test_moved_buffers_are_rebound_from_a_cache_never_stale(lib, comm, shared_dir):
+    """Two buffers swapped every step (the heat example): each due step
+    analyses the buffer exposed last, both views come from the cache after
+    their first use, a refused expose keeps the previous buffer, and a
+    model write between steps is what the next step sees."""
+    _open_1d(lib, comm, shared_dir, [{"kind": "stats", "field": "T", "every": 1}], name="swap")
+    try:
+        bufs = [np.full(5, 1.0 + comm.rank), np.full(5, 100.0 + comm.rank), np.full(5, -7.0)]
+        total = lambda v: sum(5 * (v + r) for r in range(comm.size))  # noqa: E731
+        slot = api.session().slots["T"]
+        views = []
+        for step in range(1, 7):
+            b = bufs[step % 2]
+            _expose(lib, b)
+            assert lib.insitu_step(step, float(step)) == OK, lib.insitu_last_error()
+            assert np.shares_memory(slot.view, b)
+            assert api.session().last_results["T_sum"] == total(b[0] - comm.rank)
+            views.append(slot.view)
+        assert views[2] is views[0] and views[3] is views[1], "not served from the cache"
+        assert len(slot._views) == 2
+        # A refused expose (wrong dtype) keeps the buffer exposed before.
+        assert lib.insitu_expose(b"T", bufs[2].ctypes.data, REAL32, 1, _i64([5])) == ERR_ARGUMENT
+        bufs[0][:] = 50.0 + comm.rank   # the model writes into the exposed buffer
+        assert lib.insitu_step(7, 7.0) == OK, lib.insitu_last_error()
+        assert np.shares_memory(slot.view, bufs[0])
+        assert api.session().last_results["T_sum"] == total(50.0)
+        # More addresses than the cache keeps: the oldest go, none is stale.
+        extra = [np.full(5, float(k)) for k in range(6)]
+        for k, e in enumerate(extra):
+            _expose(lib, e)
+            assert lib.insitu_step(8 + k, 0.0) == OK, lib.insitu_last_error()
+            assert np.shares_memory(slot.view, e)
+            assert api.session().last_results["T_max"] == float(k)
+        assert len(slot._views) == slot.C_VIEWS
+    finally:
+        assert lib.insitu_finalize() == OK, lib.insitu_last_error()
