@@ -306,7 +306,7 @@ class Session:
                 names = sorted(n for n, (b, _) in by_name.items() if b.kind != "window")
                 raise AnalysisError(f"analyses[{a.index}].source: no analysis named "
                                     f"{a.cfg['source']!r} (names: {', '.join(names)})")
-            variables += a.bind_window(src[0], src[1])
+            variables += a.bind_window(src[0], src[1], self.cfg["time"])
             axes.append(a.axis)
             self.windows.append(a)
         self.triggers = []

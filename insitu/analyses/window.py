@@ -20,6 +20,9 @@ right-open intervals aligned to zero, so that ``steps: N`` and
 - ``steps: N``: window k is the model steps ``[kL, (k+1)L)``, where
   ``L = N * every`` of the source, so a whole window holds N outputs; its
   bounds are the times the model handed over at steps ``kL`` and ``(k+1)L``.
+- ``calendar_period: day | month | season | year``: the periods of the
+  config's CF time units and calendar (:mod:`insitu.calendar`), bounded by
+  their start and end.
 
 A window is written when the model reaches its end: at the source's first
 output at or past it (or, for a period, at finalize when the last step
@@ -28,7 +31,9 @@ start (the run began inside it, as a model counting from step 1 does for
 the window that starts at 0) or to its end (the run stopped inside it) is
 partial and is not written; finalize logs what was dropped.  Writing a
 partial mean beside whole ones, with nothing in the file to tell them
-apart, would be a silent wrong answer.
+apart, would be a silent wrong answer.  ``complete_only: false`` writes
+them too, and ``<name>_samples`` (the outputs in each window) tells them
+apart.
 
 The variance is a running Chan merge per element with the mean kept as a
 double-double (:func:`insitu.reduction.chan_merge`, the cross-rank merge of
@@ -45,6 +50,7 @@ import logging
 import numpy as np
 
 from .. import schema as s
+from ..calendar import ADJECTIVE, PERIODS, PLURAL, CalendarPeriods, tolerance
 from ..reduction import chan_merge
 from .base import Analysis, AnalysisError, Axis, Piece, Variable
 
@@ -82,6 +88,77 @@ class _Acc:
         return np.where(empty, np.nan, v)
 
 
+class StepClock:
+    """``steps: N``: window k is the model steps ``[kL, (k+1)L)``,
+    ``L = N * every`` of the source; bounded by the times the model handed
+    over at its two ends (the first output in it, and the output that
+    ends it)."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def key(self, step, time):
+        return step // self.length
+
+    def start(self, key, time):
+        return time  # the output at kL (the window is only written whole)
+
+    def end(self, key, time):
+        return time  # the output at (k+1)L, the first past the window
+
+    def covers(self, key, first_step, first_time):
+        return first_step <= key * self.length
+
+    def ended(self, key, step, time):
+        return step >= (key + 1) * self.length
+
+
+class PeriodClock:
+    """``period: P``: window k is the model time ``[kP, (k+1)P)``."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+
+    def key(self, step, time):
+        return period_index(time, self.period)
+
+    def start(self, key, time):
+        return key * self.period
+
+    def end(self, key, time):
+        return (key + 1) * self.period
+
+    def covers(self, key, first_step, first_time):
+        return period_index(first_time, self.period) < key or \
+            first_time <= key * self.period + tolerance(first_time)
+
+    def ended(self, key, step, time):
+        return period_index(time, self.period) > key
+
+
+class CalendarClock:
+    """``calendar_period``: days, months, seasons or years of the model's
+    CF calendar (:mod:`insitu.calendar`)."""
+
+    def __init__(self, periods: CalendarPeriods) -> None:
+        self.periods = periods
+
+    def key(self, step, time):
+        return self.periods.key(time)
+
+    def start(self, key, time):
+        return self.periods.bounds(key)[0]
+
+    def end(self, key, time):
+        return self.periods.bounds(key)[1]
+
+    def covers(self, key, first_step, first_time):
+        return first_time <= self.periods.bounds(key)[0] + tolerance(first_time)
+
+    def ended(self, key, step, time):
+        return self.periods.key(time) > key
+
+
 class Window(Analysis):
     kind = "window"
     schema = s.Record({
@@ -90,6 +167,12 @@ class Window(Analysis):
         "steps": s.Int(default=None, minimum=1, doc="outputs of the source per window"),
         "period": s.Num(default=None, minimum=0.0, open_range=False,
                         doc="window length in model time"),
+        "calendar_period": s.Enum(PERIODS, default=None,
+                                  doc="days, months, seasons (DJF...) or years of the "
+                                      "config's time.units and calendar"),
+        "complete_only": s.Bool(default=True,
+                                doc="drop the windows the run did not cover whole; false "
+                                    "writes them too, with their sample count"),
         "ops": s.ListOf(s.Enum(OPS), default=["mean"], nonempty=True, unique=True),
         "ddof": s.Int(default=0, minimum=0,
                       doc="delta degrees of freedom of var: 0 population, 1 sample"),
@@ -100,6 +183,8 @@ class Window(Analysis):
 
     def default_name(self):
         c = self.cfg
+        if c.get("calendar_period"):
+            return ADJECTIVE[c["calendar_period"]]
         return f"w{c['steps']}" if c.get("steps") else f"p{c['period']:g}"
 
     @property
@@ -109,8 +194,25 @@ class Window(Analysis):
     def due(self, step):
         return False  # it has no local phase; it follows its source's results
 
-    def bind_window(self, source, source_vars):
+    def bind_window(self, source, source_vars, time_cfg=None):
+        """Bind to the source's variables; ``time_cfg`` is the config's
+        ``time:`` (units and calendar), which calendar periods need."""
         self.source = source
+        c = self.cfg
+        if c["calendar_period"] is not None:
+            t = time_cfg or {}
+            try:
+                self.clock = CalendarClock(CalendarPeriods(
+                    c["calendar_period"], t.get("units") or "1", t.get("calendar")))
+            except ValueError as exc:
+                raise AnalysisError(f"{self.where}.calendar_period: {exc}") from None
+            what = f"{PLURAL[c['calendar_period']]}"
+        elif c["period"] is not None:
+            self.clock = PeriodClock(c["period"])
+            what = f"periods of {c['period']:g}"
+        else:
+            self.clock = StepClock(c["steps"] * source.every)
+            what = f"windows of {c['steps']} outputs"
         self.axis = Axis(f"time_{self.name}", f"step_{self.name}",
                          long_name=f"end of the {self.name} window", bounds=True)
         self._vars = [v for v in source_vars if v.axis == "time"]
@@ -118,9 +220,9 @@ class Window(Analysis):
             raise AnalysisError(f"{self.where}.source: {source.where} writes no variables")
         out = []
         for v in self._vars:
-            for op in self.cfg["ops"]:
+            for op in c["ops"]:
                 attrs = {**{k: val for k, val in v.attrs.items() if k != "coordinates"},
-                         "long_name": f"{op} over {self.name} windows of "
+                         "long_name": f"{op} over {what} of "
                                       f"{v.attrs.get('long_name', v.name)}",
                          "insitu_analysis": self.kind}
                 cf = {"mean": "mean", "min": "minimum", "max": "maximum", "var": "variance"}
@@ -129,18 +231,25 @@ class Window(Analysis):
                 if op == "var" and attrs.get("units", "1") != "1":
                     attrs["units"] = f"({attrs['units']})2"
                 if op == "var":
-                    attrs["insitu_ddof"] = int(self.cfg["ddof"])
+                    attrs["insitu_ddof"] = int(c["ddof"])
                 out.append(Variable(f"{v.name}_{self.name}_{op}", np.dtype(np.float64), attrs,
                                     dims=v.dims, shape=v.shape, distributed=v.distributed,
                                     axis=self.axis.name))
+        out.append(Variable(self.samples_name, np.dtype(np.int32), {
+            "long_name": f"outputs of {source.name} in each {self.name} window",
+            "units": "1", "insitu_analysis": self.kind}, axis=self.axis.name))
         self._reset()
         self.dropped = []
         return out
 
+    @property
+    def samples_name(self) -> str:
+        return f"{self.name}_samples"
+
     def _reset(self):
         self.acc = {}
         self.count = 0
-        self.window = None      # the open window's index k
+        self.window = None      # the open window's key
         self.start = None       # its start time (bounds[0])
         self.whole = False      # the run covered its start
 
@@ -149,29 +258,12 @@ class Window(Analysis):
         it are partial."""
         self.first = (int(step), float(time))
 
-    @property
-    def length(self) -> int:
-        """Model steps per ``steps:`` window: N outputs of the source."""
-        return self.cfg["steps"] * self.source.every
-
-    def window_of(self, step: int, time: float) -> int:
-        """The window that a source output at (step, time) belongs to."""
-        if self.cfg["period"] is None:
-            return step // self.length
-        return period_index(time, self.cfg["period"])
-
-    def _open(self, k: int, step: int, time: float) -> None:
+    def _open(self, k, step: int, time: float) -> None:
         self._reset()
         self.window = k
         first_step, first_time = getattr(self, "first", (step, time))
-        if self.cfg["period"] is None:
-            self.start = time  # the output at kL, or the first one after it
-            self.whole = first_step <= k * self.length
-        else:
-            p = self.cfg["period"]
-            self.start = k * p
-            q = first_time / p
-            self.whole = q <= k + 1e-9 * max(1.0, abs(q))  # same tolerance as period_index
+        self.start = self.clock.start(k, time)
+        self.whole = self.clock.covers(k, first_step, first_time)
 
     def bind(self, ctx):
         return []  # bound by the session through bind_window, after its source
@@ -183,7 +275,7 @@ class Window(Analysis):
         return {}
 
     def _emit(self, end_time):
-        values = {}
+        values = {self.samples_name: np.int32(self.count)}
         for v in self._vars:
             acc = self.acc.get(v.name)
             for op in self.cfg["ops"]:
@@ -195,29 +287,30 @@ class Window(Analysis):
                     values[out] = acc.value(op, self.cfg["ddof"]) if acc is not None else np.nan
         return values, (self.start, end_time)
 
-    def _close(self, end_time):
-        """The model has reached the open window's end: its values and
-        bounds, or None when the run did not cover its start."""
+    def _close(self, end_time, whole_end: bool):
+        """The open window ends: its values and bounds, or None when it was
+        not covered whole and ``complete_only`` drops it."""
         done = None
-        if self.count and self.whole:
+        if self.count and ((self.whole and whole_end) or not self.cfg["complete_only"]):
             done = self._emit(end_time)
         elif self.count:
-            self.dropped.append((self.start, self.count, "began before the run's first step"))
+            why = ("began before the run's first step" if not self.whole
+                   else "the run ended inside it")
+            self.dropped.append((self.start, self.count, why))
         self._reset()
         return done
 
     def follow(self, step, time, values):
         """Add the source's results of this step; return (values, bounds)
         of a window that has just ended, or None."""
-        k = self.window_of(step, time)
+        k = self.clock.key(step, time)
         done = None
         if self.window is not None and k != self.window:
             if k < self.window:
                 raise AnalysisError(
                     f"{self.where}: model time went back to {time:g} (step {step}) inside "
-                    f"window {self.window}, which began at {self.start:g}")
-            end = time if self.cfg["period"] is None else (self.window + 1) * self.cfg["period"]
-            done = self._close(end)
+                    f"the window that began at {self.start:g}")
+            done = self._close(self.clock.end(self.window, time), True)
         if self.window is None:
             self._open(k, step, time)
         for v in self._vars:
@@ -237,15 +330,17 @@ class Window(Analysis):
         return done
 
     def finish(self, step, time):
-        """At finalize, with the last step the model handed over: a period
-        window whose end the model reached is written; anything else still
-        open is partial.  Returns (values, bounds) or None; logs the
-        partial windows dropped over the run."""
+        """At finalize, with the last step the model handed over: a window
+        whose end the model reached is written; one still open is partial
+        (written only under ``complete_only: false``, with its nominal end).
+        Returns (values, bounds) or None; logs the partial windows dropped
+        over the run."""
         done = None
         if self.window is not None and self.count:
-            p = self.cfg["period"]
-            if p is not None and period_index(time, p) > self.window:
-                done = self._close((self.window + 1) * p)
+            reached = self.clock.ended(self.window, step, time)
+            if reached or not isinstance(self.clock, StepClock):
+                end = self.clock.end(self.window, time)
+                done = self._close(end, reached)
             else:
                 self.dropped.append((self.start, self.count, "the run ended inside it"))
                 self._reset()
@@ -271,7 +366,13 @@ def period_index(time: float, period: float) -> int:
 def _check(cfg, path):
     """At config time, so a window without a length fails with the config's
     other errors instead of as a TypeError in naming it."""
-    if (cfg["steps"] is None) == (cfg["period"] is None):
-        raise s.ConfigError(f"{path}: give exactly one of steps or period")
+    given = [k for k in ("steps", "period", "calendar_period") if cfg[k] is not None]
+    if len(given) != 1:
+        raise s.ConfigError(f"{path}: give exactly one of steps, period or calendar_period"
+                            + (f" (got {', '.join(given)})" if given else ""))
     if cfg["period"] is not None and cfg["period"] <= 0:
         raise s.ConfigError(f"{path}.period: expected a positive length, got {cfg['period']}")
+    if cfg["steps"] is not None and not cfg["complete_only"]:
+        raise s.ConfigError(
+            f"{path}.complete_only: false needs period or calendar_period: a steps window's "
+            "bounds are the times of the steps at its ends, which a partial one lacks")

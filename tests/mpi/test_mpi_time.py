@@ -44,3 +44,39 @@ def test_windows_triggers_user_analyses_in_the_file(comm, icomm, shared_dir):
     with h5py.File(path, "r") as f:
         events = json.loads(f.attrs["insitu_triggers"])
     assert [e["step"] for e in events] == firing and events[0]["when"] == tt.TRIG["when"]
+
+
+def test_calendar_windows_in_the_file(comm, icomm, shared_dir):
+    """Monthly windows of a scalar and seasonal ones of a distributed
+    profile, in a noleap calendar, written by the parallel writer: xarray
+    decodes their bounds as calendar dates, and the values equal xarray's
+    resample of the whole series (issue 16, item 2)."""
+    import cftime
+    import test_calendar_windows as cw
+    path = shared_dir / "calendar.h5"
+    steps = 400
+    prof = [{"kind": "reduce", "field": "T", "over": ["x"]},
+            {"kind": "window", "source": "T_mean_over_x", "name": "s",
+             "calendar_period": "season", "complete_only": False}]
+    cw.drive(icomm, {"calendar_period": "month"}, "noleap", steps, 1.0, output=str(path),
+             extra=prof)
+    comm.Barrier()
+    if comm.rank != 0:
+        return
+    want = [g for g in cw.truth("noleap", "month", steps, 1.0) if g[1] <= steps]
+    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
+    with xr.open_dataset(path, engine="h5netcdf", decode_times=coder) as ds:
+        b = ds["time_w_bounds"].values
+        assert isinstance(b[0, 0], cftime.DatetimeNoLeap)
+        assert [(x.year, x.month, x.day) for x in b[:, 0]][:3] == [(2000, 1, 1), (2000, 2, 1),
+                                                                   (2000, 3, 1)]
+        np.testing.assert_allclose(ds["T_mean_w_mean"].values, [g[3] for g in want], rtol=1e-13)
+        assert list(ds["w_samples"].values) == [g[2] for g in want]
+        # seasons of the y-profile, the partial DJF and last season included
+        t = np.arange(0, steps + 1)
+        times = xr.CFTimeIndex(cftime.num2date(t, cw.UNITS, "noleap"))
+        profile = np.array([np.nanmean(cw.field(s), axis=1) for s in t])
+        ref = xr.DataArray(profile, dims=("time", "y"), coords={"time": times}
+                           ).resample(time="QS-DEC").mean()
+        np.testing.assert_allclose(ds["T_mean_over_x_s_mean"].values, ref.values, rtol=1e-13)
+        assert ds["T_mean_over_x_s_mean"].dims == ("time_s", "y")
