@@ -73,7 +73,7 @@ def _mpi_library() -> str:
     jobs is a needless risk)."""
     mpi = sys.modules.get("mpi4py.MPI")
     if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
-        return mpi.Get_library_version().splitlines()[0].strip().rstrip(",")
+        return mpi.Get_library_version().splitlines()[0].split(",")[0].strip()
     try:
         out = subprocess.run(["mpiexec", "--version"], capture_output=True, text=True,
                              timeout=30).stdout
@@ -245,10 +245,12 @@ def fmt(s: dict | None, digits: int = 3) -> str:
     if not s or s.get("median") is None:
         return "-"
     g = f".{digits}g"
-    return f"{s['median']:{g}} ({s['min']:{g}}-{s['max']:{g}})"
+    sep = "-" if s["min"] >= 0 else " to "  # "-1 to -0.5", not "-1--0.5"
+    return f"{s['median']:{g}} ({s['min']:{g}}{sep}{s['max']:{g}})"
 
 
-_SPREAD = re.compile(r"^\s*([-+0-9.eE]+)\s*\(\s*([-+0-9.eE]+)\s*-\s*([-+0-9.eE]+)\s*\)\s*$")
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_SPREAD = re.compile(rf"^\s*({_NUM})\s*\(\s*({_NUM})\s*(?:-|to|\.\.)\s*({_NUM})\s*\)\s*$")
 
 
 def parse_spread(value) -> dict | None:

@@ -39,8 +39,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (MIN_PAIRS, fmt, interleave, print_header, save, summarize,  # noqa: E402
-                    table)
+from common import (MIN_PAIRS, fmt, interleave, machine, print_header, save,  # noqa: E402
+                    summarize, table)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,6 +83,10 @@ def config(work: str, analyses: int, every: int) -> str:
     return path
 
 
+def mode_name(analyses: int) -> str:
+    return f"{analyses} analysis" if analyses == 1 else f"{analyses} analyses"
+
+
 def run_model(cmd: list[str], env: dict, cwd: str) -> tuple[float, float]:
     """(loop seconds per step as the model prints it, wall seconds of the
     whole mpiexec process)."""
@@ -103,7 +107,7 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
     size = [str(nx), str(ny), str(args.steps)]
     cmds = {"off": base + [config(work, 1, args.every)] + size + ["--no-insitu"]}
     for k in args.analyses:
-        cmds[f"{k} analyses"] = base + [config(work, k, args.every)] + size
+        cmds[mode_name(k)] = base + [config(work, k, args.every)] + size
     runs: dict[str, list[tuple[float, float]]] = {m: [] for m in cmds}
 
     def contender(mode):
@@ -135,6 +139,7 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    machine()  # the header's date and load: at the start
     work = tempfile.mkdtemp(prefix="insitu-overhead-")
     for f in ("heat2d.f90", "Makefile"):
         shutil.copy(os.path.join(ROOT, "examples", "fortran", f), work)

@@ -4,10 +4,10 @@
 with the standard statistics and a zonal mean (a distributed result) of a
 256x256 slab per rank, flushing every output step, run with verify off and
 on in interleaved pairs (off, on, off, on, ...: the machine is shared and
-noisy, so the two modes see the same noise).  Each run times S output steps
-on every rank; a run's figure is the slowest rank's mean.  Reported: the
-median over the pairs and the spread (min..max) of each mode, and the
-median of the per-pair differences.
+noisy, so the two modes see the same noise; at least 5 pairs, ``--pairs``).
+Each run times S output steps on every rank; a run's figure is the slowest
+rank's mean.  Reported: the median and spread (min-max) of each mode over
+the pairs, and of the per-pair difference (on - off) and ratio (on / off).
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import describe_machine, quick_flag, save, shared_tmpdir, table, time_steps  # noqa: E402
+from common import (MIN_PAIRS, compare, fmt, interleave, print_header, save,  # noqa: E402
+                    scaled, shared_tmpdir, summarize, table, time_steps)
 
 
 def one_run(comm, api, tmp, verify: bool, steps: int, n: int) -> float:
@@ -37,31 +38,35 @@ def one_run(comm, api, tmp, verify: bool, steps: int, n: int) -> float:
 
 
 def main() -> int:
-    quick = quick_flag(__doc__)
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a small run, to check it works")
+    p.add_argument("--pairs", type=int, default=MIN_PAIRS,
+                   help=f"interleaved off/on pairs (default and minimum {MIN_PAIRS})")
+    args = p.parse_args()
+    quick = args.quick
     from mpi4py import MPI
 
     from insitu import api
     comm = MPI.COMM_WORLD
-    pairs, steps, n = (1, 10, 64) if quick else (5, 200, 256)
+    pairs, steps, n = (2, 10, 64) if quick else (max(args.pairs, MIN_PAIRS), 200, 256)
     tmp = shared_tmpdir(comm, "insitu-verify-")
-    off, on = [], []
-    for _ in range(pairs):
-        off.append(one_run(comm, api, tmp, False, steps, n))
-        on.append(one_run(comm, api, tmp, True, steps, n))
+    t = interleave({"off": lambda: one_run(comm, api, tmp, False, steps, n),
+                    "on": lambda: one_run(comm, api, tmp, True, steps, n)}, pairs)
     if comm.rank == 0:
-        off_ms, on_ms = np.array(off) * 1e3, np.array(on) * 1e3
-        rows = [{"verify": "off", "median_ms_per_step": float(np.median(off_ms)),
-                 "min_ms": float(off_ms.min()), "max_ms": float(off_ms.max())},
-                {"verify": "on", "median_ms_per_step": float(np.median(on_ms)),
-                 "min_ms": float(on_ms.min()), "max_ms": float(on_ms.max())}]
-        diff = float(np.median(on_ms - off_ms))
-        print(describe_machine())
+        c = compare(t["off"], t["on"])
+        rows = [{"ranks": comm.size, "verify": "off", "ms_per_step": scaled(c["a"], 1e3)},
+                {"ranks": comm.size, "verify": "on", "ms_per_step": scaled(c["b"], 1e3),
+                 "on_minus_off_ms": summarize(
+                     [(b - a) * 1e3 for a, b in zip(t["off"], t["on"])]),
+                 "on_over_off": c["ratio"]}]
+        print_header()
         print(f"output.verify cost: {comm.size} rank(s), {pairs} interleaved pairs of "
               f"{steps} output steps, stats + zonal mean of a {n}x{n} slab per rank, "
-              "flush every step")
-        print(table(rows, ["verify", "median_ms_per_step", "min_ms", "max_ms"]))
-        print(f"median per-pair difference: {diff:.3f} ms per output step")
-        print(f"wrote {save(f'verify_cost_n{comm.size}', {'ranks': comm.size, 'rows': rows, 'median_diff_ms': diff})}")
+              "flush every step; median (min-max)")
+        print(table(rows, ["verify", "ms_per_step", "on_minus_off_ms", "on_over_off"]))
+        print(f"per-pair difference: {fmt(rows[1]['on_minus_off_ms'])} ms per output step")
+        print(f"wrote {save(f'verify_cost_n{comm.size}', {'ranks': comm.size, 'rows': rows, 'pairs': pairs, 'steps': steps, 'quick': quick})}")
     return 0
 
 

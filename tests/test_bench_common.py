@@ -1,0 +1,273 @@
+"""The benchmarks' shared helpers (scripts/bench/common.py), the targets
+check (targets.py, what ``bench.sh --check`` exits with) and the report
+generator (report.py), on fake timings and fake results: no benchmark is
+run here."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts" / "bench"))
+import common  # noqa: E402
+import report  # noqa: E402
+import targets  # noqa: E402
+
+
+# -- interleaving and summaries --------------------------------------------------------
+
+def test_interleave_takes_turns_and_keeps_every_sample():
+    calls = []
+
+    def contender(name, values):
+        it = iter(values)
+
+        def run():
+            calls.append(name)
+            return next(it)
+        return run
+
+    got = common.interleave({"A": contender("A", [1, 2, 3, 4, 5]),
+                             "B": contender("B", [10, 20, 30, 40, 50])}, pairs=5)
+    assert calls == ["A", "B"] * 5  # A B A B ..., never all A then all B
+    assert got == {"A": [1, 2, 3, 4, 5], "B": [10, 20, 30, 40, 50]}
+
+
+def test_interleave_three_contenders_and_default_pairs():
+    calls = []
+    fns = {k: (lambda k=k: calls.append(k) or 1.0) for k in "ABC"}
+    got = common.interleave(fns)
+    assert calls == list("ABC") * common.MIN_PAIRS
+    assert all(len(v) == common.MIN_PAIRS for v in got.values())
+    with pytest.raises(ValueError):
+        common.interleave(fns, pairs=0)
+
+
+def test_summary_odd_count():
+    s = common.summarize([5.0, 1.0, 3.0, 9.0, 2.0])
+    assert (s["median"], s["min"], s["max"], s["n"]) == (3.0, 1.0, 9.0, 5)
+    assert s["samples"] == [5.0, 1.0, 3.0, 9.0, 2.0]  # every sample, in run order
+
+
+def test_summary_even_count_is_the_mean_of_the_middle_two():
+    s = common.summarize([4.0, 1.0, 3.0, 2.0, 10.0, 0.5])
+    assert s["median"] == 2.5 and s["min"] == 0.5 and s["max"] == 10.0 and s["n"] == 6
+
+
+def test_summary_of_nothing():
+    assert common.summarize([])["median"] is None
+    assert common.fmt(common.summarize([])) == "-"
+
+
+def test_compare_is_the_median_of_per_pair_ratios_not_the_ratio_of_medians():
+    a = [1.0, 5.0, 10.0, 2.0, 4.0]
+    b = [2.0, 6.0, 30.0, 2.0, 12.0]
+    c = common.compare(a, b)
+    assert c["ratio"]["samples"] == [2.0, 1.2, 3.0, 1.0, 3.0]
+    assert c["ratio"]["median"] == 2.0
+    assert c["ratio"]["min"] == 1.0 and c["ratio"]["max"] == 3.0
+    assert c["b"]["median"] / c["a"]["median"] == 1.5  # what a ratio of medians says
+    assert c["a"]["median"] == 4.0 and c["b"]["median"] == 6.0
+
+
+def test_compare_even_pairs_and_unpaired_samples():
+    c = common.compare([1.0, 2.0, 4.0, 8.0], [2.0, 2.0, 2.0, 2.0])
+    assert c["ratio"]["samples"] == [2.0, 1.0, 0.5, 0.25]
+    assert c["ratio"]["median"] == 0.75
+    with pytest.raises(ValueError):
+        common.compare([1.0, 2.0], [1.0])
+
+
+def test_timed_measures_the_call():
+    import time
+    t = common.timed(lambda: time.sleep(0.02))()
+    assert 0.015 < t < 1.0
+
+
+def test_fmt_and_parse_spread_round_trip():
+    s = common.summarize([1.5, 1.25, 2.0])
+    assert common.fmt(s) == "1.5 (1.25-2)"
+    assert common.parse_spread(common.fmt(s)) == {"median": 1.5, "min": 1.25, "max": 2.0,
+                                                  "n": None}
+    neg = common.summarize([-3.5, -4.75, -2.25])
+    assert common.fmt(neg) == "-3.5 (-4.75 to -2.25)"
+    assert common.parse_spread(common.fmt(neg))["min"] == -4.75
+    assert common.parse_spread({"median": 2, "min": 1, "max": 3, "runs": 5})["n"] == 5
+    assert common.parse_spread(7)["n"] == 1
+    assert common.parse_spread("fast") is None and common.parse_spread(None) is None
+
+
+def test_machine_header_says_what_a_figure_depends_on():
+    m = common.machine()
+    for key in ("cpu", "simd", "cores", "mpi", "hdf5", "numba", "numpy", "date", "command"):
+        assert key in m
+    text = common.machine_header(m)
+    assert "SIMD" in text and "numba" in text and "HDF5" in text and "command:" in text
+
+
+def test_best_of_is_gone():
+    """A best-of reports the luckiest sample; no benchmark may use one."""
+    assert not hasattr(common, "best")
+
+
+# -- the targets check -------------------------------------------------------------------
+
+def spread(med, lo, hi, n=5):
+    return {"median": med, "min": lo, "max": hi, "n": n, "samples": []}
+
+
+def results_meeting_every_target() -> dict:
+    """Fake JSON results, one per benchmark, in each script's format."""
+    def overhead_row(analyses, pct, fixed):
+        return {"ranks": 2, "cells_per_rank": 10**6, "steps": 2000, "every": 10,
+                "mode": f"{analyses} analyses", "analyses": analyses,
+                "loop_overhead_pct": spread(pct, pct - 1, pct + 1),
+                "fixed_cost_s": spread(fixed, fixed - 0.1, fixed + 0.1)}
+
+    def handoff_row(host, metric, ranks, values, us):
+        return {"host": host, "ranks": ranks, "values": values, "metric": metric,
+                "this": {"median": us, "min": us * 0.9, "max": us * 1.1, "runs": 5}}
+
+    return {
+        "overhead": {"quick": False, "rows": [overhead_row(1, 3.0, 0.6),
+                                              overhead_row(10, 4.0, 0.8)]},
+        "collectives_n2": {"rows": [{"analyses": k, "collectives_per_step": 2}
+                                    for k in (1, 10, 50)]},
+        "handoff": {"quick": False, "rows": [
+            handoff_row("cbind", "bind_moved_us_per_field", 1, 100, 0.4),
+            handoff_row("python", "expose_moved_us", 1, 100, 0.5),
+            handoff_row("python", "expose_moved_us", 2, 100, 0.6),
+            handoff_row("fortran", "idle_step_us", 2, 100, 0.2)]},
+        "startup": {"quick": False, "rows": [
+            {"host": h, "ranks": 2, "metric": "init_s",
+             "this": {"median": 0.8, "min": 0.7, "max": 0.95, "runs": 5}}
+            for h in ("python", "fortran")]},
+        "kernels": {"quick": False, "pairs": 7, "rows": [
+            {"dtype": d, "bytes": 2**28, "new_of_sum": "0.85 (0.8-0.9)"}
+            for d in ("float32", "float64")]},
+        "reprosum": {"quick": False, "pairs": 7, "rows": [
+            {"values": 10**6, "layout": "halo view", "new_ratio": "1.5 (1.4-1.7)"},
+            {"values": 10**6, "layout": "contiguous", "new_ratio": "9 (9-9)"}]},
+        "time_to_answer": {"quick": False, "rows": [
+            {"ranks": 2, "way": "insitu", "total_s": spread(1, 1, 1)},
+            {"ranks": 2, "way": "h5py + xarray", "vs_insitu": spread(12.0, 11.0, 14.0)}]},
+    }
+
+
+def write(folder: Path, results: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, payload in results.items():
+        (folder / f"{name}.json").write_text(json.dumps({"benchmark": name, **payload}))
+    return folder
+
+
+def test_check_passes_when_every_target_is_met(tmp_path, capsys):
+    folder = write(tmp_path / "r", results_meeting_every_target())
+    assert targets.main(["--results", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "MISSED" not in out and "PASS" in out
+    # each target printed with its median, spread and sample count
+    assert "3 (2-4, n=5)" in out and "12 (11-14, n=5)" in out
+
+
+@pytest.mark.parametrize("name,edit,key", [
+    ("overhead", lambda r: r["rows"][0].update(loop_overhead_pct=spread(7.0, 2.0, 9.0)),
+     "loop_overhead"),
+    ("overhead", lambda r: r["rows"][1].update(fixed_cost_s=spread(1.2, 0.9, 1.5)),
+     "fixed_cost_10"),
+    ("collectives_n2", lambda r: r["rows"][2].update(collectives_per_step=3), "mpi_calls"),
+    ("handoff", lambda r: r["rows"][2]["this"].update(median=1.3), "expose_python"),
+    ("kernels", lambda r: r["rows"][0].update(new_of_sum="0.6 (0.55-0.72)"),
+     "kernel_bandwidth"),
+    ("reprosum", lambda r: r["rows"][0].update(new_ratio="2.2 (1.9-3)"), "reprosum"),
+    ("startup", lambda r: r["rows"][1]["this"].update(median=1.2), "startup"),
+    ("time_to_answer", lambda r: r["rows"][1].update(vs_insitu=spread(1.6, 1.2, 11)),
+     "time_to_answer"),
+])
+def test_check_fails_when_a_target_is_missed(tmp_path, capsys, name, edit, key):
+    res = results_meeting_every_target()
+    edit(res[name])
+    folder = write(tmp_path / "r", res)
+    assert targets.main(["--results", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert f"[MISSED] {key}:" in out and "FAIL" in out
+    verdicts = {v.target.key: v.status for v in targets.evaluate(targets.load_results(folder))}
+    assert [k for k, s in verdicts.items() if s == targets.MISSED] == [key]
+
+
+@pytest.mark.parametrize("how", ["no file", "quick run", "too few samples", "no rows",
+                                 "one case missing"])
+def test_check_fails_when_a_target_is_not_measured(tmp_path, capsys, how):
+    res = results_meeting_every_target()
+    if how == "no file":
+        del res["startup"]
+    elif how == "quick run":
+        res["startup"]["quick"] = True
+    elif how == "too few samples":
+        for row in res["startup"]["rows"]:
+            row["this"]["runs"] = 2
+    elif how == "no rows":
+        res["startup"]["rows"] = []
+    elif how == "one case missing":  # the fortran host's row only
+        res["startup"]["rows"] = res["startup"]["rows"][:1]
+    folder = write(tmp_path / "r", res)
+    assert targets.main(["--results", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "[not measured] startup:" in out and "MISSED" not in out
+
+
+def test_the_table_holds_the_issues_numbers():
+    t = {x.key: (x.op, x.limit) for x in targets.TARGETS}
+    assert t["loop_overhead"] == ("<=", 5.0) and t["loop_overhead_10"] == ("<=", 5.0)
+    assert t["fixed_cost"] == ("<=", 1.0) and t["mpi_calls"] == ("<=", 2)
+    assert t["moved_buffer"] == ("<=", 1.0) and t["expose_python"] == ("<=", 1.0)
+    assert t["kernel_bandwidth"] == (">=", 0.70) and t["reprosum"] == ("<=", 2.0)
+    assert t["startup"] == ("<=", 1.0) and t["time_to_answer"] == (">=", 10.0)
+    assert t["idle_step"] == ("<=", 5.0) and t["histogram"] == (">=", 3.0)
+
+
+def test_the_overhead_target_takes_only_the_issues_configuration(tmp_path):
+    """A shorter or smaller run is another measurement, not the target's."""
+    res = results_meeting_every_target()
+    for row in res["overhead"]["rows"]:
+        row["steps"] = 200
+    folder = write(tmp_path / "r", res)
+    status = {v.target.key: v.status for v in targets.evaluate(targets.load_results(folder))}
+    assert status["loop_overhead"] == targets.NOT_MEASURED
+
+
+# -- the generated report ----------------------------------------------------------------
+
+def test_report_is_generated_from_the_json(tmp_path):
+    res = results_meeting_every_target()
+    m = dict(common.machine(), cpu="Test CPU 9000", simd="avx2 fma",
+             command=".venv/bin/python scripts/bench/overhead.py")
+    res["overhead"]["machine"] = m
+    folder = write(tmp_path / "r", res)
+    out = tmp_path / "performance.md"
+    assert report.main(["--results", str(folder), "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "Test CPU 9000" in text and "SIMD: avx2 fma" in text
+    assert "command: .venv/bin/python scripts/bench/overhead.py" in text
+    assert "| 3 (2-4) |" in text  # the overhead row, median (min-max)
+    assert "all checked targets met" in text
+    assert text.index("## Targets") < text.index("## overhead") < text.index("## Notes")
+    notes = text[text.index("## Notes"):]
+    figures = re.findall(r"\d+(?:\.\d+)?\s*(?:ms|us|µs|s|%|x|GB/s|MiB)\b|\d+\.\d+", notes)
+    assert not figures, "the hand-written notes hold no figures"
+
+
+def test_report_marks_quick_results_and_says_what_is_missing(tmp_path):
+    res = results_meeting_every_target()
+    res["overhead"]["quick"] = True
+    del res["startup"]
+    folder = write(tmp_path / "r", res)
+    text = report.render(targets.load_results(folder))
+    assert "A `--quick` run" in text
+    assert "not measured: no startup.json" in text
+    assert "some checked targets missed or not measured" in text
