@@ -11,7 +11,6 @@ classic netCDF-3 formats, for the cases the real data do not have.
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 import random
 import shutil
@@ -23,11 +22,12 @@ import pytest
 
 # -- the real data ---------------------------------------------------------
 def sample_root() -> Path:
-    spec = importlib.util.find_spec("esmvaltool_sample_data")
-    if spec is None or not spec.submodule_search_locations:
+    from insitu.replay.samples import cmip6_dir
+    d = cmip6_dir()
+    if d is None:
         pytest.fail("esmvaltool-sample-data is not installed (a test dependency in "
                     "requirements.txt: ./scripts/install.sh installs it)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "timeseries" / "CMIP6"
+    return Path(d)
 
 
 GISS = {"g": "GISS-E2-1-G", "gcc": "GISS-E2-1-G-CC", "h": "GISS-E2-1-H"}
@@ -257,6 +257,25 @@ def test_mask_attributes(tmp_path):
     buf = np.array([1e20, -999.0, 250.0, 400.5, -0.1, 0.0, 400.0], dtype=np.float32)
     mask_invalid(buf, var.fill, *var.valid)
     np.testing.assert_array_equal(buf, [np.nan, np.nan, 250.0, np.nan, np.nan, 0.0, 400.0])
+    buf = np.array([1.0, 2.0, 3.0, 4.0, -np.inf], dtype=np.float64)  # three fill values
+    mask_invalid(buf, [1.0, 2.0, 4.0], None, None)
+    np.testing.assert_array_equal(buf, [np.nan, np.nan, 3.0, np.nan, -np.inf])
+
+
+def test_regular_coordinates_are_kept_short_and_exact():
+    """A coordinate that is start + step * i bit for bit (and bounds half a
+    step either side) goes into the config as start/step; any other keeps
+    its values."""
+    from insitu.replay.fileset import compact_coord
+    lon = {"values": (1.25 + 2.5 * np.arange(144)).tolist(), "units": "degrees_east",
+           "bounds": np.stack([2.5 * np.arange(144), 2.5 * np.arange(1, 145)], 1).tolist()}
+    c = compact_coord(lon)
+    assert c == {"units": "degrees_east", "start": 1.25, "step": 2.5}
+    assert np.array_equal(c["start"] + c["step"] * np.arange(144), lon["values"])
+    plev = {"values": [100000.0, 92500.0, 85000.0, 70000.0], "units": "Pa"}
+    assert compact_coord(plev) == plev
+    shifted = dict(lon, bounds=(np.asarray(lon["bounds"]) + 0.1).tolist())
+    assert compact_coord(shifted) == shifted
 
 
 def test_packed_and_unsupported_variables_are_refused(tmp_path):

@@ -267,3 +267,48 @@ def test_worked_example_on_the_giss_models(tmp_path):
         assert np.isfinite(ds.ens_mean.values).all()
         assert set(ds.data_vars) >= {"g_mean", "ens_mean", "ens_std", "g_mean_over_lon",
                                      "g_hist", "ens_arctic_mean"}
+
+
+def test_progress_bar_on_rank_0_in_a_terminal(tmp_path):
+    """Under mpiexec a rank's stdout is a terminal when mpiexec's is (its
+    stderr never is): the bar shows records, the file and MB/s, once."""
+    import pty
+    import subprocess
+    d = tmp_path / "in"
+    d.mkdir()
+    for y in range(3):
+        t, b = tr.monthly(2000 + y, 1)
+        tr.write_nc(d / f"y{y}.nc", t, time_bounds=b)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(["mpiexec", "-n", "2", PYTHON, "-m", "insitu.replay", "--input",
+                             str(d / "*.nc"), "--variable", "ta", "--config", str(cfg),
+                             "--output", str(out(tmp_path))],
+                            stdout=slave, stderr=subprocess.PIPE, env=mpi_env(), cwd=ROOT,
+                            start_new_session=True)
+    os.close(slave)
+    import select
+    import time
+    from conftest import kill_session
+    chunks, deadline = [], time.monotonic() + 180
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            kill_session(proc.pid)
+            pytest.fail("timed out after 180 s (a hang?)")
+        if not select.select([master], [], [], left)[0]:
+            continue
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the terminal closed: every writer exited
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, text[-2000:]
+    assert "36/36 steps" in text and "file 3/3" in text and "MB/s" in text, text[-2000:]
+    assert text.count("36/36 steps") == 1  # rank 0 only

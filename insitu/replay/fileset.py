@@ -185,13 +185,18 @@ def _variable(src, path: str, name: str, dims: tuple) -> Variable:
                     str(attrs.get("standard_name", "")), fill, [lo, hi])
 
 
-def _coords(src, path: str, dims) -> dict:
-    """The ``coords:`` entry of each dimension that has a coordinate variable."""
+def _coords(src, path: str, dims, full: bool = True) -> dict:
+    """The ``coords:`` entry of each dimension that has a coordinate
+    variable; only the values unless ``full`` (the files after a set's
+    first are only compared with it)."""
     out = {}
     for d in dims:
         if not src.has(d):
             continue
         values = np.asarray(src.read(d), dtype=np.float64).reshape(-1)
+        if not full:
+            out[d] = {"values": values.tolist()}
+            continue
         attrs = src.attrs(d)
         entry = {"values": values.tolist(), "units": str(attrs.get("units", "1"))}
         for k in ("long_name", "standard_name"):
@@ -204,6 +209,26 @@ def _coords(src, path: str, dims) -> dict:
                 entry["bounds"] = bv.tolist()
         out[d] = entry
     return out
+
+
+def compact_coord(entry: dict) -> dict:
+    """A coordinate whose values are ``start + step * i`` exactly (bit for
+    bit) and whose bounds, if any, are the values -+ step/2 exactly, as
+    ``start``/``step``: the same coordinate, and a config (recorded in the
+    output as YAML) of a few numbers instead of a thousand."""
+    v = np.asarray(entry["values"])
+    if v.size < 2:
+        return entry
+    start, step = float(v[0]), float(v[1] - v[0])
+    if step == 0 or not np.array_equal(start + step * np.arange(v.size), v):
+        return entry
+    if "bounds" in entry:
+        b = np.sort(np.asarray(entry["bounds"]), axis=1)
+        half = abs(step) / 2
+        if not (np.array_equal(b[:, 0], v - half) and np.array_equal(b[:, 1], v + half)):
+            return entry
+    out = {k: val for k, val in entry.items() if k not in ("values", "bounds")}
+    return {**out, "start": start, "step": step}
 
 
 def _same_coords(a: dict, b: dict) -> str | None:
@@ -305,12 +330,18 @@ def scan(inputs, variables, start=None, end=None, every: int = 1,
     for label, pattern in inputs:
         scanned = []
         views = None
-        for path in expand(pattern):
+        for k, path in enumerate(expand(pattern)):
             src = open_source(path)
             try:
                 ft, dims = _file_times(src, path, variables)
                 vars_here = {v: _variable(src, path, v, dims[v]) for v in variables}
-                coords = _coords(src, path, {d for v in vars_here.values() for d in v.dims})
+                # every file's coordinate values (to compare), one file's attributes:
+                # the set's first in time order is not known yet, so the first by name
+                # gets them all, and the grid is then taken from it
+                coords = _coords(src, path, {d for v in vars_here.values() for d in v.dims},
+                                 full=k == 0)
+                if k == 0:
+                    full_coords = coords
                 source_id = src.global_attrs().get("source_id")
             except InputError:
                 raise
@@ -347,7 +378,7 @@ def scan(inputs, variables, start=None, end=None, every: int = 1,
                                  f"{os.path.basename(ft.path)}: {why}")
         # Several sets: one grid (checked before their times: it is the first
         # thing two models' files can disagree on).
-        grid = first[2]
+        grid = full_coords
         if grid_of is None:
             grid_of = (grid, pattern)
         else:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..decomposition import fitted_boxes
 from ..exits import EXIT_CONFIG, EXIT_INTERFACE, EXIT_OUTPUT
-from .fileset import Plan, scan
+from .fileset import Plan, compact_coord, scan
 from .naming import field_names, split_input
 from .reader import OpenFile, SlabReader
 from .sources import InputError
@@ -151,7 +151,7 @@ def replay_config(raw: dict, plan: Plan, fields) -> dict:
     out_fields.update(user_fields)  # names that are no replayed field: the session says so
     cfg["fields"] = out_fields
     coords = dict(cfg.get("coords") or {})
-    coords.update(copy.deepcopy(plan.coords))
+    coords.update({d: compact_coord(c) for d, c in plan.coords.items()})
     cfg["coords"] = coords
     return cfg
 
@@ -163,6 +163,16 @@ def _inputs(inputs) -> list[tuple[Optional[str], str]]:
     if isinstance(inputs, Mapping):
         return [(str(k), os.fspath(v)) for k, v in inputs.items()]
     return [split_input(os.fspath(i)) for i in inputs]
+
+
+def _terminal():
+    """The stream the progress bar goes to: stderr if it is a terminal, else
+    stdout if that is (mpiexec gives ranks a terminal on stdout only)."""
+    import sys
+    for stream in (sys.stderr, sys.stdout):
+        if getattr(stream, "isatty", lambda: False)():
+            return stream
+    return sys.stderr
 
 
 def _temporary(path: str) -> str:
@@ -287,7 +297,8 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
             step_bytes = sum(int(np.prod(plan.sets[i].variables[v].shape)) *
                              np.dtype(plan.sets[i].variables[v].dtype).itemsize
                              for _, i, v in fields)
-            bar = Progress(len(plan.times), enabled=progress and rank == 0)
+            bar = Progress(len(plan.times), enabled=progress and rank == 0,
+                           stream=_terminal())
             t_loop = time.perf_counter()
             nfiles = max(len(s.files) for s in plan.sets)
             for k, t in enumerate(plan.times):
@@ -305,7 +316,7 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
                 if bar.enabled:
                     elapsed = max(time.perf_counter() - t_loop, 1e-9)
                     bar.update(k + 1, f"file {readers[0][1][k][0] + 1}/{nfiles} "
-                                      f"{step_bytes * (k + 1) / elapsed / 1e6:.0f} MB/s")
+                                      f"{step_bytes * (k + 1) / elapsed / 1e6:.3g} MB/s")
             bar.close()
             for f in opened:
                 f.close()
@@ -323,7 +334,7 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
         seconds = time.perf_counter() - t_start
         total = step_bytes * len(plan.times)
         log.info("replayed %d record(s) of %d field(s) from %d file(s) into %s in %.2f s "
-                 "(%.0f MB/s read)", len(plan.times), len(fields), plan.files_total, final,
+                 "(%.3g MB/s read)", len(plan.times), len(fields), plan.files_total, final,
                  seconds, total / seconds / 1e6)
         return Summary(final, [f[0] for f in fields], len(plan.times), plan.files_total,
                        seconds, total)
