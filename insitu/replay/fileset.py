@@ -302,7 +302,7 @@ def _check_gaps(series: list, allow_gaps: bool) -> None:
     have_bounds = all(b is not None for _, _, _, b in series)
     median = float(np.median(spacing))
     for i in range(len(series) - 1):
-        (fa, ia, ta, ba), (fb, ib, tb, bb) = series[i], series[i + 1]
+        (fa, ia, _, ba), (fb, ib, _, bb) = series[i], series[i + 1]
         if have_bounds:
             hole = bb[0] - ba[1]
             gap = hole > 1e-6 * max(abs(median), 1e-300)
@@ -329,7 +329,6 @@ def scan(inputs, variables, start=None, end=None, every: int = 1,
     files_total = 0
     for label, pattern in inputs:
         scanned = []
-        views = None
         for k, path in enumerate(expand(pattern)):
             src = open_source(path)
             try:
