@@ -263,7 +263,7 @@ def test_worked_example_on_the_giss_models(tmp_path):
         assert ds.sizes["time"] == 1368
         assert ds.ens_mean_over_lon.dims == ("time", "plev", "lat")
         assert ds.lat.attrs["standard_name"] == "latitude"
-        assert ds.plev.attrs["units"] == "Pa"
+        assert ds.plev.attrs["units"] == "Pa" and ds.ens_mean.attrs["units"] == "K"
         assert np.isfinite(ds.ens_mean.values).all()
         assert set(ds.data_vars) >= {"g_mean", "ens_mean", "ens_std", "g_mean_over_lon",
                                      "g_hist", "ens_arctic_mean"}
