@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import describe_machine, save, table  # noqa: E402
+from common import print_header, save, table  # noqa: E402
 
 FULL = dict(files=12, months=12, plev=19, lat=180, lon=360)
 QUICK = dict(files=3, months=12, plev=19, lat=45, lon=90)
@@ -239,7 +239,7 @@ def main() -> int:
                   "replay_over_read": med["replay"] / med["read"]}
         paired = np.array(times["xarray+dask"]) / np.array(times["replay"])
         paired_read = np.array(times["replay"]) / np.array(times["read"])
-        print(describe_machine())
+        print_header()
         print(f"{comm.size} rank(s); archive {shape} x {shape['files']} files = "
               f"{gb / 1e6:.0f} MB in {folder}; {rounds} interleaved rounds after a warm-up")
         print(table(rows, ["method", "median_s", "min_s", "max_s", "GB_per_s"]))
