@@ -55,12 +55,12 @@ class Cadence:
 
         Only the base rule (``step % every == 0``) can be described by
         periods: an analysis kind with a ``due`` of its own, other than a
-        window's, makes the cadence unknown, and every step enters the
+        follower's (window, climatology), makes the cadence unknown, and every step enters the
         session, which asks each analysis."""
         from .analyses.base import Analysis
         periods = []
         for a in analyses:
-            if a.kind == "window" or a.index in disabled:
+            if getattr(a, "follows_source", False) or a.index in disabled:
                 continue
             if type(a).due is not Analysis.due:
                 return cls(None)

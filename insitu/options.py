@@ -254,9 +254,10 @@ def parse(data: Any, source: str = "<config>") -> dict:
             out[key] = CONFIG.fields[key].check({}, key)
     _check_time(out["time"])
     for i, a in enumerate(out["analyses"]):  # calendar windows need a calendar
-        if a.get("calendar_period") and " since " not in f" {out['time']['units']} ":
+        key = "by" if a.get("kind") == "climatology" else "calendar_period"
+        if a.get(key) and " since " not in f" {out['time']['units']} ":
             raise ConfigError(
-                f"analyses[{i}].calendar_period: time.units {out['time']['units']!r} is not a "
+                f"analyses[{i}].{key}: time.units {out['time']['units']!r} is not a "
                 "CF time unit ('<unit> since <date>', e.g. 'days since 2000-01-01'), so model "
                 "time has no calendar")
     if out["fields"] is None:

@@ -299,11 +299,12 @@ class Session:
         axes = []
         self.windows = []
         for a in self.analyses:
-            if a.kind != "window":
+            if not getattr(a, "follows_source", False):
                 continue
             src = by_name.get(a.cfg["source"])
-            if src is None or src[0].kind == "window":
-                names = sorted(n for n, (b, _) in by_name.items() if b.kind != "window")
+            if src is None or getattr(src[0], "follows_source", False):
+                names = sorted(n for n, (b, _) in by_name.items()
+                               if not getattr(b, "follows_source", False))
                 raise AnalysisError(f"analyses[{a.index}].source: no analysis named "
                                     f"{a.cfg['source']!r} (names: {', '.join(names)})")
             variables += a.bind_window(src[0], src[1], self.cfg["time"])
@@ -683,11 +684,10 @@ class Session:
                 except (FieldError, AnalysisError) as exc:
                     log.warning("no step was taken and %s", exc)
             if self.last_call is not None:
-                for w in self.windows:  # a period window whose end the model reached
-                    done = w.finish(*self.last_call)
-                    if done is not None:
-                        self.writer.append(self.last_call[0], done[1][1], done[0],
-                                           axis=w.axis.name, bounds=done[1])
+                for w in self.windows:  # windows the model reached the end of; climatologies
+                    for row in w.finish(*self.last_call):
+                        self.writer.append(self.last_call[0], row.time, row.values,
+                                           axis=w.axis.name, bounds=row.bounds)
             self.writer.set_attrs({
                 "insitu_finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "insitu_steps_written": int(self.steps_written)})

@@ -172,6 +172,7 @@ class _A:
 
     def __init__(self, index, every, kind="stats"):
         self.index, self.every, self.kind = index, every, kind
+        self.follows_source = kind in ("window", "climatology")  # as those classes say
 
 
 class _Odd(_A):

@@ -1,5 +1,6 @@
 """Built-in analyses, by the ``kind`` the config names them with."""
 from .base import Analysis, AnalysisError, Coord, Piece, Variable
+from .climatology import Climatology
 from .coarsen import Coarsen
 from .fault import Fault, InjectedFault
 from .histogram import Histogram
@@ -11,7 +12,7 @@ from .window import Window
 
 REGISTRY: dict[str, type[Analysis]] = {
     cls.kind: cls for cls in (Stats, Histogram, Reduce, Coarsen, Probe, PythonAnalysis,
-                              Window, Fault)}
+                              Window, Fault, Climatology)}
 
 
 def build(cfg_analyses: list[dict], rank: int = 0, size: int = 1) -> list[Analysis]:

@@ -43,11 +43,13 @@ class Axis:
     """A growing, time-like axis: ``<name>`` (model time) and ``<step>``.
 
     ``bounds`` adds ``<name>_bounds`` (name, nv): the start and end of each
-    entry's time window."""
+    entry's time window; ``climatology`` names them as CF 7.4 climatology
+    bounds instead (the first period's start, the last one's end)."""
     name: str
     step: str
     long_name: str = "model time"
     bounds: bool = False
+    climatology: bool = False
 
 
 @dataclass

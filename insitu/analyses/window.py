@@ -46,6 +46,7 @@ piece by piece on the ranks that own them and written the same way.
 from __future__ import annotations
 
 import logging
+from collections import namedtuple
 
 import numpy as np
 
@@ -56,6 +57,9 @@ from .base import Analysis, AnalysisError, Axis, Piece, Variable
 
 OPS = ("mean", "min", "max", "var")
 log = logging.getLogger("insitu")
+
+#: a row a follower (window, climatology) writes along its own axis
+Row = namedtuple("Row", "values bounds time")
 
 
 class _Acc:
@@ -161,6 +165,8 @@ class CalendarClock:
 
 class Window(Analysis):
     kind = "window"
+    #: bound after its source and fed its results (the session's followers)
+    follows_source = True
     schema = s.Record({
         "source": s.Str(doc="the name of the analysis to aggregate"),
         "name": s.Name(default=None),
@@ -285,7 +291,7 @@ class Window(Analysis):
                         Piece(acc[0], acc[1].value(op, self.cfg["ddof"]))
                 else:
                     values[out] = acc.value(op, self.cfg["ddof"]) if acc is not None else np.nan
-        return values, (self.start, end_time)
+        return Row(values, (self.start, end_time), end_time)
 
     def _close(self, end_time, whole_end: bool):
         """The open window ends: its values and bounds, or None when it was
@@ -333,8 +339,8 @@ class Window(Analysis):
         """At finalize, with the last step the model handed over: a window
         whose end the model reached is written; one still open is partial
         (written only under ``complete_only: false``, with its nominal end).
-        Returns (values, bounds) or None; logs the partial windows dropped
-        over the run."""
+        Returns the rows to write (0 or 1); logs the partial windows
+        dropped over the run."""
         done = None
         if self.window is not None and self.count:
             reached = self.clock.ended(self.window, step, time)
@@ -348,7 +354,7 @@ class Window(Analysis):
             log.info("%s: a partial window from time %g (%d output(s) of %s) was not "
                      "written: %s", self.where, start, n, self.source.name, why)
         self.dropped = []
-        return done
+        return [] if done is None else [done]
 
 
 def period_index(time: float, period: float) -> int:
