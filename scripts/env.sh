@@ -10,3 +10,10 @@ export NUMBA_NUM_THREADS=${NUMBA_NUM_THREADS:-1}
 if [ -z "${OMPI_MCA_io+x}${OMPI_MCA_fs_ufs_lock_algorithm+x}${OMPI_MCA_fcoll+x}" ]; then
     export OMPI_MCA_fs_ufs_lock_algorithm=3
 fi
+# MPICH (.venv-mpich; docs/mpich.md): its insitu is .venv-mpich/insitu-src,
+# whose libinsitu is built with mpif90.mpich.  Python puts the working
+# directory first on sys.path, and in the checkout that is the checkout's
+# insitu, whose libinsitu is Open MPI's: PYTHONSAFEPATH=1 leaves it off.
+if [ "${INSITU_MPI:-openmpi}" = mpich ]; then
+    export PYTHONSAFEPATH=1
+fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install everything insitu needs, idempotently. Sourced by demo.sh and test.sh.
+#   ./scripts/install.sh [--mpi openmpi|mpich]
 #
 # Steps, each skipped when already done:
 #   1. apt: Open MPI, Debian's parallel HDF5 for Open MPI, hdf5-tools, gfortran
@@ -8,9 +9,27 @@
 #   4. mpi4py built from source against Open MPI
 #   5. h5py built from source against parallel HDF5 (h5py.get_config().mpi)
 #   6. pip install -e . of this project, which builds libinsitu.so
+#
+# --mpi mpich (or INSITU_MPI=mpich) builds a second venv, .venv-mpich, against
+# Debian's MPICH and its parallel HDF5 instead, beside the Open MPI one
+# (scripts/install-mpich.sh; docs/mpich.md).  The default is openmpi.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then   # run, not sourced: parse our own option
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --mpi) INSITU_MPI="${2:?--mpi needs openmpi or mpich}"; shift 2 ;;
+      --mpi=*) INSITU_MPI="${1#--mpi=}"; shift ;;
+      *) printf '[install] unknown option %s (usage: install.sh [--mpi openmpi|mpich])\n' "$1" >&2; exit 2 ;;
+    esac
+  done
+fi
+case "${INSITU_MPI:=openmpi}" in
+  openmpi) ;;
+  mpich) source "$ROOT/scripts/install-mpich.sh"; return 0 2>/dev/null || exit 0 ;;
+  *) printf '[install] --mpi %s: expected openmpi or mpich\n' "$INSITU_MPI" >&2; exit 2 ;;
+esac
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 MPI4PY_VERSION=4.1.2
@@ -19,18 +38,16 @@ APT_PACKAGES=(openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools netcdf-b
 
 log() { printf '[install] %s\n' "$*" >&2; }
 
-
-
-
-
-
 # 1. apt ---------------------------------------------------------------------
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if dpkg-query -W -f='${Status}' mpich 2>/dev/null | grep -q "install ok installed"; then
-  log "WARNING: MPICH is installed beside Open MPI; they fight over mpicc/mpiexec (see README)."
+# MPICH beside Open MPI is fine (.venv-mpich) while the alternatives stay Open
+# MPI's; a switched mpicc/mpiexec/libmpi.so builds or runs against the wrong one.
+if [ -e /usr/bin/mpicc ] && [ "$(readlink -f /usr/bin/mpicc)" != "$(readlink -f /usr/bin/mpicc.openmpi 2>/dev/null)" ]; then
+  log "WARNING: mpicc is not Open MPI's ($(readlink -f /usr/bin/mpicc)); the alternatives were switched."
+  log "         Fix: update-alternatives --auto mpi; update-alternatives --auto mpirun (docs/mpich.md)"
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt: installing ${missing[*]}"

@@ -65,5 +65,7 @@ def test_provenance_attributes_are_clean_text(comm, icomm, shared_dir):
                     assert "\x00" not in v, k
             decomp = json.loads(f.attrs["insitu_decomposition"])["f"]
             assert len(decomp["offsets"]) == comm.size
-            assert "Open MPI" in json.loads(f.attrs["insitu_versions"])["mpi"]
+            from mpi4py import MPI  # the library that ran, whichever MPI it is
+            mpi = json.loads(f.attrs["insitu_versions"])["mpi"]
+            assert mpi and mpi.strip() in MPI.Get_library_version(), mpi
             assert f.attrs["insitu_steps_written"] == 1 and "insitu_finished" in f.attrs
