@@ -57,8 +57,8 @@ def bind_moved(session) -> int:
         slots = _held["slots"] = list(session.slots.values())
         _held["session"] = session
     try:
-        for k in range(n):
-            slots[index[k]].bind_address(int(address[k]), _wrap)
+        for i, a in zip(_ffi.unpack(index, n), _ffi.unpack(address, n)):
+            slots[i].bind_address(a, _wrap)
     except BaseException:
         _lib._insitu_forget_moved()  # report every field again next time
         raise
