@@ -75,6 +75,15 @@ class StepError(RuntimeError):
     """Ranks disagree about a step, or a step cannot run."""
 
 
+#: CF axis attributes that a coordinate's standard_name implies (CF 4.1-4.3),
+#: so readers find X, Y and Z without guessing from names
+_CF_AXIS = {"latitude": {"axis": "Y"}, "longitude": {"axis": "X"},
+            "grid_latitude": {"axis": "Y"}, "grid_longitude": {"axis": "X"},
+            "projection_y_coordinate": {"axis": "Y"}, "projection_x_coordinate": {"axis": "X"},
+            "air_pressure": {"axis": "Z", "positive": "down"},
+            "height": {"axis": "Z", "positive": "up"}, "depth": {"axis": "Z", "positive": "down"},
+            "altitude": {"axis": "Z", "positive": "up"}}
+
 class Session:
     def __init__(self, comm: BaseComm, cfg: dict, output: Optional[str] = None,
                  overwrite: Optional[bool] = None, host: str = "python",
@@ -393,6 +402,12 @@ class Session:
             attrs = {"units": c["units"], "long_name": c["long_name"] or d}
             if c["standard_name"]:
                 attrs["standard_name"] = c["standard_name"]
+                attrs.update(_CF_AXIS.get(c["standard_name"], {}))
+            if c.get("bounds") is not None:  # given with irregular values (a file's, in replay)
+                b = np.asarray(c["bounds"], dtype=np.float64)
+                if b.shape == (sizes[d], 2):
+                    attrs["bounds"] = f"{d}_bounds"
+                    out.append(Coord(f"{d}_bounds", b, {}, dims=(d, "nv")))
             out.append(Coord(d, c["start"] + c["step"] * np.arange(sizes[d]), attrs))
         return out
 

@@ -80,3 +80,18 @@ def test_calendar_windows_in_the_file(comm, icomm, shared_dir):
                            ).resample(time="QS-DEC").mean()
         np.testing.assert_allclose(ds["T_mean_over_x_s_mean"].values, ref.values, rtol=1e-13)
         assert ds["T_mean_over_x_s_mean"].dims == ("time_s", "y")
+
+
+def test_coordinate_bounds_in_the_file(comm, icomm, shared_dir):
+    """xarray reads the bounds as the coordinate's bounds (cf_xarray-style
+    lookup through the attribute) from the parallel writer's file."""
+    import test_coord_bounds as cb
+    path = shared_dir / "coords.h5"
+    cb.body(icomm, output=str(path))
+    comm.Barrier()
+    if comm.rank != 0:
+        return
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds["lat"].attrs["bounds"] == "lat_bounds" and ds["lat"].attrs["axis"] == "Y"
+        np.testing.assert_array_equal(ds[ds["lat"].attrs["bounds"]].values, cb.LAT_B)
+        assert ds["ta_mean_over_lon"].dims == ("time", "plev", "lat")
