@@ -40,7 +40,8 @@ setup(
                 "MPI reductions, parallel HDF5",
     packages=find_packages(include=["insitu", "insitu.*"]),
     python_requires=">=3.10",
-    install_requires=["numpy", "numba", "cffi", "pyyaml", "mpi4py", "h5py", "xarray", "h5netcdf"],
+    install_requires=["numpy", "numba", "cffi", "pyyaml", "mpi4py", "h5py", "xarray", "h5netcdf",
+                      "cftime"],  # CF calendars: time units, calendar windows, replay
     cmdclass={"build_ext": BuildLibinsitu},
     distclass=BinaryDistribution,
     zip_safe=False,
