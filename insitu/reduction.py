@@ -6,6 +6,11 @@ across ranks by its kind:
 ``SUM``      added (counts, sums);
 ``MIN``      smallest, NaN-ignoring;
 ``MAX``      largest, NaN-ignoring;
+``ARGMAX``   two slots ``(value, index)``: the larger value, and of equal
+             values the lower index (a global flat index, exact in float64
+             below 2**53), so the pair does not depend on which rank held
+             what; ``(-inf, inf)`` is empty.  An argmin is the argmax of
+             ``-x`` (negation is exact).
 ``MOMENTS``  four slots ``(n, mean, m2, mean_lo)`` merged with Chan et al.'s
              update, which keeps the variance accurate where ``sum(x**2)``
              would cancel catastrophically.  The mean is carried as an
@@ -27,10 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
-SUM, MIN, MAX, MOMENTS = "sum", "min", "max", "moments"
-_WIDTH = {SUM: 1, MIN: 1, MAX: 1, MOMENTS: 4}
+SUM, MIN, MAX, MOMENTS, ARGMAX = "sum", "min", "max", "moments", "argmax"
+_WIDTH = {SUM: 1, MIN: 1, MAX: 1, MOMENTS: 4, ARGMAX: 2}
 _IDENTITY = {SUM: (0.0,), MIN: (np.inf,), MAX: (-np.inf,),
-             MOMENTS: (0.0, np.nan, 0.0, 0.0)}
+             MOMENTS: (0.0, np.nan, 0.0, 0.0), ARGMAX: (-np.inf, np.inf)}
 
 
 class ReductionPlan:
@@ -76,6 +81,7 @@ class ReductionPlan:
         self.min_idx = np.array(idx[MIN], dtype=np.intp)
         self.max_idx = np.array(idx[MAX], dtype=np.intp)
         self.mom_idx = np.array(idx[MOMENTS], dtype=np.intp)
+        self.arg_idx = np.array(idx[ARGMAX], dtype=np.intp)
         ident = []
         i = 0
         while i < len(kinds):
@@ -104,6 +110,8 @@ class ReductionPlan:
             b[self.max_idx] = np.fmax(a[self.max_idx], b[self.max_idx])
         if self.mom_idx.size:
             merge_moments(a, b, self.mom_idx)
+        if self.arg_idx.size:
+            merge_argmax(a, b, self.arg_idx)
 
 
 def two_sum(x, y):
@@ -154,3 +162,13 @@ def merge_moments(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> None:
     b[idx + 1] = mean
     b[idx + 2] = q
     b[idx + 3] = lo
+
+
+def merge_argmax(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> None:
+    """``b <- merge(a, b)`` for the ARGMAX pairs ``(value, index)`` at ``idx``:
+    the larger value wins, and of equal values the lower index, so the
+    merge is commutative and associative bit for bit (it only selects)."""
+    av, ai, bv, bi = a[idx], a[idx + 1], b[idx], b[idx + 1]
+    take = (av > bv) | ((av == bv) & (ai < bi))
+    b[idx] = np.where(take, av, bv)
+    b[idx + 1] = np.where(take, ai, bi)

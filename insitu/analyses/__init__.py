@@ -2,6 +2,7 @@
 from .base import Analysis, AnalysisError, Coord, Piece, Variable
 from .climatology import Climatology
 from .coarsen import Coarsen
+from .exceedance import Exceedance
 from .fault import Fault, InjectedFault
 from .histogram import Histogram
 from .probe import Probe
@@ -12,7 +13,7 @@ from .window import Window
 
 REGISTRY: dict[str, type[Analysis]] = {
     cls.kind: cls for cls in (Stats, Histogram, Reduce, Coarsen, Probe, PythonAnalysis,
-                              Window, Fault, Climatology)}
+                              Window, Fault, Exceedance, Climatology)}
 
 
 def build(cfg_analyses: list[dict], rank: int = 0, size: int = 1) -> list[Analysis]:

@@ -10,6 +10,15 @@ the factor), with a message naming the rank and dimension.  Combining
 partial blocks across ranks would need neighbour communication for little
 gain; choosing factors that divide the slabs is the usual practice.
 Non-finite values are skipped; a block with none is NaN.
+
+``weights:`` (the forms of :mod:`insitu.analyses.weights`: a cell-area
+field, ``{dim: lat, values: coslat}``...) makes each block the weighted mean
+``sum(w x) / sum(w)`` of its finite values, as area-weighted
+coarse-graining of a lat-lon grid needs; a block whose finite values all
+have zero weight is NaN.  ``region:`` keeps the coarse grid whole and
+leaves the values outside the region out, as if they were NaN: a block
+that straddles the region's edge is the mean of its cells inside, a block
+wholly outside is NaN (``da.where(in_region).coarsen(...).mean()``).
 """
 from __future__ import annotations
 
@@ -17,6 +26,9 @@ import numpy as np
 
 from .. import schema as s
 from ..kernels.coarsen import coarsen_mean
+from ..kernels.weighted import accumulate
+from . import region as rg
+from . import weights as wt
 from .base import common_keys, Analysis, AnalysisError, Coord, Piece, Variable
 
 
@@ -25,10 +37,16 @@ class Coarsen(Analysis):
     schema = s.Record({
         **common_keys(),
         "factors": s.MapOf(s.Int(minimum=1), doc="dimension -> integer factor"),
+        "weights": wt.schema(),
+        "region": rg.SCHEMA,
     })
 
     def default_name(self):
         return f"{self.cfg['field']}_coarse"
+
+    @property
+    def fields(self):
+        return (self.cfg["field"], *wt.fields(self.cfg.get("weights")))
 
     def bind(self, ctx):
         spec = ctx.specs[self.cfg["field"]]
@@ -56,6 +74,17 @@ class Coarsen(Analysis):
         dims = tuple(d if f == 1 else f"{d}_c{f}" for d, f in zip(spec.dims, self.factors))
         shape = tuple(n // f for n, f in zip(spec.global_shape, self.factors))
         self._start = tuple(o // f for o, f in zip(spec.offset, self.factors))
+        self._weights = wt.bind(self.cfg["weights"], spec, ctx,
+                                f"analyses[{self.index}].weights")
+        rbox = rg.box(spec, self.cfg["region"], f"analyses[{self.index}]", ctx.coords)
+        self._slices = rg.local_slices(spec, rbox) if self.cfg["region"] else None
+        if self._weights is not None or self._slices is not None:
+            # Block index of each local index inside the region (slabs start
+            # on block boundaries, so local // f is the local block).
+            sl = self._slices or tuple(slice(0, m) for m in spec.shape)
+            self._maps = [np.arange(q.start, q.stop, dtype=np.int64) // f
+                          for q, f in zip(sl, self.factors)]
+            self._cshape = tuple(m // f for m, f in zip(spec.shape, self.factors))
         self.coords = []
         for d, cd, f, n in zip(spec.dims, dims, self.factors, shape):
             if f == 1:
@@ -78,18 +107,34 @@ class Coarsen(Analysis):
             self.coords += [Coord(cd, centre, attrs),
                             Coord(f"{cd}_bounds", edges, {}, dims=(cd, "nv"))]
         meta = ctx.meta(spec.name)
-        return [Variable(
-            self.name, np.dtype(np.float64),
-            {"long_name": f"block mean of {meta.get('long_name') or spec.name} "
-                          f"({' x '.join(map(str, self.factors))} cells)",
-             "units": meta.get("units", "1"),
-             "cell_methods": " ".join(f"{cd}:" for cd, f in zip(dims, self.factors) if f > 1)
-                             + " mean",
-             "insitu_analysis": self.kind, "insitu_field": spec.name},
-            dims=dims, shape=shape, distributed=True)]
+        methods = " ".join(f"{cd}:" for cd, f in zip(dims, self.factors) if f > 1) + " mean"
+        attrs = {"long_name": f"block mean of {meta.get('long_name') or spec.name} "
+                              f"({' x '.join(map(str, self.factors))} cells)",
+                 "units": meta.get("units", "1"), "cell_methods": methods,
+                 "insitu_analysis": self.kind, "insitu_field": spec.name}
+        if self._weights is not None:
+            attrs["long_name"] = "weighted " + attrs["long_name"]
+            attrs["cell_methods"] += f" {self._weights.cell_methods_comment()}"
+        if self.cfg["region"]:
+            attrs["insitu_region"] = ", ".join(
+                f"{d}: [{o}, {o + m})" for d, o, m in zip(spec.dims, *rbox))
+        return [Variable(self.name, np.dtype(np.float64), attrs, dims=dims, shape=shape,
+                         distributed=True)]
 
     def local(self, views, record, step):
-        self._piece = coarsen_mean(views[self.cfg["field"]], self.factors)
+        v = views[self.cfg["field"]]
+        if self._weights is None and self._slices is None:
+            self._piece = coarsen_mean(v, self.factors)
+            return
+        w = (self._weights.view(views, v.shape) if self._weights is not None
+             else np.broadcast_to(np.float64(1.0), v.shape))
+        if self._slices is not None:
+            v, w = v[self._slices], w[self._slices]
+        total = np.zeros(self._cshape)
+        wsum = np.zeros(self._cshape)
+        accumulate(v, w, self._maps, total, wsum)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self._piece = np.where(wsum > 0, total / wsum, np.nan)
 
     def results(self, record):
         return {self.name: Piece(self._start, self._piece)}

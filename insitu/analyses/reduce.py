@@ -6,8 +6,20 @@
 same part of the result (a :class:`~insitu.groups.ReduceGroup` with its own
 sub-communicator), and the first rank of each group writes its piece of the
 result collectively.  Non-finite values are skipped; a point with no finite
-value is NaN.  ``op: sum`` is the plain sum of the finite values (multiply
-by a cell thickness in a derived field for an integral).
+value is NaN.  ``op: sum`` is the plain sum of the finite values.
+
+Weights (``weights:``, the forms of :mod:`insitu.analyses.weights`) make
+``op: mean`` the weighted mean ``sum(w x) / sum(w)`` and give
+``op: integral``, the weighted sum ``sum(w x)`` (a vertical integral with
+layer thicknesses ``dp``), both over the finite values; a point of the
+result where no finite value has a non-zero weight is NaN.  ``integral``
+needs weights, and ``min``/``max``/``sum`` take none (a weighted sum is an
+integral), refused in the config with the key path.
+
+``region:`` (the forms of :mod:`insitu.analyses.region`) restricts the
+values reduced.  The result keeps the kept dims whole: points of the kept
+dims outside the region have no value and are NaN, as
+``da.where(in_region).mean(dims)`` gives.
 """
 from __future__ import annotations
 
@@ -15,10 +27,27 @@ import numpy as np
 
 from .. import schema as s
 from ..kernels.reduce import reduce_axes
+from ..kernels.weighted import accumulate
 from ..reduction import MAX, MIN, SUM
+from . import region as rg
+from . import weights as wt
 from .base import Coord, common_keys, Analysis, AnalysisError, Piece, Variable
 
-OPS = ("mean", "sum", "min", "max")
+OPS = ("mean", "sum", "min", "max", "integral")
+_METHODS = {"mean": "mean", "sum": "sum", "min": "minimum", "max": "maximum",
+            "integral": "sum"}
+
+
+def _check(cfg, path):
+    op, w = cfg["op"], cfg["weights"]
+    if op == "integral" and w is None:
+        raise s.ConfigError(f"{s.join(path, 'weights')}: op: integral is the weighted sum "
+                            "sum(w * x) and needs weights, e.g. {dim: plev, values: [dp, ...], "
+                            "units: Pa} (op: sum is the plain sum)")
+    if w is not None and op not in ("mean", "integral"):
+        hint = "; a weighted sum is op: integral" if op == "sum" else ""
+        raise s.ConfigError(f"{s.join(path, 'weights')}: weights apply to op: mean and "
+                            f"op: integral, not op: {op}{hint}")
 
 
 class Reduce(Analysis):
@@ -27,10 +56,16 @@ class Reduce(Analysis):
         **common_keys(),
         "over": s.ListOf(s.Str(), nonempty=True, unique=True, doc="dims to reduce over"),
         "op": s.Enum(OPS, default="mean"),
-    })
+        "weights": wt.schema(),
+        "region": rg.SCHEMA,
+    }, check=_check)
 
     def default_name(self):
         return f"{self.cfg['field']}_{self.cfg['op']}_over_{'_'.join(self.cfg['over'])}"
+
+    @property
+    def fields(self):
+        return (self.cfg["field"], *wt.fields(self.cfg.get("weights")))
 
     def bind(self, ctx):
         spec = ctx.specs[self.cfg["field"]]
@@ -43,6 +78,10 @@ class Reduce(Analysis):
         if not kept:
             raise AnalysisError(f"{where}: reducing over every dimension leaves a scalar; "
                                 "use kind: stats for global statistics")
+        self._weights = wt.bind(self.cfg["weights"], spec, ctx,
+                                f"analyses[{self.index}].weights")
+        rbox = rg.box(spec, self.cfg["region"], f"analyses[{self.index}]", ctx.coords)
+        self._slices = rg.local_slices(spec, rbox) if self.cfg["region"] else None
         self._axes = tuple(spec.dims.index(d) for d in self.cfg["over"])
         kaxes = [spec.dims.index(d) for d in kept]
         self.group = ctx.group(spec.name, kept, f"analyses[{self.index}]")
@@ -50,35 +89,77 @@ class Reduce(Analysis):
         n = int(np.prod(self._kshape))
         op = self.cfg["op"]
         plan = self.group.plan
-        if op in ("mean", "sum"):
+        if op in ("mean", "sum", "integral"):
             self._a = plan.reserve_many(SUM, n)
             self._c = plan.reserve_many(SUM, n)
         else:
             self._a = plan.reserve_many(MIN if op == "min" else MAX, n)
         self._n = n
+        self._general = self._weights is not None or self._slices is not None
+        if self._general:
+            # The weighted-sum kernel's output over the slab's axes (length 1
+            # along reduced ones) and its index maps (a region's slice starts
+            # at its offset in the rank's kept extents).
+            self._accshape = tuple(1 if a in self._axes else spec.shape[a]
+                                   for a in range(spec.ndim))
+            sl = self._slices or tuple(slice(0, m) for m in spec.shape)
+            self._maps = [np.zeros(sl[a].stop - sl[a].start, dtype=np.int64)
+                          if a in self._axes else
+                          np.arange(sl[a].start, sl[a].stop, dtype=np.int64)
+                          for a in range(spec.ndim)]
+            self._ksl = tuple(sl[a] for a in kaxes)
         meta = ctx.meta(spec.name)
-        methods = {"mean": "mean", "sum": "sum", "min": "minimum", "max": "maximum"}
+        units = meta.get("units", "1")
+        label = meta.get("long_name") or spec.name
+        over = ", ".join(self.cfg["over"])
         # The dims reduced over are gone from the result; CF names them in
         # cell_methods through scalar coordinates spanning their extent.
+        # A region along a reduced dim narrows its extent (a coordinate of
+        # its own name, so that whole and partial extents never clash).
         self.coords = [c for d in self.cfg["over"]
                        for c in extent_coords(d, spec.global_shape[spec.dims.index(d)],
-                                              ctx.coords.get(d))]
-        return [Variable(
-            self.name, np.dtype(np.float64),
-            {"long_name": f"{op} over {', '.join(self.cfg['over'])} of "
-                          f"{meta.get('long_name') or spec.name}",
-             "units": meta.get("units", "1"),
-             "cell_methods": " ".join(f"{d}_extent:" for d in self.cfg["over"])
-                             + f" {methods[op]}",
-             "coordinates": " ".join(f"{d}_extent" for d in self.cfg["over"]),
-             "insitu_analysis": self.kind, "insitu_field": spec.name},
-            dims=kept, shape=tuple(spec.global_shape[a] for a in kaxes), distributed=True)]
+                                              ctx.coords.get(d),
+                                              *_span(rbox, spec.dims.index(d)))]
+        extents = [c.name for c in self.coords]
+        methods = " ".join(f"{e}:" for e in extents) + f" {_METHODS[op]}"
+        if self._weights is not None:
+            methods += f" {self._weights.cell_methods_comment()}"
+        attrs = {"long_name": f"{op} over {over} of {label}", "units": units,
+                 "cell_methods": methods,
+                 "coordinates": " ".join(extents),
+                 "insitu_analysis": self.kind, "insitu_field": spec.name}
+        if op == "integral":
+            attrs["long_name"] = f"integral over {over} of {label}"
+            attrs["units"] = wt.product_units(units, self._weights.units)
+            attrs["comment"] = (f"sum over {over} of {spec.name} times the weights "
+                                f"({self._weights.label}, in {self._weights.units}), over "
+                                "the finite values")
+        elif self._weights is not None:
+            attrs["long_name"] = f"weighted mean over {over} of {label}"
+        if self.cfg["region"]:
+            attrs["insitu_region"] = ", ".join(
+                f"{d}: [{o}, {o + m})" for d, o, m in zip(spec.dims, *rbox))
+        return [Variable(self.name, np.dtype(np.float64), attrs, dims=kept,
+                         shape=tuple(spec.global_shape[a] for a in kaxes), distributed=True)]
 
     def local(self, views, record, step):
         v = views[self.cfg["field"]]
         rec = self.group.plan.record
         op = self.cfg["op"]
-        vals, counts = reduce_axes(v, self._axes, "sum" if op in ("mean", "sum") else op)
+        if not self._general:
+            vals, counts = reduce_axes(v, self._axes, "sum" if op in ("mean", "sum") else op)
+        elif op in ("min", "max"):  # a region, no weights
+            vals = np.full(self._kshape, np.inf if op == "min" else -np.inf)
+            vals[self._ksl] = reduce_axes(v[self._slices], self._axes, op)[0]
+            counts = None
+        else:
+            w = (self._weights.view(views, v.shape) if self._weights is not None
+                 else np.broadcast_to(np.float64(1.0), v.shape))
+            vals = np.zeros(self._accshape)
+            counts = np.zeros(self._accshape)
+            if self._slices is not None:
+                v, w = v[self._slices], w[self._slices]
+            accumulate(v, w, self._maps, vals, counts)
         rec[self._a:self._a + self._n] = vals.ravel()
         if counts is not None:
             rec[self._c:self._c + self._n] = counts.ravel()
@@ -89,8 +170,8 @@ class Reduce(Analysis):
         rec = self.group.plan.record
         a = rec[self._a:self._a + self._n]
         with np.errstate(invalid="ignore", divide="ignore"):
-            if self.cfg["op"] in ("mean", "sum"):
-                c = rec[self._c:self._c + self._n]
+            if self.cfg["op"] in ("mean", "sum", "integral"):
+                c = rec[self._c:self._c + self._n]   # counts, or summed weights
                 val = a / c if self.cfg["op"] == "mean" else a.copy()
                 val[c == 0] = np.nan
             else:
@@ -98,18 +179,30 @@ class Reduce(Analysis):
         return {self.name: Piece(self.group.box[0], val.reshape(self._kshape))}
 
 
-def extent_coords(d: str, n: int, c: dict | None) -> list:
+def _span(rbox, axis):
+    """The region's ``[first, stop)`` indices along ``axis``."""
+    return rbox[0][axis], rbox[0][axis] + rbox[1][axis]
+
+
+def extent_coords(d: str, n: int, c: dict | None, first: int = 0,
+                  stop: int | None = None) -> list:
     """``<d>_extent``: a scalar coordinate for the whole of dim ``d`` (``n``
     cells), at its centre, in the units of its ``coords:`` entry ``c`` (with
-    its standard_name), or in index units.  The extent is said in
+    its standard_name), or in index units; for the cells ``[first, stop)``
+    only, ``<d>_extent_<first>_<stop>``.  The extent is said in
     ``comment``, not in a bounds variable: CF allows one-dimensional bounds
     for a scalar coordinate, but the IOOS compliance checker refuses them."""
-    lo, hi = -0.5, n - 0.5
-    attrs = {"long_name": f"whole extent of {d}", "units": "1"}
+    stop = n if stop is None else stop
+    whole = (first, stop) == (0, n)
+    lo, hi = first - 0.5, stop - 0.5
+    what = "whole extent" if whole else "extent of a region"
+    attrs = {"long_name": f"{what} of {d}", "units": "1"}
     if c is not None:
         lo, hi = c["start"] + c["step"] * lo, c["start"] + c["step"] * hi
-        attrs = {"long_name": f"whole extent of {c.get('long_name') or d}", "units": c["units"]}
+        attrs = {"long_name": f"{what} of {c.get('long_name') or d}", "units": c["units"]}
         if c.get("standard_name"):
             attrs["standard_name"] = c["standard_name"]
-    attrs["comment"] = f"the reduction covers all {n} cells of {d}, from {lo:g} to {hi:g}"
-    return [Coord(f"{d}_extent", np.array((lo + hi) / 2), attrs, dims=())]
+    cover = f"all {n} cells" if whole else f"cells [{first}, {stop}) of the {n}"
+    attrs["comment"] = f"the reduction covers {cover} of {d}, from {lo:g} to {hi:g}"
+    name = f"{d}_extent" if whole else f"{d}_extent_{first}_{stop}"
+    return [Coord(name, np.array((lo + hi) / 2), attrs, dims=())]

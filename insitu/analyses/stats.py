@@ -1,4 +1,5 @@
-"""Global statistics of a field: count, sum, mean, min, max, std, var, NaN and Inf counts.
+"""Global statistics of a field: count, sum, mean, min, max, std, var, NaN and
+Inf counts, and where the extremes are (argmax, argmin).
 
 Each rank runs the one-pass :func:`~insitu.kernels.moments.moments` kernel on
 its interior view; the partials join the step's single batched reduction.
@@ -18,6 +19,14 @@ rounded.  This is exact while ``|sum| < 2**85`` (always for int32 fields);
 beyond that the high part rounds (relative error <= 2**-53).  Exact integer
 sums do not depend on the decomposition, so reproducible mode adds no
 second pass for integer fields.
+
+Extremes.  ``argmax``/``argmin`` write the global flat index of the
+largest/smallest finite value (C order over the field's dims) and its
+coordinate along each dim.  Each rank finds its candidate with its global
+index (:mod:`insitu.kernels.extremes`); the ``(value, index)`` pairs merge
+in the step's one reduction (an ``ARGMAX`` slot: larger value, then lower
+index), so ties go to the lowest global index for any decomposition and
+no rank gathers anything.  The argmin travels as the argmax of ``-x``.
 """
 from __future__ import annotations
 
@@ -26,44 +35,30 @@ import numpy as np
 from .. import schema as s
 from ..kernels import moments as km
 from ..kernels import reprosum as rs
-from ..reduction import MAX, MIN, MOMENTS, SUM
+from ..kernels.extremes import arg_extremes
+from ..reduction import ARGMAX, MAX, MIN, MOMENTS, SUM
 from . import region as rg
-from .base import Analysis, AnalysisError, Variable, common_keys
+from . import weights as wt
+from .base import Analysis, Variable, common_keys
 
-ALL_STATS = ("count", "sum", "mean", "min", "max", "std", "var", "nan_count", "inf_count")
+ALL_STATS = ("count", "sum", "mean", "min", "max", "std", "var", "nan_count", "inf_count",
+             "argmax", "argmin")
 DEFAULT_STATS = ("count", "sum", "mean", "min", "max", "std", "nan_count", "inf_count")
 COUNTS = ("count", "nan_count", "inf_count")
+ARGS = ("argmax", "argmin")
+#: the global index written when the field (or region) has no finite value:
+#: netCDF's default int64 fill (insitu.layout.NC_FILL), declared as the
+#: variable's missing_value, so that it equals the _FillValue the writer
+#: gives int64 variables of a run with several cadences (CF 2.5.1)
+NO_INDEX = -9223372036854775806
 
 _METHOD = {"sum": "sum", "mean": "mean", "min": "minimum", "max": "maximum",
            "std": "standard_deviation", "var": "variance"}
 _LONG = {"count": "number of finite values of", "sum": "sum of", "mean": "mean of",
          "min": "minimum of", "max": "maximum of", "std": "standard deviation of",
          "var": "variance of", "nan_count": "number of NaN values of",
-         "inf_count": "number of infinite values of"}
-
-
-class _Weights(s.Node):
-    """A weight field's name, or ``{dim: y, values: [...] | coslat}``."""
-
-    _array = s.Record({"dim": s.Str(), "values": s.Node()})
-
-    def check(self, value, path):
-        if isinstance(value, str):
-            return s.Str().check(value, path)
-        if isinstance(value, dict):
-            out = dict(value)
-            for k in value:
-                if k not in ("dim", "values"):
-                    raise s.ConfigError(f"{path}.{k}: unknown key (known keys: dim, values)")
-            for k in ("dim", "values"):
-                if k not in value:
-                    raise s.ConfigError(f"{path}.{k}: missing required key")
-            s.Str().check(value["dim"], f"{path}.dim")
-            v = value["values"]
-            if v != "coslat":
-                s.ListOf(s.Num(minimum=0.0), nonempty=True).check(v, f"{path}.values")
-            return out
-        raise s.ConfigError(f"{path}: expected a field name or {{dim, values}}, got {value!r}")
+         "inf_count": "number of infinite values of",
+         "argmax": "maximum of", "argmin": "minimum of"}
 
 
 class Stats(Analysis):
@@ -72,7 +67,7 @@ class Stats(Analysis):
         **common_keys(),
         "stats": s.ListOf(s.Enum(ALL_STATS), default=list(DEFAULT_STATS), nonempty=True,
                           unique=True, doc="which statistics to write"),
-        "weights": _Weights(default=None),
+        "weights": wt.schema(),
         "region": rg.SCHEMA,
         "ddof": s.Int(default=0, minimum=0,
                       doc="delta degrees of freedom of var and std: 0 the population "
@@ -81,20 +76,17 @@ class Stats(Analysis):
 
     @property
     def fields(self):
-        w = self.cfg["weights"]
-        return (self.cfg["field"], w) if isinstance(w, str) else (self.cfg["field"],)
+        return (self.cfg["field"], *wt.fields(self.cfg["weights"]))
 
     def bind(self, ctx):
         spec = ctx.specs[self.cfg["field"]]
         meta = ctx.meta(spec.name)
+        self._spec = spec
         self._rbox = rg.box(spec, self.cfg["region"], f"analyses[{self.index}]",
                             ctx.coords)
         self._slices = rg.local_slices(spec, self._rbox)
-        self._weights = None
-        if isinstance(self.cfg["weights"], str):
-            self._bind_weights(ctx, spec)
-        elif self.cfg["weights"]:
-            self._bind_weight_array(ctx, spec)
+        self._weights = wt.bind(self.cfg["weights"], spec, ctx,
+                                f"analyses[{self.index}].weights")
         self.stats = tuple(self.cfg["stats"])
         # Slots: moments, sum, min, max, NaN and Inf counts, and for an
         # integer field the exact integer sum as two slots.
@@ -113,6 +105,14 @@ class Stats(Analysis):
         if self._weights is not None:
             self._wmom = plan.reserve(MOMENTS)
             self._wlocal = np.empty(4, dtype=np.float64)
+        # argmax and argmin: (value, global index) pairs, the argmin as the
+        # argmax of -x, merged in the same record (insitu.reduction.ARGMAX)
+        self._args = bool(set(ARGS) & set(self.stats))
+        if self._args:
+            self._argmax = plan.reserve(ARGMAX)
+            self._argmin = plan.reserve(ARGMAX)
+            self._arglocal = np.empty(4, dtype=np.float64)
+            self._offset = tuple(max(o, ro) for o, ro in zip(spec.offset, self._rbox[0]))
         self.phase2 = bool(ctx.reproducible and not self.integer
                            and {"sum", "mean"} & set(self.cfg["stats"]))
         if self.phase2:
@@ -123,8 +123,12 @@ class Stats(Analysis):
         long_name = meta.get("long_name") or spec.name
         over = "area:"  # over the whole field (or region): CF 7.3.4, whatever its dims
         self.variables = {}
+        self._arg_coords = {}
         out = []
         for stat in self.stats:
+            if stat in ARGS:
+                out += self._arg_variables(stat, spec, long_name, ctx.coords)
+                continue
             vname = f"{self.name}_{stat}"
             attrs = {"long_name": f"{_LONG[stat]} {long_name}",
                      "units": "1" if stat in COUNTS else
@@ -133,11 +137,7 @@ class Stats(Analysis):
             if stat in _METHOD:
                 attrs["cell_methods"] = f"{over} {_METHOD[stat]}"
                 if self._weights is not None and stat in ("mean", "std", "var"):
-                    w = self.cfg["weights"]
-                    label = w if isinstance(w, str) else (
-                        f"cos(latitude) along {w['dim']}" if w["values"] == "coslat"
-                        else f"given weights along {w['dim']}")
-                    attrs["cell_methods"] += f" (weighted by {label})"
+                    attrs["cell_methods"] += f" {self._weights.cell_methods_comment()}"
             if stat in ("std", "var"):
                 attrs["insitu_ddof"] = int(self.cfg["ddof"])
             if self.cfg["region"]:
@@ -148,65 +148,38 @@ class Stats(Analysis):
             out.append(Variable(vname, dtype, attrs))
         return out
 
-    def _bind_weights(self, ctx, spec):
-        wname = self.cfg["weights"]
-        wspec = ctx.specs[wname]
-        where = f"analyses[{self.index}].weights"
-        if not set(wspec.dims) <= set(spec.dims):
-            raise AnalysisError(f"{where}: weight field {wname!r} has dims {wspec.dims}, which "
-                                f"are not among {spec.name!r}'s dims {spec.dims}")
-        axes = [spec.dims.index(d) for d in wspec.dims]
-        for d, a, n in zip(wspec.dims, axes, wspec.global_shape):
-            if spec.global_shape[a] != n:
-                raise AnalysisError(f"{where}: {wname!r} has {n} points along {d!r}, "
-                                    f"{spec.name!r} has {spec.global_shape[a]}")
-        for r, ((fo, fs), (wo, ws)) in enumerate(zip(ctx.boxes(spec.name), ctx.boxes(wname))):
-            if tuple(fo[a] for a in axes) != tuple(wo) or tuple(fs[a] for a in axes) != tuple(ws):
-                raise AnalysisError(f"{where}: on rank {r}, {wname!r} covers a different part "
-                                    f"of {wspec.dims} than {spec.name!r}; declare the weights "
-                                    "with the field's decomposition")
-        # How to lay the weight view along the field's axes (a free view).
-        self._weights = (wname, [wspec.dims.index(d) if d in wspec.dims else None
-                                 for d in spec.dims])
-
-    def _bind_weight_array(self, ctx, spec):
-        """Weights as a 1-D array along one dim: given values, or cos(latitude)
-        from the dim's ``coords:`` entry.  Each rank takes its own part."""
-        w = self.cfg["weights"]
-        where = f"analyses[{self.index}].weights"
-        d = w["dim"]
-        if d not in spec.dims:
-            raise AnalysisError(f"{where}.dim: field {spec.name!r} has no dimension {d!r}")
-        a = spec.dims.index(d)
-        n = spec.global_shape[a]
-        if w["values"] == "coslat":
-            c = ctx.coords.get(d)
+    def _arg_variables(self, stat, spec, long_name, coords_cfg):
+        """``<name>_<stat>`` (the global flat index of the extreme, C order
+        over the field's dims) and ``<name>_<stat>_<dim>`` (its coordinate
+        along each dim, or its index where the dim has no ``coords:``)."""
+        what = "maximum" if stat == "argmax" else "minimum"
+        common = {"insitu_analysis": self.kind, "insitu_field": spec.name}
+        if self.cfg["region"]:
+            common["insitu_region"] = ", ".join(
+                f"{d}: [{o}, {o + n})" for d, o, n in zip(spec.dims, *self._rbox))
+        vname = f"{self.name}_{stat}"
+        self.variables[stat] = vname
+        out = [Variable(vname, np.dtype(np.int64), {
+            "long_name": f"global index of the {what} of {long_name}",
+            "units": "1", "missing_value": np.int64(NO_INDEX),
+            "comment": f"flat index in C order over ({', '.join(spec.dims)}), shape "
+                       f"{tuple(spec.global_shape)}; of equal values, the lowest index; "
+                       "NaN and Inf skipped; missing when no value is finite",
+            **common})]
+        self._arg_coords[stat] = []
+        for d in spec.dims:
+            c = coords_cfg.get(d)
+            attrs = {"long_name": f"{(c or {}).get('long_name') or d} of the {what} of "
+                                  f"{long_name}",
+                     "units": c["units"] if c else "1", **common}
             if c is None:
-                raise AnalysisError(f"{where}.values: coslat needs a 'coords: {d}:' entry "
-                                    "in degrees")
-            values = np.cos(np.deg2rad(c["start"] + c["step"] * np.arange(n)))
-        else:
-            values = np.asarray(w["values"], dtype=np.float64)
-            if values.shape != (n,):
-                raise AnalysisError(f"{where}.values: {values.size} values for the {n} "
-                                    f"points along {d!r}")
-        if (values < 0).any():
-            raise AnalysisError(f"{where}.values: weights must not be negative")
-        local = values[spec.offset[a]:spec.offset[a] + spec.shape[a]]
-        shape = [1] * spec.ndim
-        shape[a] = local.size
-        self._weight_array = local.reshape(shape)
-        self._weights = ("<array>", None)
-
-    def _weight_view(self, views, shape):
-        if self._weights[0] == "<array>":
-            return np.broadcast_to(self._weight_array, shape)
-        wname, order = self._weights
-        w = views[wname]
-        # Weight axes in the field's axis order, then length-1 axes where the
-        # field has dims the weights lack; every step is a view.
-        w = np.transpose(w, [i for i in order if i is not None])
-        return np.broadcast_to(_expand(w, order), shape)
+                attrs["comment"] = f"index along {d} (the dim has no coords: entry)"
+            elif c.get("standard_name"):  # CF 4.1/4.2 know a latitude by its units
+                attrs["standard_name"] = c["standard_name"]
+            name = f"{vname}_{d}"
+            self._arg_coords[stat].append((name, c))
+            out.append(Variable(name, np.dtype(np.float64), attrs))
+        return out
 
     def local(self, views, record, step):
         view = views[self.cfg["field"]]
@@ -214,11 +187,17 @@ class Stats(Analysis):
             view = view[self._slices]
         m = km.moments(view, self._local)
         if self._weights is not None:
-            w = self._weight_view(views, views[self.cfg["field"]].shape)
+            w = self._weights.view(views, views[self.cfg["field"]].shape)
             if self.cfg["region"]:
                 w = w[self._slices]
             wm = km.weighted_moments(view, w, self._wlocal)
             record[self._wmom:self._wmom + 4] = wm
+        if self._args:
+            e = arg_extremes(view, self._offset, self._spec.global_shape, self._arglocal)
+            record[self._argmax] = e[0]
+            record[self._argmax + 1] = e[1]
+            record[self._argmin] = -e[2]
+            record[self._argmin + 1] = e[3]
         record[self._mom] = m[km.COUNT]
         record[self._mom + 1] = m[km.MEAN]
         record[self._mom + 2] = m[km.M2]
@@ -283,15 +262,29 @@ class Stats(Analysis):
             values["mean"] = np.nan if wsum <= 0 else record[self._wmom + 1]
             values["var"] = np.nan if wsum <= 0 else record[self._wmom + 2] / wsum
         values["std"] = np.sqrt(values["var"])
-        return {self.variables[k]: values[k] for k in self.stats}
+        out = {self.variables[k]: values[k] for k in self.stats if k not in ARGS}
+        for stat, slot in (("argmax", getattr(self, "_argmax", None)),
+                           ("argmin", getattr(self, "_argmin", None))):
+            if stat in self.stats:
+                out.update(self._arg_results(stat, record[slot + 1]))
+        return out
+
+    def _arg_results(self, stat, index):
+        names = self._arg_coords[stat]
+        if not np.isfinite(index):  # no finite value in the field (or region)
+            return {self.variables[stat]: NO_INDEX, **{n: np.nan for n, _ in names}}
+        index = int(index)
+        at = np.unravel_index(index, self._spec.global_shape)
+        out = {self.variables[stat]: index}
+        for (name, c), i in zip(names, at):
+            out[name] = float(i) if c is None else float(coordinate_at(c, int(i)))
+        return out
 
 
-def _expand(w, order):
-    """Insert length-1 axes where the field has dims the weights lack (no copy)."""
-    for axis, i in enumerate(order):
-        if i is None:
-            w = np.expand_dims(w, axis)
-    return w
+def coordinate_at(c: dict, i: int) -> float:
+    """The ``coords:`` entry ``c``'s coordinate at index ``i`` (regular or
+    irregular: ``start + step * i``, as every reader of ``coords:``)."""
+    return c["start"] + c["step"] * float(i)
 
 
 def _check(cfg, path):
