@@ -5,7 +5,11 @@ step count, the provenance (ranks, decomposition, versions, start and end),
 recorded errors and trigger firings, and the last value of each variable;
 ``--config`` adds the config the run used, ``--plot DIR`` writes a PNG per
 result (:mod:`insitu.plots`).  It reads without file locking, so it works on
-a file still being written and on one left by a killed run.
+a file still being written and on one left by a killed run, and it reads
+only the rows the writer committed (:func:`insitu.layout.committed_rows`):
+a growing axis is preallocated, and rows past the last durable flush are
+fill or uncommitted (docs/output.md).  :func:`open_dataset` gives xarray the
+same view.
 """
 from __future__ import annotations
 
@@ -16,16 +20,42 @@ import sys
 import numpy as np
 
 
+def committed(path: str) -> dict[str, int]:
+    """The committed rows of each growing axis (``time``, each window's and
+    trigger's) of the file at ``path``."""
+    import h5py
+    from .layout import committed_rows
+    with h5py.File(path, "r", locking=False) as f:
+        return committed_rows(f)
+
+
+def open_dataset(path: str, engine: str = "h5netcdf", **kwargs):
+    """``xarray.open_dataset`` cut to the committed rows of every growing
+    axis: the same as a plain open for a finalized file (whose axes have
+    exact sizes), and the way to read a file that a run is still writing or
+    that a killed run left behind."""
+    import xarray as xr
+    rows = committed(path)
+    ds = xr.open_dataset(path, engine=engine, **kwargs)
+    return ds.isel({a: slice(0, n) for a, n in rows.items() if a in ds.dims})
+
+
 def describe(path: str) -> str:
     import h5py
+
+    from .layout import axis_of, committed_rows
     lines = []
     with h5py.File(path, "r", locking=False) as f:
         a = f.attrs
-        n = f["time"].shape[0] if "time" in f else 0
+        rows = committed_rows(f)
+        n = rows.get("time", 0)
         lines.append(f"{path}")
         lines.append(f"  {a.get('source', 'insitu output')}")
+        if "time" in f and f["time"].shape[0] > n:
+            lines.append(f"  committed: {n} of {f['time'].shape[0]} preallocated time rows "
+                         "(the rest are fill or were written after the last durable flush)")
         if n:
-            t, s = f["time"][...], f["step"][...]
+            t, s = f["time"][:n], f["step"][:n]
             units = f["time"].attrs.get("units", "")
             lines.append(f"  time: {n} output step(s), steps {s[0]}..{s[-1]}, "
                          f"time {t[0]:g}..{t[-1]:g} {units}")
@@ -50,20 +80,20 @@ def describe(path: str) -> str:
             lines.append("  versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
         lines.append("  variables:")
         for name, ds in f.items():
-            if name in ("time", "step") or ds.is_scale or ds.ndim == 0 or \
-                    not ds.dims[0].keys() or \
-                    [s.name for s in ds.dims[0].values()] != ["/time"]:
-                continue  # coordinates, and variables not along time
+            if name in ("time", "step") or not isinstance(ds, h5py.Dataset) or ds.is_scale \
+                    or axis_of(ds) != "time":
+                continue  # coordinates, the insitu group, and variables not along time
             lines.append(f"    {name:<22} ({', '.join(_dims(ds))}) {ds.dtype} "
-                         f"[{ds.attrs.get('units', '')}]{_last(ds)}")
+                         f"[{ds.attrs.get('units', '')}]{_last(ds, n)}")
     return "\n".join(lines)
 
 
-def _last(ds) -> str:
-    """The last output step's value, or its range for a multi-dimensional result."""
-    if not ds.shape or ds.shape[0] == 0:
+def _last(ds, n: int) -> str:
+    """The value at the last committed output step (row ``n - 1``), or its
+    range for a multi-dimensional result."""
+    if not ds.shape or n == 0:
         return ""
-    last = np.asarray(ds[-1])
+    last = np.asarray(ds[n - 1])
     if last.size == 1:
         return f"  last={last.item():.10g}"
     if last.dtype.kind == "f" and np.isnan(last).all():

@@ -36,6 +36,63 @@ def _analysis_records():
     return {kind: cls.schema for kind, cls in REGISTRY.items()}
 
 
+class _OrNull(s.Node):
+    """``null`` (None), or a value ``node`` accepts: ``flush_seconds: null``
+    turns the clock off."""
+
+    def __init__(self, node: s.Node, default=s.REQUIRED, doc=""):
+        super().__init__(default, doc)
+        self.node = node
+
+    def check(self, value, path):
+        return None if value is None else self.node.check(value, path)
+
+
+class MpiInfo(s.Node):
+    """``output.mpi_info``: MPI-IO hints, a mapping of names to strings or
+    integers, normalised to strings (an ``MPI_Info`` holds strings only).
+
+    A boolean is refused rather than turned into text: YAML 1.1 reads
+    ``yes``, ``on`` and ``true`` alike as true, and a hint that takes
+    ``enable``/``disable``/``automatic`` (ROMIO's ``romio_cb_write``) or
+    ``true``/``false`` would get a word the user may not have written.
+    Floats are refused too (``4e6`` is not a byte count a hint parses).  The
+    key and value lengths depend on the MPI library and are checked when
+    the file is opened (:func:`insitu.h5io.mpi_info_problem`)."""
+
+    def check(self, value, path):
+        if not isinstance(value, dict):
+            s._fail(path, f"expected a mapping of MPI-IO hint names to values, got {s._show(value)}")
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or not k or any(c.isspace() or c == "=" for c in k):
+                s._fail(path, f"expected hint names without spaces, got {s._show(k)}")
+            p = f"{path}.{k}"
+            if isinstance(v, bool):
+                s._fail(p, f"expected a string or an integer, got {v!r}: YAML reads true, yes "
+                           f"and on as a boolean; quote the word the hint takes, e.g. "
+                           f"\"{str(v).lower()}\" or \"enable\"")
+            if isinstance(v, int):
+                v = str(v)
+            if not isinstance(v, str) or not v.strip():
+                s._fail(p, f"expected a string or an integer (MPI-IO hints are text), "
+                           f"got {s._show(v)}")
+            out[k] = v
+        return out
+
+
+def _check_output(out: dict, path: str) -> None:
+    """``flush_every`` is the old name of ``flush_every_steps`` (it flushed
+    every N output steps, and buffered the rows in memory until then): read
+    as the new key, with a warning from the writer, so a job script written
+    for an older insitu keeps running with the meaning it asked for."""
+    if out["flush_every"] is not None:
+        if out["flush_every_steps"] is not None:
+            raise ConfigError(f"{s.join(path, 'flush_every')}: the old name of "
+                              "flush_every_steps; give only flush_every_steps")
+        out["flush_every_steps"] = out["flush_every"]
+
+
 FIELD = s.Record({
     "units": s.Str(default="1", doc="CF units of the field"),
     "long_name": s.Str(default=None, doc="CF long_name; defaults to the field name"),
@@ -166,12 +223,21 @@ CONFIG = s.Record({
     "output": s.Record({
         "path": s.Str(default="insitu.h5", doc="HDF5 file to write"),
         "overwrite": s.Bool(default=False, doc="replace an existing file"),
-        "flush_every": s.Int(default=1, minimum=1,
-                             doc="flush the file every N output steps"),
+        "flush_seconds": _OrNull(s.Num(minimum=0.0), default=10.0,
+                                 doc="flush durably (H5Fflush) at the first output step at "
+                                     "least this many seconds (rank 0's clock) after the "
+                                     "last flush; 0: every output step; null: never by time"),
+        "flush_every_steps": s.Int(default=None, minimum=1,
+                                   doc="flush durably every N output steps (as well)"),
+        "flush_every": s.Int(default=None, minimum=1,
+                             doc="deprecated: the old name of flush_every_steps"),
         "verify": s.Bool(default=False,
-                         doc="after each flush, re-read what each rank wrote and compare it "
-                             "bit for bit (an output error on a mismatch)"),
-    }, default=None),
+                         doc="after each durable flush, re-read what each rank wrote and "
+                             "compare it bit for bit (an output error on a mismatch)"),
+        "mpi_info": MpiInfo(default=None,
+                            doc="MPI-IO hints for the file (striping_factor, cb_nodes, "
+                                "romio_cb_write, ...): docs/mpiio.md"),
+    }, default=None, check=_check_output),
     "time": s.Record({
         "units": s.Str(default="1", doc="CF units of model time"),
         "calendar": s.Str(default=None, doc="CF calendar, if the model has one"),

@@ -29,7 +29,7 @@ from .comm import BaseComm, MPIComm
 from .decomposition import tiling_problems
 from .exits import EXIT_ANALYSIS
 from .fields import DTYPE_CODES, MAX_NDIM, FieldError, FieldSlot, make_spec
-from .reduction import MIN, SUM, ReductionPlan
+from .reduction import MAX, MIN, SUM, ReductionPlan
 from .schema import ConfigError
 from .writer import H5Writer, MemoryWriter
 
@@ -115,8 +115,7 @@ class Session:
         time_attrs = {k: v for k, v in cfg["time"].items() if v is not None}
         if writer_cls is None:
             writer_cls = H5Writer if isinstance(comm, MPIComm) else MemoryWriter
-        self.writer = writer_cls(comm, path, overwrite, time_attrs, out["flush_every"],
-                                 verify=out["verify"])
+        self.writer = writer_cls(comm, path, overwrite, time_attrs, out)
         log.info("session open: %d rank(s), output %s",
                  comm.size, getattr(self.writer, "path", "<memory>"))
         if isinstance(comm, MPIComm):
@@ -124,16 +123,16 @@ class Session:
 
     def _warn_unfinished(self) -> None:
         """At exit, say so if the model never called finalize: the file then
-        holds every flushed step but no ``insitu_finished`` attribute, and
-        the steps still buffered (``flush_every`` > 1) are lost.  (A C or
+        holds every step up to the last durable flush (``output.flush_seconds``,
+        ``flush_every_steps``) but no ``insitu_finished`` attribute.  (A C or
         Fortran host's embedded Python never exits; libinsitu's own exit
         hook says the same there.)"""
         if not self.closed:
             sys.stderr.write(
                 f"insitu[{self.comm.rank}] WARNING: the process is exiting without "
                 f"insitu finalize; {getattr(self.writer, 'path', 'the output')} keeps the "
-                f"{self.steps_written} output step(s) flushed so far but is not marked "
-                "finished (python -m insitu.inspect shows it)\n")
+                "output steps up to its last durable flush, not marked finished "
+                "(python -m insitu.inspect shows what it holds)\n")
 
     # -- declaration -------------------------------------------------------
     def declare(self, name, dtype, global_shape, offset, local_shape,
@@ -347,6 +346,8 @@ class Session:
                                   "code": compile(tree, f"<trigger {t['name']}>", "eval"),
                                   "fired": 0})
         self.trigger_events = []
+        # rank 0's clock, for the writer's flush decision (insitu.h5io)
+        self._flush_clock = self.plan.reserve(MAX)
         self.plan.freeze()
         for g in (*self.groups.values(), *self.pre_groups.values()):
             g.plan.freeze()
@@ -502,6 +503,7 @@ class Session:
             return {}
         self._pre_reduce([f for a in due for f in a.fields], step)
         record = self.plan.reset()
+        record[self._flush_clock] = self.writer.flush_clock(self.comm.rank)
         groups = {id(g): g for a in due for g in self._analysis_groups[a.index]}
         for g in groups.values():
             g.plan.reset()
@@ -523,6 +525,7 @@ class Session:
                 record[self._err_count[a.index]] = 1
                 record[self._err_rank[a.index]] = self.comm.rank
         self.comm.reduce_record(self.plan)
+        flush_clock = float(record[self._flush_clock])  # rank 0's, now on every rank
         # Second phase (reproducible sums): exact integer words, one Allreduce.
         # A failure here cannot be agreed on without another collective, so
         # it always aborts; phase 1 ran the same views without failing.
@@ -561,6 +564,7 @@ class Session:
                     self.writer.append(step, done[1][1], done[0], axis=w.axis.name,
                                        bounds=done[1])
         self._check_triggers(step, float(time), values)
+        self.writer.end_step(flush_clock)
         return values
 
     def _check_triggers(self, step: int, time: float, values: dict) -> None:

@@ -33,6 +33,10 @@ BAD = [
     ({**GOOD, "output": {"path": 3}}, "output.path: expected a string, got 3"),
     ({**GOOD, "output": {"overwrite": "yes"}}, "output.overwrite: expected true or false"),
     ({**GOOD, "output": {"flush_every": 0}}, "output.flush_every: expected a positive integer, got 0"),
+    ({**GOOD, "output": {"flush_every_steps": 0}},
+     "output.flush_every_steps: expected a positive integer, got 0"),
+    ({**GOOD, "output": {"mpi_info": {"romio_cb_write": True}}},
+     "output.mpi_info.romio_cb_write: expected a string or an integer, got True"),
     ({**GOOD, "fields": ["T"]}, "fields: expected a mapping"),
     ({**GOOD, "fields": {"T": {"unit": "K"}}}, "fields.T.unit: unknown key"),
     ({**GOOD, "fields": {"2T": {}}}, "expected names that are identifiers"),
@@ -93,8 +97,9 @@ def test_each_bad_config_has_its_own_message():
 
 def test_defaults_are_filled():
     cfg = parse(GOOD)
-    assert cfg["output"] == {"path": "insitu.h5", "overwrite": False, "flush_every": 1,
-                             "verify": False}
+    assert cfg["output"] == {"path": "insitu.h5", "overwrite": False, "flush_seconds": 10.0,
+                             "flush_every_steps": None, "flush_every": None,
+                             "verify": False, "mpi_info": None}
     assert cfg["analyses"][0]["every"] == 1
     assert cfg["on_error"] == "abort"
 

@@ -25,8 +25,10 @@ STEPS = 12
 
 def _config(tmp_path, out, policy, ranks):
     cfg = tmp_path / "fault.yaml"
+    # A durable flush after every output step: the policy whose promise
+    # ("every step completed before the failure is in the file") is tested.
     cfg.write_text(f"""
-output: {{path: {out}, overwrite: true}}
+output: {{path: {out}, overwrite: true, flush_every_steps: 1}}
 on_error: {policy}
 fields: {{T: {{units: K}}}}
 analyses:
@@ -49,11 +51,14 @@ def _launch(host, cfg, fortran_dir):
 
 
 def _readable_steps(out):
-    """The steps in the file, read with h5py and both xarray engines."""
+    """The committed steps in the file, read with h5py and both xarray
+    engines (a file that was not finalized is preallocated past them)."""
+    from insitu.inspect import committed, open_dataset
+    n = committed(out)["time"]
     with h5py.File(out, "r") as f:
-        steps = list(f["step"][...])
+        steps = list(f["step"][:n])
     for engine in ("h5netcdf", "netcdf4"):
-        with xr.open_dataset(out, engine=engine) as ds:
+        with open_dataset(out, engine=engine) as ds:
             assert list(ds["step"].values) == steps, engine
             ds.load()
     return steps
@@ -112,14 +117,14 @@ def test_skip_policy_runs_on_and_records_error(host, ranks, tmp_path, fortran_di
 
 
 def _wait_for_steps(out, proc, minimum, timeout=60):
-    """Wait until the running job has flushed at least ``minimum`` steps."""
+    """Wait until the running job has committed at least ``minimum`` steps."""
+    from insitu.inspect import committed
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, "the job ended before it could be killed"
         try:
-            with h5py.File(out, "r", locking=False) as f:
-                if f["step"].shape[0] >= minimum:
-                    return
+            if committed(out).get("time", 0) >= minimum:
+                return
         except (OSError, KeyError):
             pass
         time.sleep(0.2)
@@ -130,7 +135,8 @@ def _wait_for_steps(out, proc, minimum, timeout=60):
 def test_sigkill_leaves_a_readable_file(victim, tmp_path):
     out = tmp_path / "killed.h5"
     cfg = tmp_path / "kill.yaml"
-    cfg.write_text(f"output: {{path: {out}}}\nanalyses: [{{kind: stats, field: T, every: 1}}]\n")
+    cfg.write_text(f"output: {{path: {out}, flush_every_steps: 1}}\n"  # the policy tested
+                   "analyses: [{kind: stats, field: T, every: 1}]\n")
     proc = subprocess.Popen(["mpiexec", "-n", "2", PYTHON, "-m", "insitu.run", "--model",
                              "heat2d", "--config", cfg, "--steps", "1000000", "--shape", "64",
                              "64"], env=mpi_env(), cwd=ROOT, start_new_session=True,
@@ -157,7 +163,8 @@ def test_sigkill_leaves_a_readable_file(victim, tmp_path):
     steps = _readable_steps(out)
     assert len(steps) >= 20 and steps == list(range(1, len(steps) + 1))
     ref = {s: t for s, _, t in heat2d.reference((64, 64), len(steps))}
-    with xr.open_dataset(out, engine="h5netcdf") as ds:
+    from insitu.inspect import open_dataset
+    with open_dataset(out, engine="h5netcdf") as ds:
         means = ds["T_mean"].values
     np.testing.assert_allclose(means, [ref[s].mean() for s in steps], rtol=1e-12)
 

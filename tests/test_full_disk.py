@@ -6,7 +6,6 @@ import re
 
 import h5py
 import pytest
-import xarray as xr
 
 from conftest import PYTHON, mpirun
 
@@ -19,7 +18,10 @@ def small_disk(tmpfs):
 @pytest.mark.parametrize("nranks", [1, 2])
 def test_full_disk_names_the_cause_and_keeps_earlier_steps(small_disk, tmp_path, nranks):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("fields: {T: {dims: [y, x]}}\nanalyses:\n  - {kind: stats, field: T}\n"
+    # A durable flush every output step: the policy under which "steps up to
+    # N - 1 are in the file" when step N fails.
+    cfg.write_text("output: {flush_every_steps: 1}\n"
+                   "fields: {T: {dims: [y, x]}}\nanalyses:\n  - {kind: stats, field: T}\n"
                    "  - {kind: reduce, field: T, over: [x]}\n")
     out = small_disk / "o.h5"
     r = mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--shape", 200, 100,
@@ -32,10 +34,12 @@ def test_full_disk_names_the_cause_and_keeps_earlier_steps(small_disk, tmp_path,
     failed, kept = int(m.group(1)), int(m.group(2))
     assert kept == failed - 1 and kept > 10
     assert "Traceback" not in r.stderr
+    from insitu.inspect import committed, open_dataset
+    assert committed(str(out))["time"] == kept  # the rows past it are preallocated
     with h5py.File(out, "r", locking=False) as f:
-        assert list(f["step"][...]) == list(range(1, kept + 1))
+        assert list(f["step"][:kept]) == list(range(1, kept + 1))
     for engine in ("h5netcdf", "netcdf4"):
-        with xr.open_dataset(out, engine=engine) as ds:
+        with open_dataset(str(out), engine=engine) as ds:
             ds.load()
             assert ds.sizes["time"] == kept
             assert not ds["T_mean"].isnull().any()

@@ -1,0 +1,555 @@
+"""Output I/O: one parallel HDF5 file, preallocated, with a flush policy.
+
+The file is opened with h5py's ``mpio`` driver on the session's
+communicator (and the ``output.mpi_info`` hints).  HDF5 requires every
+metadata change (create, resize, attribute, flush, close) to be made by all
+ranks in the same order, so every method here that makes one is collective;
+the layout itself comes from :mod:`insitu.layout`.
+
+What an output step costs (docs/output.md):
+
+* **Data reach the file at every output step**, with no collective: each
+  growing axis is preallocated in blocks (:func:`insitu.layout.growth`), so
+  a row is written into space that already exists.  Rank 0 writes the
+  replicated results (the same on every rank) and each rank its own
+  hyperslab of the distributed ones, all with independent I/O.  HDF5
+  writes raw data straight to MPI-IO in parallel (no chunk cache), so a
+  row is in the operating system's hands when ``step`` returns.
+* **The durable flush** (``H5Fflush``: HDF5's metadata, then
+  ``MPI_File_sync``) comes at the cadence of :class:`FlushPolicy`, when an
+  axis had to grow, after an attribute changed, and at close.  Rank 0
+  first writes the committed row count of every axis into
+  ``/insitu/committed_rows``, the readers' contract.  Between two flushes
+  no metadata changes, so the file on disk is always the file of the last
+  flush plus raw rows past the committed count.
+* The flush decision must be the same on every rank (the flush is
+  collective): it depends on the output steps since the last flush, which
+  all ranks count alike, and on rank 0's clock, which travels to every
+  rank in the step's one reduction (the session puts
+  :meth:`H5Writer.flush_clock` into its record), never on a rank's own
+  clock.
+
+Independent raw writes are used on purpose: under Open MPI 4.1.x before
+4.1.7 (and 5.0.x before 5.0.6), ompio's collective write over a Cartesian
+communicator with MPI_THREAD_SINGLE, as a Fortran host gives, silently
+loses cells (open-mpi/ompi#12718; see docs/mpiio.md).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from .analyses.base import Axis, Coord, Piece, Variable
+from .layout import (COMMITTED, COMMITTED_GROUP, ROWS, STEP_ATTRS, OutputError, attr_value,
+                     dimension_sizes, fill_value, grown, growth, row_bytes, time_attrs,
+                     variable_attrs, variable_fill)
+
+log = logging.getLogger("insitu")
+
+
+class FlushPolicy:
+    """When the durable flush comes: every ``seconds`` of rank 0's clock
+    and/or every ``every_steps`` output steps, whichever comes first (None
+    turns either off; with both off, only growth, attributes and close
+    flush).
+
+    ``due`` is a pure function of values every rank agrees on."""
+
+    def __init__(self, seconds: Optional[float] = 10.0,
+                 every_steps: Optional[int] = None) -> None:
+        self.seconds = seconds
+        self.every_steps = every_steps
+
+    @classmethod
+    def from_options(cls, out: Mapping) -> "FlushPolicy":
+        """From the validated ``output:`` section (insitu.options)."""
+        return cls(out.get("flush_seconds", 10.0), out.get("flush_every_steps"))
+
+    def due(self, steps_since: int, agreed_seconds: float) -> bool:
+        if self.every_steps is not None and steps_since >= self.every_steps:
+            return True
+        return self.seconds is not None and agreed_seconds >= self.seconds
+
+    def __repr__(self) -> str:
+        return f"FlushPolicy(seconds={self.seconds}, every_steps={self.every_steps})"
+
+
+def check_output_path(path: str, overwrite: bool) -> str | None:
+    """Why ``path`` cannot be the output file, or None if it can (rank 0 only).
+
+    Everything that would make the file's creation fail is checked here, at
+    init, so that a week-long run does not learn at its first output step
+    that it has nowhere to write.  The directory is probed by creating and
+    removing a file, because ``os.access`` says yes to root on a read-only
+    mount."""
+    directory = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    if not name:
+        return f"output path {path!r} names a directory, not a file"
+    if not os.path.isdir(directory):
+        return f"output directory {directory!r} does not exist"
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(name)) > limit:
+        return f"output file name is {len(os.fsencode(name))} bytes long; {directory!r} allows {limit}"
+    if os.path.isdir(path):
+        return f"output path {path!r} is a directory"
+    if os.path.exists(path):
+        if not os.path.isfile(path):
+            return f"output path {path!r} exists and is not a regular file"
+        if not overwrite:
+            return (f"output file {path!r} exists; set output.overwrite: true "
+                    "(or pass --overwrite) to replace it")
+        if not os.access(path, os.W_OK):
+            return f"output file {path!r} exists and is not writable"
+    probe = os.path.join(directory, f".insitu-probe-{os.getpid()}")
+    try:
+        with open(probe, "x"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        return f"output directory {directory!r} is not writable: {exc.strerror}"
+    return None
+
+
+def mpi_info_problem(hints: Mapping[str, str], max_key: int, max_val: int) -> str | None:
+    """Why ``hints`` cannot become an ``MPI_Info`` of this MPI library, or
+    None.  The limits (``MPI_MAX_INFO_KEY``, ``MPI_MAX_INFO_VAL``) differ
+    between libraries (36 and 256 in Open MPI, 255 and 1024 in MPICH), so
+    they are checked here, against the library the run uses."""
+    for k, v in hints.items():
+        if len(k) > max_key:
+            return (f"output.mpi_info.{k}: the key is {len(k)} characters long; this MPI "
+                    f"library allows at most {max_key} (MPI_MAX_INFO_KEY)")
+        if len(v) > max_val:
+            return (f"output.mpi_info.{k}: the value is {len(v)} characters long; this MPI "
+                    f"library allows at most {max_val} (MPI_MAX_INFO_VAL)")
+    return None
+
+
+def _attach_growing_axis(ds, scale) -> None:
+    """Name ``ds``'s first dimension after the growing (unlimited) ``scale``
+    through the dataset's ``DIMENSION_LIST`` alone, without adding ``ds`` to
+    the scale's ``REFERENCE_LIST`` back-pointers (collective; call before
+    attaching the other dims).
+
+    Why: to size an unlimited dimension, h5netcdf dereferences every entry
+    of its scale's ``REFERENCE_LIST``, and it does so each time it asks any
+    variable on that dimension for its shape (several times per variable).
+    With one back-pointer per output, opening a file with V outputs costs
+    O(V**2) dereferences: 300 outputs took 13-50 s with xarray's h5netcdf
+    engine (netCDF-C is not affected).  Readers find a variable's dims from
+    its ``DIMENSION_LIST`` (netCDF-C through H5DSiterate_scales, h5netcdf,
+    h5py's ``dims``), so the names are unchanged for every reader; the
+    back-pointers only serve to size the dimension (the writer resizes the
+    scale with every variable on it, so its own length is the size) and to
+    detach scales.  The axis's own ``step`` and bounds variables keep
+    theirs, so the scale still has a ``REFERENCE_LIST``."""
+    import h5py
+    refs = np.empty(len(ds.shape), dtype=object)
+    for i in range(len(ds.shape)):
+        refs[i] = np.array([scale.ref] if i == 0 else [], dtype=h5py.ref_dtype)
+    ds.attrs.create("DIMENSION_LIST", refs, dtype=h5py.vlen_dtype(h5py.ref_dtype))
+
+
+def _show_sel(sel) -> str:
+    return ", ".join(f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in sel)
+
+
+class _Row:
+    """One dataset along a growing axis, with what writing a row into it
+    needs, kept so that the per-step write is one hyperslab selection and
+    one ``H5Dwrite`` (h5py's ``ds[n] = v`` costs ~4x more)."""
+
+    __slots__ = ("name", "ds", "var", "dtype", "space", "mem")
+
+    def __init__(self, name: str, ds, var: Optional[Variable]) -> None:
+        self.name, self.ds, self.var = name, ds, var
+        self.dtype = ds.dtype
+        self.refresh()
+        self.mem = {}
+
+    def refresh(self) -> None:
+        """Take the file dataspace again (after a resize)."""
+        self.space = self.ds.id.get_space()
+
+
+class H5Writer:
+    """The parallel HDF5 writer: :meth:`define` once, :meth:`append` rows,
+    :meth:`end_step` after each output step, :meth:`close` at finalize
+    (module docstring for the cost of each)."""
+
+    def __init__(self, comm, path: str, overwrite: bool, time_attrs: Mapping,
+                 options: Optional[Mapping] = None) -> None:
+        options = dict(options or {})
+        # Rank 0 names and checks the file; every rank learns the verdict, so
+        # a bad path fails on all ranks at init instead of hanging at step 1.
+        path = comm.bcast_str(os.path.abspath(path) if comm.rank == 0 else None)
+        problem = comm.bcast_str((check_output_path(path, overwrite) or "") if comm.rank == 0 else None)
+        if problem:
+            raise OutputError(problem)
+        self.comm = comm
+        self.path = path
+        self.policy = FlushPolicy.from_options(options)
+        self.mpi_info = dict(options.get("mpi_info") or {})
+        if self.mpi_info:
+            from mpi4py import MPI
+            problem = mpi_info_problem(self.mpi_info, MPI.MAX_INFO_KEY, MPI.MAX_INFO_VAL)
+            if problem:
+                raise OutputError(problem)
+        if options.get("flush_every") is not None and comm.rank == 0:
+            log.warning("output.flush_every is deprecated; it is read as "
+                        "output.flush_every_steps: %d (and output.flush_seconds still "
+                        "applies, default 10 s)", options["flush_every"])
+        self.time_attrs = dict(time_attrs)
+        #: output.verify: re-read what this rank wrote after each durable flush
+        self.verify = bool(options.get("verify", False))
+        self._log: list = []   # (dataset, selection, the array written) since the last flush
+        # The file itself is created by define(), at the first step, once
+        # the whole config has been checked against the declared fields: a
+        # run that fails on its config leaves no file behind (and replaces
+        # no file with an empty one).
+        self.file = None
+        self.last_step = None   # the newest step handed to append
+        self.safe_step = None   # the newest step committed by a durable flush
+        self.datasets: dict[str, object] = {}
+        self._vars: dict[str, Variable] = {}
+        self.flushes = 0        # durable flushes so far (tests, benchmarks)
+        self.growths = 0        # times an axis had to grow
+        #: the clock the flush policy reads on rank 0 (a test may replace it)
+        self.clock = time.monotonic
+        self._since = 0.0       # the clock at the last durable flush
+        self._steps_since = 0   # output steps since the last durable flush
+        self._must_flush = False  # metadata changed: flush at the end of this step
+
+    # -- creation -------------------------------------------------------------
+    def _create(self) -> None:
+        """Create the file (collective).  The path was checked at init; a
+        file system that changed since then fails here, on every rank, in
+        the collective open."""
+        import h5py
+        kwargs = {}
+        info = None
+        if self.mpi_info:
+            from mpi4py import MPI
+            info = MPI.Info.Create()
+            for k, v in self.mpi_info.items():
+                info.Set(k, v)
+            kwargs["info"] = info
+            log.debug("MPI-IO hints for %s: %s", self.path, self.mpi_info)
+        try:
+            self.file = h5py.File(self.path, "w", driver="mpio", comm=self.comm.comm,
+                                  libver="earliest", **kwargs)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.path!r} with parallel HDF5: {exc}") from None
+        finally:
+            if info is not None:
+                info.Free()  # HDF5 keeps its own duplicate
+
+    def define(self, variables: Sequence[Variable], coords: Sequence[Coord],
+               file_attrs: Mapping, fill: bool, axes: Sequence[Axis] = ()) -> None:
+        """Create the file, its axes, dimensions, coordinates and one
+        variable per result, each growing axis preallocated (collective)."""
+        self._create()
+        f = self.file
+        sizes = dimension_sizes(variables, coords)
+        self.axes = {"time": Axis("time", "step")}
+        self.axes.update({a.name: a for a in axes})
+        on_axis = {name: [v for v in variables if v.axis == name] for name in self.axes}
+        self.written = {name: 0 for name in self.axes}     # rows handed to the file
+        self.committed = {name: 0 for name in self.axes}   # rows the last flush committed
+        self.plan = {name: growth(row_bytes(on_axis[name])) for name in self.axes}
+        self.allocated = {name: self.plan[name][0] for name in self.axes}
+        self.rows: dict[str, list[_Row]] = {name: [] for name in self.axes}
+        self.distributed = {name: any(v.distributed for v in on_axis[name]) for name in self.axes}
+        scales = {}
+        for ax in self.axes.values():
+            n = self.allocated[ax.name]
+            # Rows never written read as NaT (time) and the netCDF fill
+            # (step), without a _FillValue attribute: a finalized file has
+            # no such rows, and xarray keeps the step an integer.
+            t = f.create_dataset(ax.name, shape=(n,), maxshape=(None,), dtype="f8",
+                                 chunks=(ROWS,), fillvalue=np.nan)
+            t.make_scale(ax.name)
+            for k, v in time_attrs(ax, self.time_attrs).items():
+                t.attrs[k] = v
+            st = f.create_dataset(ax.step, shape=(n,), maxshape=(None,), dtype="i8",
+                                  chunks=(ROWS,), fillvalue=fill_value(np.int64))
+            st.dims[0].attach_scale(t)
+            for k, v in STEP_ATTRS.items():
+                st.attrs[k] = v
+            self.datasets[ax.name], self.datasets[ax.step] = t, st
+            self.rows[ax.name] += [_Row(ax.name, t, None), _Row(ax.step, st, None)]
+            scales[ax.name] = t
+            if ax.bounds:
+                sizes.setdefault("nv", 2)
+        given = {c.name: c for c in coords}
+        for d, n in sizes.items():  # dimension coordinates: given values, or an index
+            c = given.get(d)
+            values = c.values if c is not None and c.dims == (d,) else np.arange(n)
+            ds = f.create_dataset(d, data=values if self.comm.rank == 0 else None,
+                                  shape=values.shape, dtype=values.dtype)
+            ds.make_scale(d)
+            for k, v in (c.attrs if c is not None and c.dims == (d,) else
+                         {"long_name": f"index along {d}", "units": "1"}).items():
+                ds.attrs[k] = attr_value(v)
+            scales[d] = ds
+        for ax in self.axes.values():
+            if ax.bounds:
+                name = f"{ax.name}_bounds"
+                b = f.create_dataset(name, shape=(self.allocated[ax.name], 2),
+                                     maxshape=(None, 2), dtype="f8", chunks=(ROWS, 2),
+                                     fillvalue=np.nan)
+                b.dims[0].attach_scale(scales[ax.name])
+                b.dims[1].attach_scale(scales["nv"])
+                self.datasets[name] = b
+                self.rows[ax.name].append(_Row(name, b, None))
+        for c in coords:  # auxiliary coordinates
+            if c.dims == (c.name,):
+                continue
+            ds = f.create_dataset(c.name, shape=c.values.shape, dtype=c.values.dtype)
+            if self.comm.rank == 0:
+                ds[...] = c.values  # a scalar coordinate (dims ()) too
+            for i, d in enumerate(c.dims):
+                ds.dims[i].attach_scale(scales[d])
+            for k, v in c.attrs.items():
+                ds.attrs[k] = attr_value(v)
+        for var in variables:
+            fillvalue, masked = variable_fill(var, fill)
+            chunks = (ROWS,) if not var.shape else (1, *var.shape)
+            ds = f.create_dataset(var.name, shape=(self.allocated[var.axis], *var.shape),
+                                  maxshape=(None, *var.shape), dtype=var.dtype, chunks=chunks,
+                                  fillvalue=fillvalue)
+            _attach_growing_axis(ds, scales[var.axis])
+            for i, d in enumerate(var.dims):
+                ds.dims[i + 1].attach_scale(scales[d])
+            if masked:
+                ds.attrs["_FillValue"] = np.array(fillvalue, dtype=var.dtype)
+            for k, v in variable_attrs(var, self.axes[var.axis].step).items():
+                ds.attrs[k] = attr_value(v)
+            self.datasets[var.name] = ds
+            self._vars[var.name] = var
+            self.rows[var.axis].append(_Row(var.name, ds, var))
+        g = f.create_group(COMMITTED_GROUP)
+        names = list(self.axes)
+        # a dimension of its own, so that netCDF readers name it (no phony dim)
+        ax = g.create_dataset("axis", data=np.arange(len(names)) if self.comm.rank == 0 else None,
+                              shape=(len(names),), dtype="i8")
+        ax.make_scale("axis")
+        ax.attrs["long_name"] = "growing axis, in the order committed_rows.axes names them"
+        c = g.create_dataset(COMMITTED.split("/", 1)[1], shape=(len(names),), dtype="i8",
+                             fillvalue=0)
+        c.dims[0].attach_scale(ax)
+        c.attrs["axes"] = " ".join(names)
+        c.attrs["long_name"] = ("rows of each growing axis committed by the last durable "
+                                "flush; rows past them are preallocated fill or uncommitted")
+        self._count = c
+        self._count_space = c.id.get_space()
+        for k, v in file_attrs.items():
+            f.attrs[k] = attr_value(v)
+        f.flush()
+        self._since = self.clock()
+        self._steps_since = 0
+
+    # -- rows -----------------------------------------------------------------
+    def append(self, step: int, time: float, values: Mapping[str, object],
+               axis: str = "time", bounds=None) -> None:
+        """Write one row along ``axis`` into the file (collective only when
+        the axis must grow, every few hundred rows; otherwise independent
+        writes and no MPI communication).  A variable missing from
+        ``values`` keeps its fill value there.
+
+        A write that fails (a full disk, an I/O error) is reported as an
+        :class:`OutputError` naming the cause, the step and what the file
+        still holds, instead of HDF5's "Unable to set dataset extent"."""
+        self.last_step = step
+        n = self.written[axis]
+        try:
+            if n >= self.allocated[axis]:
+                self._grow(axis, n + 1)
+            self._write_row(axis, n, step, time, values, bounds)
+        except (OSError, RuntimeError) as exc:
+            raise OutputError(self._write_failure(exc)) from None
+        self.written[axis] = n + 1
+
+    def _grow(self, axis: str, needed: int) -> None:
+        """Make room along ``axis`` (collective: every rank appends the same
+        rows).  The metadata changed, so the step ends with a durable flush,
+        and the file on disk never holds a half-made growth for long."""
+        first, block = self.plan[axis]
+        new = grown(self.allocated[axis], needed, first, block)
+        for r in self.rows[axis]:
+            r.ds.resize((new, *r.ds.shape[1:]))
+            r.refresh()
+        self.allocated[axis] = new
+        self.growths += 1
+        self._must_flush = True
+        log.debug("axis %s grown to %d rows", axis, new)
+
+    def _write_row(self, axis: str, n: int, step: int, time: float, values, bounds) -> None:
+        ax = self.axes[axis]
+        rank0 = self.comm.rank == 0
+        for r in self.rows[axis]:
+            var = r.var
+            if var is None:  # the axis's own time, step or bounds
+                if rank0:
+                    value = time if r.name == ax.name else step if r.name == ax.step else bounds
+                    self._put(r, n, value)
+            elif var.distributed:
+                if r.name in values:
+                    self._write_piece(r.ds, n, values[r.name])
+            elif rank0 and r.name in values:
+                self._put(r, n, values[r.name])
+
+    def _put(self, r: _Row, n: int, value) -> None:
+        """Rank 0 writes row ``n`` of ``r`` (independent I/O), remembered
+        for :meth:`_verify` if it is on."""
+        from h5py import h5s
+        data = np.ascontiguousarray(value, dtype=r.dtype)
+        shape = (1, *r.ds.shape[1:])
+        mem = r.mem.get(data.shape)
+        if mem is None:
+            mem = r.mem[data.shape] = h5s.create_simple(data.shape or (1,))
+        r.space.select_hyperslab((n,) + (0,) * (len(shape) - 1), shape)
+        r.ds.id.write(mem, r.space, data if data.shape else data.reshape(1))
+        if self.verify:
+            self._log.append((r.ds, (n,), data.copy()))
+
+    def _write_piece(self, ds, n: int, piece: Piece | None) -> None:
+        """Write this rank's hyperslab of row ``n`` with independent I/O.
+
+        Independent, not collective: Open MPI's ompio loses cells in
+        collective writes under a real host's conditions (docs/mpiio.md),
+        and a row's pieces never overlap, so nothing needs the collective
+        path.  A rank with nothing to write makes no call at all.  The row
+        was allocated already, so this changes no metadata."""
+        if piece is None or piece.values.size == 0:
+            return
+        from h5py import h5s
+        data = np.ascontiguousarray(piece.values, dtype=ds.dtype)
+        fspace = ds.id.get_space()
+        fspace.select_hyperslab((n, *piece.start), (1, *data.shape))
+        ds.id.write(h5s.create_simple(data.shape), fspace, data)  # default dxpl: independent
+        if self.verify:
+            sel = (n, *(slice(o, o + m) for o, m in zip(piece.start, data.shape)))
+            self._log.append((ds, sel, data))
+
+    # -- the flush policy --------------------------------------------------------
+    def flush_clock(self, rank: int) -> float:
+        """What this rank puts into the step's record for the flush
+        decision (combined with MAX): rank 0's seconds since the last
+        durable flush, ``-inf`` elsewhere, so every rank decides on rank
+        0's clock."""
+        return self.clock() - self._since if rank == 0 else -math.inf
+
+    def end_step(self, agreed_seconds: float) -> None:
+        """After each output step (collective): flush durably if the policy
+        says so, or if an axis grew or an attribute changed.
+
+        ``agreed_seconds`` is the MAX-combined :meth:`flush_clock` from the
+        step's record, the same value on every rank."""
+        if self.file is None:
+            return
+        self._steps_since += 1
+        if self._must_flush or self.policy.due(self._steps_since, agreed_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit every row written so far, durably (collective).
+
+        When an axis has distributed variables, ranks first agree, in one
+        small reduction, that each has written its pieces (a rank's write
+        has returned before it joins), so rank 0 never commits a row that a
+        rank has not written.  Rank 0 then writes the counts, and
+        ``H5Fflush`` writes HDF5's metadata and syncs the file on every
+        rank."""
+        if self.file is None:
+            return
+        try:
+            counts = np.fromiter(self.written.values(), dtype=np.int64, count=len(self.written))
+            pending = [a for a in self.axes if self.written[a] > self.committed[a]]
+            if self.comm.size > 1 and any(self.distributed[a] for a in pending):
+                counts = self.comm.allreduce_int64(counts, "min")
+            if self.comm.rank == 0 and (pending or self._must_flush):
+                self._count.id.write(self._count_space, self._count_space, counts)
+            self.file.flush()
+            if self.verify:
+                self._verify()
+        except (OSError, RuntimeError) as exc:
+            raise OutputError(self._write_failure(exc)) from None
+        self.committed = dict(zip(self.axes, map(int, counts)))
+        self.safe_step = self.last_step
+        self.flushes += 1
+        self._must_flush = False
+        self._steps_since = 0
+        self._since = self.clock()
+
+    def _verify(self) -> None:
+        """``output.verify``: re-read every block this rank wrote since the
+        last flush and compare it, bit for bit, with what was written.
+
+        The flush has completed every rank's writes, so what is read is what
+        any later reader will see.  This catches an MPI-IO layer that loses
+        or overwrites cells (Open MPI 4.1's ompio did, docs/mpiio.md) at the
+        flush after it happens, while the run can still be stopped, instead
+        of in the analysis of a finished run.  Reads are independent: no
+        collective, and each rank checks only its own blocks."""
+        log_, self._log = self._log, []
+        for ds, sel, want in log_:
+            got = ds[sel]
+            if got.tobytes() != want.tobytes():
+                bad = int(np.count_nonzero(~((got == want) | (np.isnan(got) & np.isnan(want))
+                                              if want.dtype.kind == "f" else got == want)))
+                raise OutputError(
+                    f"output.verify: rank {self.comm.rank} re-read {ds.name.lstrip('/')}"
+                    f"[{_show_sel(sel)}] after step {self.last_step} and {bad} of {want.size} "
+                    f"cell(s) differ from what it wrote: the file system or MPI-IO layer lost "
+                    f"or overwrote them (docs/mpiio.md); steps up to {self.safe_step} were "
+                    "verified")
+
+    def _write_failure(self, exc: BaseException) -> str:
+        import shutil
+        directory = os.path.dirname(self.path)
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError:
+            free = None
+        cause = ("no space left on device" if free is not None and free < 1 << 20
+                 else f"the write failed ({exc})")
+        kept = (f"steps up to {self.safe_step} are in the file" if self.safe_step is not None
+                else "no step had been committed yet")
+        return (f"{cause} while writing step {self.last_step} to {self.path} "
+                f"({free if free is not None else '?'} bytes free); {kept}")
+
+    # -- attributes and the end ------------------------------------------------
+    def set_attrs(self, attrs: Mapping) -> None:
+        """Set file attributes (collective); the step ends with a durable
+        flush, so that no metadata change waits in memory."""
+        if self.file is None:
+            return  # never defined: there is no file to describe
+        for k, v in attrs.items():
+            self.file.attrs[k] = attr_value(v)
+        self._must_flush = True
+
+    def close(self) -> None:
+        """Commit what is left, cut every growing axis to its rows (a
+        finalized file has exact sizes, no fill rows) and close
+        (collective)."""
+        if getattr(self, "file", None) is not None and self.file.id.valid:
+            if getattr(self, "axes", None):
+                self.flush()
+                for axis, rows in self.rows.items():
+                    n = self.committed[axis]
+                    if n != self.allocated[axis]:
+                        for r in rows:
+                            r.ds.resize((n, *r.ds.shape[1:]))
+                        self.allocated[axis] = n
+            self.file.close()
+        self.file = None
