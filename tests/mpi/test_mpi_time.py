@@ -95,3 +95,33 @@ def test_coordinate_bounds_in_the_file(comm, icomm, shared_dir):
         assert ds["lat"].attrs["bounds"] == "lat_bounds" and ds["lat"].attrs["axis"] == "Y"
         np.testing.assert_array_equal(ds[ds["lat"].attrs["bounds"]].values, cb.LAT_B)
         assert ds["ta_mean_over_lon"].dims == ("time", "plev", "lat")
+
+
+def test_climatology_in_the_file(comm, icomm, shared_dir):
+    """A monthly climatology through the parallel writer: a climatological
+    time axis (CF 7.4: the ``climatology`` attribute names its bounds), and
+    values equal to xarray's groupby("time.month") of the whole series."""
+    import cftime
+    import test_climatology as tc
+    path = shared_dir / "clim.h5"
+    steps = 500
+    tc.drive(icomm, {"source": "T_mean_over_x", "by": "month", "ops": ["mean", "max"]},
+             "360_day", steps, output=str(path))
+    comm.Barrier()
+    if comm.rank != 0:
+        return
+    ref = tc.series("360_day", steps)["prof"].groupby("time.month")
+    with h5py.File(path, "r") as f:
+        assert f["time_c"].attrs["climatology"] == "time_c_bounds"
+        assert "bounds" not in f["time_c"].attrs
+    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
+    with xr.open_dataset(path, engine="h5netcdf", decode_times=coder) as ds:
+        assert ds["T_mean_over_x_c_mean"].dims == ("time_c", "y")
+        assert [t.month for t in ds["time_c"].values] == list(range(1, 13))
+        assert isinstance(ds["time_c"].values[0], cftime.Datetime360Day)
+        np.testing.assert_allclose(ds["T_mean_over_x_c_mean"].values, ref.mean().values,
+                                   rtol=1e-13)
+        # the max of means insitu reduced (numpy's nanmean may differ by an ulp)
+        np.testing.assert_allclose(ds["T_mean_over_x_c_max"].values, ref.max().values,
+                                   rtol=1e-13)
+        assert list(ds["c_samples"].values) == list(ref.count().values[:, 0])
