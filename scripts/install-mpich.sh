@@ -87,7 +87,7 @@ from mpi4py import MPI
 sys.exit(0 if "MPICH" in MPI.Get_library_version() else 1)
 PYEOF
 then
-  log "mpi4py: building $MPI4PY_VERSION against MPICH (about 2 minutes; cache $MPICH_PIP_CACHE)"
+  log "mpi4py: building $MPI4PY_VERSION against MPICH (about 2 minutes, or seconds from the cache $MPICH_PIP_CACHE)"
   PIP_CACHE_DIR="$MPICH_PIP_CACHE" MPICC=mpicc.mpich \
     "$PY" -m pip install -q --force-reinstall --no-deps --no-binary=mpi4py --no-build-isolation \
     "mpi4py==$MPI4PY_VERSION"
@@ -102,7 +102,7 @@ libs = subprocess.run(["ldd", m.__file__], capture_output=True, text=True).stdou
 sys.exit(0 if ok and "libhdf5_mpich" in libs else 1)
 PYEOF
 then
-  log "h5py: building $H5PY_VERSION against MPICH's parallel HDF5 (about 2 minutes)"
+  log "h5py: building $H5PY_VERSION against MPICH's parallel HDF5 (about 2 minutes, or seconds from the cache)"
   PIP_CACHE_DIR="$MPICH_PIP_CACHE" CC=mpicc.mpich HDF5_MPI=ON HDF5_PKGCONFIG_NAME=hdf5-mpich \
     H5PY_SETUP_REQUIRES=0 \
     "$PY" -m pip install -q --force-reinstall --no-deps --no-binary=h5py --no-build-isolation \
