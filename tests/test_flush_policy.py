@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import PYTHON, ROOT, mpirun
+from conftest import PYTHON, ROOT, mpi_env, mpirun
 
 PROGRAM = ROOT / "tests" / "mpi_programs" / "flush_run.py"
 STEPS = 24
@@ -237,3 +237,26 @@ def test_policy_is_a_function_of_agreed_values():
     p = FlushPolicy(0.0, None)
     assert p.due(1, 0.0)
     assert not FlushPolicy(None, None).due(10**9, 1e9)
+
+
+def test_mpi_info_hints_reach_the_mpi_io_layer(tmp_path):
+    """output.mpi_info's hints arrive in MPI_File_open: under Open MPI's
+    ROMIO component, which prints the hints it took when ROMIO_PRINT_HINTS
+    is set, the values given (not ROMIO's defaults) are the file's."""
+    import shutil
+    import subprocess
+    info = shutil.which("ompi_info")
+    if info is None or "romio" not in subprocess.run([info], capture_output=True,
+                                                     text=True).stdout:
+        pytest.skip("needs Open MPI's romio io component (ompi_info lists none here)")
+    cfg = tmp_path / "hints.yaml"
+    cfg.write_text(f"output: {{path: {tmp_path / 'h.h5'}, mpi_info: {{cb_nodes: 1, "
+                   "romio_cb_write: disable, cb_buffer_size: 8388608}}\n"
+                   "analyses: [{kind: stats, field: T}]\n")
+    r = mpirun(2, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config", cfg,
+                   "--steps", 3, "--no-progress"], timeout=120,
+               env=mpi_env({"OMPI_MCA_io": "romio321", "ROMIO_PRINT_HINTS": "1"}))
+    hints = dict(re.findall(r"key = (\w+)\s+value = (\S+)", r.stdout + r.stderr))
+    assert hints.get("romio_filesystem_type"), r.stdout[-2000:]  # ROMIO said what it took
+    assert (hints["cb_buffer_size"], hints["romio_cb_write"], hints["cb_nodes"]) == \
+        ("8388608", "disable", "1")
