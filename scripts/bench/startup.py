@@ -4,8 +4,10 @@
 
 Each rank measures its own age (now minus the kernel's start time of the
 process, /proc/self/stat, 10 ms resolution) at the end of ``init`` and at
-the end of the first due step; the report gives the slowest rank's, as a
-median over the runs with its spread (min-max), for two hosts at 2 ranks:
+the end of the first due step, and the CPU time it has used by then
+(``*_cpu_s``: on a shared, loaded machine the ages grow with the load, the
+CPU time much less); the report gives the slowest rank's, as a median over
+the runs with its spread (min-max), for two hosts at 2 ranks:
 
 * **python**: a Python model (``numpy``, ``mpi4py``, ``insitu.api``), the
   imports inside the timed region, as a user pays them;
@@ -46,6 +48,14 @@ def process_age() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME) - start
 
 
+def cpu_seconds() -> float:
+    """CPU seconds this process used so far (user + system), all of it:
+    the interpreter's start included, as in the Fortran probe."""
+    with open("/proc/self/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14, 15
+
+
 def probe(out: str) -> None:
     """The Python host: everything after the interpreter's own start is
     timed, imports included."""
@@ -59,6 +69,7 @@ def probe(out: str) -> None:
     api.init(comm, {"output": {"path": out, "overwrite": True}, "log_level": "WARNING",
                     "analyses": [{"kind": "stats", "field": "T", "every": 10}]})
     ages["init_s"] = process_age()
+    ages["init_cpu_s"] = cpu_seconds()
     sys.stderr.write(MARK + "\n")
     sys.stderr.flush()
     # what init has loaded, of the heavy packages and insitu's readers
@@ -69,6 +80,7 @@ def probe(out: str) -> None:
     api.expose("T", np.ones((n, n)))
     api.step(10, 1.0)
     ages["first_step_s"] = process_age()
+    ages["first_step_cpu_s"] = cpu_seconds()
     api.finalize()
     hits = misses = 0
     for name, mod in list(sys.modules.items()):
@@ -124,7 +136,8 @@ def launch(cmd, env, workdir) -> tuple[dict, str, float]:
         res = json.loads(line[len("RESULT "):])
     else:
         f = line.split()[1:]
-        res = {"init_s": float(f[8]), "first_step_s": float(f[9])}
+        res = {"init_s": float(f[8]), "first_step_s": float(f[9]),
+               "init_cpu_s": float(f[10]), "first_step_cpu_s": float(f[11])}
     res["mpiexec_wall_s"] = wall
     return res, out.stdout + out.stderr, wall  # numba's cache debugging prints to stdout
 
@@ -205,7 +218,8 @@ def main() -> int:
                                                    work)[0])
     rows = []
     for host in hosts:
-        for metric in ("init_s", "first_step_s", "mpiexec_wall_s"):
+        for metric in ("init_s", "first_step_s", "init_cpu_s", "first_step_cpu_s",
+                       "mpiexec_wall_s"):
             row = {"host": host, "ranks": args.ranks, "metric": metric}
             for tag, _ in variants:
                 row[tag] = summary([r.get(metric) for r in results[(host, tag)]])
