@@ -125,3 +125,215 @@ def test_reduce_and_coarsen_kernels_widen_float32(dtype):
     got = coarsen_mean(b, (4, 100))
     want = b.astype(np.float64).reshape(3, 4, 10, 100).mean(axis=(1, 3))
     np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+# -- float32 accuracy: the bound the moments kernel states, on hard data ------------------
+
+def _exact_sum(x) -> float:
+    """The exact sum of the values, rounded once (math.fsum)."""
+    import math
+    return math.fsum(np.asarray(x, dtype=np.float64).ravel())
+
+
+def _hard_float32_fields():
+    rng = np.random.default_rng(2024)
+    n = 11_000_003   # past 1e7, and no multiple of any block or vector length
+    yield "offset-1e4-11M", (1e4 + rng.standard_normal(n)).astype(np.float32)
+    a = (1e6 * (1.0 + rng.random(1_000_000))).astype(np.float32)
+    tiny = rng.standard_normal(1_000_000).astype(np.float32)
+    cancel = np.concatenate([a, -a + tiny, tiny])
+    rng.shuffle(cancel)
+    yield "cancelling", cancel
+    mags = (10.0 ** rng.uniform(-3, 6, 2_000_000) * rng.choice([-1, 1], 2_000_000))
+    yield "magnitudes-1e-3-to-1e6", mags.astype(np.float32)
+    # rows of 7 values: every value goes to the scalar rest of its row
+    yield "short-rows", (288.0 + 15 * rng.standard_normal((300_001, 7))).astype(np.float32)
+    yield "halo-view", (288.0 + 15 * rng.standard_normal((2002, 1503))).astype(
+        np.float32)[1:-1, 1:-1]
+
+
+HARD32 = list(_hard_float32_fields())
+
+
+def _sum_bound(x) -> float:
+    """The moments kernel's stated bound: (BLOCK + 8) * 2**-53 * sum(|x|)."""
+    return (km.BLOCK + 8) * 2.0**-53 * _exact_sum(np.abs(x.astype(np.float64)))
+
+
+@pytest.mark.parametrize("name,x", HARD32, ids=[h[0] for h in HARD32])
+def test_float32_sum_mean_var_within_the_stated_bound(name, x):
+    """Sum within (BLOCK + 8) * 2**-53 * sum|x| of the exact sum (the
+    module's docstring), mean and var within 1e-12 relative of exact
+    references, on float32 data: offsets, cancellation, 1e-3..1e6
+    magnitudes, 1.1e7 values, short rows, a halo view."""
+    import math
+    m = km.moments(x)
+    exact = _exact_sum(x)
+    n = x.size
+    assert m[km.COUNT] == n
+    assert abs(m[km.SUM] - exact) <= _sum_bound(x) + math.ulp(exact), name
+    mean = exact / n
+    dd = m[km.MEAN] + m[km.MEAN_LO]
+    spread = float(np.std(x.astype(np.float64)))
+    assert abs(dd - mean) <= 1e-12 * spread + 4 * math.ulp(mean), name
+    d = x.astype(np.float64).ravel() - mean
+    var = math.fsum(d * d) / n          # two-pass, exact sums: ~2 ulp
+    assert abs(m[km.M2] / n - var) <= 1e-12 * var, name
+
+
+@pytest.mark.parametrize("name,x", HARD32[:2], ids=[h[0] for h in HARD32[:2]])
+def test_a_float32_accumulator_fails_that_bound(name, x):
+    """The tolerance above can fail: sums kept in float32, sequentially or
+    pairwise as numpy.sum does for float32, are far outside it."""
+    exact = _exact_sum(x)
+    sequential = float(np.cumsum(x, dtype=np.float32)[-1])
+    pairwise = float(np.sum(x, dtype=np.float32))
+    bound = _sum_bound(x)
+    assert abs(sequential - exact) > 10 * bound, name
+    assert abs(pairwise - exact) > 10 * bound, name
+    mean = exact / x.size
+    var32 = float(np.var(x, dtype=np.float32))
+    d = x.astype(np.float64) - mean
+    assert abs(var32 - float(np.mean(d * d))) > 1e-9 * float(np.mean(d * d)), name
+
+
+# -- the same bits, every call and any layout of the same values ------------------------
+
+def test_same_bits_on_every_call_and_for_copies():
+    """moments, histogram and the reproducible words: the same slab gives
+    the same bits on every call and for a copy laid out alike (a copy of a
+    view's base, sliced the same way); histogram counts and reproducible
+    words (exact) also for a halo view, a Fortran copy and a contiguous copy
+    of the same values.  (moments of a contiguous copy of a view may differ
+    in the last bit: its blocks are cut elsewhere.)"""
+    from insitu.kernels import histogram as kh
+    from insitu.kernels import reprosum as rs
+    rng = np.random.default_rng(8)
+    for dtype in (np.float32, np.float64):
+        base = (288 + 15 * rng.standard_normal((203, 517))).astype(dtype)
+        base[5, 7] = np.nan
+        base[9, 9] = -np.inf
+        view = base[1:-1, 2:-3]
+        for v, twin in ((base, base.copy()), (view, base.copy()[1:-1, 2:-3])):
+            a, b = km.moments(v).tobytes(), km.moments(twin).tobytes()
+            assert a == b == km.moments(v).tobytes()
+        T = rs.grid_exponent(float(np.nanmax(np.abs(view[np.isfinite(view)]))))
+        layouts = (view, view.copy(), np.asfortranarray(view), view.T)
+        words = {rs.local_words(v, T).tobytes() for v in layouts}
+        counts = {kh.histogram(v, 250.0, 330.0, 17).tobytes() for v in layouts}
+        assert len(words) == 1 and len(counts) == 1
+
+
+def test_min_and_max_follow_the_total_order_of_signed_zeros():
+    """A zero minimum is -0.0 exactly when a -0.0 is present (in any block,
+    lane or row), a zero maximum +0.0 exactly when a +0.0 is."""
+    for dtype in (np.float32, np.float64):
+        x = np.full((40, 1000), 5.0, dtype=dtype)
+        x[-1, -1] = -0.0                 # in the last block, the row's rest
+        x[0, 3] = 0.0
+        m = km.moments(x)
+        assert m[km.MIN] == 0 and np.signbit(m[km.MIN])
+        y = -x
+        m = km.moments(y)                # max over {-5, -0.0, +0.0}: +0.0
+        assert m[km.MAX] == 0 and not np.signbit(m[km.MAX])
+        z = np.full(50_000, -0.0, dtype=dtype)
+        m = km.moments(z)
+        assert np.signbit(m[km.MIN]) and np.signbit(m[km.MAX])
+        z[12_345] = 0.0                  # far from the first block
+        m = km.moments(z[1:-1])
+        assert np.signbit(m[km.MIN]) and not np.signbit(m[km.MAX])
+
+
+# -- the histogram kernel against numpy, edges and all -----------------------------------
+
+def _histogram_cases():
+    rng = np.random.default_rng(21)
+    for trial in range(120):
+        dtype = [np.float32, np.float64, np.int32, np.int64][trial % 4]
+        nb = int(rng.integers(1, 150))
+        lo, hi = [(-3.0, 7.0), (0.0, float(nb)), (1e8, 1e8 + 1e-7 * nb),
+                  tuple(sorted(rng.normal(0, 10, 2))), (-1e300, 1e300)][trial % 5]
+        shape = tuple(int(v) for v in rng.integers(1, 60, rng.integers(1, 4)))
+        if np.dtype(dtype).kind == "i":
+            x = rng.integers(-50, 250, shape).astype(dtype)
+        else:
+            width = hi - lo
+            x = rng.uniform(lo - 0.1 * width, hi + 0.1 * width, shape)
+            edges = np.linspace(lo, hi, nb + 1)
+            x.flat[::3] = rng.choice(edges, x.size)[::3]           # on an edge
+            x.flat[1::7] = np.nextafter(rng.choice(edges, x.size)[1::7], -np.inf)
+            with np.errstate(over="ignore"):
+                x = x.astype(dtype)
+            if trial % 3 == 0:
+                x.flat[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -np.inf]
+        if x.ndim >= 2 and min(x.shape) > 2 and trial % 2:
+            x = x[1:-1, 1:-1]
+        if trial % 7 == 0:
+            x = np.asfortranarray(x)
+        yield trial, x, lo, hi, nb
+
+
+@pytest.mark.parametrize("trial,x,lo,hi,nb", list(_histogram_cases()),
+                         ids=[f"case{c[0]}" for c in _histogram_cases()])
+def test_histogram_counts_equal_numpys(trial, x, lo, hi, nb):
+    """Values on and one ulp below the edges, integer edges, bins of 1e-7 at
+    1e8, a range of +-1e300, NaN and +-Inf, halo and Fortran views, float
+    and integer dtypes: numpy's counts, -Inf below and +Inf above."""
+    from insitu.kernels.histogram import histogram
+    got = histogram(x, lo, hi, nb)
+    f = np.asarray(x, dtype=np.float64).ravel()
+    want, _ = np.histogram(f[np.isfinite(f)], nb, (lo, hi))
+    np.testing.assert_array_equal(got[1:-1], want)
+    assert got[0] == np.count_nonzero(f < lo) and got[-1] == np.count_nonzero(f > hi)
+
+
+@pytest.mark.parametrize("rows", [73, 74, 75, 147, 148])
+def test_histogram_counts_every_value_of_short_strided_rows(rows):
+    """Rows of 15 values in a halo view: 7 of each row are staged; at 74 and
+    148 rows the stage passes a whole chunk at the last row (the rest of
+    it was once dropped)."""
+    from insitu.kernels.histogram import histogram
+    x = np.random.default_rng(rows).uniform(0.0, 1.0, (rows, 17))[:, 1:-1]
+    got = histogram(x, 0.0, 1.0, 10)
+    np.testing.assert_array_equal(got[1:-1], np.histogram(x, 10, (0.0, 1.0))[0])
+    assert got.sum() == x.size
+
+
+def test_histogram_benchmark_runs(tmp_path):
+    """scripts/bench/histogram.py --quick still runs (the other benchmarks'
+    quick runs are in tests/test_benchmarks.py)."""
+    import json
+    from conftest import PYTHON, ROOT, mpi_env, run
+    run([PYTHON, ROOT / "scripts" / "bench" / "histogram.py", "--quick"], timeout=600,
+        env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    rows = json.loads((tmp_path / "histogram.json").read_text())["rows"]
+    assert rows and all(r["new_ns"]["median"] > 0 for r in rows)
+
+
+# -- the explicit lanes (kernels/simd.py) --------------------------------------------------
+
+def test_simd_lanes_load_any_layout_and_add_in_the_documented_tree():
+    import numba
+    from insitu.kernels import simd
+
+    @numba.njit
+    def lanes(a, i, j, k):
+        v = simd.vload3(a, i, j, k)
+        return [simd.lane(v, l) for l in range(simd.W)], simd.hsum(v), simd.hmin(v)
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 5, 40)) * 10.0 ** rng.integers(-8, 9, (3, 5, 40))
+    for a in (x, x[:, 1:-1, 3:], x[:, :, ::2], x[::-1], x.astype(np.float32),
+              (x * 1e3).astype(np.int64)[:, :, 1:]):
+        got, total, least = lanes(a, 1, 2, 3)
+        want = np.asarray(a[1, 2, 3:3 + simd.W], dtype=np.float64)
+        np.testing.assert_array_equal(got, want)
+        v = want
+        tree = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+        assert total == tree and least == v.min()
+    orders = set()
+    for _ in range(50):    # the tree is not the element order: the order is fixed, not free
+        v = rng.standard_normal(8) * 10.0 ** rng.integers(-8, 9, 8)
+        _, total, _ = lanes(v.reshape(1, 1, 8), 0, 0, 0)
+        orders.add(total == sum(v.tolist()))
+    assert orders == {True, False}

@@ -3,6 +3,8 @@
 Run heat2d at 1, 2 and 3 ranks twice: with an empty ``NUMBA_CACHE_DIR`` (every
 kernel compiled in the run) and again with the now-warm cache (every kernel
 loaded from it).  Every dataset of the two files must be equal bit for bit.
+Nor on the CPU the kernels were built for: AVX-512, AVX2 and SSE2 builds give
+the same bits.
 """
 import h5py
 import numpy as np
@@ -39,3 +41,51 @@ def test_cold_and_warm_numba_cache_give_the_same_bits(tmp_path, nranks):
     differ = [k for k in cold if cold[k].tobytes() != warm[k].tobytes()]
     assert not differ, {k: (cold[k].ravel()[:4], warm[k].ravel()[:4]) for k in differ}
     assert any(np.issubdtype(v.dtype, np.floating) for v in cold.values())
+
+
+DIGEST = '''
+import hashlib
+import numpy as np
+from insitu.kernels import histogram as kh, moments as km, reprosum as rs
+rng = np.random.default_rng(5)
+h = hashlib.sha256()
+for dtype in (np.float32, np.float64):
+    base = (288 + 15 * rng.standard_normal((301, 1203))).astype(dtype)
+    bad = base.copy()
+    bad[7, 11] = np.nan
+    bad[100, 5] = np.inf
+    for v in (base, base[1:-1, 2:-3], np.asfortranarray(base)[1:-1, 1:-1], bad, bad[1:-1, 1:-1]):
+        h.update(km.moments(v).tobytes())
+        h.update(kh.histogram(v, 250.0, 330.0, 23).tobytes())
+        h.update(rs.local_words(v, 9).tobytes())
+print(h.hexdigest())
+'''
+
+
+def test_bits_do_not_depend_on_the_cpus_vector_width(tmp_path):
+    """The kernels add in the order their source gives (explicit lanes,
+    kernels/simd.py), so code built for AVX2 (``NUMBA_CPU_NAME=haswell``),
+    for plain x86-64 (SSE2) and for this machine (AVX-512 here) gives the
+    same bits, compiled fresh or loaded from the cache.  A kernel that let
+    LLVM reassociate its sums (fast-math) would differ between vector
+    widths."""
+    import concurrent.futures
+    import subprocess
+    script = tmp_path / "digest.py"
+    script.write_text(DIGEST)
+
+    def digest(target, cache):
+        env = mpi_env({"NUMBA_CACHE_DIR": str(tmp_path / cache)})
+        env.pop("NUMBA_CPU_NAME", None)
+        if target:
+            env["NUMBA_CPU_NAME"] = target
+        out = subprocess.run([PYTHON, str(script)], env=env, capture_output=True, text=True,
+                             timeout=600, check=True)
+        return out.stdout.strip()
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:   # the cold compiles at once
+        host, avx2, sse2 = pool.map(digest, [None, "haswell", "x86-64"],
+                                    ["host", "avx2", "sse2"])
+    warm = digest(None, "host")            # loaded from the cache the first run filled
+    assert len(host) == 64
+    assert host == avx2 == sse2 == warm, {"host": host, "avx2": avx2, "sse2": sse2,
+                                          "warm": warm}

@@ -1,34 +1,55 @@
 """One-pass statistics of a slab: count, sum, mean, M2, min, max, NaN and Inf counts.
 
 The slab is read from memory once.  It is walked in blocks of at most
-``BLOCK`` contiguous elements; each block is summed, then its squared
-deviations from the block mean are summed while the block is still in cache
-(a two-pass within the block, so no cancellation), and blocks are merged with
-Chan et al.'s parallel update.  A block whose exponent bits show no NaN or
-Inf (the usual case) takes the fast path: min and max over integer keys of
-the bits, sums in fixed lanes (:func:`_sums`), all vectorised by LLVM;
-any other block is redone with careful, NaN-aware code.  Nothing is
-compiled with fast-math: every float sum is added in an order written in
-the source, so the bits do not depend on the compiler, the CPU's vector
-width or numba's cache.  Block means are taken of ``x - shift``, where
-``shift`` is the slab's first valid value, so the merge works with numbers
-of the size of the spread, not of the mean; squared deviations are summed
-about a float centre near the block mean and corrected with
-``S2 - S1**2/n``; and the slab's mean is returned as a double-double for
-the cross-rank merge.  A field at 1e12 times its spread keeps its variance
-to ~1e-15: the accuracy of numpy's two-pass ``var`` at the memory traffic of
-one pass.  Integer slabs also get their exact sum (two int64 halves per
-value).
+``BLOCK`` values (a piece of a long row, or a group of short rows); each
+block is summed, then its squared deviations from the block mean are summed
+while the block is still in cache (a two-pass within the block, so no
+cancellation; the next block is prefetched meanwhile, so memory does not
+idle), and blocks are merged with Chan et al.'s parallel update.
+
+Speed without giving up the bits.  Every value is widened to float64
+before any arithmetic (float32 data too: their sums are float64 sums), and
+the block loops are written with explicit vectors of eight float64 lanes
+(kernels/simd.py): LLVM keeps them in registers and maps each operation to
+one AVX-512 instruction or two AVX2 ones, but may not reorder anything, so
+every sum is added in the order the source gives, whatever the CPU's vector
+width, and a kernel compiled fresh gives the same bits as one loaded from
+numba's cache (issue 10, item 7).  Nothing is compiled with fast-math.  The
+results were checked bit for bit equal between AVX-512, AVX2 and SSE2
+builds (``NUMBA_CPU_NAME``; tests/test_numba_cache.py).  A NaN or an Inf
+makes a block's sum non-finite, which is how a block that must be redone
+carefully (NaN-aware, value by value) is found, at no cost to clean blocks.
+
+Accuracy.  Block means are taken of ``x - shift``, where ``shift`` is the
+slab's first valid value, so the merge works with numbers of the size of
+the spread, not of the mean; squared deviations are summed about a float
+centre near the block mean and corrected with ``S2 - S1**2/n``; and the
+slab's mean is returned as a double-double for the cross-rank merge.  A
+field at 1e12 times its spread keeps its variance to ~1e-15: the accuracy
+of numpy's two-pass ``var`` at the memory traffic of one pass.  Within a
+block, a value is added to a neighbour, to its lane, and the lanes in a
+tree of three levels; the few values at the end of each row (fewer than
+eight) go to one scalar sum.  So a value passes through at most
+``BLOCK + 5`` roundings on its way into its block's sum (about
+``BLOCK / 16`` for rows of a few hundred values or more), and the blocks
+are added with a compensated sum: the sum of ``n`` finite values is within
+``(BLOCK + 8) * 2**-53 * sum(|x|)``, about ``9.1e-13 * sum(|x|)``, of the
+exact sum, whatever ``n``.  A float32 sum added in float32 is ~1e-7 off on
+a thousand values and ~1e-4 on ten million (tests/test_kernels.py checks
+the bound on adversarial data, and that such a kernel fails it).  Integer
+slabs also get their exact sum (two int64 halves per value).
 
 Non-finite values are skipped and counted: NaNs in ``nan_count``, +-Inf in
 ``inf_count``.  The statistics are those of the finite values, so one
 blown-up cell shows up as a count instead of turning every summary into
-Inf or NaN.
+Inf or NaN.  Min and max follow the total order -0.0 < +0.0.
 """
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+from .simd import W, hmax, hmin, hsum, prefetch3, splat, vadd, vload3, vmax, vmin, vmul, vsub
 
 BLOCK = 8192
 
@@ -39,120 +60,45 @@ FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count",
  MEAN_LO, ISUM_HI, ISUM_LO) = range(len(FIELDS))
 
 
-#: Every float sum below is formed in this many lanes, in an order written
-#: in the source (see :func:`_sums`); ``acc`` is a ``(2, LANES)`` scratch.
-LANES = 32
+@numba.njit(cache=True, nogil=True)
+def _has(bits, i, j0, j1, start, stop, pattern):  # pragma: no cover - compiled
+    """Whether ``pattern`` occurs in ``bits[i, j0:j1, start:stop]``."""
+    for j in range(j0, j1):
+        for k in range(start, stop):
+            if bits[i, j, k] == pattern:
+                return True
+    return False
 
 
 @numba.njit(cache=True, nogil=True)
-def _sums(row, c, square, acc):  # pragma: no cover - compiled
-    """``(sum(x), sum(x - c))``, or ``(sum(x - c), sum((x - c)**2))`` if
-    ``square``, in a fixed order of additions.
-
-    Every element is widened with ``np.float64(x)``: numba's ``float(x)``
-    of a float32 is a float32, and the pairwise additions below would then
-    round in float32 (a sum 3e-9 off, relative, on 1001 values).
-
-    Elements are taken 4 * LANES at a time; lane ``l`` adds
-    ``(x[l] + x[l + L]) + (x[l + 2L] + x[l + 3L])`` of each group; the rest
-    past the last whole group is added one value per lane per step, and the
-    lanes are added pairwise at the end.  Compiled WITHOUT fast-math, so LLVM must
-    keep exactly this order, and it still vectorises it (the lanes are
-    independent, element by element).  Under fast-math's ``reassoc`` the
-    order was LLVM's choice, which depends on the target's vector width and
-    on how numba inlines one jitted function into another: a freshly
-    compiled ``_block`` and one loaded from numba's cache gave sums one ulp
-    apart (issue 10, item 7).  Without ``contract`` no FMA is formed either,
-    so the bits are the same on every x86-64 machine."""
-    L = LANES
-    n = row.size
-    m = n - n % (4 * L)
-    a = acc[0]
-    b = acc[1]
-    a[:] = 0.0
-    b[:] = 0.0
-    for k in range(0, m, 4 * L):
-        for l in range(L):
-            x0 = np.float64(row[k + l])
-            x1 = np.float64(row[k + L + l])
-            x2 = np.float64(row[k + 2 * L + l])
-            x3 = np.float64(row[k + 3 * L + l])
-            d0 = x0 - c
-            d1 = x1 - c
-            d2 = x2 - c
-            d3 = x3 - c
-            if square:
-                a[l] += (d0 + d1) + (d2 + d3)
-                b[l] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-            else:
-                a[l] += (x0 + x1) + (x2 + x3)
-                b[l] += (d0 + d1) + (d2 + d3)
-    for k in range(m, n, L):
-        for l in range(min(L, n - k)):
-            x = np.float64(row[k + l])
-            d = x - c
-            a[l] += d if square else x
-            b[l] += d * d if square else d
-    w = L
-    while w > 1:   # the lanes pairwise: L/2 independent sums per level
-        w //= 2
-        for l in range(w):
-            a[l] += a[l + w]
-            b[l] += b[l + w]
-    return a[0], b[0]
+def _zero_extremes(lo, hi, neg, pos):  # pragma: no cover - compiled
+    """A zero minimum is -0.0 if the block holds a -0.0 (``neg``), a zero
+    maximum +0.0 if it holds a +0.0 (``pos``): min and max in the total
+    order -0.0 < +0.0, so a zero extreme's sign depends neither on which
+    lane saw it first nor on how the slab is cut into blocks.  The caller
+    scans the (cached) block for ``neg`` and ``pos`` only when an extreme
+    is zero."""
+    if lo == 0.0:
+        lo = -0.0 if neg else 0.0
+    if hi == 0.0:
+        hi = 0.0 if pos else -0.0
+    return lo, hi
 
 
 @numba.njit(cache=True, nogil=True)
-def _fast_block(row, bits, shift, expshift, expmask, keymask, acc):  # pragma: no cover - compiled
-    """Sum, shifted sum, min and max of a block assumed finite, plus the
-    number of non-finite values found from the exponent bits.  If that
-    number is not zero the float results are discarded and the block is
-    redone carefully.
-
-    Min and max are taken over integer keys of the bit patterns
-    (``bits ^ (keymask if bits < 0)``), which order finite floats exactly as
-    the floats do: LLVM vectorises integer min/max reductions (vpminsq),
-    which it does not for floating point ones, and integer results do not
-    depend on the order, so no fast-math is needed."""
-    lo = np.int64(0x7FFFFFFFFFFFFFFF)
-    hi = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
-    bad = 0
-    for k in range(row.size):
-        b = np.int64(bits[k])
-        key = b ^ (keymask if b < 0 else np.int64(0))
-        lo = min(lo, key)
-        hi = max(hi, key)
-        bad += ((b >> expshift) & expmask) == expmask
-    s, sy = _sums(row, shift, False, acc)
-    return s, sy, lo, hi, bad
-
-
-@numba.njit(cache=True, nogil=True)
-def _unkey(key, keymask, tmp):  # pragma: no cover - compiled
-    """The float whose bit pattern has order key ``key`` (inverse of the above)."""
-    b = key ^ (keymask if key < 0 else np.int64(0))
-    tmp[0] = b
-    return tmp
-
-
-@numba.njit(cache=True, nogil=True)
-def _fast_int_block(row, shift, acc):  # pragma: no cover - compiled
-    """Shifted float sum, min and max of an integer block, and its exact sum
-    as two int64 halves: the high 32 bits of each value (arithmetic shift)
-    and the low 32 bits (unsigned), so neither half can overflow for blocks
-    of up to 2**31 values, whatever the int64 values are."""
+def _int_sum(a, i, j0, j1, start, stop):  # pragma: no cover - compiled
+    """The exact sum of the integers ``a[i, j0:j1, start:stop]`` as two int64
+    halves: the high 32 bits of each value (arithmetic shift) and the low
+    32 bits (unsigned), so neither half can overflow for blocks of up to
+    2**31 values, whatever the int64 values are."""
     ih = np.int64(0)
     il = np.int64(0)
-    lo = np.int64(0x7FFFFFFFFFFFFFFF)
-    hi = np.int64(-0x7FFFFFFFFFFFFFFF - 1)
-    for k in range(row.size):
-        v = np.int64(row[k])
-        ih += v >> 32
-        il += v & 0xFFFFFFFF
-        lo = min(lo, v)
-        hi = max(hi, v)
-    _, sy = _sums(row, shift, False, acc)
-    return ih, il, sy, float(lo), float(hi)
+    for j in range(j0, j1):
+        for k in range(start, stop):
+            v = np.int64(a[i, j, k])
+            ih += v >> 32
+            il += v & 0xFFFFFFFF
+    return ih, il
 
 
 @numba.njit(cache=True, nogil=True)
@@ -224,79 +170,182 @@ def _first_finite(a):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _block(row, rbits, shift, expshift, expmask, keymask, is_float, tmp,
-           ftmp, acc):  # pragma: no cover - compiled
-    """Statistics of one block: the fast path, or the careful one."""
-    bad = 0
+def _fast_group(a, bits, i, j0, j1, start, stop, shift, signbit,
+                is_float):  # pragma: no cover - compiled
+    """Statistics of the block ``a[i, j0:j1, start:stop]`` (a group of rows
+    of at most BLOCK values), by two passes over it while it is in cache:
+    sums and extremes, then squared deviations about the block's mean.
+
+    Returns ``(ok, n, sum, sum(x - shift), min, max, M2, isum_hi, isum_lo)``;
+    ``ok`` is False if the block holds a NaN or an Inf, and the caller
+    redoes it row by row, carefully where needed.
+
+    Every value is widened to float64 first (numba's ``float(x)`` of a
+    float32 stays a float32, and sums would round in float32).  Each row is
+    read two vectors of W lanes at a time (kernels/simd.py): lane ``l``
+    adds ``x[k + l] + x[k + W + l]`` to its sums, then a last whole vector
+    lane by lane; the few values left at the end of each row are added, in
+    element order, to scalar sums; at the end the lanes are added in
+    simd's fixed tree, then the scalar sums.  Squares are rounded, then
+    added (no FMA).  Every addition is in the source, so the bits are those
+    of the source on any CPU, compiled or cached.  A NaN or an Inf makes a
+    sum non-finite (they absorb every later addition): that is the test;
+    min and max are only valid when the sums are finite.  Rows are indexed
+    in place, never sliced (see simd.vload3)."""
+    sh = splat(shift)
+    vs = splat(0.0)
+    vy = splat(0.0)
+    vlo = splat(np.inf)
+    vhi = splat(-np.inf)
+    ts = 0.0
+    ty = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for j in range(j0, j1):
+        k = start
+        while k + 2 * W <= stop:
+            x0 = vload3(a, i, j, k)
+            x1 = vload3(a, i, j, k + W)
+            vlo = vmin(vmin(x0, x1), vlo)
+            vhi = vmax(vmax(x0, x1), vhi)
+            vs = vadd(vs, vadd(x0, x1))
+            vy = vadd(vy, vadd(vsub(x0, sh), vsub(x1, sh)))
+            k += 2 * W
+        if k + W <= stop:
+            x0 = vload3(a, i, j, k)
+            vlo = vmin(x0, vlo)
+            vhi = vmax(x0, vhi)
+            vs = vadd(vs, x0)
+            vy = vadd(vy, vsub(x0, sh))
+            k += W
+        for q in range(k, stop):
+            x = np.float64(a[i, j, q])
+            ts += x
+            ty += x - shift
+            lo = x if x < lo else lo
+            hi = x if x > hi else hi
+    bs = hsum(vs) + ts
+    by = hsum(vy) + ty
+    lo = min(hmin(vlo), lo)
+    hi = max(hmax(vhi), hi)
     ih = np.int64(0)
     il = np.int64(0)
     if is_float:
-        bs, by, klo, khi, bad = _fast_block(row, rbits, shift, expshift, expmask, keymask, acc)
-        _unkey(klo, keymask, tmp)
-        blo = np.float64(ftmp[0])
-        _unkey(khi, keymask, tmp)
-        bhi = np.float64(ftmp[0])
+        if not (abs(bs) < np.inf and abs(by) < np.inf):
+            return False, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
+        if lo == 0.0 or hi == 0.0:
+            lo, hi = _zero_extremes(lo, hi, _has(bits, i, j0, j1, start, stop, signbit),
+                                    _has(bits, i, j0, j1, start, stop, 0))
     else:
-        ih, il, by, blo, bhi = _fast_int_block(row, shift, acc)
+        ih, il = _int_sum(a, i, j0, j1, start, stop)
         bs = 0.0
-    if bad == 0:
-        bn = float(row.size)
-        s1, s2 = _sums(row, _centre(shift, by / bn), True, acc)
-        bm2 = _m2(s1, s2, bn)
-        return bn, bs, by, blo, bhi, 0.0, 0.0, bm2, ih, il
-    n, s, sy, lo, hi, nans, infs, m2 = _careful_block(row, shift)
-    return n, s, sy, lo, hi, nans, infs, m2, ih, il
+    bn = float((j1 - j0) * (stop - start))
+    c = _centre(shift, by / bn)
+    cc = splat(c)
+    v1 = splat(0.0)
+    v2 = splat(0.0)
+    t1 = 0.0
+    t2 = 0.0
+    # Beyond the caches memory would idle during this second pass: fetch
+    # the next block meanwhile (about one block further on in memory).
+    ahead = (j1 - j0) * (stop - start) * a.itemsize
+    for j in range(j0, j1):
+        k = start
+        while k + 2 * W <= stop:
+            prefetch3(a, i, j, k, ahead)
+            prefetch3(a, i, j, k + W, ahead)
+            d0 = vsub(vload3(a, i, j, k), cc)
+            d1 = vsub(vload3(a, i, j, k + W), cc)
+            v1 = vadd(v1, vadd(d0, d1))
+            v2 = vadd(v2, vadd(vmul(d0, d0), vmul(d1, d1)))
+            k += 2 * W
+        if k + W <= stop:
+            d0 = vsub(vload3(a, i, j, k), cc)
+            v1 = vadd(v1, d0)
+            v2 = vadd(v2, vmul(d0, d0))
+            k += W
+        for q in range(k, stop):
+            d = np.float64(a[i, j, q]) - c
+            t1 += d
+            t2 += d * d
+    s1 = hsum(v1) + t1
+    s2 = hsum(v2) + t2
+    return True, bn, bs, by, lo, hi, _m2(s1, s2, bn), ih, il
 
 
 @numba.njit(cache=True, nogil=True)
-def _moments3(a, ncols, bits, expshift, expmask, keymask, is_float, copy_rows, buf, bbits, tmp,
-              ftmp, acc, out):  # pragma: no cover - compiled
-    n = 0.0
-    total = 0.0
-    mean = 0.0
-    m2 = 0.0
-    lo = np.inf
-    hi = -np.inf
-    nans = 0.0
-    infs = 0.0
-    ih = np.int64(0)   # exact integer sum = ih * 2**32 + il, 0 <= il < 2**32
-    il = np.int64(0)
-    shift = _first_finite(a[:, :, :ncols])
-    n0, n1, n2 = a.shape
-    for i in range(n0):
-        for j in range(n1):
+def _careful_row(a, bits, i, j, start, stop, shift, signbit):  # pragma: no cover - compiled
+    """:func:`_careful_block` of one row, in the layout of :func:`_fast_group`."""
+    n, s, sy, lo, hi, nans, infs, m2 = _careful_block(a[i, j, start:stop], shift)
+    if lo == 0.0 or hi == 0.0:
+        lo, hi = _zero_extremes(lo, hi, _has(bits, i, j, j + 1, start, stop, signbit),
+                                _has(bits, i, j, j + 1, start, stop, 0))
+    return n, s, sy, lo, hi, m2, nans, infs
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge(st, bn, bs, by, blo, bhi, bm2, bih, bil, bnan, binf):  # pragma: no cover - compiled
+    """Fold a block's statistics into the running state ``st`` = (n, total,
+    comp, mean, m2, lo, hi, nans, infs, ih, il): the block sums added with
+    Knuth's two-sum (``total + comp``: the error of adding the blocks does
+    not grow with their number), Chan et al.'s update for the mean
+    (relative to the shift) and M2, exact integer words carried."""
+    n, total, comp, mean, m2, lo, hi, nans, infs, ih, il = st
+    il += bil
+    ih += bih + (il >> 32)
+    il &= 0xFFFFFFFF
+    nans += bnan
+    infs += binf
+    if bn > 0.0:
+        bmean = by / bn
+        nn = n + bn
+        delta = bmean - mean
+        mean = mean + delta * (bn / nn)
+        m2 = m2 + bm2 + delta * delta * (n * bn / nn)
+        n = nn
+        t = total + bs
+        z = t - total
+        comp += (total - (t - z)) + (bs - z)
+        total = t
+        # min and max in the total order -0.0 < +0.0, as within a block
+        if blo < lo or (blo == lo and np.signbit(blo)):
+            lo = blo
+        if bhi > hi or (bhi == hi and not np.signbit(bhi)):
+            hi = bhi
+    return n, total, comp, mean, m2, lo, hi, nans, infs, ih, il
+
+
+@numba.njit(cache=True, nogil=True)
+def _moments3(a, bits, signbit, is_float, out):  # pragma: no cover - compiled
+    """Rows are taken in groups of up to BLOCK values (one block: the
+    per-block merge costs a few divisions, too much per row of a
+    halo-sliced field with short rows), long rows in BLOCK pieces."""
+    # (n, total, comp, mean, m2, lo, hi, nans, infs, ih, il); the exact
+    # integer sum is ih * 2**32 + il, 0 <= il < 2**32
+    st = (0.0, 0.0, 0.0, 0.0, 0.0, np.inf, -np.inf, 0.0, 0.0, np.int64(0), np.int64(0))
+    shift = _first_finite(a)
+    n0, n1, ncols = a.shape
+    group = max(1, BLOCK // max(ncols, 1))
+    for i in range(n0 if ncols > 0 else 0):
+        for j in range(0, n1, group):
+            g = min(group, n1 - j)
             for start in range(0, ncols, BLOCK):
                 stop = min(start + BLOCK, ncols)
-                m = stop - start
-                if copy_rows:
-                    # Rows of a strided (halo-sliced) view: numba cannot
-                    # prove they are contiguous, so copy the block into a
-                    # cache-resident buffer that it knows is.
-                    b = buf[:m]
-                    for k in range(m):
-                        b[k] = a[i, j, start + k]
-                    bn, bs, by, blo, bhi, bnan, binf, bm2, bih, bil = _block(
-                        b, bbits[:m], shift, expshift, expmask, keymask, is_float, tmp, ftmp, acc)
-                else:
-                    bn, bs, by, blo, bhi, bnan, binf, bm2, bih, bil = _block(
-                        a[i, j, start:stop], bits[i, j, start:stop], shift, expshift,
-                        expmask, keymask, is_float, tmp, ftmp, acc)
-                il += bil
-                ih += bih + (il >> 32)
-                il &= 0xFFFFFFFF
-                nans += bnan
-                infs += binf
-                if bn == 0.0:
+                ok, bn, bs, by, blo, bhi, bm2, bih, bil = _fast_group(
+                    a, bits, i, j, j + g, start, stop, shift, signbit, is_float)
+                if ok:
+                    st = _merge(st, bn, bs, by, blo, bhi, bm2, bih, bil, 0.0, 0.0)
                     continue
-                bmean = by / bn
-                nn = n + bn
-                delta = bmean - mean
-                mean = mean + delta * (bn / nn)
-                m2 = m2 + bm2 + delta * delta * (n * bn / nn)
-                n = nn
-                total += bs
-                lo = min(lo, blo)
-                hi = max(hi, bhi)
+                for r in range(j, j + g):   # a NaN or Inf in the group
+                    ok, bn, bs, by, blo, bhi, bm2, bih, bil = _fast_group(
+                        a, bits, i, r, r + 1, start, stop, shift, signbit, is_float)
+                    if ok:
+                        st = _merge(st, bn, bs, by, blo, bhi, bm2, bih, bil, 0.0, 0.0)
+                    else:
+                        bn, bs, by, blo, bhi, bm2, bnan, binf = _careful_row(
+                            a, bits, i, r, start, stop, shift, signbit)
+                        st = _merge(st, bn, bs, by, blo, bhi, bm2, 0, 0, bnan, binf)
+    n, total, comp, mean, m2, lo, hi, nans, infs, ih, il = st
     out[0] = n
     out[3] = m2
     out[4] = lo
@@ -315,13 +364,12 @@ def _moments3(a, ncols, bits, expshift, expmask, keymask, is_float, copy_rows, b
     # [0, 2**32).  Sums of such parts over ranks stay exact.
     out[9] = float(ih) * 4294967296.0
     out[10] = float(il)
-    out[1] = total if is_float else out[9] + out[10]
+    out[1] = total + comp if is_float else out[9] + out[10]
 
 
-#: The bits of a float as signed integers: (view, exponent shift, exponent
-#: mask, key mask for ordering)
-_BITS = {np.dtype(np.float64): (np.int64, 52, 0x7FF, 0x7FFFFFFFFFFFFFFF),
-         np.dtype(np.float32): (np.int32, 23, 0xFF, 0x7FFFFFFF)}
+#: The bits of a float as signed integers: (view, the bits of -0.0)
+_BITS = {np.dtype(np.float64): (np.int64, -2**63),
+         np.dtype(np.float32): (np.int32, -2**31)}
 
 
 def as_c_order_3d(view: np.ndarray) -> np.ndarray:
@@ -396,20 +444,14 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         raise ValueError("out must be a float64 vector of length %d" % len(FIELDS))
     if view.ndim == 4:
         return _moments4(view, out)
-    a = padded_rows(as_c_order_3d(view))
-    ncols = view.size and as_c_order_3d(view).shape[2]
-    copy_rows = not a.flags.c_contiguous
-    buf = np.empty(min(BLOCK, a.shape[2]) if copy_rows else 1, dtype=a.dtype)
-    acc = np.empty((2, LANES))
+    a = as_c_order_3d(view)
+    if a.flags.c_contiguous:
+        a = a.reshape(1, 1, a.size)   # one long row, whole blocks
     if a.dtype in _BITS:
-        itype, shift, mask, keymask = _BITS[a.dtype]
-        tmp = np.zeros(1, dtype=itype)
-        _moments3(a, ncols, a.view(itype), shift, mask, keymask, True, copy_rows, buf,
-                  buf.view(itype), tmp, tmp.view(a.dtype), acc, out)
+        itype, signbit = _BITS[a.dtype]
+        _moments3(a, a.view(itype), signbit, True, out)
     else:
-        tmp = np.zeros(1, dtype=np.int64)
-        _moments3(a, ncols, a, 0, 0, 0, False, copy_rows, buf, buf, tmp,
-                  tmp.view(np.float64), acc, out)
+        _moments3(a, a, 0, False, out)
     return out
 
 

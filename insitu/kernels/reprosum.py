@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from .moments import as_c_order_3d
+from .simd import W, hsum, splat, vadd, vfinite_or_zero, vload3, vmul, vrint, vsub
 
 BITS = 33
 LEVELS = 3
@@ -40,43 +41,78 @@ def _normalise(w):  # pragma: no cover - compiled
         w[k - 1] += carry
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _row(row, scale):  # pragma: no cover - compiled
-    # Scale by 2**(33-T) (exact), then peel three 33-bit levels with rint
-    # (round half to even, exact, vectorised as vroundpd).  Every part is an
-    # integer-valued float below 2**33 and every partial sum of up to 2**20
-    # of them is an exact integer below 2**53, so letting the compiler
-    # reorder the sums ("reassoc", the only fast-math flag given; NaN and
-    # Inf tests are untouched) changes nothing but the speed.
-    h1 = 0.0
-    h2 = 0.0
-    h3 = 0.0
-    for k in range(row.size):
-        x = np.float64(row[k])
-        x = x if abs(x) < np.inf else 0.0   # NaN and Inf are skipped
-        y = x * scale
-        q1 = np.rint(y)
-        r = (y - q1) * 8589934592.0         # 2**33
-        q2 = np.rint(r)
-        r = (r - q2) * 8589934592.0
-        q3 = np.rint(r)
-        h1 += q1
-        h2 += q2
-        h3 += q3
-    return h1, h2, h3
+@numba.njit(cache=True, nogil=True)
+def _levels(a, i, j0, j1, start, stop, scale, careful):  # pragma: no cover - compiled
+    """The three levels' integer parts of ``a[i, j0:j1, start:stop]``, summed.
+
+    Scale by 2**(33-T) (exact), then peel three 33-bit levels with rint
+    (round half to even, exact).  Every part is an integer-valued float
+    below 2**33 and every partial sum of up to 2**20 of them an exact
+    integer below 2**53, so any order of additions gives the same sums;
+    the order is nevertheless fixed, lane by lane in simd's vectors
+    (kernels/simd.py; no fast-math anywhere).  NaN and Inf are skipped:
+    the fast pass does not test for them, but one makes a level's sum
+    non-finite, and the caller then redoes the block with ``careful`` set
+    (each value tested, as a select).  Rows are indexed in place, never
+    sliced (see simd.vload3)."""
+    sc = splat(scale)
+    big = splat(8589934592.0)   # 2**33
+    h1 = splat(0.0)
+    h2 = splat(0.0)
+    h3 = splat(0.0)
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    for j in range(j0, j1):
+        k = start
+        while k + W <= stop:
+            x = vload3(a, i, j, k)
+            if careful:
+                x = vfinite_or_zero(x)
+            y = vmul(x, sc)
+            q1 = vrint(y)
+            r = vmul(vsub(y, q1), big)
+            q2 = vrint(r)
+            r = vmul(vsub(r, q2), big)
+            h1 = vadd(h1, q1)
+            h2 = vadd(h2, q2)
+            h3 = vadd(h3, vrint(r))
+            k += W
+        for q in range(k, stop):
+            x = np.float64(a[i, j, q])
+            if careful and not abs(x) < np.inf:
+                x = 0.0
+            y = x * scale
+            q1 = np.rint(y)
+            r = (y - q1) * 8589934592.0
+            q2 = np.rint(r)
+            r = (r - q2) * 8589934592.0
+            a1 += q1
+            a2 += q2
+            a3 += np.rint(r)
+    return hsum(h1) + a1, hsum(h2) + a2, hsum(h3) + a3
 
 
 @numba.njit(cache=True, nogil=True)
 def _fixed3(a, T, w):  # pragma: no cover - compiled
+    """Rows (or BLOCK pieces of long rows) are summed in groups of at most
+    BLOCK values, whose level sums stay exact in float64, and each group's
+    sums go into the int64 words at once: a short row (a halo-sliced
+    field's) does not pay for a conversion and a carry each."""
     scale = 2.0 ** (33 - T)
-    n0, n1, n2 = a.shape
-    for i in range(n0):
-        for j in range(n1):
-            for start in range(0, n2, 1 << 20):
-                h1, h2, h3 = _row(a[i, j, start:min(start + (1 << 20), n2)], scale)
-                w[1] += np.int64(h1)
-                w[2] += np.int64(h2)
-                w[3] += np.int64(h3)
+    n0, n1, ncols = a.shape
+    group = max(1, BLOCK // max(ncols, 1))
+    for i in range(n0 if ncols > 0 else 0):
+        for j in range(0, n1, group):
+            j1 = min(j + group, n1)
+            for start in range(0, ncols, BLOCK):
+                stop = min(start + BLOCK, ncols)
+                g1, g2, g3 = _levels(a, i, j, j1, start, stop, scale, False)
+                if not (abs(g1) < np.inf and abs(g2) < np.inf and abs(g3) < np.inf):
+                    g1, g2, g3 = _levels(a, i, j, j1, start, stop, scale, True)
+                w[1] += np.int64(g1)
+                w[2] += np.int64(g2)
+                w[3] += np.int64(g3)
                 _normalise(w)
 
 
@@ -102,7 +138,10 @@ def local_words(view: np.ndarray, T: int, out: np.ndarray | None = None) -> np.n
         for s in along(view, slowest_axis(view)):
             out += local_words(s, T, part)
         return out
-    _fixed3(as_c_order_3d(view), int(T), out)
+    a = as_c_order_3d(view)
+    if a.flags.c_contiguous:
+        a = a.reshape(1, 1, a.size)   # one long row
+    _fixed3(a, int(T), out)
     return out
 
 
