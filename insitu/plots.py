@@ -53,7 +53,9 @@ def plot_file(path: str, outdir: str, step_index: int = -1) -> list[str]:
         plt.close(fig)
         written.append(p)
 
+    from .layout import committed_rows
     with h5py.File(path, "r", locking=False) as f:
+        rows = committed_rows(f)  # a running or killed run's axes are preallocated
         # Coordinates (step numbers) and bounds are not results: a plot of
         # them (a series of step numbers, a Hovmoller of time bounds) only
         # misleads.  They are named in the results' attributes.
@@ -69,11 +71,12 @@ def plot_file(path: str, outdir: str, step_index: int = -1) -> list[str]:
             if not len(ds.dims[0]) or not any(
                     s.name.lstrip("/").startswith("time") for s in ds.dims[0].values()):
                 continue  # coordinates and bounds
-            if ds.shape[0] == 0:
-                continue
             kind = ds.attrs.get("insitu_analysis", "")
             tname, t, tunits = _time_axis(f, ds)
-            data = ds[...]
+            n = min(rows.get(tname, ds.shape[0]), ds.shape[0])
+            if n == 0:
+                continue
+            t, data = t[:n], ds[:n]
             k = step_index if -data.shape[0] <= step_index < data.shape[0] else -1
             if ds.ndim == 1:
                 fig, ax = plt.subplots(figsize=(6, 3))
