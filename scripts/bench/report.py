@@ -58,7 +58,10 @@ NOTES = """\
 def script_of(name: str) -> Path:
     """The script that wrote ``<name>.json`` (``collectives_n2`` ->
     ``collectives.py``)."""
-    return BENCH / (re.sub(r"_n\d+$", "", name) + ".py")
+    stem = re.sub(r"_n\d+$", "", name)
+    while "_" in stem and not (BENCH / f"{stem}.py").exists():
+        stem = stem.rsplit("_", 1)[0]  # scaling_sweep -> scaling
+    return BENCH / f"{stem}.py"
 
 
 def description(name: str) -> str:
@@ -87,7 +90,12 @@ def cell(v) -> str:
 
 
 def rows_of(result: dict) -> list[dict]:
-    rows = list(result.get("rows") or [])
+    """The rows of a result: a list of dicts, or a mapping of such lists
+    (one per group, e.g. per rank count); anything else is not a table."""
+    raw = result.get("rows") or []
+    if isinstance(raw, dict):
+        raw = [r for group in raw.values() if isinstance(group, list) for r in group]
+    rows = [r for r in raw if isinstance(r, dict)]
     if isinstance(result.get("row"), dict):
         rows.append(result["row"])
     if isinstance(result.get("idle"), dict):
@@ -117,7 +125,7 @@ def extras(result: dict) -> list[str]:
             "machine_line", "samples"}
     out = []
     for k, v in result.items():
-        if k in skip:
+        if k in skip or v is None or v == "":
             continue
         if isinstance(v, dict) and parse_spread(v) is None:
             flat = {kk: vv for kk, vv in v.items() if not isinstance(vv, (dict, list))}

@@ -22,8 +22,10 @@ from common import (MIN_PAIRS, compare, fmt, interleave, print_header, save,  # 
 
 
 def one_run(comm, api, tmp, verify: bool, steps: int, n: int) -> float:
+    # a durable flush at every output step: verify re-reads after each
+    # flush, so this is its cost per flushed step
     cfg = {"output": {"path": os.path.join(tmp, f"v{int(verify)}.h5"), "overwrite": True,
-                      "verify": verify},
+                      "verify": verify, "flush_every_steps": 1},
            "fields": {"T": {"dims": ["y", "x"]}},
            "analyses": [{"kind": "stats", "field": "T"},
                         {"kind": "reduce", "field": "T", "over": ["x"]}],
