@@ -46,6 +46,7 @@ class Case:
     label: str
     summary: dict | None = None
     why_missing: str = ""
+    source: str = ""  # the JSON, its date and the machine's load then
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,13 @@ def _result(results: dict, name: str) -> tuple[dict | None, str]:
     return r, ""
 
 
+def _source(name: str, r: dict) -> str:
+    m = r.get("machine") or {}
+    load = m.get("load")
+    when = m.get("date") or r.get("when", "?")
+    return f"{name}.json, {when}" + (f", load {load[0]:.1f}" if load else "")
+
+
 def _rows(r: dict) -> list[dict]:
     rows = list(r.get("rows") or [])
     if "row" in r:
@@ -116,7 +124,8 @@ def _pick(results, name, match: Callable[[dict], bool], value: Callable[[dict], 
     r, why = _result(results, name)
     if r is None:
         return [Case(lbl, None, why) for lbl in (expect or ["-"])]
-    cases = [Case(label(row), parse_spread(value(row))) for row in _rows(r) if match(row)]
+    cases = [Case(label(row), parse_spread(value(row)), source=_source(name, r))
+             for row in _rows(r) if match(row)]
     for c in cases:
         if c.summary is None:
             c.why_missing = f"{name}.json holds no figure for it"
@@ -306,8 +315,8 @@ def render_text(verdicts: list[Verdict]) -> str:
 
 
 def render_markdown(verdicts: list[Verdict]) -> str:
-    lines = ["| target | bound | case | median (min-max, n) | status |",
-             "|---|---|---|---|---|"]
+    lines = ["| target | bound | case | median (min-max, n) | status | from |",
+             "|---|---|---|---|---|---|"]
     for v in verdicts:
         t = v.target
         name = t.measure + ("" if t.checked else " (reported, not checked)")
@@ -315,7 +324,7 @@ def render_markdown(verdicts: list[Verdict]) -> str:
             first = i == 0
             figure = fmt_summary(c.summary) if c.summary else f"not measured: {c.why_missing}"
             lines.append(f"| {name if first else ''} | {t.bound() if first else ''} | "
-                         f"{c.label} | {figure} | {case_status(t, c)} |")
+                         f"{c.label} | {figure} | {case_status(t, c)} | {c.source} |")
     return "\n".join(lines)
 
 
