@@ -79,3 +79,33 @@ def test_fortran_model_under_srun_writes_what_mpirun_writes(slurm, libinsitu,
                 env=mpi_env(slurm))
         files[how] = d / "heat2d_fortran.h5"
     assert assert_same_datasets(files["srun"], files["mpirun"]) > 3
+
+
+def test_stop_stops_only_the_daemons_it_started(slurm, tmp_path):  # noqa: F811
+    """A second cluster in another directory, stopped: the first (the
+    session's) still runs jobs, and a look-alike process that is not in a
+    pid file of the stopped cluster survives."""
+    import subprocess
+    import time
+    from slurm_local import SCRIPT, _free_port_pair
+    env = dict(os.environ, INSITU_SLURM_DIR=str(tmp_path / "second"),
+               INSITU_SLURM_PORT=str(_free_port_pair(17000, 17900)))
+    decoy = subprocess.Popen(["sleep", "300"])  # not ours to stop
+    try:
+        r = subprocess.run(["bash", SCRIPT, "start"], env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        pids = {n: int((tmp_path / "second" / f"{n}.pid").read_text())
+                for n in ("munged", "slurmctld", "slurmd")}
+        r = subprocess.run(["bash", SCRIPT, "stop"], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.5)
+        for name, pid in pids.items():
+            assert not os.path.exists(f"/proc/{pid}") or \
+                open(f"/proc/{pid}/stat").read().split()[2] == "Z", (name, pid)
+        assert decoy.poll() is None
+        r = run(["srun", "-n", 1, "--time=1", "true"], timeout=120, env=mpi_env(slurm))
+        assert r.returncode == 0
+    finally:
+        decoy.kill()
