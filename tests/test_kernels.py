@@ -299,6 +299,19 @@ def test_histogram_counts_every_value_of_short_strided_rows(rows):
     assert got.sum() == x.size
 
 
+def test_histogram_checks_its_arguments():
+    from insitu.kernels.histogram import histogram
+    with pytest.raises(ValueError, match="out must be"):
+        histogram(np.zeros(5), 0.0, 1.0, 4, np.zeros(5))   # one short: never written past
+    with pytest.raises(ValueError, match="finite and increasing"):
+        histogram(np.zeros(5), 1.0, 1.0, 4)
+    with pytest.raises(ValueError, match="at least one bin"):
+        histogram(np.zeros(5), 0.0, 1.0, 0)
+    out = np.full(6, 7.0)
+    assert histogram(np.array([0.5, np.nan, 2.0]), 0.0, 1.0, 4, out) is out
+    np.testing.assert_array_equal(out, [0, 0, 0, 1, 0, 1])   # overwritten, not added to
+
+
 def test_histogram_benchmark_runs(tmp_path):
     """scripts/bench/histogram.py --quick still runs (the other benchmarks'
     quick runs are in tests/test_benchmarks.py)."""

@@ -25,6 +25,7 @@ previous one.  Counts are int64, so exact.
 from __future__ import annotations
 
 import functools
+import math
 
 import numba
 import numpy as np
@@ -122,7 +123,7 @@ def _tally(idx, c, sub):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _hist3(a, lo, hi, norm, edges, tol, sub, idx, stage, out):  # pragma: no cover - compiled
+def _hist3(a, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
     """Slots are computed row by row, for whole vectors in place; the rest
     of each row (fewer than W values) is staged in a buffer and taken a
     chunk at a time, and at the end padded with NaN (a slot that is not
@@ -131,9 +132,11 @@ def _hist3(a, lo, hi, norm, edges, tol, sub, idx, stage, out):  # pragma: no cov
 
     The per-row work is written out here, indexing the array in place: a
     row sliced out of it, or handed to a function, costs numba's atomic
-    reference counting (about 50 ns per row).  ``sub`` (zeroed), ``idx``
-    (2 * CHUNK) and ``stage`` (1, 1, CHUNK + W) are the caller's scratch."""
+    reference counting (about 50 ns per row)."""
     nb = edges.size - 1
+    sub = np.zeros((nb + 3) * COPIES, dtype=np.int64)
+    idx = np.empty(2 * CHUNK, dtype=np.int32)
+    stage = np.empty((1, 1, CHUNK + W))
     nbf = float(nb)
     filled = 0
     pos = 0    # slots waiting in idx: < CHUNK between pieces
@@ -182,7 +185,7 @@ def _hist3(a, lo, hi, norm, edges, tol, sub, idx, stage, out):  # pragma: no cov
         t = np.int64(0)
         for l in range(COPIES):
             t += sub[b * COPIES + l]
-        out[b] += float(t)
+        out[b] = float(t)
 
 
 @functools.lru_cache(maxsize=64)
@@ -206,18 +209,20 @@ def histogram(view: np.ndarray, lo: float, hi: float, nbins: int,
               out: np.ndarray | None = None) -> np.ndarray:
     """Counts as float64: ``[below, bin 0, ..., bin nbins-1, above]``.
 
-    ``out`` is zeroed first; counts stay exact in float64 up to 2**53."""
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+    ``out`` (length ``nbins + 2``), if given, is overwritten; counts stay
+    exact in float64 up to 2**53."""
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"histogram range [{lo}, {hi}] must be finite and increasing")
     if nbins < 1:
         raise ValueError(f"histogram needs at least one bin, got {nbins}")
     if out is None:
-        out = np.zeros(nbins + 2)
-    else:
-        out[:] = 0.0
+        out = np.empty(nbins + 2)
+    elif out.dtype != np.float64 or out.shape != (nbins + 2,):
+        raise ValueError(f"out must be a float64 vector of length {nbins + 2}")
     if view.ndim == 4:  # slice by slice; counts add exactly
         from .slices import along, slowest_axis
-        part = np.zeros(nbins + 2)
+        out[:] = 0.0
+        part = np.empty(nbins + 2)
         for s in along(view, slowest_axis(view)):
             out += histogram(s, lo, hi, nbins, part)
         return out
@@ -226,10 +231,7 @@ def histogram(view: np.ndarray, lo: float, hi: float, nbins: int,
     a = as_c_order_3d(view)
     if a.flags.c_contiguous:
         a = a.reshape(1, 1, a.size)   # one long row
-    sub = np.zeros((nbins + 3) * COPIES, dtype=np.int64)
-    idx = np.empty(2 * CHUNK, dtype=np.int32)
-    stage = np.empty((1, 1, CHUNK + W))
-    _hist3(a, lo, hi, norm, edges, tol, sub, idx, stage, out)
+    _hist3(a, lo, hi, norm, edges, tol, out)
     return out
 
 
