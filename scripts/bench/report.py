@@ -155,6 +155,10 @@ def section(name: str, result: dict) -> str:
                   "recorded (an older result).", ""]
     rows = rows_of(result)
     lines += [table(rows) if rows else "(no rows)", ""]
+    for key, more_rows in result.items():  # further tables beside the rows
+        if key != "rows" and isinstance(more_rows, list) and more_rows \
+                and all(isinstance(r, dict) for r in more_rows):
+            lines += [f"`{key}`:", "", table(more_rows), ""]
     more = extras(result)
     if more:
         lines += [f"- {x}" for x in more] + [""]
