@@ -25,7 +25,7 @@ log = logging.getLogger("insitu")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m insitu.run", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="heat2d",
-                   help="heat2d, life, module:Class or file.py:Class (default heat2d)")
+                   help="heat2d, life, latlon, module:Class or file.py:Class (default heat2d)")
     p.add_argument("--config", help="YAML config (default: the model's built-in config)")
     p.add_argument("--steps", type=int, default=100, help="steps to run (default 100)")
     p.add_argument("--shape", type=int, nargs="+", metavar="N",

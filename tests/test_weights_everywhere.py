@@ -96,8 +96,9 @@ def test_fortran_order_with_halos(nranks):
 
 def test_weighted_histogram_kernel_is_numpys():
     rng = np.random.default_rng(4)
-    x = np.concatenate([rng.normal(0, 1, 3000), np.linspace(-2, 2, 41),
-                        [np.nan, np.inf, -np.inf]]).reshape(-1, 1)[:3042].reshape(78, 39)
+    edges = np.linspace(-2, 2, 41)   # the values on the edges and an ulp either side
+    x = np.concatenate([rng.normal(0, 1, 2916), edges, np.nextafter(edges, -3),
+                        np.nextafter(edges, 3), [np.nan, np.inf, -np.inf]]).reshape(78, 39)
     w = rng.uniform(0, 2, x.shape[1])[None, :]
     got = weighted_histogram(x, w, -2.0, 2.0, 40)
     ww = np.broadcast_to(w, x.shape)

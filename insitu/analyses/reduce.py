@@ -153,13 +153,15 @@ class Reduce(Analysis):
             vals[self._ksl] = reduce_axes(v[self._slices], self._axes, op)[0]
             counts = None
         else:
+            # Straight into the group's record: its SUM slots were reset to 0,
+            # and the kept extents in C order are the slots' order.
             w = (self._weights.view(views, v.shape) if self._weights is not None
                  else np.broadcast_to(np.float64(1.0), v.shape))
-            vals = np.zeros(self._accshape)
-            counts = np.zeros(self._accshape)
             if self._slices is not None:
                 v, w = v[self._slices], w[self._slices]
-            accumulate(v, w, self._maps, vals, counts)
+            accumulate(v, w, self._maps, rec[self._a:self._a + self._n].reshape(self._accshape),
+                       rec[self._c:self._c + self._n].reshape(self._accshape))
+            return
         rec[self._a:self._a + self._n] = vals.ravel()
         if counts is not None:
             rec[self._c:self._c + self._n] = counts.ravel()

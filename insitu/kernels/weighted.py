@@ -36,13 +36,34 @@ def _as4(*arrays):
     return out
 
 
+#: how the last (fastest) axis maps to the output, for _accumulate4
+INNER_REDUCED, INNER_KEPT, INNER_BLOCKS = 0, 1, 2
+
+
 @numba.njit(cache=True, nogil=True)
-def _accumulate4(a, w, m0, m1, m2, m3, inner_reduced, acc, wacc):  # pragma: no cover
+def _row_kept(row, ar, wr, wc):  # pragma: no cover - compiled
+    """``ar += wc * row`` and ``wr += wc`` where ``row`` is finite (a select:
+    LLVM vectorises this loop; written inside _accumulate4's nest it did
+    not)."""
+    for l in range(row.size):
+        x = np.float64(row[l])
+        ok = abs(x) < np.inf
+        ar[l] += wc * x if ok else 0.0
+        wr[l] += wc if ok else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate4(a, w, w_row_const, m0, m1, m2, m3, inner, acc, wacc):  # pragma: no cover
     """``acc[m(i)] += w[i] * a[i]`` and ``wacc[m(i)] += w[i]`` over the finite
     values of ``a``, where ``m(i) = (m0[i0], m1[i1], m2[i2], m3[i3])`` maps
-    each index of ``a`` to a cell of the (smaller) output.  With
-    ``inner_reduced`` the last axis maps to one cell: each row is summed in
-    registers first."""
+    each index of ``a`` to a cell of the (smaller) output.
+
+    The last axis, the fastest in memory, is done one of three ways
+    (``inner``): reduced (:data:`INNER_REDUCED`: each row summed in four
+    lanes, added pairwise, a fixed order), kept (:data:`INNER_KEPT`: ``m3``
+    is ``arange + m3[0]``, the row added element by element, which LLVM
+    vectorises) or in blocks (:data:`INNER_BLOCKS`, through ``m3``).  A
+    non-finite value adds 0 to both sums, by a select, not a branch."""
     n0, n1, n2, n3 = a.shape
     for i in range(n0):
         o0 = m0[i]
@@ -50,26 +71,59 @@ def _accumulate4(a, w, m0, m1, m2, m3, inner_reduced, acc, wacc):  # pragma: no 
             o1 = m1[j]
             for k in range(n2):
                 o2 = m2[k]
-                if inner_reduced:
-                    s = 0.0
-                    sw = 0.0
+                if inner == 0:
+                    s0 = s1 = s2 = s3 = 0.0
+                    t0 = t1 = t2 = t3 = 0.0
+                    m = n3 - n3 % 4
+                    for l in range(0, m, 4):
+                        x0 = np.float64(a[i, j, k, l])
+                        x1 = np.float64(a[i, j, k, l + 1])
+                        x2 = np.float64(a[i, j, k, l + 2])
+                        x3 = np.float64(a[i, j, k, l + 3])
+                        w0 = np.float64(w[i, j, k, l]) if abs(x0) < np.inf else 0.0
+                        w1 = np.float64(w[i, j, k, l + 1]) if abs(x1) < np.inf else 0.0
+                        w2 = np.float64(w[i, j, k, l + 2]) if abs(x2) < np.inf else 0.0
+                        w3 = np.float64(w[i, j, k, l + 3]) if abs(x3) < np.inf else 0.0
+                        s0 += w0 * x0 if w0 != 0.0 else 0.0
+                        s1 += w1 * x1 if w1 != 0.0 else 0.0
+                        s2 += w2 * x2 if w2 != 0.0 else 0.0
+                        s3 += w3 * x3 if w3 != 0.0 else 0.0
+                        t0 += w0
+                        t1 += w1
+                        t2 += w2
+                        t3 += w3
+                    for l in range(m, n3):
+                        x0 = np.float64(a[i, j, k, l])
+                        w0 = np.float64(w[i, j, k, l]) if abs(x0) < np.inf else 0.0
+                        s0 += w0 * x0 if w0 != 0.0 else 0.0
+                        t0 += w0
+                    o3 = m3[0]
+                    acc[o0, o1, o2, o3] += (s0 + s1) + (s2 + s3)
+                    wacc[o0, o1, o2, o3] += (t0 + t1) + (t2 + t3)
+                elif inner == 1 and w_row_const:
+                    # one weight for the row (a cos(lat) or a dp): the loop
+                    # has no strided load left, and LLVM vectorises it
+                    off = m3[0]
+                    _row_kept(a[i, j, k], acc[o0, o1, o2, off:off + n3],
+                              wacc[o0, o1, o2, off:off + n3], np.float64(w[i, j, k, 0]))
+                elif inner == 1:
+                    ar = acc[o0, o1, o2]
+                    wr = wacc[o0, o1, o2]
+                    off = m3[0]
                     for l in range(n3):
                         x = np.float64(a[i, j, k, l])
-                        if abs(x) < np.inf:
-                            ww = np.float64(w[i, j, k, l])
-                            s += ww * x
-                            sw += ww
-                    o3 = m3[0]
-                    acc[o0, o1, o2, o3] += s
-                    wacc[o0, o1, o2, o3] += sw
+                        ok = abs(x) < np.inf
+                        ww = np.float64(w[i, j, k, l])
+                        ar[off + l] += ww * x if ok else 0.0
+                        wr[off + l] += ww if ok else 0.0
                 else:
                     for l in range(n3):
                         x = np.float64(a[i, j, k, l])
-                        if abs(x) < np.inf:
-                            ww = np.float64(w[i, j, k, l])
-                            o3 = m3[l]
-                            acc[o0, o1, o2, o3] += ww * x
-                            wacc[o0, o1, o2, o3] += ww
+                        ok = abs(x) < np.inf
+                        ww = np.float64(w[i, j, k, l])
+                        o3 = m3[l]
+                        acc[o0, o1, o2, o3] += ww * x if ok else 0.0
+                        wacc[o0, o1, o2, o3] += ww if ok else 0.0
 
 
 def accumulate(view: np.ndarray, weights: np.ndarray, maps, acc: np.ndarray,
@@ -86,53 +140,127 @@ def accumulate(view: np.ndarray, weights: np.ndarray, maps, acc: np.ndarray,
         return
     weights = np.broadcast_to(weights, view.shape)
     order = _memory_order(view)
+    # Of the outer axes, those reduced over go innermost: an output row is
+    # then summed over them while it sits in cache (a vertical integral
+    # adds every level into one (lat, lon) row before the next), instead of
+    # streaming the whole output once per level.
+    reduced = [k for k in order[:-1] if acc.shape[k] == 1 and view.shape[k] > 1]
+    order = [k for k in order[:-1] if k not in reduced] + reduced + order[-1:]
     a, w = np.transpose(view, order), np.transpose(weights, order)
     acc_t, wacc_t = np.transpose(acc, order), np.transpose(wacc, order)
     ms = [np.ascontiguousarray(maps[k], dtype=np.int64) for k in order]
-    inner_reduced = bool(acc_t.shape[-1] == 1 and not ms[-1].any())
+    last = ms[-1]
+    if acc_t.shape[-1] == 1 and not last.any():
+        inner = INNER_REDUCED
+    elif np.array_equal(last, last[0] + np.arange(last.size)):
+        inner = INNER_KEPT
+    else:
+        inner = INNER_BLOCKS
     while len(ms) < 4:
         ms.insert(0, np.zeros(1, dtype=np.int64))
     a, w, acc_t, wacc_t = _as4(a, w, acc_t, wacc_t)
-    _accumulate4(a, w, ms[0], ms[1], ms[2], ms[3], inner_reduced, acc_t, wacc_t)
+    _accumulate4(a, w, w.strides[-1] == 0 or w.shape[-1] == 1, ms[0], ms[1], ms[2], ms[3],
+                 inner, acc_t, wacc_t)
+
+
+#: values per chunk of a row: slots are found for a chunk, then counted
+CHUNK = 512
+#: interleaved copies of the weighted counters (see _whist4)
+COPIES = 8
 
 
 @numba.njit(cache=True, nogil=True)
-def _bin_of(x, lo, hi, norm, edges):  # pragma: no cover - compiled
-    """Slot of a non-NaN value by numpy.histogram's rule: 0 below ``lo``
-    (-Inf too), ``nb + 1`` above ``hi`` (+Inf too), else bin + 1, the
-    first guess from the scaled value corrected against the edges."""
+def _slots(row, lo, hi, norm, nbf, tol, idx):  # pragma: no cover - compiled
+    """The slot of each value of ``row`` where it is certain: ``bin + 1``,
+    0 below ``lo`` (-Inf too), ``nb + 1`` above ``hi`` (+Inf too),
+    ``nb + 2`` for NaN, and -1 where it is not.
+
+    ``t = (x - lo) * norm`` is a non-decreasing function of ``x`` (two
+    rounded monotone operations), so when ``t`` is farther than ``tol``
+    (the largest distance of an edge's own ``t`` from its integer, doubled)
+    from an integer, ``floor(t)`` is the bin numpy's edges give.  Selects
+    only, no branch: LLVM vectorises the loop."""
+    for q in range(row.size):
+        x = np.float64(row[q])
+        t = (x - lo) * norm
+        f = np.floor(t)
+        frac = t - f
+        sure = (x >= lo) & (x <= hi) & (f < nbf) & (frac > tol) & (1.0 - frac > tol)
+        other = -1.0 if x == x else nbf + 2.0
+        other = nbf + 1.0 if x > hi else other
+        other = 0.0 if x < lo else other
+        idx[q] = np.int32(f + 1.0 if sure else other)
+
+
+@numba.njit(cache=True, nogil=True)
+def _exact_slots(row, lo, norm, edges, idx):  # pragma: no cover - compiled
+    """numpy.histogram's rule for the values :func:`_slots` left unsure
+    (within a few ulps of an edge, or equal to ``hi``): a first guess
+    corrected against the edges themselves."""
     nb = edges.size - 1
-    if x < lo:
-        return 0
-    if x > hi:
-        return nb + 1
-    b = min(int((x - lo) * norm), nb - 1)
-    if x < edges[b]:
-        b -= 1
-    elif b < nb - 1 and x >= edges[b + 1]:
-        b += 1
-    return b + 1
+    for q in range(row.size):
+        if idx[q] < 0:
+            x = np.float64(row[q])
+            b = min(int((x - lo) * norm), nb - 1)
+            if x < edges[b]:
+                b -= 1
+            elif b < nb - 1 and x >= edges[b + 1]:
+                b += 1
+            idx[q] = b + 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _whist4(a, w, lo, hi, norm, edges, out):  # pragma: no cover - compiled
+def _whist4(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
+    """Weighted counts of ``a`` (4-D, last axis fastest) into ``out``
+    (nb + 2: below, the bins, above).  Each chunk of a row gets its slots
+    first (vectorised), then its weights are added, value ``q`` into copy
+    ``q % COPIES`` of the counters: a smooth field puts long runs of values
+    into one bin, and with one counter every addition would wait for the
+    previous one.  The copies are added in a fixed order at the end."""
+    nb = edges.size - 1
+    nbf = float(nb)
+    sub = np.zeros((nb + 3) * COPIES)
+    idx = np.empty(CHUNK, dtype=np.int32)
     n0, n1, n2, n3 = a.shape
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                for l in range(n3):
-                    x = np.float64(a[i, j, k, l])
-                    if x == x:
-                        out[_bin_of(x, lo, hi, norm, edges)] += np.float64(w[i, j, k, l])
+                row = a[i, j, k]
+                wrow = w[i, j, k]
+                for c0 in range(0, n3, CHUNK):
+                    m = min(CHUNK, n3 - c0)
+                    part = row[c0:c0 + m]
+                    ids = idx[:m]
+                    _slots(part, lo, hi, norm, nbf, tol, ids)
+                    least = 0
+                    for q in range(m):
+                        least = min(least, ids[q])
+                    if least < 0:
+                        _exact_slots(part, lo, norm, edges, ids)
+                    for q in range(m):
+                        sub[np.uint64(ids[q]) * np.uint64(COPIES) + np.uint64(q % COPIES)] += \
+                            np.float64(wrow[c0 + q])
+    for b in range(nb + 2):   # slot nb + 2 holds the NaNs: not counted
+        t = 0.0
+        for c in range(COPIES):
+            t += sub[b * COPIES + c]
+        out[b] += t
 
 
 @functools.lru_cache(maxsize=64)
-def _edges(lo: float, hi: float, nbins: int) -> np.ndarray:
-    """numpy.histogram's edges, made once per range (an analysis asks for
-    the same bins at every step)."""
+def _bins(lo: float, hi: float, nbins: int):
+    """``(edges, norm, tol)`` of numpy.histogram's bins, made once per range
+    (an analysis asks for the same bins at every step); ``tol`` bounds how
+    far an edge's scaled value lies from its integer (see :func:`_slots`),
+    doubled for the rounding of the difference, and 0.5 (every value
+    unsure) for a degenerate range."""
     edges = np.linspace(lo, hi, nbins + 1)
     edges.flags.writeable = False
-    return edges
+    norm = nbins / (hi - lo)
+    with np.errstate(invalid="ignore", over="ignore"):
+        dev = np.abs((edges - lo) * norm - np.arange(nbins + 1)).max()
+    tol = float(min(2.0 * dev, 0.5)) if np.isfinite(dev) else 0.5
+    return edges, norm, tol
 
 
 def weighted_histogram(view: np.ndarray, weights: np.ndarray, lo: float, hi: float,
@@ -149,11 +277,11 @@ def weighted_histogram(view: np.ndarray, weights: np.ndarray, lo: float, hi: flo
     if view.size == 0:
         return out
     lo, hi = float(lo), float(hi)
-    edges = _edges(lo, hi, int(nbins))
+    edges, norm, tol = _bins(lo, hi, int(nbins))
     weights = np.broadcast_to(weights, view.shape)
     order = _memory_order(view)
     a, w = _as4(np.transpose(view, order), np.transpose(weights, order))
-    _whist4(a, w, lo, hi, nbins / (hi - lo), edges, out)
+    _whist4(a, w, lo, hi, norm, edges, tol, out)
     return out
 
 

@@ -12,7 +12,8 @@ import importlib
 import importlib.util
 import os
 
-BUILTIN = {"heat2d": "insitu.models.heat2d:Heat2D", "life": "insitu.models.life:Life"}
+BUILTIN = {"heat2d": "insitu.models.heat2d:Heat2D", "life": "insitu.models.life:Life",
+           "latlon": "insitu.models.latlon:LatLon"}
 
 
 def resolve(name: str):

@@ -1,0 +1,159 @@
+"""Cost per output step of the climate kinds of issue 16 against ``stats``
+on the same field.
+
+``python scripts/bench/climate_kinds.py [--quick] [--pairs N] [--shape P Y X]``
+
+One rank (the local work of each kind: its kernel over the slab, its
+partials, its results; the reduction over a one-rank communicator is a
+copy), a float64 (plev, lat, lon) temperature field from the ``latlon``
+stand-in, 10% of it NaN below a plateau, default 8 x 180 x 360 (4 MiB,
+beyond L2).  Each kind runs in its own :class:`insitu.session.Session`
+(in-memory writer: no I/O) and is timed over ``--steps`` output steps
+against a session of ``stats`` (its default statistics) timed just before
+it, in interleaved pairs (stats, kind, stats, kind, ...); reported per kind:
+the median and spread (min-max) of microseconds per output step and of the
+per-pair ratio kind / stats.  The target of issue 16 is at most 3x.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import describe_machine, save, table  # noqa: E402
+
+COSLAT = {"dim": "lat", "values": "coslat"}
+
+#: (label, analysis) pairs measured against stats; the unweighted reduce,
+#: coarsen and histogram show what the weights add
+KINDS = [
+    ("reduce mean (unweighted)", {"kind": "reduce", "over": ["lon"], "op": "mean"}),
+    ("reduce weighted mean", {"kind": "reduce", "over": ["lon"], "op": "mean",
+                              "weights": COSLAT}),
+    ("reduce weighted global profile", {"kind": "reduce", "over": ["lat", "lon"],
+                                        "op": "mean", "weights": COSLAT}),
+    ("reduce integral", {"kind": "reduce", "over": ["plev"], "op": "integral",
+                         "weights": {"dim": "plev", "values": "DP", "units": "kg m-2"}}),
+    ("reduce weighted mean, region", {"kind": "reduce", "over": ["lon"], "op": "mean",
+                                      "weights": COSLAT,
+                                      "region": {"lat": {"from": -30.0, "to": 30.0}}}),
+    ("coarsen (unweighted)", {"kind": "coarsen", "factors": {"lat": 6, "lon": 6}}),
+    ("coarsen weighted", {"kind": "coarsen", "factors": {"lat": 6, "lon": 6},
+                          "weights": COSLAT}),
+    ("histogram (unweighted)", {"kind": "histogram", "bins": 64, "range": [200.0, 320.0],
+                                "quantiles": [0.05, 0.5, 0.95]}),
+    ("histogram weighted", {"kind": "histogram", "bins": 64, "range": [200.0, 320.0],
+                            "quantiles": [0.05, 0.5, 0.95], "weights": COSLAT}),
+    ("stats argmax", {"kind": "stats", "stats": ["argmax", "argmin"]}),
+    ("exceedance", {"kind": "exceedance", "threshold": 290.0, "weights": COSLAT}),
+]
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a small run, to check it works")
+    p.add_argument("--pairs", type=int, default=None, help="interleaved pairs (default 7)")
+    p.add_argument("--steps", type=int, default=None, help="output steps per timing")
+    p.add_argument("--shape", type=int, nargs=3, default=None, metavar=("P", "Y", "X"))
+    args = p.parse_args()
+    args.pairs = args.pairs or (5 if args.quick else 7)
+    args.steps = args.steps or (3 if args.quick else 20)
+    args.shape = tuple(args.shape or ((8, 36, 72) if args.quick else (8, 180, 360)))
+    return args
+
+
+def session(comm, analysis, shape, field):
+    """A one-analysis session on ``field`` (exposed, never copied)."""
+    from insitu import options
+    from insitu.models import latlon
+    from insitu.session import Session
+    from insitu.writer import MemoryWriter
+    p, lat, lon = latlon.grid(shape)
+    a = dict(analysis, field="T")
+    if a.get("weights", {}) and isinstance(a["weights"], dict) and a["weights"]["values"] == "DP":
+        _, edges = latlon.levels(shape[0])
+        a["weights"] = dict(a["weights"], values=(-np.diff(edges) / latlon.G).tolist())
+    cfg = options.parse({
+        "fields": {"T": {"units": "K", "dims": ["plev", "lat", "lon"]}},
+        "coords": {"lat": {"start": float(lat[0]), "step": float(lat[1] - lat[0]),
+                           "units": "degrees_north"},
+                   "lon": {"start": 0.0, "step": float(lon[1] - lon[0]),
+                           "units": "degrees_east"}},
+        "analyses": [a], "log_level": "WARNING"})
+    s = Session(comm.Dup_insitu(), cfg, writer_cls=MemoryWriter)
+    s.declare("T", np.float64, shape, (0, 0, 0), shape)
+    s.expose("T", field)
+    s.step(0, 0.0)    # binds, compiles
+    return s
+
+
+def per_step(s, first: int, steps: int) -> float:
+    t0 = time.perf_counter()
+    for k in range(first, first + steps):
+        s.step(k, float(k))
+    return (time.perf_counter() - t0) / steps
+
+
+def spread(values) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{np.median(v):.4g} ({v.min():.4g}-{v.max():.4g})"
+
+
+class _Comm:
+    """insitu's MPI wrapper over a fresh duplicate of COMM_SELF per session."""
+
+    def Dup_insitu(self):
+        from mpi4py import MPI
+        from insitu.comm import MPIComm
+        return MPIComm(MPI.COMM_SELF.Dup(), owned=True)
+
+
+def main() -> int:
+    args = parse_args()
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    import logging
+    logging.getLogger("insitu").setLevel(logging.WARNING)
+    from insitu.models import latlon
+    shape = args.shape
+    T, _ = latlon.fields_at(shape, 196.0)
+    comm = _Comm()
+    base = session(comm, {"kind": "stats"}, shape, T)
+    kinds = [(label, session(comm, a, shape, T)) for label, a in KINDS]
+    print(describe_machine())
+    print(f"numpy {np.__version__}; field {shape} float64 ({T.nbytes / 2**20:.1f} MiB, "
+          f"{np.isnan(T).mean():.1%} NaN); {args.pairs} interleaved pairs of "
+          f"{args.steps} output steps; 1 rank, in-memory writer")
+    step = 1
+    times = {label: [] for label, _ in kinds}
+    stats_times = {label: [] for label, _ in kinds}
+    for _ in range(args.pairs):
+        for label, s in kinds:
+            stats_times[label].append(per_step(base, step, args.steps))
+            times[label].append(per_step(s, step, args.steps))
+            step += args.steps
+    rows = []
+    for label, _ in kinds:
+        t, b = np.array(times[label]), np.array(stats_times[label])
+        ratio = t / b
+        rows.append({"kind": label, "stats_us": spread(b * 1e6), "kind_us": spread(t * 1e6),
+                     "ratio": spread(ratio), "median_ratio": float(np.median(ratio)),
+                     "within_3x": bool(np.median(ratio) <= 3.0),
+                     "raw_s": {"stats": b.tolist(), "kind": t.tolist()}})
+    print("cost per output step, microseconds: median (min-max) over pairs; "
+          "ratio = kind / stats in the same pair")
+    print(table(rows, ["kind", "stats_us", "kind_us", "ratio", "within_3x"]))
+    path = save("climate_kinds", {"rows": rows, "quick": args.quick, "pairs": args.pairs,
+                                  "steps": args.steps, "shape": list(shape),
+                                  "machine_line": describe_machine()})
+    print(f"wrote {path}")
+    for s in [base] + [s for _, s in kinds]:
+        s.finalize()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The lat-lon-level stand-in (issue 16, item 7) and its example,
+examples/climate_latlon.yaml, through the CLI under real mpiexec: the file
+against xarray on the whole field the model defines, the noleap calendar, CF
+compliance, a bad config as one line; and the climate-kinds benchmark's
+quick mode."""
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from conftest import PYTHON, ROOT, mpi_env, mpirun, run
+from insitu.models import latlon
+
+EXAMPLE = ROOT / "examples" / "climate_latlon.yaml"
+STEPS = 12
+
+
+def test_fields_do_not_depend_on_the_decomposition():
+    """Each rank's slab is the whole grid's function at its box, whatever
+    the split, and the model fills its own arrays in place (no new memory)."""
+    class Comm:
+        def __init__(self, rank, size):
+            self.rank, self.size = rank, size
+
+        def Get_rank(self):
+            return self.rank
+
+        def Get_size(self):
+            return self.size
+
+    T, q = latlon.fields_at(latlon.SHAPE, 3.0)
+    for size in (1, 3, 4, 5):
+        seen = np.zeros(latlon.SHAPE, dtype=int)
+        for rank in range(size):
+            m = latlon.LatLon(Comm(rank, size))
+            before = (m.T.ctypes.data, m.q.ctypes.data)
+            for _ in range(3):
+                m.advance()
+            assert (m.T.ctypes.data, m.q.ctypes.data) == before and m.time == 3.0
+            sl = tuple(slice(o, o + n) for o, n in zip(m.offset, m.shape))
+            np.testing.assert_array_equal(m.T, T[sl])
+            np.testing.assert_array_equal(m.q, q[sl])
+            seen[sl] += 1
+        assert (seen == 1).all()
+
+
+def test_the_field_is_a_climate():
+    """Smooth but not trivial: colder aloft and poleward, a northern summer
+    in July, the warmest point moving with the season, NaN below the
+    plateau only at the lowest levels, precipitable water of tens of kg m-2."""
+    p, lat, lon = latlon.grid(latlon.SHAPE)
+    jan, _ = latlon.fields_at(latlon.SHAPE, 15.0)
+    jul, q = latlon.fields_at(latlon.SHAPE, 196.0)
+    north = lat > 30
+    assert np.nanmean(jul[0][north]) > np.nanmean(jan[0][north]) + 10
+    assert np.nanmean(jul[0]) > np.nanmean(jul[-1]) + 50           # lapse rate
+    assert np.nanmean(jul[0, np.abs(lat) < 20]) > np.nanmean(jul[0, np.abs(lat) > 60])
+    below = np.isnan(jul).sum(axis=(1, 2))
+    assert below[0] > 0 and below[4:].sum() == 0
+    assert np.unravel_index(np.nanargmax(jan), jan.shape) != \
+        np.unravel_index(np.nanargmax(jul), jul.shape)
+    dp = -np.diff(latlon.PLEV_EDGES)
+    prw = np.nansum(q * dp[:, None, None], axis=0) / latlon.G
+    assert 20 < prw.max() < 80 and prw.min() > 0
+
+
+def _run(tmp_path, nranks, steps=STEPS, config=EXAMPLE, **kw):
+    out = tmp_path / f"latlon{nranks}.h5"
+    r = mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "latlon", "--config", config,
+                        "--steps", steps, "--output", out, "--no-progress"], timeout=300, **kw)
+    return out, r
+
+
+@pytest.fixture(scope="module")
+def example_output(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("latlon"), 3)[0]
+
+
+def _truth(step):
+    T, q = latlon.fields_at(latlon.SHAPE, float(step))
+    p, lat, lon = latlon.grid(latlon.SHAPE)
+    dims = ("plev", "lat", "lon")
+    c = {"plev": p, "lat": lat, "lon": lon}
+    return xr.DataArray(T, dims=dims, coords=c), xr.DataArray(q, dims=dims, coords=c)
+
+
+@pytest.mark.parametrize("nranks", [1, 4])
+def test_example_equals_xarray(tmp_path, nranks, example_output):
+    """Every analysis of the example at the last step, from the file, against
+    xarray on the whole field (the 3-rank file as well)."""
+    paths = [example_output, _run(tmp_path, nranks)[0]]
+    dp = np.array([764.787, 764.787, 1147.181, 1784.503, 2039.432, 1529.574, 1019.716,
+                   1019.716])
+    for path in paths:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            assert list(ds["step"].values) == list(range(1, STEPS + 1))
+            for k in (0, STEPS - 1):
+                T, q = _truth(k + 1)
+                cos = np.cos(np.deg2rad(T.lat))
+                row = ds.isel(time=k)
+                close = dict(rtol=1e-12, equal_nan=True)
+                np.testing.assert_allclose(row["T_mean"], T.weighted(cos).mean(), **close)
+                np.testing.assert_allclose(row["T_zonal"], T.mean("lon"), **close)
+                np.testing.assert_allclose(row["T_global_profile"],
+                                           T.weighted(cos).mean(["lat", "lon"]), **close)
+                w = xr.DataArray(dp, dims="plev", coords={"plev": T.plev})
+                prw = q.weighted(w).sum("plev").where(q.notnull().any("plev"))
+                np.testing.assert_allclose(row["prw"], prw, **close)
+                trop = q.where((np.abs(q.lat) <= 30) & (q.plev >= 70000))
+                np.testing.assert_allclose(row["q_tropics_zonal"], trop.mean("lon"), **close)
+                at = T.argmax(dim=["plev", "lat", "lon"])
+                assert int(row["T_argmax"]) == np.ravel_multi_index(
+                    [int(at[d]) for d in T.dims], T.shape)
+                # xarray's coordinates of the maximum at 1000 hPa
+                lat, lon = T.isel(plev=0).stack(p=("lat", "lon")).idxmax("p").item()
+                assert float(row["T1000_argmax_lat"]) == lat
+                assert float(row["T1000_argmax_lon"]) == lon
+                warm = (T.isel(plev=0) > 290).where(T.isel(plev=0).notnull())
+                np.testing.assert_allclose(row["T1000_above_290K_fraction"],
+                                           warm.weighted(cos).mean(), rtol=1e-12)
+                assert int(row["T1000_above_290K_count"]) == int((T.isel(plev=0) > 290).sum())
+                t0 = T.isel(plev=0).values
+                ok = np.isfinite(t0)
+                counts, _ = np.histogram(t0[ok], 45, (220, 310), weights=np.broadcast_to(
+                    cos.values[:, None], t0.shape)[ok])
+                np.testing.assert_allclose(row["T1000_hist"], counts, rtol=1e-12)
+            # the coarse field every 10 days: area-weighted blocks of 6 x 6
+            T, _ = _truth(10)
+            x = T.where(T.notnull())
+            wb = np.cos(np.deg2rad(T.lat)).broadcast_like(T).where(T.notnull())
+            want = (x * wb).coarsen(lat=6, lon=6).sum() / wb.coarsen(lat=6, lon=6).sum()
+            got = ds["T_coarse"].sel(time=ds.time[ds.step == 10]).values[0]
+            np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+
+
+def test_noleap_days_and_coordinates(example_output):
+    coder = xr.coders.CFDatetimeCoder(use_cftime=True)
+    with xr.open_dataset(example_output, engine="h5netcdf", decode_times=coder) as ds:
+        t = ds["time"].values
+        assert t[0].calendar == "noleap" and t[0].strftime("%Y-%m-%d") == "2000-01-02"
+        assert (t[1] - t[0]).days == 1
+        p, lat, lon = latlon.grid(latlon.SHAPE)
+        np.testing.assert_array_equal(ds["plev"].values, p)
+        np.testing.assert_array_equal(ds["lat"].values, lat)
+        np.testing.assert_array_equal(ds["lon"].values, lon)
+        assert ds["prw"].attrs["units"] == "(kg kg-1) (kg m-2)"
+        assert ds["T_mean"].attrs["cell_methods"] == \
+            "area: mean (weighted by cos(latitude) along lat)"
+
+
+def test_example_is_cf_compliant(example_output):
+    from test_examples import cf_failures
+    assert cf_failures(example_output) == {}
+
+
+def test_two_model_years_cover_a_leap_free_calendar(tmp_path):
+    """800 daily steps are two noleap years and a bit: the last step is
+    2002-03-12 (730 days to 2002-01-01, then 70)."""
+    import cftime
+    d = cftime.num2date(800 * latlon.DT, "days since 2000-01-01 00:00:00", "noleap")
+    assert d.strftime("%Y-%m-%d") == "2002-03-12"
+
+
+def test_a_bad_weight_is_one_line_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.read_text().replace(
+        "values: [764.787, 764.787, 1147.181", "values: [764.787, 1147.181"))
+    _, r = _run(tmp_path, 2, steps=2, config=bad, check=False)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = [l for l in r.stderr.splitlines() if l.startswith("insitu:")]
+    assert lines == ["insitu: config error: the config does not fit the declared fields: "
+                     "analyses[3].weights.values: 7 values for the 8 points along 'plev'"], \
+        r.stderr[-2000:]
+    assert not (tmp_path / "latlon2.h5").exists()
+
+
+def test_climate_kinds_benchmark_quick(tmp_path):
+    run([PYTHON, ROOT / "scripts" / "bench" / "climate_kinds.py", "--quick"], timeout=600,
+        env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    rows = json.loads((tmp_path / "climate_kinds.json").read_text())["rows"]
+    assert {r["kind"] for r in rows} >= {"reduce weighted mean", "reduce integral",
+                                         "coarsen weighted", "histogram weighted",
+                                         "stats argmax", "exceedance"}
