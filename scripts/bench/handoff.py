@@ -13,7 +13,9 @@ and 2 ranks (the slowest rank's figure):
    and the other buffer exposed then an idle step (``swap_idle_us``).
 2. **Python host** (``insitu.api``): ``expose`` of the same array and of
    two arrays in turn (``expose_moved_us``: the "<= 1 us per field"
-   target), and an idle ``step``.
+   target), and an idle ``step``; each also in CPU time (``*_cpu_us``,
+   the thread's): on a shared machine a rank that is not running still
+   counts in the wall time.
 3. **A moved field at a due step, C route**: what ``insitu_step`` does in
    Python for each field whose buffer moved since the last due step
    (``insitu.cabi.bind_moved``: one call into C, then the view from the
@@ -69,24 +71,32 @@ def probe_python(n: int, iters: int, out: str) -> None:
     api.expose("T", a)
     api.step(EVERY, 0.0)
     t = {}
-    comm.Barrier()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        api.expose("T", a)
-    t["expose_same_us"] = (time.perf_counter() - t0) / iters * 1e6
-    comm.Barrier()
-    t0 = time.perf_counter()
-    for _ in range(iters // 2):
-        api.expose("T", b)
-        api.expose("T", a)
-    t["expose_moved_us"] = (time.perf_counter() - t0) / (2 * (iters // 2)) * 1e6
-    step = EVERY
-    comm.Barrier()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        step += 1
-        api.step(step, 0.0)
-    t["idle_step_us"] = (time.perf_counter() - t0) / iters * 1e6
+
+    def timed(name, fn, calls):
+        """Wall and CPU time per call (the CPU time leaves out the time the
+        rank was not running: on a shared machine the two differ)."""
+        comm.Barrier()
+        w0, c0 = time.perf_counter(), time.thread_time()
+        fn()
+        t[name] = (time.perf_counter() - w0) / calls * 1e6
+        t[name.replace("_us", "_cpu_us")] = (time.thread_time() - c0) / calls * 1e6
+
+    def same():
+        for _ in range(iters):
+            api.expose("T", a)
+
+    def moved():
+        for _ in range(iters // 2):
+            api.expose("T", b)
+            api.expose("T", a)
+
+    def idle():
+        for step in range(EVERY + 1, EVERY + 1 + iters):
+            api.step(step, 0.0)
+
+    timed("expose_same_us", same, iters)
+    timed("expose_moved_us", moved, 2 * (iters // 2))
+    timed("idle_step_us", idle, iters)
     api.finalize()
     slowest = {k: comm.allreduce(v, op=MPI.MAX) for k, v in t.items()}
     if comm.rank == 0:
@@ -131,12 +141,13 @@ def probe_cbind(n: int, iters: int, out: str, nfields: int = 16) -> None:
     expose_all(0)
     assert lib.insitu_step(EVERY, 0.0) == 0, lib.insitu_last_error()
     s = api.session()
-    total = 0.0
+    total = cpu = 0.0
     for i in range(iters):
         expose_all((i + 1) % 2)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         moved = cabi.bind_moved(s)
         total += time.perf_counter() - t0
+        cpu += time.thread_time() - c0
         assert moved == nfields
     per_field = total / iters / nfields * 1e6
     t0 = time.perf_counter()
@@ -146,6 +157,8 @@ def probe_cbind(n: int, iters: int, out: str, nfields: int = 16) -> None:
     assert lib.insitu_finalize() == 0
     if comm.rank == 0:
         print("RESULT " + json.dumps({"bind_moved_us_per_field": per_field,
+                                      "bind_moved_cpu_us_per_field":
+                                          cpu / iters / nfields * 1e6,
                                       "bind_none_moved_us": none_moved}), flush=True)
 
 
@@ -243,8 +256,10 @@ def main() -> int:
                 results[(case, tag)].append(run(command(*case, tag), variant_env(tree)))
 
     metrics = {"fortran": ["expose_us", "idle_step_us", "swap_idle_us"],
-               "python": ["expose_same_us", "expose_moved_us", "idle_step_us"],
-               "cbind": ["bind_moved_us_per_field", "bind_none_moved_us"]}
+               "python": ["expose_same_us", "expose_moved_us", "idle_step_us",
+                          "expose_same_cpu_us", "expose_moved_cpu_us", "idle_step_cpu_us"],
+               "cbind": ["bind_moved_us_per_field", "bind_moved_cpu_us_per_field",
+                         "bind_none_moved_us"]}
     rows = []
     for case in cases:
         kind, nranks, n = case
