@@ -237,3 +237,44 @@ def test_weighted_histogram_counts_are_float():
     assert r["T_hist_w"].dtype == np.float64 and isinstance(r["T_hist_w_below"], float)
     assert r["T_hist_w"].sum() > 0
     assert not isinstance(r["zonal"], Piece) or r["zonal"].values.shape == (5, 13)
+
+
+def _transposed_weights(comm):
+    """A weight field declared with its dims in the other order (x, y) than
+    the field's (y, x), decomposed alike: laid along the field by strides."""
+    shape = (6, 9)
+    py, px = {1: (1, 1), 2: (1, 2), 3: (3, 1), 4: (2, 2)}[comm.size]
+    ry, rx = divmod(comm.rank, px)
+    ys = np.array_split(np.arange(shape[0]), py)[ry]
+    xs = np.array_split(np.arange(shape[1]), px)[rx]
+    j, i = np.indices(shape, dtype=np.float64)
+    T = np.sin(i + 0.5 * j) + 0.1 * j
+    T[2, 3] = np.nan
+    W = (1.0 + i) * (2.0 + np.cos(j))          # varies along both dims
+    api.init(comm, {"fields": {"T": {"dims": ["y", "x"]}, "wt": {"dims": ["x", "y"]}},
+                    "analyses": [{"kind": "reduce", "field": "T", "over": ["x"],
+                                  "weights": "wt", "name": "m"},
+                                 {"kind": "exceedance", "field": "T", "threshold": 0.3,
+                                  "weights": "wt", "name": "e"}]})
+    try:
+        sl = np.ix_(ys, xs)
+        api.declare_field("T", np.float64, shape, (int(ys[0]), int(xs[0])), (len(ys), len(xs)))
+        api.declare_field("wt", np.float64, shape[::-1], (int(xs[0]), int(ys[0])),
+                          (len(xs), len(ys)))
+        api.expose("T", np.ascontiguousarray(T[sl]))
+        api.expose("wt", np.ascontiguousarray(W[sl].T))
+        return api.step(1, 0.0), T, W
+    finally:
+        api.finalize()
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3, 4])
+def test_a_weight_field_with_its_dims_in_another_order(nranks):
+    outs = FakeWorld(nranks).run(_transposed_weights)
+    T, W = outs[0][1], outs[0][2]
+    got = cc.assemble([{1: o[0]} for o in outs], 1)
+    da = xr.DataArray(T, dims=("y", "x"))
+    w = xr.DataArray(W, dims=("y", "x"))
+    np.testing.assert_allclose(got["m"], da.weighted(w).mean("x").values, rtol=1e-13)
+    ok = np.isfinite(T)
+    assert got["e_fraction"] == pytest.approx(W[ok & (T > 0.3)].sum() / W[ok].sum(), rel=1e-13)
