@@ -23,8 +23,8 @@ import math
 import numba
 import numpy as np
 
-from .moments import as_c_order_3d
-from .simd import W, hsum, splat, vadd, vfinite_or_zero, vload3, vmul, vrint, vsub
+from .moments import PREFETCH, as_c_order_3d
+from .simd import W, hsum, prefetch3, splat, vadd, vfinite_or_zero, vload3, vmul, vrint, vsub
 
 BITS = 33
 LEVELS = 3
@@ -66,6 +66,7 @@ def _levels(a, i, j0, j1, start, stop, scale, careful):  # pragma: no cover - co
     for j in range(j0, j1):
         k = start
         while k + W <= stop:
+            prefetch3(a, i, j, k, PREFETCH)
             x = vload3(a, i, j, k)
             if careful:
                 x = vfinite_or_zero(x)
