@@ -262,6 +262,7 @@ def _histogram_cases():
             edges = np.linspace(lo, hi, nb + 1)
             x.flat[::3] = rng.choice(edges, x.size)[::3]           # on an edge
             x.flat[1::7] = np.nextafter(rng.choice(edges, x.size)[1::7], -np.inf)
+            x.flat[2::11] = np.nextafter(hi, np.inf)                   # just above hi
             with np.errstate(over="ignore"):
                 x = x.astype(dtype)
             if trial % 3 == 0:

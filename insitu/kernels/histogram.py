@@ -14,9 +14,12 @@ non-decreasing function of ``x`` (two rounded, monotone operations), so if
 ``t`` lies strictly between ``t(edges[k])`` and ``t(edges[k + 1])``, then
 ``edges[k] <= x < edges[k + 1]``: the bin is ``floor(t)`` whenever ``t`` is
 farther than ``tol = max_k |t(edges[k]) - k|`` (doubled for the rounding
-of that difference) from an integer.  Only values within a few ulps of an
-edge (or equal to ``hi``) are unsure, and they take numpy's rule with the
-edges themselves, value by value.  Then the slots are counted, one value
+of that difference) from an integer.  By the same argument such a ``t``
+below 0 means ``x < lo`` (``t(lo)`` is 0), and one above ``nbins`` means
+``x > hi``: ``floor(t)`` clamped to ``[-1, nbins]`` is the slot, with no
+test of the range.  Only values within a few ulps of an edge (``hi``
+itself among them) and +-Inf are unsure, and they take numpy's rule with
+the edges themselves, value by value.  Then the slots are counted, one value
 at a time, into eight interleaved copies of the counters (value ``q`` of a
 chunk into copy ``q % 8``): a smooth field puts long runs of values into
 one bin, and with a single counter every increment would wait for the
@@ -46,12 +49,11 @@ COPIES = W
 
 
 @intrinsic
-def _slots(typingctx, v, lo, hi, norm, nbins, tol):
+def _slots(typingctx, v, lo, norm, nbins, tol):
     """The slot of each lane of ``v``, as a float: ``bin + 1`` when certain,
     0 below ``lo``, ``nbins + 1`` above ``hi``, ``nbins + 2`` for NaN, -1
-    when unsure (to be done by :func:`_exact_slot`)."""
-    sig = VEC(VEC, types.float64, types.float64, types.float64, types.float64,
-              types.float64)
+    when unsure (+-Inf too; to be done by :func:`_exact_slot`)."""
+    sig = VEC(VEC, types.float64, types.float64, types.float64, types.float64)
 
     def codegen(context, builder, sig, args):
         vt = ir.VectorType(ir.DoubleType(), W)
@@ -65,22 +67,23 @@ def _slots(typingctx, v, lo, hi, norm, nbins, tol):
 
         def const(c):
             return ir.Constant(vt, [float(c)] * W)
-        lo, hi, norm, nb, tol = (bcast(a) for a in args[1:])
+        lo, norm, nb, tol = (bcast(a) for a in args[1:])
         floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]),
                                                f"llvm.floor.v{W}f64")
         t = builder.fmul(builder.fsub(x, lo), norm)
         f = builder.call(floor, [t])
         frac = builder.fsub(t, f)
-        inside = builder.and_(builder.fcmp_ordered(">=", x, lo), builder.fcmp_ordered("<=", x, hi))
-        sure = builder.and_(builder.and_(inside, builder.fcmp_ordered("<", f, nb)),
-                            builder.and_(builder.fcmp_ordered(">", frac, tol),
-                                         builder.fcmp_ordered(">", builder.fsub(const(1), frac),
-                                                              tol)))
+        # Certain when t is more than tol from an integer (NaN and +-Inf
+        # never are); then t < -tol means x < lo, t > nbins + tol x > hi,
+        # and otherwise the bin is floor(t) (see the module's docstring):
+        # floor(t) clamped to [-1, nbins] plus one is the slot.
+        sure = builder.and_(builder.fcmp_ordered(">", frac, tol),
+                            builder.fcmp_ordered(">", builder.fsub(const(1), frac), tol))
+        g = builder.select(builder.fcmp_ordered("<", f, const(-1)), const(-1), f)
+        g = builder.select(builder.fcmp_ordered(">", g, nb), nb, g)
         other = builder.select(builder.fcmp_ordered("==", x, x), const(-1),
                                builder.fadd(nb, const(2)))
-        other = builder.select(builder.fcmp_ordered(">", x, hi), builder.fadd(nb, const(1)), other)
-        other = builder.select(builder.fcmp_ordered("<", x, lo), const(0), other)
-        return builder.select(sure, builder.fadd(f, const(1)), other)
+        return builder.select(sure, builder.fadd(g, const(1)), other)
     return sig, codegen
 
 
@@ -148,7 +151,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
                 c = min(CHUNK, m - k)
                 least = splat(0.0)
                 for q in range(0, c, W):
-                    s = _slots(vload3(a, i, j, k + q), lo, hi, norm, nbf, tol)
+                    s = _slots(vload3(a, i, j, k + q), lo, norm, nbf, tol)
                     least = vmin(s, least)
                     vstore_i32(idx, pos + q, s)
                 if hmin(least) < 0.0:   # values within a few ulps of an edge
@@ -168,7 +171,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
                     stage[0, 0, k] = np.nan
                 least = splat(0.0)
                 for q in range(0, pad, W):
-                    s = _slots(vload3(stage, 0, 0, q), lo, hi, norm, nbf, tol)
+                    s = _slots(vload3(stage, 0, 0, q), lo, norm, nbf, tol)
                     least = vmin(s, least)
                     vstore_i32(idx, pos + q, s)
                 if hmin(least) < 0.0:
