@@ -246,6 +246,13 @@ def vrint(typingctx, v):
     return VEC(VEC), codegen
 
 
+def _finite(builder, v):
+    fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VT, [_VT]),
+                                          f"llvm.fabs.v{W}f64")
+    return builder.fcmp_ordered("<", builder.call(fabs, [v]),
+                                ir.Constant(_VT, [float("inf")] * W))
+
+
 @intrinsic
 def vfinite_or_zero(typingctx, v):
     """Lane-wise ``x if |x| < inf else 0.0``: NaN and +-Inf become 0."""
@@ -253,11 +260,47 @@ def vfinite_or_zero(typingctx, v):
         raise TypingError("vfinite_or_zero needs a vector")
 
     def codegen(context, builder, sig, args):
-        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VT, [_VT]),
-                                              f"llvm.fabs.v{W}f64")
-        inf = ir.Constant(_VT, [float("inf")] * W)
-        ok = builder.fcmp_ordered("<", builder.call(fabs, [args[0]]), inf)
-        return builder.select(ok, args[0], ir.Constant(_VT, [0.0] * W))
+        return builder.select(_finite(builder, args[0]), args[0], ir.Constant(_VT, [0.0] * W))
+    return VEC(VEC), codegen
+
+
+@intrinsic
+def vfinite_or(typingctx, v, fill):
+    """Lane-wise ``x if |x| < inf else fill`` (``fill`` a float)."""
+    if v != VEC:
+        raise TypingError("vfinite_or needs a vector")
+
+    def codegen(context, builder, sig, args):
+        f = context.cast(builder, args[1], sig.args[1], types.float64)
+        one = builder.insert_element(ir.Constant(_VT, ir.Undefined), f, ir.Constant(_I32, 0))
+        fills = builder.shuffle_vector(one, ir.Constant(_VT, ir.Undefined),
+                                       ir.Constant(ir.VectorType(_I32, W), [0] * W))
+        return builder.select(_finite(builder, args[0]), args[0], fills)
+    return VEC(VEC, fill), codegen
+
+
+@intrinsic
+def visfinite(typingctx, v):
+    """Lane-wise 1.0 where ``x`` is finite, else 0.0 (a count, or a factor
+    that zeroes what a NaN or an Inf would have added)."""
+    if v != VEC:
+        raise TypingError("visfinite needs a vector")
+
+    def codegen(context, builder, sig, args):
+        return builder.select(_finite(builder, args[0]), ir.Constant(_VT, [1.0] * W),
+                              ir.Constant(_VT, [0.0] * W))
+    return VEC(VEC), codegen
+
+
+@intrinsic
+def visnan(typingctx, v):
+    """Lane-wise 1.0 where ``x`` is NaN, else 0.0."""
+    if v != VEC:
+        raise TypingError("visnan needs a vector")
+
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_unordered("uno", args[0], args[0]),
+                              ir.Constant(_VT, [1.0] * W), ir.Constant(_VT, [0.0] * W))
     return VEC(VEC), codegen
 
 
