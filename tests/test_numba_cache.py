@@ -3,8 +3,8 @@
 Run heat2d at 1, 2 and 3 ranks twice: with an empty ``NUMBA_CACHE_DIR`` (every
 kernel compiled in the run) and again with the now-warm cache (every kernel
 loaded from it).  Every dataset of the two files must be equal bit for bit.
-Nor on the CPU the kernels were built for: AVX-512, AVX2 and SSE2 builds give
-the same bits.
+Nor on the CPU the kernels were built for: AVX-512 and AVX2 builds give the
+same bits.
 """
 import h5py
 import numpy as np
@@ -64,11 +64,12 @@ print(h.hexdigest())
 
 def test_bits_do_not_depend_on_the_cpus_vector_width(tmp_path):
     """The kernels add in the order their source gives (explicit lanes,
-    kernels/simd.py), so code built for AVX2 (``NUMBA_CPU_NAME=haswell``),
-    for plain x86-64 (SSE2) and for this machine (AVX-512 here) gives the
-    same bits, compiled fresh or loaded from the cache.  A kernel that let
-    LLVM reassociate its sums (fast-math) would differ between vector
-    widths."""
+    kernels/simd.py), so code built for AVX2 (``NUMBA_CPU_NAME=haswell``)
+    and for this machine (AVX-512 here) gives the same bits, compiled fresh
+    or loaded from the cache.  (A build for plain x86-64, SSE2, was checked
+    to agree too; left out here to keep to two cold compiles.)  A kernel
+    that let LLVM reassociate its sums (fast-math) could differ between
+    vector widths."""
     import concurrent.futures
     import subprocess
     script = tmp_path / "digest.py"
@@ -82,10 +83,8 @@ def test_bits_do_not_depend_on_the_cpus_vector_width(tmp_path):
         out = subprocess.run([PYTHON, str(script)], env=env, capture_output=True, text=True,
                              timeout=600, check=True)
         return out.stdout.strip()
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:   # the cold compiles at once
-        host, avx2, sse2 = pool.map(digest, [None, "haswell", "x86-64"],
-                                    ["host", "avx2", "sse2"])
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:   # the cold compiles at once
+        host, avx2 = pool.map(digest, [None, "haswell"], ["host", "avx2"])
     warm = digest(None, "host")            # loaded from the cache the first run filled
     assert len(host) == 64
-    assert host == avx2 == sse2 == warm, {"host": host, "avx2": avx2, "sse2": sse2,
-                                          "warm": warm}
+    assert host == avx2 == warm, {"host": host, "avx2": avx2, "warm": warm}

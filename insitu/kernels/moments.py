@@ -36,7 +36,7 @@ block, a value is added to a neighbour, to its lane, and the lanes in a
 tree of three levels; the few values at the end of each row (fewer than
 eight) go to one scalar sum.  So a value passes through at most
 ``BLOCK + 5`` roundings on its way into its block's sum (about
-``BLOCK / 16`` for rows of a few hundred values or more), and the blocks
+``BLOCK / 16`` in a contiguous slab), and the blocks
 are added with a compensated sum: the sum of ``n`` finite values is within
 ``(BLOCK + 8) * 2**-53 * sum(|x|)``, about ``9.1e-13 * sum(|x|)``, of the
 exact sum, whatever ``n``.  A float32 sum added in float32 is ~1e-7 off on
