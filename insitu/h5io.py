@@ -396,7 +396,11 @@ class H5Writer:
             r.refresh()
         self.allocated[axis] = new
         self.growths += 1
-        self._must_flush = True
+        # A preallocating axis's growth is rare and flushed at once; an
+        # exactly growing one (windows) waits for the policy's flush, like its
+        # rows: readers trust only committed rows either way.
+        if self.plan[axis] != (0, 1):
+            self._must_flush = True
         log.debug("axis %s grown to %d rows", axis, new)
 
     def _write_row(self, axis: str, n: int, step: int, time: float, values, bounds) -> None:
