@@ -395,6 +395,8 @@ def strategies(nworld: int):
                 ddof = draw(st.sampled_from([None, 0, 1]))
                 if ddof is not None:
                     a["ddof"] = ddof
+                if ddof != 1:  # issue 16: where the extremes are (no new draw)
+                    a["stats"] += ["argmax", "argmin"]
                 r = region()
                 if r:
                     a["region"] = r
@@ -506,6 +508,8 @@ def strategies(nworld: int):
                              "fields": draw(st.lists(st.sampled_from(fields), min_size=1,
                                                      unique=True)),
                              "max_snapshots": draw(st.integers(1, 3))})
+        if (recipe["seed"] * 2654435761) % 2 ** 32 >> 20 & 1:   # about half the examples
+            analyses.append(exceedance_of(recipe, dims, first))
         config = {"fields": {"u": {"dims": dims}}, "analyses": analyses,
                   "log_level": "ERROR"}
         # reproducible sums (README "Reproducible sums"); refused with a
@@ -529,6 +533,58 @@ def strategies(nworld: int):
 
 #: the user analyses below, as a config names them (paths from the repo root)
 USER_FILE = "tests/mpi_programs/property_run.py"
+
+
+def exceedance_of(recipe, dims, first):
+    """kind: exceedance (issue 16), chosen from the seed after every draw, so
+    the examples drawn before it stayed the same: the threshold is a value
+    the field holds at its first step (equality tells gt from ge), the
+    comparison and the weights (none, or given values along the last dim,
+    zeros among them) follow the seed."""
+    h = (recipe["seed"] * 2654435761) % 2 ** 32 >> 8   # the seed's bits, mixed
+    u = make_field(recipe, first).astype(np.float64)
+    v = np.sort(u[np.isfinite(u)])
+    a = {"kind": "exceedance", "name": "x0", "field": "u",
+         "threshold": float(v[v.size // 2]) if v.size else 0.0,
+         "op": ["gt", "ge", "lt", "le"][h % 4],
+         "every": 1 + (h >> 2) % 2}
+    if (h >> 3) % 2:
+        n = recipe["shape"][-1]
+        a["weights"] = {"dim": dims[-1], "values": [[1.0, 0.0, 2.5, 0.5][i % 4]
+                                                    for i in range(n)]}
+    return a
+
+
+def exceedance_truth(x, a):
+    """(count, fraction) of the finite values past the threshold, exactly;
+    with weights, the fraction of the summed weights (NaN where the finite
+    values' weights sum to 0)."""
+    f = x.astype(np.float64)
+    thr = a["threshold"]
+    hit = {"gt": f > thr, "ge": f >= thr, "lt": f < thr, "le": f <= thr}[a["op"]]
+    ok = np.isfinite(f)
+    count = int((ok & hit).sum())
+    if a.get("weights"):
+        w = np.broadcast_to(np.asarray(a["weights"]["values"], dtype=np.float64), f.shape)
+        total = fsum(w[ok])
+        part = fsum(w[ok & hit])
+    else:
+        total, part = Fraction(int(ok.sum())), Fraction(count)
+    return count, (float(part / total) if total > 0 else np.nan)
+
+
+def argext_truth(x, E, sl, which):
+    """(global flat index, tolerance of the value there) of the largest
+    (``argmax``) or smallest finite value of ``x[sl]``, ties to the lowest
+    index; (NaN, 0) when there is none."""
+    f = np.full(x.shape, np.nan)
+    f[sl] = x[sl].astype(np.float64)
+    f[~np.isfinite(f)] = np.nan
+    if np.all(np.isnan(f)):
+        return np.nan, 0.0
+    k = int(np.nanargmax(f) if which == "argmax" else np.nanargmin(f))
+    e = np.broadcast_to(E, x.shape)[sl]
+    return k, float(e.max()) if e.size else 0.0
 
 
 def user_scalars(views, meta, comm):
@@ -911,9 +967,20 @@ def check_example(ex, path: str) -> list[str]:
                     if nz.size == 0 or nz.min() >= 2.0 ** -99 * nz.max():
                         truth["sum"] = (truth["sum"][0], 0, True)
                 for st_ in a.get("stats", DEFAULT_STATS):
+                    if st_ in ("argmax", "argmin"):
+                        check_argext(chk, where, name, st_, series, t, x, E, sl, dims,
+                                     cfg.get("coords") or {})
+                        continue
                     want, tol, exact = truth[st_]
                     chk.close(f"{where}: {name}_{st_}", series(f"{name}_{st_}", t), want,
                               tol, exact)
+            elif a["kind"] == "exceedance":
+                count, frac = exceedance_truth(x, a)
+                chk.close(f"{where}: {name}_count", series(f"{name}_count", t), count, 0,
+                          exact=True)
+                chk.close(f"{where}: {name}_fraction", series(f"{name}_fraction", t), frac,
+                          0 if not a.get("weights") else RTOL * abs(frac),
+                          exact=not a.get("weights"))
             elif a["kind"] == "reduce":
                 axes = [dims.index(d) for d in a["over"]]
                 want, tol = reduce_exact(x, E, axes, a["op"], integer=fint)
@@ -1052,6 +1119,30 @@ def check_example(ex, path: str) -> list[str]:
     for trig in cfg.get("triggers", []):
         check_trigger(chk, ds, trig, rows, row_of, env_by_step, recipe["dtype"], dt)
     return chk.problems
+
+
+def check_argext(chk, where, name, which, series, t, x, E, sl, dims, coords):
+    """argmax/argmin (issue 16): the lowest global index of the extreme, and
+    its coordinates.  For a derived field whose values carry an uncertainty
+    E, the value at the written index must be the extreme within E."""
+    want, emax = argext_truth(x, E, sl, which)
+    got = np.asarray(series(f"{name}_{which}", t), dtype=np.float64)
+    if emax == 0 or np.isnan(want):
+        chk.close(f"{where}: {name}_{which}", got, want, 0, exact=True)
+    elif not (np.isfinite(got) and 0 <= got < x.size):
+        chk.fail(f"{where}: {name}_{which} is {got!r}, not an index of the field")
+        return
+    else:
+        f = x.astype(np.float64).ravel()
+        best = f.ravel()[int(want)]
+        chk.close(f"{where}: the value at {name}_{which}", f[int(got)], best, 2 * emax)
+        want = float(got)
+    at = np.unravel_index(int(want), x.shape) if np.isfinite(want) else [np.nan] * x.ndim
+    for d, i in zip(dims, at):
+        c = coords.get(d)
+        wc = i if c is None or np.isnan(i) else c["start"] + c["step"] * i
+        chk.close(f"{where}: {name}_{which}_{d}", series(f"{name}_{which}_{d}", t), wc,
+                  0 if c is None else RTOL * abs(wc), exact=c is None)
 
 
 def coarsen_truth(x, E, fac, integer):
@@ -1322,6 +1413,10 @@ def tally(stats, ex):
         keys.append("coordinate-region")
     if any(a.get("region") for a in cfg["analyses"]):
         keys.append("region")
+    if any("argmax" in a.get("stats", []) for a in cfg["analyses"]):
+        keys.append("argmax")
+    if any(a["kind"] == "exceedance" and a.get("weights") for a in cfg["analyses"]):
+        keys.append("exceedance-weights")
     for k in set(keys):
         stats[k] = stats.get(k, 0) + 1
 
