@@ -140,11 +140,7 @@ def main(argv=None) -> int:
     from .mpiio import apply_defaults; apply_defaults()  # noqa: E702 - before MPI_Init; docs/mpiio.md
     from mpi4py import MPI
 
-    from .fields import FieldError
     from .log import setup
-    from .options import ConfigError
-    from .exits import EXIT_CONFIG, EXIT_INTERFACE, EXIT_OUTPUT
-    from .writer import OutputError
 
     comm = MPI.COMM_WORLD
     setup(comm.Get_rank())
@@ -155,22 +151,36 @@ def main(argv=None) -> int:
         if comm.Get_rank() == 0:
             sys.stderr.write(f"insitu: {exc}\n")
         return exc.status
-    except ConfigError as exc:  # found on every rank alike: the config, read by each
+    except BaseException as exc:  # noqa: BLE001 - never leave ranks hanging
+        return failed(comm, exc)
+
+
+def failed(comm, exc: BaseException) -> int:
+    """The exit status of a command-line host (``insitu.run``,
+    ``insitu.replay``) for an exception its run raised, called from the
+    ``except`` that caught it.  A config error is found on every rank alike
+    (each reads the config): one line from rank 0.  Anything else may be
+    this rank's alone, so with others waiting the job is aborted; a lone
+    rank says it and returns, re-raising what is not insitu's own."""
+    from .exits import EXIT_CONFIG, EXIT_INTERFACE, EXIT_OUTPUT
+    from .fields import FieldError
+    from .options import ConfigError
+    from .writer import OutputError
+    if isinstance(exc, ConfigError):
         if comm.Get_rank() == 0 and not getattr(exc, "quiet", False):  # LaunchError: once
             sys.stderr.write(f"insitu: config error: {exc}\n")
         return EXIT_CONFIG
-    except BaseException as exc:  # noqa: BLE001 - never leave ranks hanging
-        status = EXIT_INTERFACE if isinstance(exc, FieldError) else \
-            EXIT_OUTPUT if isinstance(exc, OutputError) else 1
-        # An output error aborts even alone: the file cannot be closed on a
-        # full disk, and the interpreter's teardown would try, noisily.
-        if comm.Get_size() == 1 and not isinstance(exc, OutputError):
-            sys.stderr.write(f"insitu: {type(exc).__name__}: {exc}\n")
-            if status == 1:
-                raise
-            return status
-        _abort_on_error(comm, exc, status)
+    status = EXIT_INTERFACE if isinstance(exc, FieldError) else \
+        EXIT_OUTPUT if isinstance(exc, OutputError) else 1
+    # An output error aborts even alone: the file cannot be closed on a
+    # full disk, and the interpreter's teardown would try, noisily.
+    if comm.Get_size() == 1 and not isinstance(exc, OutputError):
+        sys.stderr.write(f"insitu: {type(exc).__name__}: {exc}\n")
+        if status == 1:
+            raise exc
         return status
+    _abort_on_error(comm, exc, status)
+    return status
 
 
 if __name__ == "__main__":

@@ -26,16 +26,13 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-import numpy as np
-
 from .. import schema as s
 from ..calendar import CalendarPeriods, tolerance
-from .base import Axis, Piece, Variable
-from .window import OPS, Row, Window, _Acc
+from .base import AnalysisError, Axis
+from .window import CF_OPS, OPS, Row, Window
 
 BY = ("month", "season", "dayofyear")
 _PERIOD = {"month": "month", "season": "season", "dayofyear": "day"}
-_CF = {"mean": "mean", "min": "minimum", "max": "maximum", "var": "variance"}
 
 _Slot = namedtuple("_Slot", "first_key start end count acc")
 
@@ -55,7 +52,6 @@ class Climatology(Window):
         return f"clim_{self.cfg['by']}"
 
     def bind_window(self, source, source_vars, time_cfg=None):
-        from .base import AnalysisError
         self.source = source
         t = time_cfg or {}
         try:
@@ -66,30 +62,11 @@ class Climatology(Window):
         self.axis = Axis(f"time_{self.name}", f"step_{self.name}",
                          long_name=f"{self.cfg['by']} of the {self.name} climatology",
                          bounds=True, climatology=True)
-        self._vars = [v for v in source_vars if v.axis == "time"]
-        if not self._vars:
-            raise AnalysisError(f"{self.where}.source: {source.where} writes no variables")
-        ax = self.axis.name
-        out = []
-        for v in self._vars:
-            for op in self.cfg["ops"]:
-                attrs = {**{k: val for k, val in v.attrs.items() if k != "coordinates"},
-                         "long_name": f"climatological {op} by {self.cfg['by']} of "
-                                      f"{v.attrs.get('long_name', v.name)}",
-                         "insitu_analysis": self.kind}
-                cm = f"{ax}: {_CF[op]} within years {ax}: {_CF[op]} over years"
-                attrs["cell_methods"] = (attrs.get("cell_methods", "") + " " + cm).strip()
-                if op == "var" and attrs.get("units", "1") != "1":
-                    attrs["units"] = f"({attrs['units']})2"
-                if op == "var":
-                    attrs["insitu_ddof"] = int(self.cfg["ddof"])
-                out.append(Variable(f"{v.name}_{self.name}_{op}", np.dtype(np.float64), attrs,
-                                    dims=v.dims, shape=v.shape, distributed=v.distributed,
-                                    axis=ax))
-        out.append(Variable(self.samples_name, np.dtype(np.int32), {
-            "long_name": f"outputs of {source.name} in each {self.cfg['by']} of the "
-                         f"{self.name} climatology", "units": "1",
-            "insitu_analysis": self.kind}, axis=ax))
+        ax, by = self.axis.name, self.cfg["by"]
+        out = self._variables(
+            source, source_vars, lambda op, of: f"climatological {op} by {by} of {of}",
+            lambda op: f"{ax}: {CF_OPS[op]} within years {ax}: {CF_OPS[op]} over years",
+            f"outputs of {source.name} in each {by} of the {self.name} climatology")
         self.slots: dict = {}
         self.dropped = []
         return out
@@ -112,19 +89,7 @@ class Climatology(Window):
         if sl is None:
             sl = _Slot(key, start, end, 0, {})
         sl = sl._replace(start=min(sl.start, start), end=max(sl.end, end), count=sl.count + 1)
-        for v in self._vars:
-            x = values.get(v.name)
-            if v.distributed:
-                if x is None:
-                    sl.acc.setdefault(v.name, None)
-                    continue
-                if sl.acc.get(v.name) is None:
-                    sl.acc[v.name] = (x.start, _Acc(x.values.shape))
-                sl.acc[v.name][1].add(x.values)
-            else:
-                if v.name not in sl.acc:
-                    sl.acc[v.name] = _Acc(np.shape(x))
-                sl.acc[v.name].add(x)
+        self._accumulate(sl.acc, values)
         self.slots[k] = sl
         return None  # written at the end
 
@@ -133,18 +98,8 @@ class Climatology(Window):
         rows = []
         for k in sorted(self.slots):
             sl = self.slots[k]
-            values = {self.samples_name: np.int32(sl.count)}
-            for v in self._vars:
-                acc = sl.acc.get(v.name)
-                for op in self.cfg["ops"]:
-                    out = f"{v.name}_{self.name}_{op}"
-                    val = None if acc is None else (acc[1] if v.distributed else acc)
-                    val = None if val is None else val.value(op, self.cfg["ddof"])
-                    if v.distributed:
-                        values[out] = None if acc is None else Piece(acc[0], val)
-                    else:
-                        values[out] = np.nan if val is None else val
             a, b = self.periods.bounds(sl.first_key)
-            rows.append(Row(values, (sl.start, sl.end), 0.5 * (a + b)))
+            rows.append(Row(self._results(sl.acc, sl.count), (sl.start, sl.end),
+                            0.5 * (a + b)))
         self.slots = {}
         return rows

@@ -56,6 +56,8 @@ from ..reduction import chan_merge
 from .base import Analysis, AnalysisError, Axis, Piece, Variable
 
 OPS = ("mean", "min", "max", "var")
+#: each op's CF cell_methods word
+CF_OPS = {"mean": "mean", "min": "minimum", "max": "maximum", "var": "variance"}
 log = logging.getLogger("insitu")
 
 #: a row a follower (window, climatology) writes along its own axis
@@ -221,32 +223,74 @@ class Window(Analysis):
             what = f"windows of {c['steps']} outputs"
         self.axis = Axis(f"time_{self.name}", f"step_{self.name}",
                          long_name=f"end of the {self.name} window", bounds=True)
-        self._vars = [v for v in source_vars if v.axis == "time"]
-        if not self._vars:
-            raise AnalysisError(f"{self.where}.source: {source.where} writes no variables")
-        out = []
-        for v in self._vars:
-            for op in c["ops"]:
-                attrs = {**{k: val for k, val in v.attrs.items() if k != "coordinates"},
-                         "long_name": f"{op} over {what} of "
-                                      f"{v.attrs.get('long_name', v.name)}",
-                         "insitu_analysis": self.kind}
-                cf = {"mean": "mean", "min": "minimum", "max": "maximum", "var": "variance"}
-                cm = f"time_{self.name}: {cf[op]}"
-                attrs["cell_methods"] = (attrs.get("cell_methods", "") + " " + cm).strip()
-                if op == "var" and attrs.get("units", "1") != "1":
-                    attrs["units"] = f"({attrs['units']})2"
-                if op == "var":
-                    attrs["insitu_ddof"] = int(c["ddof"])
-                out.append(Variable(f"{v.name}_{self.name}_{op}", np.dtype(np.float64), attrs,
-                                    dims=v.dims, shape=v.shape, distributed=v.distributed,
-                                    axis=self.axis.name))
-        out.append(Variable(self.samples_name, np.dtype(np.int32), {
-            "long_name": f"outputs of {source.name} in each {self.name} window",
-            "units": "1", "insitu_analysis": self.kind}, axis=self.axis.name))
+        ax = self.axis.name
+        out = self._variables(source, source_vars,
+                              lambda op, of: f"{op} over {what} of {of}",
+                              lambda op: f"{ax}: {CF_OPS[op]}",
+                              f"outputs of {source.name} in each {self.name} window")
         self._reset()
         self.dropped = []
         return out
+
+    def _variables(self, source, source_vars, long_name, cell_method, samples_long_name):
+        """The follower's outputs: ``<v>_<name>_<op>`` for each variable
+        ``v`` of the source along ``time``, then ``<name>_samples``.
+        ``long_name(op, of)`` and ``cell_method(op)`` say what each is."""
+        self._vars = [v for v in source_vars if v.axis == "time"]
+        if not self._vars:
+            raise AnalysisError(f"{self.where}.source: {source.where} writes no variables")
+        ax, ddof = self.axis.name, int(self.cfg["ddof"])
+        out = []
+        for v in self._vars:
+            for op in self.cfg["ops"]:
+                attrs = {**{k: val for k, val in v.attrs.items() if k != "coordinates"},
+                         "long_name": long_name(op, v.attrs.get("long_name", v.name)),
+                         "insitu_analysis": self.kind}
+                attrs["cell_methods"] = (attrs.get("cell_methods", "") + " "
+                                         + cell_method(op)).strip()
+                if op == "var":
+                    if attrs.get("units", "1") != "1":
+                        attrs["units"] = f"({attrs['units']})2"
+                    attrs["insitu_ddof"] = ddof
+                out.append(Variable(f"{v.name}_{self.name}_{op}", np.dtype(np.float64), attrs,
+                                    dims=v.dims, shape=v.shape, distributed=v.distributed,
+                                    axis=ax))
+        out.append(Variable(self.samples_name, np.dtype(np.int32), {
+            "long_name": samples_long_name, "units": "1", "insitu_analysis": self.kind},
+            axis=ax))
+        return out
+
+    def _accumulate(self, acc: dict, values) -> None:
+        """Add one output of the source to ``acc``: per variable an
+        :class:`_Acc`, or ``(start, _Acc)`` of this rank's piece of a
+        distributed one (None where it owns none)."""
+        for v in self._vars:
+            x = values.get(v.name)
+            if v.distributed:
+                if x is None:
+                    acc.setdefault(v.name, None)
+                    continue
+                if acc.get(v.name) is None:
+                    acc[v.name] = (x.start, _Acc(x.values.shape))
+                acc[v.name][1].add(x.values)
+            else:
+                if v.name not in acc:
+                    acc[v.name] = _Acc(np.shape(x))
+                acc[v.name].add(x)
+
+    def _results(self, acc: dict, count: int) -> dict:
+        """The values of ``acc`` to write as one row."""
+        values = {self.samples_name: np.int32(count)}
+        ddof = self.cfg["ddof"]
+        for v in self._vars:
+            a = acc.get(v.name)
+            for op in self.cfg["ops"]:
+                out = f"{v.name}_{self.name}_{op}"
+                if v.distributed:
+                    values[out] = None if a is None else Piece(a[0], a[1].value(op, ddof))
+                else:
+                    values[out] = np.nan if a is None else a.value(op, ddof)
+        return values
 
     @property
     def samples_name(self) -> str:
@@ -281,17 +325,7 @@ class Window(Analysis):
         return {}
 
     def _emit(self, end_time):
-        values = {self.samples_name: np.int32(self.count)}
-        for v in self._vars:
-            acc = self.acc.get(v.name)
-            for op in self.cfg["ops"]:
-                out = f"{v.name}_{self.name}_{op}"
-                if v.distributed:
-                    values[out] = None if acc is None else \
-                        Piece(acc[0], acc[1].value(op, self.cfg["ddof"]))
-                else:
-                    values[out] = acc.value(op, self.cfg["ddof"]) if acc is not None else np.nan
-        return Row(values, (self.start, end_time), end_time)
+        return Row(self._results(self.acc, self.count), (self.start, end_time), end_time)
 
     def _close(self, end_time, whole_end: bool):
         """The open window ends: its values and bounds, or None when it was
@@ -319,19 +353,7 @@ class Window(Analysis):
             done = self._close(self.clock.end(self.window, time), True)
         if self.window is None:
             self._open(k, step, time)
-        for v in self._vars:
-            x = values.get(v.name)
-            if v.distributed:
-                if x is None:
-                    self.acc.setdefault(v.name, None)
-                    continue
-                if self.acc.get(v.name) is None:
-                    self.acc[v.name] = (x.start, _Acc(x.values.shape))
-                self.acc[v.name][1].add(x.values)
-            else:
-                if v.name not in self.acc:
-                    self.acc[v.name] = _Acc(np.shape(x))
-                self.acc[v.name].add(x)
+        self._accumulate(self.acc, values)
         self.count += 1
         return done
 

@@ -15,10 +15,10 @@ do not depend on the CPU or on numba's cache (as in kernels/reduce.py).
 """
 from __future__ import annotations
 
-import functools
-
 import numba
 import numpy as np
+
+from .histogram import _bins  # numpy.histogram's edges, made once per range
 
 
 def _memory_order(view: np.ndarray) -> list:
@@ -245,22 +245,6 @@ def _whist4(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
         for c in range(COPIES):
             t += sub[b * COPIES + c]
         out[b] += t
-
-
-@functools.lru_cache(maxsize=64)
-def _bins(lo: float, hi: float, nbins: int):
-    """``(edges, norm, tol)`` of numpy.histogram's bins, made once per range
-    (an analysis asks for the same bins at every step); ``tol`` bounds how
-    far an edge's scaled value lies from its integer (see :func:`_slots`),
-    doubled for the rounding of the difference, and 0.5 (every value
-    unsure) for a degenerate range."""
-    edges = np.linspace(lo, hi, nbins + 1)
-    edges.flags.writeable = False
-    norm = nbins / (hi - lo)
-    with np.errstate(invalid="ignore", over="ignore"):
-        dev = np.abs((edges - lo) * norm - np.arange(nbins + 1)).max()
-    tol = float(min(2.0 * dev, 0.5)) if np.isfinite(dev) else 0.5
-    return edges, norm, tol
 
 
 def weighted_histogram(view: np.ndarray, weights: np.ndarray, lo: float, hi: float,

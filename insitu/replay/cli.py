@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 
 USAGE_EXAMPLE = """example:
   mpirun -n 2 python -m insitu.replay --input 'g=ta_Amon_GISS-E2-1-G_*.nc' \\
@@ -53,11 +52,8 @@ def main(argv=None) -> int:
     apply_defaults()  # before MPI_Init; docs/mpiio.md
     from mpi4py import MPI
 
-    from ..exits import EXIT_CONFIG, EXIT_INTERFACE, EXIT_OUTPUT
-    from ..fields import FieldError
     from ..log import setup
-    from ..options import ConfigError
-    from ..writer import OutputError
+    from ..run import failed
     from .host import ReplayError, run
 
     comm = MPI.COMM_WORLD
@@ -71,20 +67,5 @@ def main(argv=None) -> int:
         if comm.Get_rank() == 0:
             sys.stderr.write(f"insitu: {exc}\n")
         return exc.status
-    except ConfigError as exc:  # every rank reads the same config
-        if comm.Get_rank() == 0:
-            sys.stderr.write(f"insitu: config error: {exc}\n")
-        return EXIT_CONFIG
     except BaseException as exc:  # noqa: BLE001 - never leave ranks hanging
-        status = EXIT_INTERFACE if isinstance(exc, FieldError) else \
-            EXIT_OUTPUT if isinstance(exc, OutputError) else 1
-        if comm.Get_size() == 1 and not isinstance(exc, OutputError):
-            sys.stderr.write(f"insitu: {type(exc).__name__}: {exc}\n")
-            if status == 1:
-                raise
-            return status
-        sys.stderr.write(f"insitu[{comm.Get_rank()}] CRITICAL: {type(exc).__name__}, "
-                         "aborting the job:\n" + "".join(traceback.format_exception(exc)))
-        sys.stderr.flush()
-        comm.Abort(status)
-        return status
+        return failed(comm, exc)
