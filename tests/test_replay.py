@@ -278,18 +278,174 @@ def test_regular_coordinates_are_kept_short_and_exact():
     assert compact_coord(shifted) == shifted
 
 
-def test_packed_and_unsupported_variables_are_refused(tmp_path):
+def write_packed(path, times, raw, *, scale, offset, fill=-32767, missing=None,
+                 raw_type="i2", fmt="NETCDF4"):
+    """A file like write_nc's whose ``ta`` is packed: the integers ``raw``
+    stored as they are, with ``scale_factor``/``add_offset`` (numpy values:
+    their type is what xarray decodes to; None leaves one out) and an
+    integer ``_FillValue`` (and ``missing_value``)."""
+    import netCDF4
+    write_nc(path, times, var="unused", fmt=fmt)
+    with netCDF4.Dataset(path, "a") as d:
+        v = d.createVariable("ta", raw_type, ("time", "plev", "lat", "lon"),
+                             fill_value=np.dtype(raw_type).type(fill))
+        v.set_auto_maskandscale(False)
+        v.units, v.standard_name = "K", "air_temperature"
+        if scale is not None:
+            v.scale_factor = scale
+        if offset is not None:
+            v.add_offset = offset
+        if missing is not None:
+            v.missing_value = np.dtype(raw_type).type(missing)
+        v[:] = raw
+    return path
+
+
+def packed_raw(shape, seed, raw_type="i2"):
+    """Packed integers over the type's range, with fill and missing values
+    among them (-32767 and -32768 for int16)."""
+    info = np.iinfo(raw_type)
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(max(info.min, -2**31) + 2, min(info.max, 2**31 - 1), shape,
+                       dtype=np.int64)
+    raw.reshape(-1)[::7] = -32767
+    raw.reshape(-1)[3::11] = -32768
+    return raw.astype(raw_type)
+
+
+@pytest.mark.parametrize("attrs", [
+    ("f4", "f4", "i2"),     # ERA5-like: float32 field
+    ("f8", "f8", "i2"),     # float64 attributes: float64 field
+    ("f4", None, "i2"),     # a scale alone: its type
+    ("f4", "f4", "i4"),     # int32 needs float64's mantissa
+    ("f4", "f8", "i2"),     # types that differ: float64
+])
+def test_packed_integers_decode_as_xarray_does(tmp_path, attrs):
+    """Each file of a packed (int16/int32, scale_factor/add_offset) series
+    decodes to xarray's values bit for bit, in xarray's dtype, with its own
+    scale and offset (reanalysis files are packed one by one), fill and
+    missing values NaN; read directly and through h5py alike."""
+    import xarray as xr
+
+    from insitu.replay import reader as rd
+    from insitu.replay.fileset import scan
+    scale_t, offset_t, raw_t = attrs
+    shape = (12, 2, 2, 3)
+    times, tb = monthly(2000, 1)
+    for k in range(2):
+        scale = np.dtype(scale_t).type(0.0021 * (k + 1))
+        offset = None if offset_t is None else np.dtype(offset_t).type(251.3 - 7 * k)
+        write_packed(tmp_path / f"p{k}.nc", times + 365 * k, packed_raw(shape, k, raw_t),
+                     scale=scale, offset=offset, missing=-32768, raw_type=raw_t)
+    plan = scan([(None, str(tmp_path / "p*.nc"))], ["ta"])
+    var = plan.sets[0].variables["ta"]
+    with xr.open_mfdataset(str(tmp_path / "p*.nc"), engine="h5netcdf", combine="by_coords",
+                           data_vars="minimal", coords="minimal", compat="override") as ds:
+        want = ds.ta.values
+    assert var.field_dtype == want.dtype.name and var.dtype == np.dtype(raw_t).name
+    assert len(var.packing) == 2 and var.packing[0] != var.packing[1]
+    assert np.isnan(want).any() and np.isfinite(want).any()
+    for direct in (True, False):
+        rd.DIRECT = direct
+        try:
+            r = rd.SlabReader(rd.OpenFile(plan.sets[0]), var, ((0, 1, 1), (2, 1, 2)))
+            for step, (f, i) in enumerate(plan.sets[0].records):
+                got = r.read(f, i, step % 2)
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want[step, :, 1:2, 1:3])
+        finally:
+            rd.DIRECT = True
+            r.files.close()
+
+
+def test_packed_valid_range_is_in_packed_values():
+    """valid_range of a packed variable bounds the packed integers (as
+    netCDF4-python applies it), and more than two fill values all mask."""
+    from insitu.replay.reader import unpack
+    raw = np.array([-5, 0, 5, 10, 11, 7, 3], dtype=np.int16)
+    out = np.empty(raw.shape, np.float32)
+    unpack(raw, out, np.float32(0.5), np.float32(100), [7.0, 3.0, 5.0], 0.0, 10.0)
+    np.testing.assert_array_equal(out, [np.nan, 100.0, np.nan, 105.0, np.nan, np.nan, np.nan])
+
+
+def test_unsupported_variables_are_refused(tmp_path):
     import netCDF4
 
+    from insitu.replay.fileset import scan
     from insitu.replay.sources import InputError
     p = tmp_path / "x.nc"
     write_nc(p, [0.0])
     with netCDF4.Dataset(p, "a") as d:
+        d.createVariable("flags", "i1", ("time", "lat", "lon"))
         v = d.createVariable("tp", "i2", ("time", "lat", "lon"))
-        v.scale_factor, v.add_offset = 0.01, 250.0
-    from insitu.replay.fileset import scan
-    with pytest.raises(InputError, match="'tp' is packed .*ncpdq -U"):
+        v.scale_factor, v.add_offset, v._Unsigned = 0.01, 250.0, "true"
+        v = d.createVariable("bad", "i2", ("time", "lat", "lon"))
+        v.scale_factor = np.array([0.1, 0.2])
+    with pytest.raises(InputError, match="'flags' has dtype int8; replay reads"):
+        scan([(None, str(p))], ["flags"])
+    with pytest.raises(InputError, match="'tp' has _Unsigned .*nccopy -k nc4"):
         scan([(None, str(p))], ["tp"])
+    with pytest.raises(InputError, match="'bad' has scale_factor \\[0.1, 0.2\\]; expected one"):
+        scan([(None, str(p))], ["bad"])
+
+
+@pytest.mark.parametrize("box", [((0, 0, 0), (3, 4, 5)), ((1, 0, 0), (2, 4, 5)),
+                                 ((0, 1, 0), (3, 2, 5)), ((1, 1, 2), (1, 3, 2)),
+                                 ((2, 3, 4), (1, 1, 1)), ((0, 0, 1), (3, 4, 3))])
+@pytest.mark.parametrize("run_bytes", [1, 10**9])
+def test_direct_reads_equal_slicing(tmp_path, box, run_bytes, monkeypatch):
+    """A box of a contiguous variable read with preadv, run by run (long
+    runs) or through one read and a strided copy (short runs), is the
+    array's slice, for every record."""
+    import netCDF4
+
+    from insitu.replay import reader as rd
+    from insitu.replay.sources import H5Source
+    data = np.arange(4 * 3 * 4 * 5, dtype=np.float64).reshape(4, 3, 4, 5)  # distinct values
+    p = tmp_path / "c.nc"
+    with netCDF4.Dataset(p, "w") as d:
+        for n, k in zip("tzyx", data.shape):
+            d.createDimension(n, k)
+        d.createVariable("v", "f8", tuple("tzyx"), contiguous=True)[:] = data
+    src = H5Source(str(p))
+    base = src.contiguous_offset("v")
+    src.close()
+    assert base is not None
+    monkeypatch.setattr(rd, "RUN_BYTES", run_bytes)
+    runs = rd._Runs(data.shape[1:], box, 8)
+    out = np.empty(box[1])
+    sel = tuple(slice(o, o + n) for o, n in zip(*box))
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        for t in range(4):
+            runs.read(fd, base, t, out, str(p), [])
+            np.testing.assert_array_equal(out, data[t][sel])
+        with pytest.raises(rd.InputError, match="c.nc: the file ends before its data"):
+            runs.read(fd, base + 10**6, 0, out, str(p), [])
+    finally:
+        os.close(fd)
+
+
+def test_which_variables_are_read_directly(tmp_path):
+    """Contiguous native data: an offset; chunked or compressed data, or
+    big-endian: None (h5py reads them)."""
+    import netCDF4
+
+    from insitu.replay.sources import H5Source
+    p = tmp_path / "l.nc"
+    with netCDF4.Dataset(p, "w") as d:
+        d.createDimension("t", 2)
+        d.createDimension("x", 3)
+        d.createVariable("c", "f4", ("t", "x"), contiguous=True)[:] = 1
+        d.createVariable("k", "f4", ("t", "x"), chunksizes=(1, 3))[:] = 1
+        d.createVariable("z", "f4", ("t", "x"), zlib=True)[:] = 1
+        d.createVariable("b", "f4", ("t", "x"), contiguous=True, endian="big")[:] = 1
+    src = H5Source(str(p))
+    try:
+        assert src.contiguous_offset("c") is not None
+        assert [src.contiguous_offset(v) for v in "kzb"] == [None, None, None]
+    finally:
+        src.close()
 
 
 def test_netcdf3_is_read_through_netcdf4_python(tmp_path):

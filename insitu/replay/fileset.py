@@ -46,6 +46,21 @@ class Variable:
     fill: list = field(default_factory=list)
     #: [lo, hi] from valid_range or valid_min / valid_max (None: open)
     valid: list = field(default_factory=lambda: [None, None])
+    #: a packed variable (``scale_factor``/``add_offset``): the dtype it
+    #: decodes to, as xarray chooses it, and ``[scale_factor, add_offset]``
+    #: of each file of the set in time order (None: not given), as each file
+    #: of a reanalysis may pack its own range; ``dtype`` stays the file's,
+    #: and ``fill`` and ``valid`` are in its packed values
+    decoded: str = None
+    packing: list = None
+    #: per file of the set in time order: the byte offset of the variable's
+    #: contiguous data (read directly, see :mod:`.reader`), or None (h5py)
+    offsets: list = None
+
+    @property
+    def field_dtype(self) -> str:
+        """The dtype of the field replay declares: the decoded one if packed."""
+        return self.decoded or self.dtype
 
 
 @dataclass
@@ -150,25 +165,70 @@ def _file_times(src, path: str, variables) -> tuple[_FileTimes, dict]:
     return _FileTimes(path, src.kind, units, cal, values, dates, bounds), seen
 
 
+def decoded_dtype(dtype: np.dtype, scale, offset) -> np.dtype:
+    """The float type a packed variable decodes to: xarray's rule
+    (``xarray.coding.variables._choose_float_dtype``), so that replay's
+    values are xarray's bit for bit.  ``scale``/``offset`` are the raw
+    attributes (numpy values, their type matters) or None.
+
+    Both given and of one float type: that type, except int32 and uint32
+    data, which need float64's mantissa; an offset alone, or of another
+    type than the scale: float64 (a large offset would lose digits in
+    float32); a scale alone: its type."""
+    def kind(a):
+        return np.dtype(np.asarray(a).dtype)
+    if scale is not None and offset is not None and kind(scale) == kind(offset) \
+            and kind(scale) in (np.float32, np.float64):
+        if dtype.itemsize == 4 and dtype.kind in "iu":
+            return np.dtype(np.float64)
+        return kind(scale)
+    if offset is not None:
+        return np.dtype(np.float64)
+    t = kind(scale)
+    return t if t in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _representable(value, dtype: np.dtype) -> bool:
+    """Whether a fill value can occur in data of ``dtype`` (an integer fill
+    of a float-typed attribute, or one outside an integer type's range,
+    matches nothing and is dropped)."""
+    if dtype.kind == "f":
+        return True
+    info = np.iinfo(dtype)
+    return float(value).is_integer() and info.min <= value <= info.max
+
+
 def _variable(src, path: str, name: str, dims: tuple) -> Variable:
     attrs = src.attrs(name)
     dtype = np.dtype(src.dtype(name))
-    if dtype.kind not in "fi" or dtype.itemsize not in (4, 8):
-        if dtype.kind in "iu" and ("scale_factor" in attrs or "add_offset" in attrs):
-            raise InputError(f"{path}: {name!r} is packed ({dtype} with scale_factor/"
-                             "add_offset), which replay does not unpack; unpack it once "
-                             "(e.g. ncpdq -U) or read a float variable")
+    packed = "scale_factor" in attrs or "add_offset" in attrs
+    if packed:
+        if dtype.kind not in "iuf" or dtype.itemsize > 8:
+            raise InputError(f"{path}: {name!r} is packed (scale_factor/add_offset) in "
+                             f"{dtype}, which replay does not unpack; it unpacks integers "
+                             "and floats")
+        if "_Unsigned" in attrs:
+            raise InputError(f"{path}: {name!r} has _Unsigned (a netCDF-3 convention for "
+                             "unsigned packed data), which replay does not apply; convert "
+                             "the file once with nccopy -k nc4, which stores it unsigned")
+        scale = src.raw_attr(name, "scale_factor")
+        offset = src.raw_attr(name, "add_offset")
+        for key, a in (("scale_factor", scale), ("add_offset", offset)):
+            if a is not None and (np.asarray(a).size != 1 or np.asarray(a).dtype.kind not in
+                                  "iuf"):
+                raise InputError(f"{path}: {name!r} has {key} {_plain_text(a)}; expected one "
+                                 "number")
+        decoded = decoded_dtype(dtype, scale, offset)
+    elif dtype.kind not in "fi" or dtype.itemsize not in (4, 8):
         raise InputError(f"{path}: {name!r} has dtype {dtype}; replay reads float32, float64, "
-                         "int32 and int64 variables")
-    if "scale_factor" in attrs or "add_offset" in attrs:
-        raise InputError(f"{path}: {name!r} has scale_factor/add_offset, which replay does "
-                         "not apply; unpack it once (e.g. ncpdq -U)")
+                         "int32 and int64 variables (and packed integers)")
     fill = []
-    if dtype.kind == "f":
+    if dtype.kind == "f" or packed:
         for key in ("_FillValue", "missing_value"):
             v = attrs.get(key)
             for x in (v if isinstance(v, list) else [v]):
-                if isinstance(x, (int, float)) and not np.isnan(x) and x not in fill:
+                if isinstance(x, (int, float)) and not np.isnan(x) and x not in fill \
+                        and _representable(x, dtype):
                     fill.append(float(x))
     lo = hi = None
     vr = attrs.get("valid_range")
@@ -178,11 +238,21 @@ def _variable(src, path: str, name: str, dims: tuple) -> Variable:
         lo = float(attrs["valid_min"])
     if isinstance(attrs.get("valid_max"), (int, float)):
         hi = float(attrs["valid_max"])
-    if dtype.kind != "f":
+    if dtype.kind != "f" and not packed:
         lo = hi = None  # an integer field has no NaN to put there
-    return Variable(name, list(dims[1:]), list(src.shape(name)[1:]), dtype.name,
-                    str(attrs.get("units", "1")), str(attrs.get("long_name", name)),
-                    str(attrs.get("standard_name", "")), fill, [lo, hi])
+    out = Variable(name, list(dims[1:]), list(src.shape(name)[1:]), dtype.name,
+                   str(attrs.get("units", "1")), str(attrs.get("long_name", name)),
+                   str(attrs.get("standard_name", "")), fill, [lo, hi])
+    out.offsets = [src.contiguous_offset(name)]
+    if packed:
+        out.decoded = decoded.name
+        out.packing = [[None if a is None else float(np.asarray(a).item())
+                        for a in (scale, offset)]]
+    return out
+
+
+def _plain_text(a) -> str:
+    return repr(np.asarray(a).tolist())
 
 
 def _coords(src, path: str, dims, full: bool = True) -> dict:
@@ -366,9 +436,11 @@ def scan(inputs, variables, start=None, end=None, every: int = 1,
                         f"{dict(zip(ref.dims, ref.shape))} per time step in "
                         f"{os.path.basename(first[0].path)} but {dict(zip(var.dims, var.shape))} "
                         f"in {os.path.basename(ft.path)}")
-                if var.dtype != ref.dtype:
-                    raise InputError(f"--input {pattern!r}: {v!r} is {ref.dtype} in "
-                                     f"{os.path.basename(first[0].path)} but {var.dtype} in "
+                if (var.dtype, var.field_dtype) != (ref.dtype, ref.field_dtype):
+                    def said(x):
+                        return x.dtype + (f" packed into {x.decoded}" if x.decoded else "")
+                    raise InputError(f"--input {pattern!r}: {v!r} is {said(ref)} in "
+                                     f"{os.path.basename(first[0].path)} but {said(var)} in "
                                      f"{os.path.basename(ft.path)}")
             why = _same_coords(first[2], coords)
             if why:
@@ -432,6 +504,10 @@ def scan(inputs, variables, start=None, end=None, every: int = 1,
                 f"--input {pattern!r} and --input {p0!r} replay different times ({len(times)} "
                 f"records from {_date_text(chosen[0][0].dates[chosen[0][1]])} and {n0} from "
                 f"{series_times[1][0]}); the sets must cover the same times")
+        for v in variables:  # each file's own packing and layout, in time order
+            first[1][v].offsets = [s[1][v].offsets[0] for s in scanned]
+            if first[1][v].decoded:
+                first[1][v].packing = [s[1][v].packing[0] for s in scanned]
         sets.append(FileSet(pattern, label, str(first[3]) if first[3] else None,
                             [s[0].path for s in scanned], [s[0].kind for s in scanned],
                             [[index[id(r[0])], r[1]] for r in chosen], first[1]))

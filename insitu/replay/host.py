@@ -35,7 +35,7 @@ from ..decomposition import fitted_boxes
 from ..exits import EXIT_CONFIG, EXIT_INTERFACE, EXIT_OUTPUT
 from .fileset import Plan, compact_coord, scan
 from .naming import field_names, split_input
-from .reader import OpenFile, SlabReader
+from .reader import OpenFile, Prefetcher, SlabReader
 from .sources import InputError
 
 log = logging.getLogger("insitu")
@@ -344,7 +344,7 @@ def _declare(api, plan: Plan, fields, boxes: dict, opened: list) -> list:
         except (FieldError, StepError) as exc:
             raise ReplayError(EXIT_INTERFACE, f"model interface error: {exc}") from None
         api.expose(name, reader.buffer)
-        readers.append((reader, plan.sets[i].records))
+        readers.append((reader, plan.sets[i].records, name))
     return readers
 
 
@@ -357,10 +357,15 @@ def _record_bytes(plan: Plan, fields) -> int:
 #: records between two checks that every rank read every slab (and at the last)
 AGREE_EVERY = 16
 
+#: read the next record while the current one is stepped on (False: read
+#: each record when it is due; for measuring the difference)
+READ_AHEAD = True
+
 
 def _replay_records(api, own, plan: Plan, readers: list, progress: bool) -> None:
-    """Each record: every rank reads its slabs into the exposed buffers,
-    then one insitu step.
+    """Each record: every rank exposes the buffers its slabs were read into
+    (by the reader thread, while the previous record was stepped on:
+    :class:`.reader.Prefetcher`), then one insitu step.
 
     A read that fails on some rank must stop every rank, with its message,
     and leave no output; it need not stop them at once.  The failing rank
@@ -375,27 +380,28 @@ def _replay_records(api, own, plan: Plan, readers: list, progress: bool) -> None
     from ..session import StepError
     bar = Progress(len(plan.times), enabled=progress and own.Get_rank() == 0,
                    stream=_terminal())
-    nbytes = sum(r.buffer.nbytes for r, _ in readers) * own.Get_size()  # about
+    nbytes = sum(r.buffer.nbytes for r, _, _ in readers) * own.Get_size()  # about
     nfiles = max(len(s.files) for s in plan.sets)
     last = len(plan.times) - 1
     error = None
     t0 = time.perf_counter()
-    for k, t in enumerate(plan.times):
-        for reader, records in readers:
+    ahead = Prefetcher([(r, records) for r, records, _ in readers], READ_AHEAD)
+    try:
+        for k, t in enumerate(plan.times):
+            error = error or ahead.get(k, last)
+            for reader, _, name in readers:
+                api.expose(name, reader.buffers[k % 2])
+            if k % AGREE_EVERY == AGREE_EVERY - 1 or k == last:
+                _agree(own, error)
             try:
-                reader.read(*records[k])
-            except InputError as exc:
-                error = error or f"input error: {exc}"
-                reader.buffer.fill(np.nan if reader.buffer.dtype.kind == "f" else 0)
-        if k % AGREE_EVERY == AGREE_EVERY - 1 or k == last:
-            _agree(own, error)
-        try:
-            api.step(k + 1, t)
-        except StepError as exc:
-            raise ReplayError(EXIT_INTERFACE, f"model interface error: {exc}") from None
-        if bar.enabled:
-            rate = nbytes * (k + 1) / max(time.perf_counter() - t0, 1e-9) / 1e6
-            bar.update(k + 1, f"file {readers[0][1][k][0] + 1}/{nfiles} {rate:.3g} MB/s")
+                api.step(k + 1, t)
+            except StepError as exc:
+                raise ReplayError(EXIT_INTERFACE, f"model interface error: {exc}") from None
+            if bar.enabled:
+                rate = nbytes * (k + 1) / max(time.perf_counter() - t0, 1e-9) / 1e6
+                bar.update(k + 1, f"file {readers[0][1][k][0] + 1}/{nfiles} {rate:.3g} MB/s")
+    finally:
+        ahead.close()
     bar.close()
 
 

@@ -122,8 +122,38 @@ class H5Source:
     def global_attrs(self) -> dict:
         return {k: _plain(v) for k, v in self.file.attrs.items() if k not in _MACHINERY}
 
+    def raw_attr(self, name: str, key: str):
+        """An attribute as stored (a numpy value: its type decides how a
+        packed variable decodes), or None."""
+        a = self.file[name].attrs
+        return np.asarray(a[key]) if key in a else None
+
     def read(self, name: str, selection=()) -> np.ndarray:
         return self.file[name][selection]
+
+    def contiguous_offset(self, name: str):
+        """The byte offset in the file of ``name``'s data when HDF5 stores it
+        as one contiguous, unfiltered, native-endian block in this file (how
+        CMIP files with fixed dimensions are written), else None.
+
+        Such a variable's element ``i`` (in C order) is the ``itemsize``
+        bytes at ``offset + i * itemsize``: exactly the bytes ``H5Dread``
+        would copy, so a rank can read its slab with ``os.preadv``, which
+        releases Python's lock (h5py holds it through ``H5Dread``) and lets
+        the next record's read overlap the current step (see
+        :mod:`.reader`).  Chunked, compressed, external, unallocated or
+        byte-swapped data keep the h5py path."""
+        from h5py import h5d
+        ds = self.file[name]
+        dcpl = ds.id.get_create_plist()
+        if dcpl.get_layout() != h5d.CONTIGUOUS or dcpl.get_nfilters() or \
+                dcpl.get_external_count() or not ds.dtype.isnative or \
+                ds.dtype.kind not in "iuf":
+            return None
+        offset = ds.id.get_offset()
+        if offset is None or ds.id.get_storage_size() != ds.size * ds.dtype.itemsize:
+            return None
+        return int(offset)
 
     def read_into(self, name: str, selection, out: np.ndarray) -> None:
         """Read ``selection`` (an index along the first dimension, then
@@ -186,11 +216,19 @@ class NC3Source:
     def global_attrs(self) -> dict:
         return {k: _plain(self.file.getncattr(k)) for k in self.file.ncattrs()}
 
+    def raw_attr(self, name: str, key: str):
+        v = self.file.variables[name]
+        return np.asarray(v.getncattr(key)) if key in v.ncattrs() else None
+
     def read(self, name: str, selection=()) -> np.ndarray:
         return np.asarray(self.file.variables[name][selection if selection != () else ...])
 
     def read_into(self, name: str, selection, out: np.ndarray) -> None:
         out[...] = self.file.variables[name][selection]
+
+    def contiguous_offset(self, name: str):
+        """None: netCDF-3 records interleave variables; netCDF4-python reads."""
+        return None
 
     def close(self) -> None:
         self.file.close()
