@@ -175,3 +175,42 @@ def test_bad_inputs_fail_alike_on_every_rank(comm, shared_dir, bad):
     assert ("no variable 'tas'" if bad == "variable" else "different grids") in texts[0]
     comm.Barrier()
     assert not list(shared_dir.glob("*bad.h5*"))
+
+
+def test_packed_int16_series_against_xarray(comm, shared_dir):
+    """Two int16 files packed with their own float32 scale_factor and
+    add_offset (as ERA5 files are), fill and missing values among them:
+    replay's statistics and zonal means equal xarray's over its decoded
+    float32 values."""
+    from insitu import replay
+    times, _ = tr.monthly(2000, 1)
+    if comm.rank == 0:
+        (shared_dir / "packed").mkdir()
+        for k in range(2):
+            tr.write_packed(shared_dir / "packed" / f"p{k}.nc", times + 365 * k,
+                            tr.packed_raw((12, 2, 2, 3), 10 + k),
+                            scale=np.float32(0.0019 + 0.001 * k),
+                            offset=np.float32(248.5 + 3 * k), missing=-32768)
+    comm.Barrier()
+    path = shared_dir / "packed.h5"
+    cfg = {"analyses": [{"kind": "stats", "field": "p", "stats": ["count", "mean", "min",
+                                                                  "max", "nan_count"]},
+                        {"kind": "reduce", "field": "p", "over": ["lon"], "op": "mean"}],
+           "log_level": "WARNING"}
+    summary = replay.run({"p": str(shared_dir / "packed" / "p*.nc")}, "ta", cfg, comm,
+                         output=str(path))
+    assert summary.steps == 24
+    comm.Barrier()
+    if comm.rank == 0:
+        ds = tr.open_model(sorted(str(p) for p in (shared_dir / "packed").glob("p*.nc")))
+        ta = ds.ta.load()
+        assert ta.dtype == np.float32 and int(ta.isnull().sum()) > 0
+        a = ta.astype("f8")
+        space = ("plev", "lat", "lon")
+        with xr.open_dataset(path, engine="h5netcdf") as out:
+            close(out.p_count, a.count(space), "p_count")
+            close(out.p_nan_count, a.isnull().sum(space), "p_nan_count")
+            close(out.p_mean, a.mean(space), "p_mean")
+            close(out.p_min, a.min(space), "p_min")
+            close(out.p_max, a.max(space), "p_max")
+            close(out.p_mean_over_lon, a.mean("lon"), "zonal mean")
