@@ -121,7 +121,6 @@ class _FileTimes:
     values: np.ndarray      # in the file's units
     dates: list             # cftime datetimes
     bounds: np.ndarray      # (n, 2) in the file's units, or None
-    source: object = None   # the open source, closed once scanned
 
 
 def _file_times(src, path: str, variables) -> tuple[_FileTimes, dict]:
@@ -389,36 +388,72 @@ def _check_gaps(series: list, allow_gaps: bool) -> None:
                 + "; replay it anyway with --allow-gaps")
 
 
+def scan_file(path: str, variables, full: bool) -> tuple:
+    """One file's part of a scan: its time axis, its view of each variable,
+    its coordinates (values only unless ``full``: every file's are compared,
+    one file per set gives the attributes) and its ``source_id``.  Files are
+    independent, so the ranks share them out (:func:`insitu.replay.host`)."""
+    src = open_source(path)
+    try:
+        ft, dims = _file_times(src, path, variables)
+        vars_here = {v: _variable(src, path, v, dims[v]) for v in variables}
+        coords = _coords(src, path, {d for v in vars_here.values() for d in v.dims}, full=full)
+        source_id = src.global_attrs().get("source_id")
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{path}: cannot read the file: {exc}") from None
+    finally:
+        src.close()
+    return ft, vars_here, coords, source_id
+
+
+def file_to_json(scanned: tuple) -> dict:
+    """:func:`scan_file`'s result as plain data (floats exact in JSON)."""
+    ft, vars_here, coords, source_id = scanned
+    return {"path": ft.path, "kind": ft.kind, "units": ft.units, "calendar": ft.calendar,
+            "values": ft.values.tolist(),
+            "bounds": None if ft.bounds is None else ft.bounds.tolist(),
+            "variables": {k: asdict(v) for k, v in vars_here.items()},
+            "coords": coords, "source_id": source_id}
+
+
+def file_from_json(d: dict) -> tuple:
+    """The inverse of :func:`file_to_json` (the dates decoded again: the
+    scanning rank decoded them once, so this cannot fail)."""
+    import cftime
+    values = np.asarray(d["values"], dtype=np.float64)
+    dates = list(cftime.num2date(values, d["units"], d["calendar"],
+                                 only_use_cftime_datetimes=True))
+    bounds = None if d["bounds"] is None else np.asarray(d["bounds"], dtype=np.float64)
+    ft = _FileTimes(d["path"], d["kind"], d["units"], d["calendar"], values, dates, bounds)
+    return (ft, {k: Variable(**v) for k, v in d["variables"].items()}, d["coords"],
+            d["source_id"])
+
+
 def scan(inputs, variables, start=None, end=None, every: int = 1,
-         allow_gaps: bool = False) -> Plan:
+         allow_gaps: bool = False, files=None, scanned_file=None) -> Plan:
     """Scan every ``(label, pattern)`` of ``inputs`` for ``variables``:
-    order, check and select the records to replay (one rank does this)."""
+    order, check and select the records to replay (one rank does this).
+
+    ``files`` lists each input's files (default: its pattern expanded) and
+    ``scanned_file(path, full)`` gives :func:`scan_file`'s result or raises
+    its error (default: scan_file itself); the host passes what the ranks
+    scanned together.  Every check, and every message, is the same."""
     import cftime
     sets, grid_of, calendar, units = [], None, None, None
     series_times = None
     files_total = 0
-    for label, pattern in inputs:
+    read = scanned_file or (lambda path, full: scan_file(path, variables, full))
+    for i, (label, pattern) in enumerate(inputs):
         scanned = []
-        for k, path in enumerate(expand(pattern)):
-            src = open_source(path)
-            try:
-                ft, dims = _file_times(src, path, variables)
-                vars_here = {v: _variable(src, path, v, dims[v]) for v in variables}
-                # every file's coordinate values (to compare), one file's attributes:
-                # the set's first in time order is not known yet, so the first by name
-                # gets them all, and the grid is then taken from it
-                coords = _coords(src, path, {d for v in vars_here.values() for d in v.dims},
-                                 full=k == 0)
-                if k == 0:
-                    full_coords = coords
-                source_id = src.global_attrs().get("source_id")
-            except InputError:
-                raise
-            except (OSError, KeyError, ValueError, RuntimeError) as exc:
-                raise InputError(f"{path}: cannot read the file: {exc}") from None
-            finally:
-                src.close()
-            scanned.append((ft, vars_here, coords, source_id))
+        for k, path in enumerate(expand(pattern) if files is None else files[i]):
+            # every file's coordinate values (to compare), one file's attributes:
+            # the set's first in time order is not known yet, so the first by name
+            # gets them all, and the grid is then taken from it
+            scanned.append(read(path, k == 0))
+            if k == 0:
+                full_coords = scanned[-1][2]
         files_total += len(scanned)
         scanned.sort(key=lambda s: s[0].dates[0])
         first = scanned[0]

@@ -10,8 +10,8 @@ whose slab every rank has just read into the buffer it exposed.  The
 session, the analyses, the reduction and the writer are the live path's,
 unchanged.
 
-Errors are agreed before anyone acts on them: the file sets are scanned on
-rank 0 and the verdict is broadcast; a record that fails to read on any
+Errors are agreed before anyone acts on them: the ranks scan the files
+together and rank 0 checks the whole and broadcasts the verdict; a record that fails to read on any
 rank is known to every rank within ``AGREE_EVERY`` records, and always
 before the output is published (one small ``Allreduce``), so every rank
 raises the same :class:`ReplayError`, with one message and one exit
@@ -23,6 +23,7 @@ replay, and an existing file is only replaced by one.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import time
@@ -243,8 +244,7 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
     try:
         raw, source = _load_config(config)
         final, overwrite = _output(own, raw, source, output, overwrite)
-        plan = Plan.from_json(_on_root(own, lambda: _scan_and_name(
-            inputs, variables, start, end, int(every), allow_gaps)))
+        plan = _scan(own, inputs, variables, start, end, int(every), allow_gaps)
         fields = field_names(plan.sets, variables, _dims(plan))
         boxes = _decompose(plan, fields, own.Get_size(), own.Get_rank())
         partial = _temporary(final)
@@ -298,11 +298,59 @@ def _dims(plan: Plan) -> set:
     return {d for s in plan.sets for v in s.variables.values() for d in v.dims}
 
 
-def _scan_and_name(inputs, variables, start, end, every, allow_gaps) -> str:
-    """Rank 0's part: the plan as JSON, its field names already checked."""
-    plan = scan(inputs, variables, start, end, every, allow_gaps)
-    field_names(plan.sets, variables, _dims(plan))
-    return plan.to_json()
+def _gather_text(comm, text: str, root: int = 0) -> Optional[list]:
+    """Every rank's text on ``root`` (a list in rank order; None elsewhere),
+    as bytes through ``Gatherv``."""
+    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    counts = np.zeros(comm.Get_size(), dtype=np.int64)
+    comm.Gather(np.array([data.size], dtype=np.int64), counts, root=root)
+    if comm.Get_rank() != root:
+        comm.Gatherv(data, None, root=root)
+        return None
+    buf = np.empty(int(counts.sum()), dtype=np.uint8)
+    comm.Gatherv(data, [buf, counts.astype(np.int32)], root=root)
+    ends = np.cumsum(counts)
+    return [buf[e - n:e].tobytes().decode() for e, n in zip(ends, counts)]
+
+
+def _scan(own, inputs, variables, start, end, every, allow_gaps) -> Plan:
+    """The plan, scanned by every rank together: rank 0 expands the globs,
+    each rank opens every ``size``-th file (opening and reading the
+    metadata of a file is most of a scan: 12 files took 0.05 to 0.14 s
+    on rank 0 alone while the other ranks waited), and rank 0 orders and
+    checks the gathered results.  A file's error travels with its result
+    and is raised where the serial scan would meet it, so the verdict and
+    its message do not depend on the number of ranks."""
+    from .fileset import expand, file_from_json, file_to_json, scan_file
+    listing = json.loads(_on_root(own, lambda: json.dumps([expand(p) for _, p in inputs])))
+    flat = [(path, k == 0) for paths in listing for k, path in enumerate(paths)]
+    mine = {}
+    for j in range(own.Get_rank(), len(flat), own.Get_size()):
+        try:
+            mine[j] = {"ok": file_to_json(scan_file(flat[j][0], variables, flat[j][1]))}
+        except InputError as exc:
+            mine[j] = {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - reported by rank 0, on every rank
+            log.exception("replay: scanning %s failed", flat[j][0])
+            mine[j] = {"bug": f"{type(exc).__name__}: {exc}"}
+    parts = _gather_text(own, json.dumps(mine))
+
+    def plan_on_root() -> str:
+        results = {int(j): r for p in parts for j, r in json.loads(p).items()}
+        order = iter(range(len(flat)))
+
+        def scanned_file(path, full):
+            r = results[next(order)]
+            if "error" in r:
+                raise InputError(r["error"])
+            if "bug" in r:
+                raise RuntimeError(r["bug"])
+            return file_from_json(r["ok"])
+        plan = scan(inputs, variables, start, end, every, allow_gaps, files=listing,
+                    scanned_file=scanned_file)
+        field_names(plan.sets, variables, _dims(plan))
+        return plan.to_json()
+    return Plan.from_json(_on_root(own, plan_on_root))
 
 
 def _decompose(plan: Plan, fields, size: int, rank: int) -> dict:
