@@ -5,6 +5,7 @@ from .coarsen import Coarsen
 from .exceedance import Exceedance
 from .fault import Fault, InjectedFault
 from .histogram import Histogram
+from .pointwise import Pointwise
 from .probe import Probe
 from .python import PythonAnalysis
 from .spell import Spell
@@ -14,7 +15,8 @@ from .window import Window
 
 REGISTRY: dict[str, type[Analysis]] = {
     cls.kind: cls for cls in (Stats, Histogram, Reduce, Coarsen, Probe, PythonAnalysis,
-                              Window, Fault, Exceedance, Climatology, Spell)}
+                              Window, Fault, Exceedance, Climatology, Spell,
+                              Pointwise)}
 
 
 def build(cfg_analyses: list[dict], rank: int = 0, size: int = 1) -> list[Analysis]:

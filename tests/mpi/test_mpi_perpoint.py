@@ -29,3 +29,33 @@ def test_spell_from_the_file(comm, icomm, shared_dir):
             np.testing.assert_array_equal(ds["sp_max"].values[i], mx)
             assert int(ds["sp_samples"].values[i]) == last
         assert ds["sp_max"].attrs["cell_methods"] == "time_sp: maximum"
+
+
+def test_pointwise_from_the_file(comm, icomm, shared_dir):
+    """Monthly windows (noleap) and the whole run, each rank's hyperslab,
+    decoded by xarray (cftime dates) and equal to resample/mean of the
+    whole series."""
+    path = shared_dir / "pointwise.h5"
+    an = [{"kind": "pointwise", "field": "T", "ops": ["mean", "min", "max", "var"],
+           "calendar_period": "month", "name": "mon"},
+          {"kind": "pointwise", "field": "T", "ops": ["mean"], "name": "all"}]
+    pc.run(icomm, an, 120, order="F", output=str(path), first=0)
+    comm.Barrier()
+    if comm.rank != 0:
+        return
+    da = pc.series(120, first=0)
+    r = da.resample(time="MS")
+    with xr.open_dataset(path, engine="h5netcdf", use_cftime=True) as ds:
+        assert ds["mon_mean"].dims == ("time_mon", "lat", "lon")
+        assert ds.sizes["time_mon"] == 3          # January to March; April is partial
+        assert ds["mon_mean"].attrs["cell_methods"] == "time_mon: mean"
+        assert ds["time_mon_bounds"].values[0, 0].month == 1
+        for op in ("mean", "min", "max", "var"):
+            np.testing.assert_allclose(ds[f"mon_{op}"].values,
+                                       getattr(r, op)().isel(time=slice(0, 3)).values,
+                                       rtol=1e-9, atol=1e-15, equal_nan=True, err_msg=op)
+        np.testing.assert_array_equal(ds["mon_count"].values,
+                                      r.count().isel(time=slice(0, 3)).values)
+        assert ds.sizes["time_all"] == 1
+        np.testing.assert_allclose(ds["all_mean"].values[0], da.mean("time").values,
+                                   rtol=1e-12, equal_nan=True)
