@@ -20,6 +20,29 @@ then float64 in the weights' units, ``_below`` and ``_above`` too, and the
 quantiles follow the weighted distribution: the q-quantile is where the
 cumulative weight reaches ``q`` times the total weight, interpolated
 linearly within its bin as without weights.
+
+``quantile_method: exact`` makes the quantiles exact to the value:
+``numpy.quantile(x, q, method="inverted_cdf")`` over the field's non-NaN
+values (+-Inf included, as the counts include them below and above the
+range), the smallest value whose empirical CDF reaches ``q`` -- a value
+the field holds, never an interpolation.  It is refined from the bins in a
+second pass (:mod:`insitu.kernels.quantiles`): after the counts are
+combined, every rank knows the slot holding the ``k``-th smallest value
+(``k - 1 = order_index(n, q)``) and its rank ``j`` within the slot; each
+rank collects its own values of that slot (one more scan of its slab,
+where only values near the slot take the exact test), sorts them, and ONE
+more reduction merges the ranks' sorted candidates, keeping the ``j``
+smallest or the ``C - j + 1`` largest, whichever is fewer (``C``: the
+slot's count).
+
+Its cost, per output step: one more pass over the slab, and one more
+collective (a merge-reduction) of ``Q * L`` doubles, ``L`` the largest
+``min(j, C - j + 1)`` over the ``Q`` quantiles rounded up to a power of
+two, at most half a slot's global count: with ``B`` bins over ``N``
+values spread over the range, about ``N / 2B``.  Choose the bins so the
+quantiles' bins are small (a range that fits the field).  Not with
+``weights:`` (a weighted quantile's candidates are not bounded by a
+count).
 """
 from __future__ import annotations
 
@@ -27,6 +50,8 @@ import numpy as np
 
 from .. import schema as s
 from ..kernels import histogram as kh
+from ..kernels import perpoint as kp
+from ..kernels import quantiles as kq
 from ..kernels.weighted import weighted_histogram
 from ..reduction import SUM
 from . import region as rg
@@ -44,7 +69,15 @@ class Histogram(Analysis):
                               unique=True, doc="quantiles to derive, each in (0, 1)"),
         "region": rg.SCHEMA,
         "weights": wt.schema(),
-    }, check=lambda cfg, path: _check_range(cfg["range"], f"{path}.range"))
+        "quantile_method": s.Enum(("bins", "exact"), default="bins",
+                                  doc="bins: linear within the bin (one bin width); exact: "
+                                      "numpy's inverted_cdf, refined in a second pass"),
+    }, check=lambda cfg, path: _check(cfg, path))
+
+    def __init__(self, index, cfg, rank=0, size=1):
+        super().__init__(index, cfg, rank, size)
+        #: the exact quantiles' second pass (local2) after the counts' reduction
+        self.phase2 = cfg.get("quantile_method") == "exact" and bool(cfg.get("quantiles"))
 
     def default_name(self):
         return f"{self.cfg['field']}_hist"
@@ -63,6 +96,11 @@ class Histogram(Analysis):
         nb = self.cfg["bins"]
         self.edges = np.linspace(self.lo, self.hi, nb + 1)
         self._start = ctx.plan.reserve_many(SUM, nb + 2)
+        if self.phase2:
+            # every rank, one group: the communicator of the merge
+            self._group = ctx.group(spec.name, (), f"{where}.quantile_method")
+            self._plans = {}   # capacity -> CandidatePlan, kept (the comm caches its op)
+            self._exact = np.full(len(self.cfg["quantiles"]), np.nan)
         self._local = np.zeros(nb + 2)
         meta = ctx.meta(spec.name)
         units = meta.get("units", "1")
@@ -108,6 +146,14 @@ class Histogram(Analysis):
                  "comment": "linear interpolation within a histogram bin: accurate to one "
                             "bin width; NaN where the quantile lies outside the range",
                  **common}, dims=(q,), shape=(len(self.cfg["quantiles"]),)))
+            if self.phase2:
+                v = out[-1].attrs
+                del v["resolution"]
+                v["long_name"] = f"exact quantiles of {label}"
+                v["comment"] = ("exact: numpy.quantile(values, q, method='inverted_cdf') over "
+                                "the non-NaN values (+-Inf included), refined from the bins "
+                                "in a second pass; NaN if there is none")
+                v["insitu_quantile_method"] = "exact"
         return out
 
     def local(self, views, record, step):
@@ -129,10 +175,57 @@ class Histogram(Analysis):
         else:
             out = {self.name: counts.copy(), f"{self.name}_below": float(r[0]),
                    f"{self.name}_above": float(r[-1])}
-        if self.cfg["quantiles"]:
+        if self.phase2:
+            out[f"{self.name}_quantile"] = self._exact.copy()
+        elif self.cfg["quantiles"]:
             out[f"{self.name}_quantile"] = kh.quantiles_from_counts(
                 counts, r[0], r[-1], self.edges, self.cfg["quantiles"])
         return out
+
+    def local2(self, views, record, ints, step):
+        """The exact quantiles' second pass (module docstring): this rank's
+        values of the slots holding them, merged across ranks in one
+        reduction.  Every rank computes the same slots and ranks from the
+        combined counts, so every rank makes the same collective."""
+        nb = self.cfg["bins"]
+        r = record[self._start:self._start + nb + 2]   # below, bins, above (global)
+        total = int(r.sum())
+        self._exact[:] = np.nan
+        if total == 0:
+            return
+        cum = np.cumsum(r)
+        want = []   # (quantile index, slot, rank within the slot, the slot's count)
+        for i, q in enumerate(self.cfg["quantiles"]):
+            k = kq.order_index(total, q)               # 0-based, over all non-NaN values
+            slot = int(np.searchsorted(cum, k, side="right"))
+            before = int(cum[slot - 1]) if slot else 0
+            want.append((i, slot, k - before, int(r[slot])))
+        slots = sorted({w[1] for w in want})
+        full = views[self.cfg["field"]][self._slices]
+        found = kq.slot_values(kp.kernel_view(full, kp.memory_order(full)), self.lo, self.hi,
+                               nb, slots, [int(self._local[s]) for s in slots])
+        mine = dict(zip(slots, found))
+        need = max(min(j + 1, c - j) for _, _, j, c in want)
+        cap = 1 << max(need - 1, 0).bit_length()
+        plan = self._plans.get(cap)
+        if plan is None:
+            plan = self._plans[cap] = kq.CandidatePlan(len(want), cap)
+        for i, slot, j, c in want:
+            plan.fill(i, mine[slot], descending=c - j < j + 1)
+        self._group.comm.reduce_record(plan)
+        for i, slot, j, c in want:
+            self._exact[i] = plan.value(i, c - 1 - j if plan.descending[i] else j)
+
+
+def _check(cfg, path):
+    _check_range(cfg["range"], f"{path}.range")
+    if cfg["quantile_method"] == "exact":
+        if not cfg["quantiles"]:
+            raise s.ConfigError(f"{path}.quantile_method: exact needs quantiles")
+        if cfg["weights"] is not None:
+            raise s.ConfigError(f"{path}.quantile_method: exact quantiles are not available "
+                                "with weights (a weighted quantile's candidates are not bounded "
+                                "by a count); use quantile_method: bins")
 
 
 def _check_range(rng, path):

@@ -1,0 +1,106 @@
+"""histogram quantile_method: exact (issue 16, item 6): exact to the value,
+numpy.quantile(x, q, method="inverted_cdf") over the non-NaN values (+-Inf
+included), at 1 to 4 fake ranks on every process grid (uneven slabs),
+with NaN, +-Inf, ties, quantiles below and above the range, a region and
+a float32 field.  The merge costs one more collective per output step.
+tests/mpi/test_mpi_exact_quantiles.py checks the same under real MPI."""
+import numpy as np
+import pytest
+
+from insitu import api
+from insitu.comm import FakeWorld
+from insitu.kernels.quantiles import CandidatePlan, order_index
+from insitu.options import ConfigError, parse
+
+import test_extremes as te
+
+QS = [0.001, 0.01, 0.05, 0.1, 0.25, 0.29, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999]
+
+
+def field(shape, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    f = rng.normal(280.0, 12.0, size=shape)
+    f[rng.random(shape) < 0.05] = np.nan
+    f[rng.random(shape) < 0.01] = np.inf
+    f[rng.random(shape) < 0.01] = -np.inf
+    f.flat[::17] = np.round(f.flat[::17])          # ties
+    return f.astype(dtype)
+
+
+def want(x, qs):
+    x = np.asarray(x, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    return np.array([np.quantile(x, q, method="inverted_cdf") for q in qs])
+
+
+def hist(bins=20, rng=(260.0, 300.0), **kw):
+    return {"kind": "histogram", "field": "f", "bins": bins, "range": list(rng),
+            "quantiles": QS, "quantile_method": "exact", "name": "h", **kw}
+
+
+@pytest.mark.parametrize("nranks", [1, 2, 3, 4])
+def test_exact_quantiles_equal_numpy_inverted_cdf_on_every_grid(nranks):
+    full = field((9, 14), nranks)
+    for grid in te._grids(2, nranks):
+        outs = FakeWorld(nranks).run(lambda c: te._drive(c, full, [hist()], grid))
+        for out in outs:   # the same on every rank
+            np.testing.assert_array_equal(out["h_quantile"], want(full, QS))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_3d_field_a_float32_field_and_few_bins(order):
+    full = field((4, 7, 9), 5, np.float32)
+    for bins, rng in ((1, (270.0, 290.0)), (3, (200.0, 400.0)), (50, (279.0, 281.0))):
+        outs = FakeWorld(3).run(lambda c: te._drive(c, full, [hist(bins, rng)], (1, 3, 1),
+                                                    order=order))
+        np.testing.assert_array_equal(outs[0]["h_quantile"], want(full, QS))
+
+
+def test_a_region_and_an_all_nan_field():
+    full = field((10, 12), 7)
+    an = [hist(region={"d0": [2, 8], "d1": [1, 11]})]
+    outs = FakeWorld(4).run(lambda c: te._drive(c, full, an, (2, 2)))
+    np.testing.assert_array_equal(outs[0]["h_quantile"], want(full[2:8, 1:11], QS))
+    nan = np.full((5, 6), np.nan)
+    outs = FakeWorld(2).run(lambda c: te._drive(c, nan, [hist()], (2, 1)))
+    assert np.isnan(outs[0]["h_quantile"]).all()
+
+
+def test_the_binned_quantiles_are_unchanged_by_default():
+    full = field((9, 14), 1)
+    a = hist()
+    del a["quantile_method"]
+    exact = FakeWorld(2).run(lambda c: te._drive(c, full, [hist()], (1, 2)))[0]
+    binned = FakeWorld(2).run(lambda c: te._drive(c, full, [a], (1, 2)))[0]
+    assert not np.array_equal(exact["h_quantile"], binned["h_quantile"])
+    assert np.all(np.abs(exact["h_quantile"] - binned["h_quantile"])[2:-2] <= 2.0)  # a bin
+
+
+def test_order_index_is_numpys():
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        n, q = int(rng.integers(1, 500)), float(np.round(rng.random(), int(rng.integers(1, 4))))
+        q = min(max(q, 1e-6), 1 - 1e-6)
+        assert np.quantile(np.arange(n), q, method="inverted_cdf") == order_index(n, q)
+
+
+def test_the_merge_keeps_the_smallest_or_the_largest():
+    a, b = CandidatePlan(2, 4), CandidatePlan(2, 4)
+    a.fill(0, np.array([1.0, 5.0, 7.0]), False)
+    b.fill(0, np.array([2.0, 3.0, 4.0, 8.0, 9.0]), False)
+    a.fill(1, np.array([1.0, 5.0]), True)
+    b.fill(1, np.array([2.0, 3.0, np.inf]), True)
+    b.combine(a.record, b.record)
+    assert list(b.record[:4]) == [1.0, 2.0, 3.0, 4.0]
+    assert list(b.record[4:]) == [np.inf, 5.0, 3.0, 2.0]
+
+
+def test_exact_config_errors():
+    parse({"analyses": [{**hist(), "field": "T"}]})
+    with pytest.raises(ConfigError, match=r"analyses\[0\]\.quantile_method: exact needs"):
+        parse({"analyses": [{**hist(), "quantiles": []}]})
+    with pytest.raises(ConfigError, match=r"analyses\[0\]\.quantile_method: exact quantiles "
+                                          r"are not available with weights"):
+        parse({"analyses": [{**hist(), "weights": "area"}]})
+    with pytest.raises(ConfigError, match=r"analyses\[0\]\.quantile_method"):
+        parse({"analyses": [{**hist(), "quantile_method": "median"}]})
