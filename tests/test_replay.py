@@ -324,7 +324,7 @@ def test_packed_integers_decode_as_xarray_does(tmp_path, attrs):
     """Each file of a packed (int16/int32, scale_factor/add_offset) series
     decodes to xarray's values bit for bit, in xarray's dtype, with its own
     scale and offset (reanalysis files are packed one by one), fill and
-    missing values NaN; read directly and through h5py alike."""
+    missing values NaN."""
     import xarray as xr
 
     from insitu.replay import reader as rd
@@ -345,17 +345,14 @@ def test_packed_integers_decode_as_xarray_does(tmp_path, attrs):
     assert var.field_dtype == want.dtype.name and var.dtype == np.dtype(raw_t).name
     assert len(var.packing) == 2 and var.packing[0] != var.packing[1]
     assert np.isnan(want).any() and np.isfinite(want).any()
-    for direct in (True, False):
-        rd.DIRECT = direct
-        try:
-            r = rd.SlabReader(rd.OpenFile(plan.sets[0]), var, ((0, 1, 1), (2, 1, 2)))
-            for step, (f, i) in enumerate(plan.sets[0].records):
-                got = r.read(f, i, step % 2)
-                assert got.dtype == want.dtype
-                np.testing.assert_array_equal(got, want[step, :, 1:2, 1:3])
-        finally:
-            rd.DIRECT = True
-            r.files.close()
+    r = rd.SlabReader(rd.OpenFile(plan.sets[0]), var, ((0, 1, 1), (2, 1, 2)))
+    try:
+        for step, (f, i) in enumerate(plan.sets[0].records):
+            got = r.read(f, i, step % 2)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want[step, :, 1:2, 1:3])
+    finally:
+        r.files.close()
 
 
 def test_packed_valid_range_is_in_packed_values():
@@ -387,65 +384,6 @@ def test_unsupported_variables_are_refused(tmp_path):
         scan([(None, str(p))], ["tp"])
     with pytest.raises(InputError, match="'bad' has scale_factor \\[0.1, 0.2\\]; expected one"):
         scan([(None, str(p))], ["bad"])
-
-
-@pytest.mark.parametrize("box", [((0, 0, 0), (3, 4, 5)), ((1, 0, 0), (2, 4, 5)),
-                                 ((0, 1, 0), (3, 2, 5)), ((1, 1, 2), (1, 3, 2)),
-                                 ((2, 3, 4), (1, 1, 1)), ((0, 0, 1), (3, 4, 3))])
-@pytest.mark.parametrize("run_bytes", [1, 10**9])
-def test_direct_reads_equal_slicing(tmp_path, box, run_bytes, monkeypatch):
-    """A box of a contiguous variable read with preadv, run by run (long
-    runs) or through one read and a strided copy (short runs), is the
-    array's slice, for every record."""
-    import netCDF4
-
-    from insitu.replay import reader as rd
-    from insitu.replay.sources import H5Source
-    data = np.arange(4 * 3 * 4 * 5, dtype=np.float64).reshape(4, 3, 4, 5)  # distinct values
-    p = tmp_path / "c.nc"
-    with netCDF4.Dataset(p, "w") as d:
-        for n, k in zip("tzyx", data.shape):
-            d.createDimension(n, k)
-        d.createVariable("v", "f8", tuple("tzyx"), contiguous=True)[:] = data
-    src = H5Source(str(p))
-    base = src.contiguous_offset("v")
-    src.close()
-    assert base is not None
-    monkeypatch.setattr(rd, "RUN_BYTES", run_bytes)
-    runs = rd._Runs(data.shape[1:], box, 8)
-    out = np.empty(box[1])
-    sel = tuple(slice(o, o + n) for o, n in zip(*box))
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        for t in range(4):
-            runs.read(fd, base, t, out, str(p), [])
-            np.testing.assert_array_equal(out, data[t][sel])
-        with pytest.raises(rd.InputError, match="c.nc: the file ends before its data"):
-            runs.read(fd, base + 10**6, 0, out, str(p), [])
-    finally:
-        os.close(fd)
-
-
-def test_which_variables_are_read_directly(tmp_path):
-    """Contiguous native data: an offset; chunked or compressed data, or
-    big-endian: None (h5py reads them)."""
-    import netCDF4
-
-    from insitu.replay.sources import H5Source
-    p = tmp_path / "l.nc"
-    with netCDF4.Dataset(p, "w") as d:
-        d.createDimension("t", 2)
-        d.createDimension("x", 3)
-        d.createVariable("c", "f4", ("t", "x"), contiguous=True)[:] = 1
-        d.createVariable("k", "f4", ("t", "x"), chunksizes=(1, 3))[:] = 1
-        d.createVariable("z", "f4", ("t", "x"), zlib=True)[:] = 1
-        d.createVariable("b", "f4", ("t", "x"), contiguous=True, endian="big")[:] = 1
-    src = H5Source(str(p))
-    try:
-        assert src.contiguous_offset("c") is not None
-        assert [src.contiguous_offset(v) for v in "kzb"] == [None, None, None]
-    finally:
-        src.close()
 
 
 def test_netcdf3_is_read_through_netcdf4_python(tmp_path):

@@ -53,9 +53,6 @@ class Variable:
     #: and ``fill`` and ``valid`` are in its packed values
     decoded: str = None
     packing: list = None
-    #: per file of the set in time order: the byte offset of the variable's
-    #: contiguous data (read directly, see :mod:`.reader`), or None (h5py)
-    offsets: list = None
 
     @property
     def field_dtype(self) -> str:
@@ -242,7 +239,6 @@ def _variable(src, path: str, name: str, dims: tuple) -> Variable:
     out = Variable(name, list(dims[1:]), list(src.shape(name)[1:]), dtype.name,
                    str(attrs.get("units", "1")), str(attrs.get("long_name", name)),
                    str(attrs.get("standard_name", "")), fill, [lo, hi])
-    out.offsets = [src.contiguous_offset(name)]
     if packed:
         out.decoded = decoded.name
         out.packing = [[None if a is None else float(np.asarray(a).item())
@@ -539,8 +535,7 @@ def scan(inputs, variables, start=None, end=None, every: int = 1,
                 f"--input {pattern!r} and --input {p0!r} replay different times ({len(times)} "
                 f"records from {_date_text(chosen[0][0].dates[chosen[0][1]])} and {n0} from "
                 f"{series_times[1][0]}); the sets must cover the same times")
-        for v in variables:  # each file's own packing and layout, in time order
-            first[1][v].offsets = [s[1][v].offsets[0] for s in scanned]
+        for v in variables:  # each file's own packing, in time order
             if first[1][v].decoded:
                 first[1][v].packing = [s[1][v].packing[0] for s in scanned]
         sets.append(FileSet(pattern, label, str(first[3]) if first[3] else None,

@@ -8,21 +8,15 @@ already seen costs a few microseconds, and views it without a copy).  No
 rank reads, holds or gathers a whole field, and a set keeps one file open
 at a time, so memory and open handles stay flat in the number of files.
 
-How a slab is read, per file:
-
-* **directly**, when the variable is one contiguous, unfiltered,
-  native-endian block of the file (CMIP files with fixed dimensions are;
-  the scan records the block's offset, :meth:`.H5Source.contiguous_offset`):
-  ``os.preadv`` of each contiguous run of the box straight into the
-  buffer, or, when the runs are short (a box cut along the fastest dim),
-  one read of the range that holds them and a strided copy.  Both release
-  Python's lock, so the read really overlaps the step; and no HDF5 file is
-  opened on the ranks at all;
-* **through h5py** otherwise (chunked, compressed, byte-swapped): an HDF5
-  hyperslab straight into the buffer (``H5Dread``, which holds Python's
-  lock: measured, a thread reading while the main thread computed took the
-  sum of both times; the overlap is then only with the step's waits);
-* **through netCDF4-python** for classic netCDF-3 files.
+A slab is read with an HDF5 hyperslab straight into the buffer (h5py's
+low-level ``H5Dread``; netCDF4-python for classic netCDF-3 files).  h5py
+holds Python's lock through ``H5Dread`` (measured: a thread reading while
+the main thread computed took the sum of both times), so the read overlaps
+what the step does without the lock: its waits in the collectives, which
+at 2 ranks are most of a step.  Reading contiguous variables with
+``os.preadv`` instead, which releases the lock, was tried and measured no
+faster at 1 or 2 ranks (benchmark archive, 8 interleaved rounds), so the
+one HDF5 path stays.
 
 Then CF decoding, in one pass over the box: ``_FillValue``/``missing_value``
 and values outside ``valid_range`` become NaN in float fields, and packed
@@ -39,14 +33,6 @@ import numpy as np
 
 from .fileset import FileSet, Variable
 from .sources import H5Source, InputError, NC3Source
-
-#: runs of at least this many bytes are read one ``preadv`` each; shorter
-#: ones by one read of the range holding them and a strided copy
-RUN_BYTES = 64 * 1024
-
-#: read contiguous variables with ``os.preadv`` (False: always h5py; for
-#: measuring the difference)
-DIRECT = True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -118,109 +104,29 @@ def unpack(raw: np.ndarray, out: np.ndarray, scale, offset, fills, lo, hi) -> No
 
 
 class OpenFile:
-    """The one file of a set that is open, reopened as the series moves on:
-    a file descriptor for direct reads, a source for the others (opened
-    only when a variable of the file needs it)."""
+    """The one file of a set that is open, reopened as the series moves on."""
 
     def __init__(self, fileset: FileSet) -> None:
         self.set = fileset
         self.index = None
         self.source = None
-        self.fd = None
-
-    def _move(self, index: int) -> str:
-        if index != self.index:
-            self.close()
-            self.index = index
-        path = self.set.files[index]
-        return path
 
     def get(self, index: int):
-        path = self._move(index)
-        if self.source is None:
+        if index != self.index:
+            self.close()
+            path = self.set.files[index]
             if not os.path.exists(path):
                 raise InputError(f"{path}: the file is gone (it was there when the set was "
                                  "scanned)")
             cls = H5Source if self.set.kinds[index] == "hdf5" else NC3Source
             self.source = cls(path)
+            self.index = index
         return self.source
-
-    def descriptor(self, index: int) -> int:
-        path = self._move(index)
-        if self.fd is None:
-            try:
-                self.fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                raise InputError(f"{path}: the file is gone (it was there when the set was "
-                                 "scanned)") from None
-            except OSError as exc:
-                raise InputError(f"{path}: cannot read the file: {exc.strerror}") from None
-        return self.fd
 
     def close(self) -> None:
         if self.source is not None:
             self.source.close()
-        if self.fd is not None:
-            os.close(self.fd)
-        self.source, self.fd, self.index = None, None, None
-
-
-class _Runs:
-    """Where a box's elements lie in one record of a contiguous C-order
-    variable: runs of ``length`` elements, starting ``starts`` elements
-    into the record, landing at ``k * length`` in the box's flat buffer.
-
-    The run is the box's extent along the last dim it does not cover fully,
-    times the dims after it (which it covers): 19 runs of 90 x 360 for half
-    a 19 x 180 x 360 record cut along lat, one run for a whole record."""
-
-    def __init__(self, shape, box, itemsize: int) -> None:
-        offset, count = (tuple(int(x) for x in a) for a in box)
-        shape = tuple(int(x) for x in shape)
-        d = len(shape)
-        j = d - 1
-        while j > 0 and count[j] == shape[j]:
-            j -= 1
-        inner = int(np.prod(shape[j + 1:], dtype=np.int64))
-        self.length = count[j] * inner
-        strides = [int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(d)]
-        outer = np.indices(count[:j]).reshape(j, -1).T if j else np.zeros((1, 0), np.int64)
-        self.starts = np.array([sum((offset[i] + int(p[i])) * strides[i] for i in range(j))
-                                + offset[j] * strides[j] for p in outer], dtype=np.int64)
-        self.itemsize = itemsize
-        self.record_bytes = int(np.prod(shape, dtype=np.int64)) * itemsize
-        self.count, self.strides = count, [s * itemsize for s in strides]
-
-    def read(self, fd: int, base: int, record: int, out: np.ndarray, path: str,
-             scratch: list) -> None:
-        """Record ``record`` of the variable whose data start at byte
-        ``base`` of ``fd``, this box of it, into ``out`` (C-contiguous)."""
-        at = base + record * self.record_bytes
-        run = self.length * self.itemsize
-        if run >= RUN_BYTES or self.starts.size == 1:
-            flat = out.reshape(-1).view(np.uint8)
-            for k, s in enumerate(self.starts):
-                _preadv(fd, flat[k * run:(k + 1) * run], at + int(s) * self.itemsize, path)
-            return
-        first = int(self.starts[0]) * self.itemsize
-        span = int(self.starts[-1]) * self.itemsize + run - first
-        if not scratch or scratch[0].size < span:
-            scratch[:] = [np.empty(span, dtype=np.uint8)]
-        block = scratch[0][:span]
-        _preadv(fd, block, at + first, path)
-        view = np.lib.stride_tricks.as_strided(block.view(out.dtype), shape=self.count,
-                                               strides=self.strides, writeable=False)
-        np.copyto(out, view)
-
-
-def _preadv(fd: int, into: np.ndarray, at: int, path: str) -> None:
-    done = 0
-    while done < into.size:  # a read may return fewer bytes than asked
-        n = os.preadv(fd, [memoryview(into[done:])], at + done)
-        if n == 0:
-            raise InputError(f"{path}: the file ends before its data do (truncated since "
-                             "the scan?)")
-        done += n
+        self.source, self.index = None, None
 
 
 class SlabReader:
@@ -234,8 +140,6 @@ class SlabReader:
         self.buffers = [np.empty(tuple(shape), dtype=dtype) for _ in range(2)]
         self.selection = tuple(slice(o, o + n) for o, n in zip(offset, shape))
         self.raw = None if not var.decoded else np.empty(tuple(shape), np.dtype(var.dtype))
-        self.runs = _Runs(var.shape, box, np.dtype(var.dtype).itemsize)
-        self._scratch: list = []
         lo, hi = var.valid
         self._mask = None
         if dtype.kind == "f" and not var.decoded and (var.fill or lo is not None or
@@ -251,21 +155,14 @@ class SlabReader:
         (decoded); returns it."""
         out = self.buffers[slot]
         into = out if self.raw is None else self.raw
-        offsets = self.var.offsets
-        base = offsets[file_index] if offsets and DIRECT else None
-        if base is not None:
-            fd = self.files.descriptor(file_index)
-            self.runs.read(fd, base, index, into, self.files.set.files[file_index],
-                           self._scratch)
-        else:
-            src = self.files.get(file_index)
-            try:
-                src.read_into(self.var.name, (index, *self.selection), into)
-            except InputError:
-                raise
-            except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-                raise InputError(f"{src.path}: cannot read record {index} of "
-                                 f"{self.var.name!r}: {exc}") from None
+        src = self.files.get(file_index)
+        try:
+            src.read_into(self.var.name, (index, *self.selection), into)
+        except InputError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise InputError(f"{src.path}: cannot read record {index} of "
+                             f"{self.var.name!r}: {exc}") from None
         if self.raw is not None:
             scale, offset = self.var.packing[file_index]
             unpack(self.raw, out, scale, offset, self.var.fill, *self.var.valid)
@@ -278,10 +175,11 @@ class Prefetcher:
     """Reads record ``k + 1`` of every field in a thread while record ``k``
     is stepped on.
 
-    The reads and decoding release Python's lock (``preadv``, numba's
-    ``nogil`` kernels, numpy's copies), so on a rank whose step waits for
-    the other ranks in its collectives, or computes in released kernels,
-    the read costs no time of its own.  Two buffers per field: the one
+    The step's waits in its collectives (and numba's ``nogil`` kernels)
+    release Python's lock, and the thread reads then: at 2 ranks on the
+    benchmark archive the replay took 0.35 s instead of 0.81 s (median of
+    8 interleaved rounds, load 4); at 1 rank, where the step leaves no wait
+    to fill, it made no difference.  Two buffers per field: the one
     stepped on is never written while the step runs, since the read of the
     record after next is only started once that step has returned.
 

@@ -131,30 +131,6 @@ class H5Source:
     def read(self, name: str, selection=()) -> np.ndarray:
         return self.file[name][selection]
 
-    def contiguous_offset(self, name: str):
-        """The byte offset in the file of ``name``'s data when HDF5 stores it
-        as one contiguous, unfiltered, native-endian block in this file (how
-        CMIP files with fixed dimensions are written), else None.
-
-        Such a variable's element ``i`` (in C order) is the ``itemsize``
-        bytes at ``offset + i * itemsize``: exactly the bytes ``H5Dread``
-        would copy, so a rank can read its slab with ``os.preadv``, which
-        releases Python's lock (h5py holds it through ``H5Dread``) and lets
-        the next record's read overlap the current step (see
-        :mod:`.reader`).  Chunked, compressed, external, unallocated or
-        byte-swapped data keep the h5py path."""
-        from h5py import h5d
-        ds = self.file[name]
-        dcpl = ds.id.get_create_plist()
-        if dcpl.get_layout() != h5d.CONTIGUOUS or dcpl.get_nfilters() or \
-                dcpl.get_external_count() or not ds.dtype.isnative or \
-                ds.dtype.kind not in "iuf":
-            return None
-        offset = ds.id.get_offset()
-        if offset is None or ds.id.get_storage_size() != ds.size * ds.dtype.itemsize:
-            return None
-        return int(offset)
-
     def read_into(self, name: str, selection, out: np.ndarray) -> None:
         """Read ``selection`` (an index along the first dimension, then
         slices) of ``name`` into ``out`` (C-contiguous), with no
@@ -225,10 +201,6 @@ class NC3Source:
 
     def read_into(self, name: str, selection, out: np.ndarray) -> None:
         out[...] = self.file.variables[name][selection]
-
-    def contiguous_offset(self, name: str):
-        """None: netCDF-3 records interleave variables; netCDF4-python reads."""
-        return None
 
     def close(self) -> None:
         self.file.close()
