@@ -19,7 +19,7 @@ import glob as _glob
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,7 +84,12 @@ class Plan:
     files_total: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        # vars() rather than dataclasses.asdict, which deep-copies every list
+        # first (the coordinates' values and bounds): 32 ms of rank 0's scan
+        # at 2 ranks while the others waited, for a 360 x 180 grid
+        return json.dumps({**vars(self), "sets": [
+            {**vars(s), "variables": {k: vars(v) for k, v in s.variables.items()}}
+            for s in self.sets]})
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
@@ -410,7 +415,7 @@ def file_to_json(scanned: tuple) -> dict:
     return {"path": ft.path, "kind": ft.kind, "units": ft.units, "calendar": ft.calendar,
             "values": ft.values.tolist(),
             "bounds": None if ft.bounds is None else ft.bounds.tolist(),
-            "variables": {k: asdict(v) for k, v in vars_here.items()},
+            "variables": {k: vars(v) for k, v in vars_here.items()},
             "coords": coords, "source_id": source_id}
 
 
