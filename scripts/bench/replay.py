@@ -22,11 +22,16 @@ median and the spread (min-max) over the rounds, the slowest rank's time:
   as many threads as ranks, on rank 0, while the other ranks sleep, not
   spin, in a non-blocking barrier);
 * **read**: h5py reading every record's slab once into the same per-rank
-  buffers, nothing else (the floor a replay cannot beat).
+  buffers, nothing else (the floor a replay cannot beat);
+* **replay, no read-ahead**: the replay with each record read when it is
+  due (``insitu.replay.host.READ_AHEAD = False``), which is what the
+  reader thread saves.
 
 Then the memory: each rank's peak resident memory (VmHWM, reset before
 the run) while replaying the first 3 files and all 12 (1 and 3 in quick
-mode); flat in the number of files means the same peak for both.
+mode), with the output flushed every 12 records (the writer otherwise
+keeps every row until its time-based flush); flat in the number of files
+means the same peak for both.
 """
 from __future__ import annotations
 
@@ -130,15 +135,21 @@ def idle_barrier(comm) -> None:
         time.sleep(0.002)
 
 
-def replay_once(comm, folder: str, files: str, out: str) -> float:
+def replay_once(comm, folder: str, files: str, out: str, ahead: bool = True,
+                output: dict = None) -> float:
     from insitu import replay
+    from insitu.replay import host
+    host.READ_AHEAD = ahead
     cfg = {"analyses": [{"kind": "stats", "field": "ta", "stats": ["mean"]},
                         {"kind": "reduce", "field": "ta", "over": ["lon"], "op": "mean"}],
-           "log_level": "WARNING"}
+           "log_level": "WARNING", "output": output or {}}
     comm.Barrier()
     t0 = time.perf_counter()
-    replay.run([f"ta={os.path.join(folder, files)}"], "ta", cfg, comm, output=out,
-               overwrite=True)
+    try:
+        replay.run([f"ta={os.path.join(folder, files)}"], "ta", cfg, comm, output=out,
+                   overwrite=True)
+    finally:
+        host.READ_AHEAD = True
     return time.perf_counter() - t0
 
 
@@ -215,7 +226,9 @@ def main() -> int:
     out = os.path.join(scratch, "replay.h5")
     methods = {"replay": lambda: replay_once(comm, folder, "ta_*.nc", out),
                "xarray+dask": lambda: xarray_once(comm, folder),
-               "read": lambda: read_once(comm, folder)}
+               "read": lambda: read_once(comm, folder),
+               "replay, no read-ahead": lambda: replay_once(comm, folder, "ta_*.nc", out,
+                                                            ahead=False)}
     times = {k: [] for k in methods}
     for r in range(rounds + 1):  # round 0 warms the page cache and the numba cache
         for name, fn in methods.items():
@@ -223,9 +236,15 @@ def main() -> int:
             if r:
                 times[name].append(dt)
     few = max(1, shape["files"] // 4)  # 3 of 12 files (1 of 3 in quick mode)
+    # The writer keeps the output rows it has not flushed durably (its flush
+    # policy: every 10 s by default, longer than these runs), 27 KB a record
+    # here, so the memory runs flush every 12 records: what is then left is
+    # replay's own memory, which must not grow with the files
+    flush = {"flush_every_steps": 12}
     mem_few = peak_rss_mib(comm, lambda: replay_once(comm, folder, f"ta_*_200[0-{few - 1}].nc",
-                                                     out))
-    mem_all = peak_rss_mib(comm, lambda: replay_once(comm, folder, "ta_*.nc", out))
+                                                     out, output=flush))
+    mem_all = peak_rss_mib(comm, lambda: replay_once(comm, folder, "ta_*.nc", out,
+                                                     output=flush))
     if comm.rank == 0:
         gb = shape["files"] * shape["months"] * shape["plev"] * shape["lat"] * shape["lon"] * 4
         rows = []
@@ -239,6 +258,7 @@ def main() -> int:
                   "replay_over_read": med["replay"] / med["read"]}
         paired = np.array(times["xarray+dask"]) / np.array(times["replay"])
         paired_read = np.array(times["replay"]) / np.array(times["read"])
+        paired_ahead = np.array(times["replay, no read-ahead"]) / np.array(times["replay"])
         print_header()
         print(f"{comm.size} rank(s); archive {shape} x {shape['files']} files = "
               f"{gb / 1e6:.0f} MB in {folder}; {rounds} interleaved rounds after a warm-up")
@@ -247,6 +267,8 @@ def main() -> int:
               f"{paired.min():.2f}-{paired.max():.2f}; target >= 3)")
         print(f"replay / read alone: {ratios['replay_over_read']:.2f}x (per round "
               f"{paired_read.min():.2f}-{paired_read.max():.2f}; target <= 1.5)")
+        print(f"no read-ahead / replay: {np.median(paired_ahead):.2f}x (per round "
+              f"{paired_ahead.min():.2f}-{paired_ahead.max():.2f})")
         print(f"peak RSS per rank, MiB: {few} file(s) {[round(m, 1) for m in mem_few]}, "
               f"{shape['files']} files {[round(m, 1) for m in mem_all]}")
         path = save(f"replay_n{comm.size}" + ("_quick" if args.quick else ""),
