@@ -10,7 +10,8 @@ def test_replay_benchmark_quick(tmp_path):
            env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
     data = json.loads((tmp_path / "replay_n2_quick.json").read_text())
     assert data["machine"]["cores"]
-    assert [r["method"] for r in data["rows"]] == ["replay", "xarray+dask", "read"]
+    assert [r["method"] for r in data["rows"]] == ["replay", "xarray+dask", "read",
+                                                   "replay, no read-ahead"]
     assert all(len(t) == data["rounds"] for t in data["times"].values())
     mem = data["peak_rss_MiB"]
     assert mem["files"] == [1, 3] and len(mem["few"]) == len(mem["all"]) == 2
