@@ -1,4 +1,4 @@
-"""Output I/O: one parallel HDF5 file, preallocated, with a flush policy.
+"""Output I/O: one parallel HDF5 file, rows buffered until a durable flush.
 
 The file is opened with h5py's ``mpio`` driver on the session's
 communicator (and the ``output.mpi_info`` hints).  HDF5 requires every
@@ -8,26 +8,36 @@ the layout itself comes from :mod:`insitu.layout`.
 
 What an output step costs (docs/output.md):
 
-* **Data reach the file at every output step**, with no collective: each
-  growing axis is preallocated in blocks (:func:`insitu.layout.growth`), so
-  a row is written into space that already exists.  Rank 0 writes the
-  replicated results (the same on every rank) and each rank its own
-  hyperslab of the distributed ones, all with independent I/O.  HDF5
-  writes raw data straight to MPI-IO in parallel (no chunk cache), so a
-  row is in the operating system's hands when ``step`` returns.
-* **The durable flush** (``H5Fflush``: HDF5's metadata, then
-  ``MPI_File_sync``) comes at the cadence of :class:`FlushPolicy`, when an
-  axis had to grow, after an attribute changed, and at close.  Rank 0
-  first writes the committed row count of every axis into
-  ``/insitu/committed_rows``, the readers' contract.  Between two flushes
-  no metadata changes, so the file on disk is always the file of the last
-  flush plus raw rows past the committed count.
+* **Rows wait in memory until the durable flush**, with no I/O and no
+  MPI communication: rank 0 keeps the replicated results (the same on
+  every rank) and each rank a copy of its own pieces of the distributed
+  ones.  They are copied because a piece may be a view of the model's
+  memory (a trigger's snapshot), which the model overwrites at its next
+  step.
+* **The durable flush** comes at the cadence of :class:`FlushPolicy`,
+  after an attribute changed, when a rank holds :data:`BUFFER_BYTES` of
+  rows, and at close.  It grows every axis that has new rows to exactly
+  its row count (collective, one ``H5Dset_extent`` per dataset on that
+  axis), then rank 0 writes each replicated dataset's new rows as one
+  block and each rank its pieces (independent I/O), then rank 0 writes
+  the committed row count of every axis into ``/insitu/committed_rows``
+  (the readers' contract), then ``H5Fflush`` writes HDF5's metadata and
+  calls ``MPI_File_sync``.  Between two flushes the file on disk does not
+  change at all.
+* **No dataset is ever shrunk.**  Datasets are created empty and grown to
+  their exact size at each flush, so a finalized file has exact sizes
+  without cutting anything.  Shrinking a chunked dataset that holds data
+  (``H5Dset_extent`` to fewer rows) desynchronises the ranks at the
+  file's close under parallel HDF5 1.10.8: every 2-rank run hung under
+  MPICH 4.0.2, and under Open MPI 4.1.4 3-rank runs hung once the root
+  group's attributes (the config text) passed a size, or with a window
+  over a histogram (docs/mpich.md).
 * The flush decision must be the same on every rank (the flush is
   collective): it depends on the output steps since the last flush, which
-  all ranks count alike, and on rank 0's clock, which travels to every
-  rank in the step's one reduction (the session puts
-  :meth:`H5Writer.flush_clock` into its record), never on a rank's own
-  clock.
+  all ranks count alike, on rank 0's clock and on every rank's buffered
+  bytes, which travel to every rank in the step's one reduction (the
+  session puts :meth:`H5Writer.flush_clock` into a MAX slot of its
+  record), never on a rank's own view.
 
 Independent raw writes are used on purpose: under Open MPI 4.1.x before
 4.1.7 (and 5.0.x before 5.0.6), ompio's collective write over a Cartesian
@@ -46,10 +56,15 @@ import numpy as np
 
 from .analyses.base import Axis, Coord, Piece, Variable
 from .layout import (COMMITTED, COMMITTED_GROUP, ROWS, STEP_ATTRS, OutputError, attr_value,
-                     dimension_sizes, fill_value, grown, growth, row_bytes, time_attrs,
-                     variable_attrs, variable_fill)
+                     dimension_sizes, fill_value, time_attrs, variable_attrs, variable_fill)
 
 log = logging.getLogger("insitu")
+
+#: a rank that holds this many bytes of rows not yet flushed asks for a
+#: durable flush at the next output step (a trigger's snapshots of a big
+#: field, or a coarse field every step under a long flush period, must not
+#: grow a rank's memory without bound)
+BUFFER_BYTES = 64 << 20
 
 
 class FlushPolicy:
@@ -164,21 +179,27 @@ def _show_sel(sel) -> str:
 
 
 class _Row:
-    """One dataset along a growing axis, with what writing a row into it
-    needs, kept so that the per-step write is one hyperslab selection and
-    one ``H5Dwrite`` (h5py's ``ds[n] = v`` costs ~4x more)."""
+    """One dataset along a growing axis, with what writing its rows needs:
+    its dtype and fill (a row that lacks the variable keeps the fill), and
+    the file dataspace, taken again after each growth."""
 
-    __slots__ = ("name", "ds", "var", "dtype", "space", "mem")
+    __slots__ = ("name", "ds", "var", "dtype", "fill", "space")
 
     def __init__(self, name: str, ds, var: Optional[Variable]) -> None:
         self.name, self.ds, self.var = name, ds, var
         self.dtype = ds.dtype
+        self.fill = ds.fillvalue
         self.refresh()
-        self.mem = {}
 
     def refresh(self) -> None:
         """Take the file dataspace again (after a resize)."""
         self.space = self.ds.id.get_space()
+
+    @property
+    def replicated(self) -> bool:
+        """Rank 0 writes it: the axis's own time, step and bounds, and every
+        result that is the same on every rank."""
+        return self.var is None or not self.var.distributed
 
 
 class H5Writer:
@@ -222,12 +243,13 @@ class H5Writer:
         self.datasets: dict[str, object] = {}
         self._vars: dict[str, Variable] = {}
         self.flushes = 0        # durable flushes so far (tests, benchmarks)
-        self.growths = 0        # times an axis had to grow
+        self.growths = 0        # datasets grown (one per dataset per flush that grew its axis)
         #: the clock the flush policy reads on rank 0 (a test may replace it)
         self.clock = time.monotonic
         self._since = 0.0       # the clock at the last durable flush
         self._steps_since = 0   # output steps since the last durable flush
         self._must_flush = False  # metadata changed: flush at the end of this step
+        self._pending_bytes = 0   # bytes of rows this rank holds for the next flush
 
     # -- creation -------------------------------------------------------------
     def _create(self) -> None:
@@ -256,38 +278,43 @@ class H5Writer:
     def define(self, variables: Sequence[Variable], coords: Sequence[Coord],
                file_attrs: Mapping, fill: bool, axes: Sequence[Axis] = ()) -> None:
         """Create the file, its axes, dimensions, coordinates and one
-        variable per result, each growing axis preallocated (collective)."""
+        variable per result, every growing axis empty (collective)."""
         self._create()
         f = self.file
         sizes = dimension_sizes(variables, coords)
         self.axes = {"time": Axis("time", "step")}
         self.axes.update({a.name: a for a in axes})
         on_axis = {name: [v for v in variables if v.axis == name] for name in self.axes}
-        self.written = {name: 0 for name in self.axes}     # rows handed to the file
+        self.written = {name: 0 for name in self.axes}     # rows appended
         self.committed = {name: 0 for name in self.axes}   # rows the last flush committed
-        # Axes with bounds (windows, climatologies) get a row now and then:
-        # they grow exactly, one collective resize per row, and are never
-        # shrunk at close.  Shrinking a preallocated array-row axis written at
-        # finalize hung 3-rank runs inside HDF5 (H5Dset_extent, Open MPI 4.1
-        # / HDF5 1.10.8; the property test's example in the session note).
-        self.plan = {name: (0, 1) if self.axes[name].bounds else growth(row_bytes(on_axis[name]))
-                     for name in self.axes}
-        self.allocated = {name: self.plan[name][0] for name in self.axes}
+        # Every axis is created empty and grows to its exact row count at
+        # each flush; nothing is ever shrunk (module docstring).
+        self.allocated = {name: 0 for name in self.axes}
+        #: rows appended since the last flush, per axis: (step, time, bounds,
+        #: values), the values this rank writes (copies)
+        self.pending: dict[str, list] = {name: [] for name in self.axes}
         self.rows: dict[str, list[_Row]] = {name: [] for name in self.axes}
         self.distributed = {name: any(v.distributed for v in on_axis[name]) for name in self.axes}
+        # Datasets that rank 0 writes whole (every row it grows, with the
+        # fill where a row lacks the variable) are created with fill_time
+        # never: HDF5 then allocates their chunks with no collective fill
+        # write (4 MPI calls per dataset at each new chunk).  Distributed
+        # ones keep the fill at allocation, as their pieces need not cover
+        # every cell of a row.
         scales = {}
         for ax in self.axes.values():
             n = self.allocated[ax.name]
             # Rows never written read as NaT (time) and the netCDF fill
-            # (step), without a _FillValue attribute: a finalized file has
-            # no such rows, and xarray keeps the step an integer.
+            # (step), without a _FillValue attribute: a file holds no such
+            # rows, and xarray keeps the step an integer.
             t = f.create_dataset(ax.name, shape=(n,), maxshape=(None,), dtype="f8",
-                                 chunks=(ROWS,), fillvalue=np.nan)
+                                 chunks=(ROWS,), fillvalue=np.nan, fill_time="never")
             t.make_scale(ax.name)
             for k, v in time_attrs(ax, self.time_attrs).items():
                 t.attrs[k] = v
             st = f.create_dataset(ax.step, shape=(n,), maxshape=(None,), dtype="i8",
-                                  chunks=(ROWS,), fillvalue=fill_value(np.int64))
+                                  chunks=(ROWS,), fillvalue=fill_value(np.int64),
+                                  fill_time="never")
             st.dims[0].attach_scale(t)
             for k, v in STEP_ATTRS.items():
                 st.attrs[k] = v
@@ -312,7 +339,7 @@ class H5Writer:
                 name = f"{ax.name}_bounds"
                 b = f.create_dataset(name, shape=(self.allocated[ax.name], 2),
                                      maxshape=(None, 2), dtype="f8", chunks=(ROWS, 2),
-                                     fillvalue=np.nan)
+                                     fillvalue=np.nan, fill_time="never")
                 b.dims[0].attach_scale(scales[ax.name])
                 b.dims[1].attach_scale(scales["nv"])
                 self.datasets[name] = b
@@ -332,7 +359,8 @@ class H5Writer:
             chunks = (ROWS,) if not var.shape else (1, *var.shape)
             ds = f.create_dataset(var.name, shape=(self.allocated[var.axis], *var.shape),
                                   maxshape=(None, *var.shape), dtype=var.dtype, chunks=chunks,
-                                  fillvalue=fillvalue)
+                                  fillvalue=fillvalue,
+                                  fill_time="alloc" if var.distributed else "never")
             _attach_growing_axis(ds, scales[var.axis])
             for i, d in enumerate(var.dims):
                 ds.dims[i + 1].attach_scale(scales[d])
@@ -355,7 +383,7 @@ class H5Writer:
         c.dims[0].attach_scale(ax)
         c.attrs["axes"] = " ".join(names)
         c.attrs["long_name"] = ("rows of each growing axis committed by the last durable "
-                                "flush; rows past them are preallocated fill or uncommitted")
+                                "flush; rows past them are not committed")
         self._count = c
         self._count_space = c.id.get_space()
         for k, v in file_attrs.items():
@@ -367,124 +395,153 @@ class H5Writer:
     # -- rows -----------------------------------------------------------------
     def append(self, step: int, time: float, values: Mapping[str, object],
                axis: str = "time", bounds=None) -> None:
-        """Write one row along ``axis`` into the file (collective only when
-        the axis must grow, every few hundred rows; otherwise independent
-        writes and no MPI communication).  A variable missing from
-        ``values`` keeps its fill value there.
+        """Keep one row along ``axis`` for the next durable flush (no I/O,
+        no MPI communication).  A variable missing from ``values`` keeps
+        its fill value in that row.
 
-        A write that fails (a full disk, an I/O error) is reported as an
-        :class:`OutputError` naming the cause, the step and what the file
-        still holds, instead of HDF5's "Unable to set dataset extent"."""
+        Rank 0 keeps the replicated values, and every rank a copy of its
+        own pieces of the distributed ones: a piece may be a view of the
+        model's memory, which the model overwrites at its next step."""
         self.last_step = step
-        n = self.written[axis]
-        try:
-            if n >= self.allocated[axis]:
-                self._grow(axis, n + 1)
-            self._write_row(axis, n, step, time, values, bounds)
-        except (OSError, RuntimeError) as exc:
-            raise OutputError(self._write_failure(exc)) from None
-        self.written[axis] = n + 1
-
-    def _grow(self, axis: str, needed: int) -> None:
-        """Make room along ``axis`` (collective: every rank appends the same
-        rows).  The metadata changed, so the step ends with a durable flush,
-        and the file on disk never holds a half-made growth for long."""
-        first, block = self.plan[axis]
-        new = grown(self.allocated[axis], needed, first, block)
+        rank0 = self.comm.rank == 0
+        kept = {}
+        nbytes = 0
         for r in self.rows[axis]:
-            r.ds.resize((new, *r.ds.shape[1:]))
-            r.refresh()
-        self.allocated[axis] = new
-        self.growths += 1
-        # A preallocating axis's growth is rare and flushed at once; an
-        # exactly growing one (windows) waits for the policy's flush, like its
-        # rows: readers trust only committed rows either way.
-        if self.plan[axis] != (0, 1):
-            self._must_flush = True
-        log.debug("axis %s grown to %d rows", axis, new)
+            if r.var is None:
+                continue
+            v = values.get(r.name)
+            if v is None:
+                continue
+            if r.var.distributed:
+                if v.values.size == 0:
+                    continue
+                data = np.array(v.values, dtype=r.dtype, order="C", copy=True)
+                kept[r.name] = Piece(tuple(v.start), data)
+            elif rank0:
+                data = np.array(v, dtype=r.dtype, copy=True)
+                kept[r.name] = data
+            else:
+                continue
+            nbytes += data.nbytes
+        self.pending[axis].append((step, time, bounds, kept))
+        self.written[axis] += 1
+        self._pending_bytes += nbytes
 
-    def _write_row(self, axis: str, n: int, step: int, time: float, values, bounds) -> None:
+    def _grow(self, axis: str) -> None:
+        """Grow every dataset on ``axis`` to exactly its rows (collective:
+        every rank appended the same rows).  Growing never shrinks, and
+        growing is the only resize there is (module docstring)."""
+        n = self.written[axis]
+        for r in self.rows[axis]:
+            r.ds.resize((n, *r.ds.shape[1:]))
+            r.refresh()
+            self.growths += 1
+        self.allocated[axis] = n
+
+    def _write_pending(self, axis: str) -> None:
+        """Write the rows kept for ``axis`` (independent I/O).
+
+        Rank 0 writes each replicated dataset's new rows as one block (a
+        row that lacks the variable holds its fill), and each rank its
+        pieces, consecutive rows with the same piece as one block.
+        Independent, not collective: Open MPI's ompio loses cells in
+        collective writes under a real host's conditions (docs/mpiio.md),
+        and no two ranks write the same cell."""
+        rows = self.pending[axis]
+        n0 = self.written[axis] - len(rows)
         ax = self.axes[axis]
         rank0 = self.comm.rank == 0
         for r in self.rows[axis]:
-            var = r.var
-            if var is None:  # the axis's own time, step or bounds
-                if rank0:
-                    value = time if r.name == ax.name else step if r.name == ax.step else bounds
-                    self._put(r, n, value)
-            elif var.distributed:
-                if r.name in values:
-                    self._write_piece(r.ds, n, values[r.name])
-            elif rank0 and r.name in values:
-                self._put(r, n, values[r.name])
+            if r.replicated:
+                if not rank0:
+                    continue
+                block = np.full((len(rows), *r.ds.shape[1:]), r.fill, dtype=r.dtype)
+                for i, (step, when, bounds, kept) in enumerate(rows):
+                    if r.var is not None:
+                        value = kept.get(r.name)
+                    else:
+                        value = when if r.name == ax.name else step if r.name == ax.step else bounds
+                    if value is not None:
+                        block[i] = value
+                self._write(r, (n0,) + (0,) * (block.ndim - 1), block)
+            else:
+                run, first = [], 0
+                for i, row in enumerate(rows):
+                    piece = row[3].get(r.name)
+                    if run and (piece is None or piece.start != run[0].start
+                                or piece.values.shape != run[0].values.shape):
+                        self._write_run(r, first, run)
+                        run = []
+                    if piece is not None:
+                        if not run:
+                            first = n0 + i
+                        run.append(piece)
+                if run:
+                    self._write_run(r, first, run)
+        rows.clear()
 
-    def _put(self, r: _Row, n: int, value) -> None:
-        """Rank 0 writes row ``n`` of ``r`` (independent I/O), remembered
-        for :meth:`_verify` if it is on."""
+    def _write_run(self, r: _Row, first: int, run: list) -> None:
+        block = run[0].values[None] if len(run) == 1 else np.stack([p.values for p in run])
+        self._write(r, (first, *run[0].start), block)
+
+    def _write(self, r: _Row, start: tuple, block: np.ndarray) -> None:
+        """One hyperslab write of ``block`` at ``start`` (one ``H5Dwrite``;
+        h5py's ``ds[...] = v`` costs several times more), remembered for
+        :meth:`_verify` if it is on."""
         from h5py import h5s
-        data = np.ascontiguousarray(value, dtype=r.dtype)
-        shape = (1, *r.ds.shape[1:])
-        mem = r.mem.get(data.shape)
-        if mem is None:
-            mem = r.mem[data.shape] = h5s.create_simple(data.shape or (1,))
-        r.space.select_hyperslab((n,) + (0,) * (len(shape) - 1), shape)
-        r.ds.id.write(mem, r.space, data if data.shape else data.reshape(1))
+        block = np.ascontiguousarray(block)
+        r.space.select_hyperslab(start, block.shape)
+        r.ds.id.write(h5s.create_simple(block.shape), r.space, block)
         if self.verify:
-            self._log.append((r.ds, (n,), data.copy()))
-
-    def _write_piece(self, ds, n: int, piece: Piece | None) -> None:
-        """Write this rank's hyperslab of row ``n`` with independent I/O.
-
-        Independent, not collective: Open MPI's ompio loses cells in
-        collective writes under a real host's conditions (docs/mpiio.md),
-        and a row's pieces never overlap, so nothing needs the collective
-        path.  A rank with nothing to write makes no call at all.  The row
-        was allocated already, so this changes no metadata."""
-        if piece is None or piece.values.size == 0:
-            return
-        from h5py import h5s
-        data = np.ascontiguousarray(piece.values, dtype=ds.dtype)
-        fspace = ds.id.get_space()
-        fspace.select_hyperslab((n, *piece.start), (1, *data.shape))
-        ds.id.write(h5s.create_simple(data.shape), fspace, data)  # default dxpl: independent
-        if self.verify:
-            sel = (n, *(slice(o, o + m) for o, m in zip(piece.start, data.shape)))
-            self._log.append((ds, sel, data))
+            sel = tuple(slice(o, o + m) for o, m in zip(start, block.shape))
+            self._log.append((r.ds, sel, block))
 
     # -- the flush policy --------------------------------------------------------
     def flush_clock(self, rank: int) -> float:
         """What this rank puts into the step's record for the flush
         decision (combined with MAX): rank 0's seconds since the last
         durable flush, ``-inf`` elsewhere, so every rank decides on rank
-        0's clock."""
+        0's clock; ``inf`` from any rank that holds :data:`BUFFER_BYTES`
+        of rows, so every rank flushes at the end of that step."""
+        if self._pending_bytes >= BUFFER_BYTES:
+            return math.inf
         return self.clock() - self._since if rank == 0 else -math.inf
 
     def end_step(self, agreed_seconds: float) -> None:
         """After each output step (collective): flush durably if the policy
-        says so, or if an axis grew or an attribute changed.
+        says so, if a rank's buffer is full, or if an attribute changed.
 
         ``agreed_seconds`` is the MAX-combined :meth:`flush_clock` from the
         step's record, the same value on every rank."""
         if self.file is None:
             return
         self._steps_since += 1
-        if self._must_flush or self.policy.due(self._steps_since, agreed_seconds):
+        if (self._must_flush or agreed_seconds == math.inf
+                or self.policy.due(self._steps_since, agreed_seconds)):
             self.flush()
 
     def flush(self) -> None:
-        """Commit every row written so far, durably (collective).
+        """Write the rows kept since the last flush and commit them,
+        durably (collective).
 
-        When an axis has distributed variables, ranks first agree, in one
-        small reduction, that each has written its pieces (a rank's write
-        has returned before it joins), so rank 0 never commits a row that a
-        rank has not written.  Rank 0 then writes the counts, and
-        ``H5Fflush`` writes HDF5's metadata and syncs the file on every
-        rank."""
+        Every axis with new rows grows to its exact size (collective, in
+        the same order on every rank), then the rows are written with
+        independent I/O.  When an axis has distributed variables, ranks
+        then agree, in one small reduction, that each has written its
+        pieces (a rank's writes have returned before it joins), so rank 0
+        never commits a row that a rank has not written.  Rank 0 then
+        writes the counts, and ``H5Fflush`` writes HDF5's metadata and
+        syncs the file on every rank."""
         if self.file is None:
             return
         try:
-            counts = np.fromiter(self.written.values(), dtype=np.int64, count=len(self.written))
             pending = [a for a in self.axes if self.written[a] > self.committed[a]]
+            for a in pending:
+                self._grow(a)
+            for a in pending:
+                self._write_pending(a)
+            self._pending_bytes = 0
+            counts = np.fromiter(self.written.values(), dtype=np.int64, count=len(self.written))
             if self.comm.size > 1 and any(self.distributed[a] for a in pending):
                 counts = self.comm.allreduce_int64(counts, "min")
             if self.comm.rank == 0 and (pending or self._must_flush):
@@ -549,17 +606,10 @@ class H5Writer:
         self._must_flush = True
 
     def close(self) -> None:
-        """Commit what is left, cut every growing axis to its rows (a
-        finalized file has exact sizes, no fill rows) and close
-        (collective)."""
+        """Write and commit what is left, then close (collective).  Every
+        axis is already exactly as long as its rows: nothing is cut."""
         if getattr(self, "file", None) is not None and self.file.id.valid:
             if getattr(self, "axes", None):
                 self.flush()
-                for axis, rows in self.rows.items():
-                    n = self.committed[axis]
-                    if n != self.allocated[axis]:
-                        for r in rows:
-                            r.ds.resize((n, *r.ds.shape[1:]))
-                        self.allocated[axis] = n
             self.file.close()
         self.file = None

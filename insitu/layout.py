@@ -14,12 +14,11 @@ datasets.  The layout::
                            committed by the last durable flush
 
 Growing axes (``time``, a window's ``time_<name>``, a trigger's
-``time_<name>``) are preallocated in blocks, so while a run writes, and in a
-file left by a killed run, an axis can be longer than what was committed:
-the rows past ``committed_rows`` hold fill values (NaN time, so xarray shows
-NaT) or data written after the last durable flush, which nothing promises.
-A finalized file is cut to exact sizes.  The contract for readers is
-:func:`committed_rows` (docs/output.md).  The ``insitu`` group is invisible
+``time_<name>``) are created empty and grow to their exact rows at each
+durable flush, so a running, killed or finalized run's file has exact
+sizes; only a crash inside a flush can leave an axis longer than what was
+committed.  The contract for readers is :func:`committed_rows`
+(docs/output.md).  The ``insitu`` group is invisible
 to ``xarray.open_dataset``, which reads the root group only.
 """
 from __future__ import annotations
@@ -134,44 +133,10 @@ def variable_attrs(var: Variable, step_name: str) -> dict:
     return attrs
 
 
-def row_bytes(variables: Sequence[Variable]) -> int:
-    """Bytes one row of an axis costs in its array (non-scalar) variables.
-
-    Scalars are left out: their chunks hold :data:`ROWS` rows (8 KiB for a
-    float64), which HDF5 allocates whole however few rows are asked for."""
-    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables if v.shape)
-
-
-#: rows per growth block, at most, and the chunk length of one-dimensional
-#: variables along a growing axis
+#: the chunk length of one-dimensional variables along a growing axis (8 KiB
+#: of float64: large enough that a long run's chunk index stays small, small
+#: enough that a short run's file does too)
 ROWS = 1024
-#: a growth block allocates at most this many bytes of array rows (so a
-#: trigger snapshot of a whole field grows one row at a time)
-BLOCK_BYTES = 16 << 20
-#: the first allocation of an axis with array rows holds at most this many
-#: bytes, then blocks double up to ``BLOCK_BYTES`` (a short run's file stays
-#: small; a trigger that never fires allocates nothing)
-FIRST_BYTES = 64 << 10
-
-
-def growth(nbytes: int) -> tuple[int, int]:
-    """``(first, block)``: the rows an axis whose array rows cost ``nbytes``
-    is created with, and the most rows one growth adds.
-
-    Growing is collective and changes metadata (one barrier and a
-    collective fill write per dataset), so it must be rare: an axis of
-    scalars starts with :data:`ROWS` rows and grows by as many; array rows
-    start with :data:`FIRST_BYTES` worth (possibly none) and double up to
-    :data:`BLOCK_BYTES` worth, never more than :data:`ROWS`."""
-    if nbytes == 0:
-        return ROWS, ROWS
-    block = max(1, min(ROWS, BLOCK_BYTES // nbytes))
-    return min(block, FIRST_BYTES // nbytes), block
-
-
-def grown(allocated: int, needed: int, first: int, block: int) -> int:
-    """The allocation after one growth that makes room for ``needed`` rows."""
-    return max(needed, allocated + min(max(allocated, first, 1), block))
 
 
 def committed_rows(f) -> dict[str, int]:

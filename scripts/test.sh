@@ -8,8 +8,8 @@
 # and 2 ranks (MPICH 4.0 busy-polls: more ranks than cores make every
 # collective take milliseconds), the same data as Open MPI from the Python
 # stand-in and the Fortran model, srun --mpi=pmi2 and the guard under the
-# wrong --mpi, doctor, and the alternatives still Open MPI's.  docs/mpich.md
-# (.ci/run does not run it yet: docs/mpich.md, "Known failure".)
+# wrong --mpi, doctor, and the alternatives still Open MPI's (docs/mpich.md).
+# .ci/run runs both.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

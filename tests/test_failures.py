@@ -52,7 +52,7 @@ def _launch(host, cfg, fortran_dir):
 
 def _readable_steps(out):
     """The committed steps in the file, read with h5py and both xarray
-    engines (a file that was not finalized is preallocated past them)."""
+    engines (a crash inside a flush could leave an axis longer than them)."""
     from insitu.inspect import committed, open_dataset
     n = committed(out)["time"]
     with h5py.File(out, "r") as f:

@@ -1,7 +1,8 @@
-"""The flush policy and the preallocated writer (issue 12, items 1 and 2),
-tested on the data, under real mpiexec:
+"""The flush policy and the writer's buffered rows (issue 12, items 1 and
+2), tested on the data, under real mpiexec:
 
-* under every flush setting, and with axes that grow many times, the
+* under every flush setting, and with a buffer small enough to force a
+  flush (and a growth) at most output steps, the
   finalized file equals the flush-every-step file, dataset by dataset;
 * after a SIGKILL at a known step, the file holds every step up to the last
   durable flush, read with h5py, both xarray engines and ``insitu.inspect``;
@@ -9,7 +10,6 @@ tested on the data, under real mpiexec:
 * ``output.flush_every`` still works (deprecated) and the policy keys are
   validated.
 """
-import json
 import re
 
 import h5py
@@ -102,8 +102,8 @@ def _same(a, b, what):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """``reference(nranks)``: the flush-every-step file at that many ranks,
-    with the default block sizes (made once per rank count)."""
+    """``reference(nranks)``: the flush-every-step file at that many ranks
+    (made once per rank count)."""
     made = {}
 
     def get(nranks):
@@ -120,9 +120,9 @@ def reference(tmp_path_factory):
     ("every_5_steps", ", flush_every_steps: 5, flush_seconds: null", (), 2),
     ("only_at_finalize", ", flush_seconds: null", (), 2),
     ("deprecated_alias", ", flush_every: 3", (), 2),
-    ("small_blocks_default", "", ("--rows", 4), 2),
-    ("small_blocks_every_step", ", flush_every_steps: 1", ("--rows", 3), 2),
-    ("small_blocks_3_ranks", ", flush_every_steps: 7", ("--rows", 5), 3),
+    ("small_buffer_default", "", ("--buffer-bytes", 4000), 2),
+    ("small_buffer_every_step", ", flush_every_steps: 1", ("--buffer-bytes", 1), 2),
+    ("small_buffer_3_ranks", ", flush_every_steps: 7", ("--buffer-bytes", 3000), 3),
 ])
 def test_finalized_file_equals_flush_every_step_file(reference, tmp_path, name, output, extra,
                                                     nranks):
@@ -144,10 +144,10 @@ def test_finalized_file_equals_flush_every_step_file(reference, tmp_path, name, 
         assert STEPS // 5 <= n <= STEPS // 5 + 3 + 1, n
     elif name == "only_at_finalize":
         assert n <= 3 + 1, n
-    elif name == "small_blocks_default":
-        # the time axis grew 0, 1, 2, 4, 8, ..., 24 rows: the run exercised
-        # growth the way a long run does, and each growth flushed
-        assert growths[0] >= 8 and n >= 8, (n, growths)
+    elif name == "small_buffer_default":
+        # a full buffer, not the 10 s policy, flushed (and grew the axes)
+        # again and again, as a long run with big rows would
+        assert n >= 5 and growths[0] >= 5 * 10, (n, growths)
     elif name == "deprecated_alias":
         assert "output.flush_every is deprecated" in r.stderr
         assert n >= STEPS // 3
@@ -175,7 +175,9 @@ def _committed_view(out):
     rows = inspect.committed(str(out))
     with h5py.File(out, "r", locking=False) as f:
         n = rows["time"]
-        assert f["time"].shape[0] >= n  # preallocated: rows past n are fill or uncommitted
+        # rows wait in memory until a flush, and a flush grows each axis to
+        # exactly its rows: the killed file is as long as its committed rows
+        assert f["time"].shape[0] == n
         steps = list(f["step"][:n])
         means = f["T_mean"][:n]
     for engine in ("h5netcdf", "netcdf4"):
@@ -195,8 +197,8 @@ def _committed_view(out):
 def test_sigkill_keeps_every_step_up_to_the_last_durable_flush(reference, tmp_path, output, kill,
                                                                expect):
     """Every rank is SIGKILLed right after insitu_step(kill) returns.  The
-    trigger cannot fire here (its attribute forces a flush), and the time
-    axis starts with room for 72 rows, so durable flushes come from the
+    trigger cannot fire here (its attribute forces a flush), and the rows
+    are far below the writer's buffer, so durable flushes come from the
     policy alone: the file holds exactly the steps up to the last one,
     equal to a finished run's."""
     out, r = _run(tmp_path, "killed", output, extra=("--kill-after", kill), check=False,

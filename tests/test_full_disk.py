@@ -35,7 +35,7 @@ def test_full_disk_names_the_cause_and_keeps_earlier_steps(small_disk, tmp_path,
     assert kept == failed - 1 and kept > 10
     assert "Traceback" not in r.stderr
     from insitu.inspect import committed, open_dataset
-    assert committed(str(out))["time"] == kept  # the rows past it are preallocated
+    assert committed(str(out))["time"] == kept  # the readers' contract
     with h5py.File(out, "r", locking=False) as f:
         assert list(f["step"][:kept]) == list(range(1, kept + 1))
     for engine in ("h5netcdf", "netcdf4"):

@@ -87,6 +87,6 @@ def test_exit_without_finalize_is_said_and_the_file_keeps_its_steps(route, tmp_p
         assert f"insitu[{rank}] WARNING: the process is exiting without insitu finalize" \
             in r.stderr, r.stderr[-2000:]
     from insitu.inspect import committed
-    n = committed(str(tmp_path / "out.h5"))["time"]  # preallocated past the committed rows
+    n = committed(str(tmp_path / "out.h5"))["time"]  # the readers' contract
     with h5py.File(tmp_path / "out.h5", "r", locking=False) as f:
         assert list(f["step"][:n]) == [2, 4, 6] and "insitu_finished" not in f.attrs

@@ -1,11 +1,11 @@
-"""The preallocated writer, its flush policy and output.mpi_info under real
+"""The writer (rows buffered until a durable flush), its flush policy and output.mpi_info under real
 MPI and parallel HDF5 (run on every rank by tests/test_mpi_suite.py at 1-4
 ranks)."""
 import h5py
 import numpy as np
 import pytest
 
-from insitu import api, h5io, layout
+from insitu import api, h5io
 from insitu.layout import OutputError
 
 NX = 10
@@ -45,26 +45,24 @@ def _run(comm, path, output, steps):
     return s.writer, flushes, hints
 
 
-@pytest.mark.parametrize("rows", [None, 2])
-def test_rows_of_every_cadence_land_whole(comm, shared_dir, monkeypatch, rows):
+@pytest.mark.parametrize("buffer", [None, 1])
+def test_rows_of_every_cadence_land_whole(comm, shared_dir, monkeypatch, buffer):
     """Stats every step, a distributed zonal mean every 2nd step (rows in
-    between keep their fill), flushed every 3 output steps, with today's
-    blocks and with blocks of 2 rows (growing while the run writes): the
-    file equals numpy's, with exact sizes."""
-    if rows:
-        monkeypatch.setattr(layout, "ROWS", rows)
-        monkeypatch.setattr(h5io, "ROWS", rows)
-        monkeypatch.setattr(layout, "FIRST_BYTES", 0)
-    path = shared_dir / f"rows{rows}.h5"
+    between keep their fill), flushed every 3 output steps, and also with a
+    1-byte buffer (a rank whose buffer is full makes every rank flush at the
+    next output step): the file equals numpy's, with exact sizes."""
+    if buffer:
+        monkeypatch.setattr(h5io, "BUFFER_BYTES", buffer)
+    path = shared_dir / f"buffer{buffer}.h5"
     steps = 7
     writer, flushes, _ = _run(comm, path, {"flush_every_steps": 3, "flush_seconds": None}, steps)
     # the policy's flushes, on every rank alike (and more when blocks grow)
     got = np.array(comm.allgather(flushes))
     assert (got == got[0]).all()
-    if not rows:
+    if not buffer:
         assert flushes == [0, 0, 1, 1, 1, 2, 2]
-    else:
-        assert writer.growths >= 3
+    else:  # rank 0's buffer is full after every step: a flush every 2nd
+        assert flushes == [0, 1, 1, 2, 2, 3, 3]
     comm.Barrier()
     if comm.rank == 0:
         gy = 4 * comm.size + 1

@@ -1,11 +1,13 @@
 """``python -m insitu.run`` with knobs for the flush-policy tests.
 
-    mpiexec -n N python tests/mpi_programs/flush_run.py [--rows R]
+    mpiexec -n N python tests/mpi_programs/flush_run.py [--buffer-bytes B]
         [--fast-clock RANK] [--kill-after STEP] -- insitu.run-args...
 
-``--rows R``      grow every axis in blocks of at most R rows, arrays from
-                  nothing (insitu.layout's ROWS and FIRST_BYTES): a short
-                  run then grows its axes many times, as a long one would.
+``--buffer-bytes B``  a rank holding B bytes of rows not yet written makes
+                  every rank flush (insitu.h5io's BUFFER_BYTES): with a
+                  small B a short run flushes, and grows its axes, at many
+                  output steps whatever its policy, as a long run with big
+                  rows would.
 ``--fast-clock RANK``  rank RANK's writer clock runs 1e6 times too fast.
                   The flush decision must follow rank 0's clock on every
                   rank; a rank that used its own would flush alone, and
@@ -14,7 +16,7 @@
                   returns, as a node failure would: no finalize, no atexit.
 
 At the end (when not killed), each rank prints
-``FLUSHES rank <r> <durable flushes> growths <times an axis grew>``.
+``FLUSHES rank <r> <durable flushes> growths <datasets grown>``.
 """
 from __future__ import annotations
 
@@ -27,17 +29,16 @@ import time
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--rows", type=int)
+    p.add_argument("--buffer-bytes", type=int)
     p.add_argument("--fast-clock", type=int)
     p.add_argument("--kill-after", type=int)
     p.add_argument("run_args", nargs=argparse.REMAINDER)
     args = p.parse_args()
     run_args = args.run_args[1:] if args.run_args[:1] == ["--"] else args.run_args
 
-    from insitu import api, h5io, layout
-    if args.rows:
-        layout.ROWS = h5io.ROWS = args.rows
-        layout.FIRST_BYTES = 0
+    from insitu import api, h5io
+    if args.buffer_bytes:
+        h5io.BUFFER_BYTES = args.buffer_bytes
     writers = []
     real_init = h5io.H5Writer.__init__
 
