@@ -57,6 +57,18 @@ class _Terms(ast.NodeTransformer):
     def visit_Call(self, node):
         self.generic_visit(node)
         f = node.func
+        if isinstance(f, ast.Name) and f.id == "climatology":
+            # climatology("file.h5", "variable"): a term read from a file
+            # (insitu/climatology_file.py), replaced by a name like a reduction
+            if node.keywords or len(node.args) != 2 or not all(
+                    isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args):
+                raise ConfigError(f"{self.where}: {ast.unparse(node)}: expected "
+                                  "climatology(\"file.h5\", \"variable\") with two strings")
+            term = (node.args[0].value, "climatology", (node.args[1].value,))
+            if term not in self.terms:
+                self.terms.append(term)
+            return ast.copy_location(ast.Name(id=f"__r{self.terms.index(term)}",
+                                              ctx=ast.Load()), node)
         if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
             if f.attr not in REDUCERS:
                 raise ConfigError(f"{self.where}: {f.value.id}.{f.attr}() is not a reduction "
@@ -86,8 +98,8 @@ def parse(name: str, text: str):
     _, names = check_expression(ast.unparse(tree), where, FUNCTIONS, boolean=False,
                                 reduced=len(t.terms))
     names = [n for n in names if not n.startswith("__r")]
-    for f, _, _ in t.terms:
-        if f not in names:
+    for f, op, _ in t.terms:
+        if op != "climatology" and f not in names:
             names.append(f)
     return tree, names, t.terms
 
@@ -155,19 +167,52 @@ class DerivedField:
                               first.dims)
         self.buffer = np.empty(first.shape, dtype=np.float64)
         self.step = None
-        self.terms = [ReductionTerm(name, f, op, dims, specs[f], group) for f, op, dims in terms]
+        self.terms = []      # the reductions, combined by the session
+        self.climatologies = []
+        self._names = []     # (__rK, term) in the expression's order
+        for f, op, dims in terms:
+            if op == "climatology":
+                from .climatology_file import ClimatologyTerm
+                t = ClimatologyTerm(name, f, dims[0], self.spec)
+                self.climatologies.append(t)
+            else:
+                t = ReductionTerm(name, f, op, dims, specs[f], group)
+                self.terms.append(t)
+            self._names.append((f"__r{len(self._names)}", t))
 
-    def view(self, views_of, step: int) -> np.ndarray:
-        """The value at ``step`` (evaluated once per step)."""
+    def view(self, views_of, step: int, time: float = None, time_cfg: dict = None) -> np.ndarray:
+        """The value at ``step`` (evaluated once per step).  ``time`` and
+        ``time_cfg`` (the model time and the config's ``time:``) are needed
+        by ``climatology(...)`` terms only; without them they are the
+        current session's (:func:`_model_time`)."""
         if self.step != step:
             env = {n: views_of(n) for n in self.inputs}
-            for k, t in enumerate(self.terms):
-                env[f"__r{k}"] = t.value()
+            if self.climatologies and time is None:
+                time, time_cfg = _model_time(self.name)
+            for k, t in self._names:
+                if isinstance(t, ReductionTerm):
+                    env[k] = t.value()
+                else:
+                    if t.periods is None:
+                        t.bind_time(time_cfg or {})
+                    env[k] = t.value(time)
             with np.errstate(all="ignore"):  # NaN/Inf are counted by the analyses
                 value = eval(self.code, {"__builtins__": {}, **FUNCTIONS}, env)  # noqa: S307
             self.buffer[...] = value
             self.step = step
         return self.buffer
+
+
+def _model_time(name: str):
+    """``(time, time config)`` of the step the current session is in: a
+    climatology term chooses its slot by the model time, which the
+    session's derived-field call does not pass (yet)."""
+    from . import api
+    s = api._current()
+    if s is None or s.last_call is None:
+        raise FieldError(f"derived.{name}: climatology() needs the model time of the step, "
+                         "and no session is stepping")
+    return s.last_call[1], s.cfg["time"]
 
 
 class ReductionTerm:

@@ -335,6 +335,11 @@ def parse(data: Any, source: str = "<config>") -> dict:
     from . import derived
     for name, text in out["derived"].items():
         _, _, terms = derived.parse(name, text)  # a bad expression fails here, at init
+        if any(t[1] == "climatology" for t in terms) and \
+                " since " not in f" {out['time']['units']} ":
+            raise ConfigError(f"derived.{name}: climatology() chooses its row by the model "
+                              f"time's calendar, and time.units {out['time']['units']!r} is "
+                              "not a CF time unit (e.g. 'days since 2000-01-01')")
         inexact = [t for t in terms if t[1] in ("mean", "sum")]
         if out["reproducible"] and inexact:
             f, op, dims = inexact[0]

@@ -49,13 +49,14 @@ def box(size: int, rank: int):
     return tuple(int(c[0]) for c in cuts), tuple(c.size for c in cuts)
 
 
-def run(comm, analyses, steps, order="C", output=None, first=1, dt=1.0):
+def run(comm, analyses, steps, order="C", output=None, first=1, dt=1.0, derived=None):
     """Drive ``analyses`` over ``steps`` steps on this (fake or real) rank;
     returns the session's writer (the MemoryWriter on fake ranks)."""
     off, shp = box(comm.size, comm.rank)
     s = api.init(comm, {"fields": {"T": {"dims": ["lat", "lon"], "units": "K"}},
                         "time": {"units": UNITS, "calendar": CAL},
-                        "output": {"overwrite": True}, "analyses": analyses},
+                        "output": {"overwrite": True}, "analyses": analyses,
+                        "derived": derived or {}},
                  output=output)
     try:
         api.declare_field("T", np.float64, SHAPE, off, tuple(n + 2 for n in shp),

@@ -67,19 +67,15 @@ class Climatology(Window):
             source, source_vars, lambda op, of: f"climatological {op} by {by} of {of}",
             lambda op: f"{ax}: {CF_OPS[op]} within years {ax}: {CF_OPS[op]} over years",
             f"outputs of {source.name} in each {by} of the {self.name} climatology")
+        for v in out:   # what a reader (insitu.climatology_file) groups model time by
+            v.attrs["insitu_climatology_by"] = by
         self.slots: dict = {}
         self.dropped = []
         return out
 
     def slot(self, time: float) -> int:
         """xarray's ``time.month`` / season index (DJF=0) / ``time.dayofyear``."""
-        d = self.periods._date(time + tolerance(time))
-        by = self.cfg["by"]
-        if by == "month":
-            return d.month
-        if by == "season":
-            return (d.month % 12) // 3
-        return d.dayofyr
+        return slot_of(self.periods, self.cfg["by"], time)
 
     def follow(self, step, time, values):
         k = self.slot(time)
@@ -103,3 +99,15 @@ class Climatology(Window):
                             0.5 * (a + b)))
         self.slots = {}
         return rows
+
+
+def slot_of(periods: CalendarPeriods, by: str, time: float) -> int:
+    """The climatology slot of model ``time`` (in ``periods``' units and
+    calendar): xarray's ``time.month``, the season index (DJF=0, MAM, JJA,
+    SON) or ``time.dayofyear``."""
+    d = periods._date(time + tolerance(time))
+    if by == "month":
+        return d.month
+    if by == "season":
+        return (d.month % 12) // 3
+    return d.dayofyr
