@@ -363,6 +363,10 @@ def test_packed_valid_range_is_in_packed_values():
     out = np.empty(raw.shape, np.float32)
     unpack(raw, out, np.float32(0.5), np.float32(100), [7.0, 3.0, 5.0], 0.0, 10.0)
     np.testing.assert_array_equal(out, [np.nan, 100.0, np.nan, 105.0, np.nan, np.nan, np.nan])
+    # float data packed too: a float64 fill attribute meets the float32 data's value
+    raw = np.array([1e20, 2.0], dtype=np.float32)
+    unpack(raw, out[:2], np.float32(2.0), None, [1e20], None, None)
+    np.testing.assert_array_equal(out[:2], [np.nan, 4.0])
 
 
 def test_unsupported_variables_are_refused(tmp_path):
@@ -380,7 +384,7 @@ def test_unsupported_variables_are_refused(tmp_path):
         v.scale_factor = np.array([0.1, 0.2])
     with pytest.raises(InputError, match="'flags' has dtype int8; replay reads"):
         scan([(None, str(p))], ["flags"])
-    with pytest.raises(InputError, match="'tp' has _Unsigned .*nccopy -k nc4"):
+    with pytest.raises(InputError, match="'tp' has _Unsigned .*packed values as signed"):
         scan([(None, str(p))], ["tp"])
     with pytest.raises(InputError, match="'bad' has scale_factor \\[0.1, 0.2\\]; expected one"):
         scan([(None, str(p))], ["bad"])

@@ -209,9 +209,9 @@ def _variable(src, path: str, name: str, dims: tuple) -> Variable:
                              f"{dtype}, which replay does not unpack; it unpacks integers "
                              "and floats")
         if "_Unsigned" in attrs:
-            raise InputError(f"{path}: {name!r} has _Unsigned (a netCDF-3 convention for "
-                             "unsigned packed data), which replay does not apply; convert "
-                             "the file once with nccopy -k nc4, which stores it unsigned")
+            raise InputError(f"{path}: {name!r} has _Unsigned (netCDF-3's unsigned packed "
+                             "data), which replay does not apply: it would read the packed "
+                             "values as signed")
         scale = src.raw_attr(name, "scale_factor")
         offset = src.raw_attr(name, "add_offset")
         for key, a in (("scale_factor", scale), ("add_offset", offset)):

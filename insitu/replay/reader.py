@@ -92,7 +92,9 @@ def unpack(raw: np.ndarray, out: np.ndarray, scale, offset, fills, lo, hi) -> No
     and ``valid_min``/``valid_max`` are compared with the packed values too,
     as netCDF4-python does (xarray does not apply them)."""
     t = out.dtype.type
-    fills = [float(f) for f in fills]
+    # in the packed type first, as mask_invalid does (float32 data hold
+    # float32(1e20)); integer fills are exact either way
+    fills = [float(raw.dtype.type(f)) for f in fills]
     r, o = raw.reshape(-1), out.reshape(-1)
     first = fills[:2] + [np.nan] * (2 - len(fills[:2]))
     _unpack(r, o, first[0], first[1], -np.inf if lo is None else float(lo),
