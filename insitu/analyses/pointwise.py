@@ -28,9 +28,10 @@ NaN (and +-Inf) are skipped point by point, as xarray's ``skipna=True``
 skips NaN (on a field whose infinities are masked: insitu's reductions skip
 non-finite values alike); a point with no finite sample in a window is NaN
 there.  ``var`` has ``ddof`` (0 population, 1 sample, as ``stats``) and is
-NaN where a point has ``ddof`` or fewer samples.  The sums are of ``x - K``,
-``K`` the point's first finite value of the window, so that a field at a
-large offset keeps its variance (:mod:`insitu.kernels.perpoint`).
+NaN where a point has ``ddof`` or fewer samples.  With ``var`` the state is
+Welford's running mean and sum of squared deviations, so that a field at a
+large offset keeps its variance (:mod:`insitu.kernels.perpoint`); without
+it, a plain sum.
 
 A sample is added once the model time of its step is known (in the
 companion's ``follow``, :mod:`.perpoint`), from the view the due step's
@@ -43,7 +44,7 @@ import logging
 import numpy as np
 
 from .. import schema as s
-from ..calendar import ADJECTIVE, PERIODS, PLURAL, CalendarPeriods
+from ..calendar import ADJECTIVE, PERIODS, PLURAL, CalendarPeriods, tolerance
 from ..kernels import perpoint as kp
 from .base import AnalysisError, Piece, Variable, common_keys
 from .perpoint import PerPoint
@@ -143,6 +144,7 @@ class Pointwise(PerPoint):
         self.start = None       # its start time (bounds[0])
         self.whole = False      # the run covered its start
         self.last_time = None
+        self._end = None
 
     def _clear(self, v):
         """Zero the running sums for a new window (allocated at the first
@@ -152,8 +154,6 @@ class Pointwise(PerPoint):
             self.n, self._n4 = kp.state_like(v, np.int32, 0, order)
             self.s1, self._s1 = kp.state_like(v, np.float64, 0.0, order)
             unused = np.zeros((1, 1, 1, 1))
-            self.shift, self._shift = kp.state_like(v, np.float64, 0.0, order) \
-                if self._var else (None, unused)
             self.s2, self._s2 = kp.state_like(v, np.float64, 0.0, order) \
                 if self._var else (None, unused)
             self.lo, self._lo = kp.state_like(v, np.float64, np.inf, order) \
@@ -165,7 +165,7 @@ class Pointwise(PerPoint):
         for a, fill in ((self._n4, 0), (self._s1, 0.0)):
             a[...] = fill
         if self._var:
-            self._s2[...] = 0.0   # the shift is set again at each point's first sample
+            self._s2[...] = 0.0
         if self._minmax:
             self._lo[...] = np.inf
             self._hi[...] = -np.inf
@@ -182,7 +182,11 @@ class Pointwise(PerPoint):
             if self.window is None:
                 self._open(0, step, time, v)
         else:
-            k = self.clock.key(step, time)
+            if self.window is not None and self._end is not None and \
+                    self.start <= time + tolerance(time) < self._end:
+                k = self.window   # inside the open window: no calendar arithmetic (cftime)
+            else:
+                k = self.clock.key(step, time)
             if self.window is not None and k != self.window:
                 if k < self.window:
                     raise AnalysisError(
@@ -191,8 +195,8 @@ class Pointwise(PerPoint):
                 done = self._close(self.clock.end(self.window, time), True)
             if self.window is None:
                 self._open(k, step, time, v)
-        kp.moments_update(kp.kernel_view(v, self._order), self._n4, self._shift, self._s1,
-                          self._s2, self._lo, self._hi, self._var, self._minmax)
+        kp.moments_update(kp.kernel_view(v, self._order), self._n4, self._s1, self._s2,
+                          self._lo, self._hi, self._var, self._minmax)
         self.count += 1
         self.last_time = time
         return done
@@ -207,24 +211,26 @@ class Pointwise(PerPoint):
             first_step, first_time = getattr(self, "first", (step, time))
             self.start = self.clock.start(k, time)
             self.whole = self.clock.covers(k, first_step, first_time)
+            # the end of a period in model time (a steps window's is a step)
+            self._end = None if isinstance(self.clock, StepClock) else self.clock.end(k, time)
 
     def _values(self):
-        n = self.n.astype(np.float64)
+        """Each op's values, NaN where a point had no finite sample (and var
+        where it had ``ddof`` or fewer), in one pass per op."""
+        n, ddof = self.n, self.cfg["ddof"]
+        valid = n > 0
         out = {}
-        ddof = self.cfg["ddof"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = self.s1 / n
-            for op in self.cfg["ops"]:
-                if op == "mean":
-                    v = self.shift + mean if self._var else mean
-                elif op == "var":
-                    m2 = np.maximum(self.s2 - self.s1 * mean, 0.0)
-                    v = np.where(n > ddof, m2 / (n - ddof), np.nan)
-                elif op == "min":
-                    v = self.lo.copy()
-                else:
-                    v = self.hi.copy()
-                out[op] = np.where(n > 0, v, np.nan)
+        for op in self.cfg["ops"]:
+            v = np.full(n.shape, np.nan)
+            if op == "mean" and not self._var:
+                np.divide(self.s1, n, out=v, where=valid)
+            elif op == "mean":      # Welford's running mean
+                np.copyto(v, self.s1, where=valid)
+            elif op == "var":
+                np.divide(self.s2, n - ddof, out=v, where=n > ddof)
+            else:
+                np.copyto(v, self.lo if op == "min" else self.hi, where=valid)
+            out[op] = v
         return out
 
     def _emit(self, end_time):

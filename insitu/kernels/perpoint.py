@@ -76,36 +76,62 @@ def spell_update(view4: np.ndarray, threshold: float, op: str, cur4, mx4) -> Non
 
 
 @numba.njit(cache=True, nogil=True)
-def _moments4(a, n, shift, s1, s2, lo, hi, var, minmax):  # pragma: no cover - compiled
-    n0, n1, n2, n3 = a.shape
+def _row_sum(x, n, s1):  # pragma: no cover - compiled
+    """``n += finite``, ``s1 += x`` where finite: selects, no branches
+    (LLVM vectorises a row function like this; written inside the 4-D nest
+    it did not, as in kernels/weighted.py)."""
+    for l in range(x.size):
+        v = np.float64(x[l])
+        ok = abs(v) < np.inf
+        n[l] += np.int32(1) if ok else np.int32(0)
+        s1[l] += v if ok else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_welford(x, n, mean, m2):  # pragma: no cover - compiled
+    """Welford's update of the running mean and sum of squared deviations
+    (stable at any offset: a field at 288 K moving by millikelvins keeps
+    its variance), by selects: a non-finite value changes nothing."""
+    for l in range(x.size):
+        v = np.float64(x[l])
+        ok = abs(v) < np.inf
+        c = n[l] + (np.int32(1) if ok else np.int32(0))
+        m = mean[l]
+        d = v - m if ok else 0.0
+        m_new = m + d / max(c, np.int32(1))
+        mean[l] = m_new
+        m2[l] += d * (v - m_new) if ok else 0.0
+        n[l] = c
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_extremes(x, lo, hi):  # pragma: no cover - compiled
+    """NaN compares False and +-Inf are excluded, so both keep their value."""
+    for l in range(x.size):
+        v = np.float64(x[l])
+        ok = abs(v) < np.inf
+        lo[l] = min(lo[l], v if ok else np.inf)
+        hi[l] = max(hi[l], v if ok else -np.inf)
+
+
+@numba.njit(cache=True, nogil=True)
+def _moments4(a, n, s1, s2, lo, hi, var, minmax):  # pragma: no cover - compiled
+    n0, n1, n2, _ = a.shape
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
-                for l in range(n3):
-                    x = np.float64(a[i, j, k, l])
-                    if not abs(x) < np.inf:   # NaN and +-Inf are skipped
-                        continue
-                    c = n[i, j, k, l]
-                    if var:
-                        if c == 0:
-                            shift[i, j, k, l] = x
-                        d = x - shift[i, j, k, l]
-                        s1[i, j, k, l] += d
-                        s2[i, j, k, l] += d * d
-                    else:
-                        s1[i, j, k, l] += x
-                    n[i, j, k, l] = c + 1
-                    if minmax:
-                        if x < lo[i, j, k, l]:
-                            lo[i, j, k, l] = x
-                        if x > hi[i, j, k, l]:
-                            hi[i, j, k, l] = x
+                x = a[i, j, k]
+                if var:
+                    _row_welford(x, n[i, j, k], s1[i, j, k], s2[i, j, k])
+                else:
+                    _row_sum(x, n[i, j, k], s1[i, j, k])
+                if minmax:
+                    _row_extremes(x, lo[i, j, k], hi[i, j, k])
 
 
-def moments_update(view4, n4, shift4, s1_4, s2_4, lo4, hi4, var: bool, minmax: bool) -> None:
-    """One sample into the running per-point count, shifted sums and
-    extremes.  With ``var`` the sums are of ``x - K``, ``K`` each point's
-    first finite value of the window (so a field at a large offset, 288 K
-    moving by millikelvins, keeps its variance); otherwise ``s1`` is the
-    plain sum.  Arrays not needed may be any 4-D array (unused)."""
-    _moments4(view4, n4, shift4, s1_4, s2_4, lo4, hi4, var, minmax)
+def moments_update(view4, n4, s1_4, s2_4, lo4, hi4, var: bool, minmax: bool) -> None:
+    """One sample into the running per-point count, sums and extremes.
+    With ``var``, ``s1`` is the running mean and ``s2`` the sum of squared
+    deviations (Welford); otherwise ``s1`` is the plain sum.  Arrays not
+    needed may be any 4-D array (unused)."""
+    _moments4(view4, n4, s1_4, s2_4, lo4, hi4, var, minmax)

@@ -20,22 +20,45 @@ from .histogram import _bins, _exact_slot
 
 
 @numba.njit(cache=True, nogil=True)
-def _collect4(a, lo, hi, norm, edges, slots, lows, highs, out, fill):  # pragma: no cover
-    """Append each value of ``a`` whose slot is ``slots[q]`` to ``out[q]``
-    (``fill[q]`` values so far).  ``[lows[q], highs[q]]`` is a superset of
-    the slot's values, so the exact slot is computed only for values in it."""
+def _guess_row(x, lo, norm, nbf, tol, guess):  # pragma: no cover - compiled
+    """Each value's slot where it is certain, by the histogram kernel's
+    argument (kernels/histogram.py): ``floor(t)`` clamped to
+    ``[-1, nbins]``, plus one, when ``t = (x - lo) * norm`` is farther
+    than ``tol`` from an integer; -1 when unsure (values within a few ulps
+    of an edge, +-Inf); NaN to ``nbins + 2`` (never wanted).  Selects
+    only, so LLVM vectorises it."""
+    for l in range(x.size):
+        v = np.float64(x[l])
+        t = (v - lo) * norm
+        g = np.floor(t)
+        f = t - g
+        sure = f > tol and 1.0 - f > tol
+        g = -1.0 if g < -1.0 else g
+        g = nbf if g > nbf else g
+        s = np.int32(g + 1.0) if sure else np.int32(-1)
+        guess[l] = s if v == v else np.int32(nbf + 2.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _collect4(a, lo, hi, norm, tol, edges, which, out, fill, guess):  # pragma: no cover
+    """Append each value of ``a`` whose slot ``s`` has ``which[s] >= 0`` to
+    ``out[which[s]]``; unsure slots take the exact rule
+    (:func:`insitu.kernels.histogram._exact_slot`, numpy's)."""
     n0, n1, n2, n3 = a.shape
-    nq = slots.size
+    nbf = float(edges.size - 1)
     for i in range(n0):
         for j in range(n1):
             for k in range(n2):
+                x = a[i, j, k]
+                _guess_row(x, lo, norm, nbf, tol, guess)
                 for l in range(n3):
-                    x = np.float64(a[i, j, k, l])
-                    for q in range(nq):
-                        if lows[q] <= x <= highs[q]:
-                            if _exact_slot(x, lo, hi, norm, edges) == slots[q]:
-                                out[q, fill[q]] = x
-                                fill[q] += 1
+                    s = guess[l]
+                    if s < 0:
+                        s = _exact_slot(np.float64(x[l]), lo, hi, norm, edges)
+                    q = which[s]
+                    if q >= 0:
+                        out[q, fill[q]] = x[l]
+                        fill[q] += 1
 
 
 def slot_values(view4: np.ndarray, lo: float, hi: float, nbins: int, slots, counts) -> list:
@@ -43,16 +66,14 @@ def slot_values(view4: np.ndarray, lo: float, hi: float, nbins: int, slots, coun
     bin ``b``, ``nbins + 1``: above ``hi``), sorted; ``counts`` are this
     rank's counts of those slots from the first pass (the buffers' sizes).
     ``view4``: the slab as a 4-D view (any strides)."""
-    edges, norm, _ = _bins(float(lo), float(hi), int(nbins))
+    edges, norm, tol = _bins(float(lo), float(hi), int(nbins))
     slots = np.asarray(slots, dtype=np.int64)
-    lows = np.where(slots == 0, -np.inf, edges[np.clip(slots - 1, 0, nbins)])
-    highs = np.where(slots == nbins + 1, np.inf, edges[np.clip(slots, 0, nbins)])
-    lows = np.where(slots == nbins + 1, hi, lows)
-    highs = np.where(slots == 0, lo, highs)
+    which = np.full(nbins + 3, -1, dtype=np.int64)     # slot -> its place in slots
+    which[slots] = np.arange(slots.size)
     out = np.empty((slots.size, max(int(np.max(counts, initial=0)), 1)))
     fill = np.zeros(slots.size, dtype=np.int64)
-    _collect4(view4, float(lo), float(hi), norm, edges, slots, lows.astype(np.float64),
-              highs.astype(np.float64), out, fill)
+    guess = np.empty(view4.shape[3], dtype=np.int32)
+    _collect4(view4, float(lo), float(hi), norm, tol, edges, which, out, fill, guess)
     for q in range(slots.size):
         if fill[q] != counts[q]:
             raise RuntimeError(f"exact quantile: found {fill[q]} values in slot {slots[q]} "

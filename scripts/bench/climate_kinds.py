@@ -12,7 +12,16 @@ beyond L2).  Each kind runs in its own :class:`insitu.session.Session`
 against a session of ``stats`` (its default statistics) timed just before
 it, in interleaved pairs (stats, kind, stats, kind, ...); reported per kind:
 the median and spread (min-max) of microseconds per output step and of the
-per-pair ratio kind / stats.  The target of issue 16 is at most 3x.
+per-pair ratio kind / stats.  The target of issue 16 is at most 3x, and at
+most 5x for the exact quantiles.
+
+For the per-point kinds (``spell``, ``pointwise``) an output step is a
+sample: the kernel's pass over the slab and the state; their rows (the
+state written) come at their windows' ends and at the end of the run, so
+the monthly ``pointwise`` row, one in 30 samples here, is in the figure.
+``histogram exact`` adds the second pass and the merge (a reduction over a
+one-rank communicator here: the cost of the second pass, not of the
+network).
 """
 from __future__ import annotations
 
@@ -50,7 +59,18 @@ KINDS = [
                             "quantiles": [0.05, 0.5, 0.95], "weights": COSLAT}),
     ("stats argmax", {"kind": "stats", "stats": ["argmax", "argmin"]}),
     ("exceedance", {"kind": "exceedance", "threshold": 290.0, "weights": COSLAT}),
+    ("histogram exact quantiles", {"kind": "histogram", "bins": 64, "range": [200.0, 320.0],
+                                   "quantiles": [0.05, 0.5, 0.95],
+                                   "quantile_method": "exact"}),
+    ("spell", {"kind": "spell", "threshold": 290.0}),
+    ("pointwise mean", {"kind": "pointwise", "ops": ["mean"]}),
+    ("pointwise mean min max var", {"kind": "pointwise", "ops": ["mean", "min", "max", "var"]}),
+    ("pointwise monthly mean", {"kind": "pointwise", "ops": ["mean"],
+                                "calendar_period": "month"}),
 ]
+
+#: the cost target of issue 16, per kind (x stats)
+TARGET = {"histogram exact quantiles": 5.0}
 
 
 def parse_args():
@@ -83,6 +103,7 @@ def session(comm, analysis, shape, field):
                            "units": "degrees_north"},
                    "lon": {"start": 0.0, "step": float(lon[1] - lon[0]),
                            "units": "degrees_east"}},
+        "time": {"units": "days since 2000-01-01", "calendar": "noleap"},
         "analyses": [a], "log_level": "WARNING"})
     s = Session(comm.Dup_insitu(), cfg, writer_cls=MemoryWriter)
     s.declare("T", np.float64, shape, (0, 0, 0), shape)
@@ -141,11 +162,12 @@ def main() -> int:
         ratio = t / b
         rows.append({"kind": label, "stats_us": spread(b * 1e6), "kind_us": spread(t * 1e6),
                      "ratio": spread(ratio), "median_ratio": float(np.median(ratio)),
-                     "within_3x": bool(np.median(ratio) <= 3.0),
+                     "target": TARGET.get(label, 3.0),
+                     "within_target": bool(np.median(ratio) <= TARGET.get(label, 3.0)),
                      "raw_s": {"stats": b.tolist(), "kind": t.tolist()}})
     print("cost per output step, microseconds: median (min-max) over pairs; "
           "ratio = kind / stats in the same pair")
-    print(table(rows, ["kind", "stats_us", "kind_us", "ratio", "within_3x"]))
+    print(table(rows, ["kind", "stats_us", "kind_us", "ratio", "target", "within_target"]))
     path = save("climate_kinds", {"rows": rows, "quick": args.quick, "pairs": args.pairs,
                                   "steps": args.steps, "shape": list(shape),
                                   "machine_line": describe_machine()})
