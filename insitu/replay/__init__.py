@@ -14,7 +14,8 @@ the reduction and the writer are the live path's.  See ``docs/replay.md``.
 
 * :mod:`.fileset`: globs, decoded-time ordering, gaps and overlaps, selection;
 * :mod:`.sources`: netCDF-4 through h5py, netCDF-3 through netCDF4-python;
-* :mod:`.reader`: per-rank hyperslab reads and CF masking;
+* :mod:`.reader`: per-rank hyperslab reads, read ahead in a thread, CF masking
+  and unpacking;
 * :mod:`.naming`: field names;
 * :mod:`.host`: the host itself; :mod:`.cli`: the command line.
 """

@@ -6,19 +6,19 @@ exactly that, with what the files say: each replayed variable becomes a
 declared field (dims, units, long_name from the files), the dimensions'
 coordinates and bounds go into the config's ``coords:`` and the time axis
 (units, calendar) into its ``time:``, and each record becomes one step,
-whose slab every rank has just read into the buffer it exposed.  The
-session, the analyses, the reduction and the writer are the live path's,
-unchanged.
+whose slab every rank has read (while the previous record was stepped
+on) into a buffer it exposes as the step begins.  The session, the
+analyses, the reduction and the writer are the live path's, unchanged.
 
 Errors are agreed before anyone acts on them: the ranks scan the files
-together and rank 0 checks the whole and broadcasts the verdict; a record that fails to read on any
-rank is known to every rank within ``AGREE_EVERY`` records, and always
-before the output is published (one small ``Allreduce``), so every rank
-raises the same :class:`ReplayError`, with one message and one exit
-status, and the partial output is removed.  The output
-is written under a hidden temporary name beside the requested path and
-renamed when the replay is complete: the path only ever holds a whole
-replay, and an existing file is only replaced by one.
+together and rank 0 checks the whole and broadcasts the verdict; a record
+that fails to read on any rank is known to every rank within
+``AGREE_EVERY`` records, and always before the output is published (one
+small ``Allreduce``), so every rank raises the same :class:`ReplayError`,
+with one message and one exit status, and the partial output is removed.
+The output is written under a hidden temporary name beside the requested
+path and renamed when the replay is complete: the path only ever holds a
+whole replay, and an existing file is only replaced by one.
 """
 from __future__ import annotations
 
