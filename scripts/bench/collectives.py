@@ -15,7 +15,8 @@ per rank, due every step, with the default output settings: each step after
 the first (which creates the file) is counted and timed on every rank.
 Reported per K: the communicating calls per output step (collectives,
 collective MPI-IO and point-to-point; the most of any rank, median and
-min-max over the steps), rank 0's independent writes of the rows, insitu's
+min-max over the steps), rank 0's independent writes (rows and HDF5
+metadata; none at a step without a flush, as rows wait in memory), insitu's
 own collectives, and the slowest rank's mean ms per step.  Then the same
 with a durable flush at every output step (``flush_every_steps: 1``): the
 calls of a flushing step.  And a step with nothing due.

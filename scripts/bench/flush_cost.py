@@ -11,10 +11,11 @@ default, finalize only, every step, ...: the machine is shared and noisy):
   at every output step, the old default;
 * ``default``: ``flush_seconds: 10``, a durable flush at most every 10 s;
 * ``finalize only``: ``flush_seconds: null``, no durable flush until
-  finalize (the floor: every row still reaches the file at its step).
+  finalize (the floor: the rows wait in memory and are written, in one
+  block per dataset, at finalize).
 
-Each run times every ``step`` call on every rank (kernel, reduction, the
-row's writes, and the flush when due); a run's figure is the slowest rank's
+Each run times every ``step`` call on every rank (kernel, reduction,
+keeping the row, and the flush, with its growth and writes, when due); a run's figure is the slowest rank's
 mean.  Reported: the median and spread (min-max) of each policy over the
 rounds, and of the per-round difference from ``finalize only``: the cost of
 the flushes spread over the output steps.
