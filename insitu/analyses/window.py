@@ -240,10 +240,16 @@ class Window(Analysis):
         if not self._vars:
             raise AnalysisError(f"{self.where}.source: {source.where} writes no variables")
         ax, ddof = self.axis.name, int(self.cfg["ddof"])
+        # The source's scalar coordinates (a reduction's <dim>_extent, which
+        # its cell_methods name) hold along any axis; others (argmax's
+        # coordinates along time) do not.
+        scalar = {c.name for c in getattr(source, "coords", []) if c.dims == ()}
         out = []
         for v in self._vars:
+            keep = " ".join(c for c in v.attrs.get("coordinates", "").split() if c in scalar)
             for op in self.cfg["ops"]:
                 attrs = {**{k: val for k, val in v.attrs.items() if k != "coordinates"},
+                         **({"coordinates": keep} if keep else {}),
                          "long_name": long_name(op, v.attrs.get("long_name", v.name)),
                          "insitu_analysis": self.kind}
                 attrs["cell_methods"] = (attrs.get("cell_methods", "") + " "
