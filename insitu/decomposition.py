@@ -131,8 +131,10 @@ def tiling_problems(global_shape: Sequence[int], boxes: Sequence[Box]) -> list[s
     if covering.size == 0:
         covered = int(np.prod(shp, axis=1, dtype=np.int64).sum())
         total = int(np.prod(gshape, dtype=np.int64))
+        # all inside the grid, a gap and at least the grid's volume: an overlap too
+        also = ", and some overlap elsewhere" if covered >= total else ""
         return [f"the ranks cover {covered} of {total} global points (a gap: no rank "
-                f"covers the point {where}{', and some overlap elsewhere' if covered >= total else ''})"]
+                f"covers the point {where}{also})"]
     pairs = [np.empty(0, dtype=np.int64)]  # each pair a < b as a * nbox + b
     for a in covering[:_OVERLAP_RANKS]:
         lo, hi = np.maximum(off, off[a]), np.minimum(end, end[a])
