@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The MPICH-family venv, .venv-mpich, beside the Open MPI one: sourced by
 # `scripts/install.sh --mpi mpich` (docs/mpich.md).  Idempotent; every step
-# is skipped when done.
+# is skipped when done.  Steps 1-3 are the functions of
+# scripts/install-steps.sh that install.sh uses for .venv, given MPICH's names.
 #
 #   1. apt: mpich, libmpich-dev, libhdf5-mpich-dev (Debian gives them priority
 #      40 against Open MPI's 50, so mpicc, mpiexec and libmpi.so stay Open
@@ -24,26 +25,14 @@ set -euo pipefail
 ROOT="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 VENV="$ROOT/.venv-mpich"
 PY="$VENV/bin/python"
-MPI4PY_VERSION=4.1.2
-H5PY_VERSION=3.16.0
 MPICH_PIP_CACHE="${INSITU_MPICH_PIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/insitu-pip-mpich}"
 APT_PACKAGES=(mpich libmpich-dev libhdf5-mpich-dev hdf5-tools gfortran pkg-config make gcc)
 
-log() { printf '[install mpich] %s\n' "$*" >&2; }
+LOG_PREFIX="install mpich"
+source "$ROOT/scripts/install-steps.sh"   # log, apt_ensure, venv_ensure, ... and the pins
 
 # 1. apt ---------------------------------------------------------------------
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "apt: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-else
-  log "apt: all packages present"
-fi
+apt_ensure "${APT_PACKAGES[@]}"
 # The generic names must stay Open MPI's when Open MPI is installed.
 if [ -e /usr/bin/mpicc.openmpi ]; then
   for name in mpicc mpiexec mpif90; do
@@ -58,58 +47,13 @@ fi
 
 # 2. venv and pinned requirements --------------------------------------------
 BASEPY="${INSITU_BASE_PYTHON:-python3}"
-if [ ! -x "$PY" ]; then
-  log "venv: creating $VENV with $($BASEPY --version)"
-  "$BASEPY" -m venv "$VENV"
-  "$PY" -m pip install -q --upgrade pip
-else
-  log "venv: $VENV exists"
-fi
-if [ "$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("Py_ENABLE_SHARED") or 0)')" != "1" ]; then
-  log "ERROR: $PY has no shared libpython; libinsitu needs one (see install.sh)."
-  exit 1
-fi
-REQ_STAMP="$VENV/.insitu-requirements.sha"
-req_sha=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
-if [ "$(cat "$REQ_STAMP" 2>/dev/null)" != "$req_sha" ]; then
-  log "pip: installing requirements.txt"
-  "$PY" -m pip install -q -r "$ROOT/requirements.txt"
-  echo "$req_sha" > "$REQ_STAMP"
-else
-  log "pip: requirements.txt already installed"
-fi
+base_python_ensure "$BASEPY"
+venv_ensure "$VENV" "$BASEPY"
+requirements_ensure "$VENV" "$ROOT/requirements.txt"
 
 # 3. mpi4py and h5py against MPICH, with their own wheel cache ----------------
-if ! "$PY" - <<PYEOF 2>/dev/null
-import mpi4py, sys
-assert mpi4py.__version__ == "$MPI4PY_VERSION"
-from mpi4py import MPI
-sys.exit(0 if "MPICH" in MPI.Get_library_version() else 1)
-PYEOF
-then
-  log "mpi4py: building $MPI4PY_VERSION against MPICH (about 2 minutes, or seconds from the cache $MPICH_PIP_CACHE)"
-  PIP_CACHE_DIR="$MPICH_PIP_CACHE" MPICC=mpicc.mpich \
-    "$PY" -m pip install -q --force-reinstall --no-deps --no-binary=mpi4py --no-build-isolation \
-    "mpi4py==$MPI4PY_VERSION"
-else
-  log "mpi4py: $MPI4PY_VERSION built against MPICH"
-fi
-if ! "$PY" - <<PYEOF 2>/dev/null
-import h5py, sys
-ok = h5py.__version__ == "$H5PY_VERSION" and h5py.get_config().mpi
-import subprocess, h5py._conv as m
-libs = subprocess.run(["ldd", m.__file__], capture_output=True, text=True).stdout
-sys.exit(0 if ok and "libhdf5_mpich" in libs else 1)
-PYEOF
-then
-  log "h5py: building $H5PY_VERSION against MPICH's parallel HDF5 (about 2 minutes, or seconds from the cache)"
-  PIP_CACHE_DIR="$MPICH_PIP_CACHE" CC=mpicc.mpich HDF5_MPI=ON HDF5_PKGCONFIG_NAME=hdf5-mpich \
-    H5PY_SETUP_REQUIRES=0 \
-    "$PY" -m pip install -q --force-reinstall --no-deps --no-binary=h5py --no-build-isolation \
-    "h5py==$H5PY_VERSION"
-else
-  log "h5py: $H5PY_VERSION with mpio over MPICH"
-fi
+mpi4py_ensure "$PY" MPICH mpicc.mpich "$MPICH_PIP_CACHE"
+h5py_ensure "$PY" mpicc.mpich hdf5-mpich libhdf5_mpich "$MPICH_PIP_CACHE"
 
 # 4. insitu from the work tree, libinsitu built with mpif90.mpich ------------
 SRC="$VENV/insitu-src"
