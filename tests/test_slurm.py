@@ -61,24 +61,38 @@ def test_open_mpi_under_the_wrong_srun_plugin_fails_at_mpi_init(slurm, tmp_path)
     assert r.returncode != 0 and not out.exists(), (r.returncode, r.stderr[-2000:])
 
 
-def test_fortran_model_under_srun_writes_what_mpirun_writes(slurm, libinsitu,
-                                                            tmp_path):  # noqa: F811
-    """The embedded path (libinsitu in a Fortran host) under srun --mpi=pmix."""
+def test_fortran_model_under_srun_and_sbatch_writes_what_mpirun_writes(slurm, libinsitu,
+                                                                       tmp_path):  # noqa: F811
+    """The embedded path (libinsitu in a Fortran host) under srun --mpi=pmix,
+    and examples/slurm/heat2d_fortran.sbatch submitted with sbatch --wait
+    (its grid, 128 x 96, for all three)."""
     for f in ("heat2d.f90", "heat2d.yaml", "Makefile"):
         shutil.copy(ROOT / "examples" / "fortran" / f, tmp_path)
     run(["make", "-s", "-C", tmp_path, f"PYTHON={PYTHON}", "heat2d"], timeout=300)
     files = {}
-    for how in ("mpirun", "srun"):
+    for how in ("mpirun", "srun", "sbatch"):
         d = tmp_path / how
         d.mkdir()
-        cmd = [tmp_path / "heat2d", tmp_path / "heat2d.yaml", 64, 48, 20]
+        cmd = [tmp_path / "heat2d", tmp_path / "heat2d.yaml", 128, 96, 20]
         if how == "mpirun":
             mpirun(2, cmd, cwd=d, timeout=300)
-        else:
+        elif how == "srun":
             run(["srun", "-n", 2, "--mpi=pmix", "--time=5", *cmd], cwd=d, timeout=300,
                 env=mpi_env(slurm))
+        else:
+            log = tmp_path / "job.log"
+            env = mpi_env({**slurm, "INSITU_ROOT": str(ROOT), "INSITU_MODEL": str(cmd[0]),
+                           "INSITU_CONFIG": str(cmd[1]), "INSITU_STEPS": "20",
+                           "INSITU_WORKDIR": str(d)})
+            r = run(["sbatch", "--wait", "--ntasks=2", f"--output={log}", "--time=5",
+                     ROOT / "examples" / "slurm" / "heat2d_fortran.sbatch"], cwd=tmp_path,
+                    timeout=300, env=env, check=False)
+            text = log.read_text() if log.exists() else "(no job log)"
+            assert r.returncode == 0, f"sbatch exit {r.returncode}: {r.stderr}\n--- job log\n{text}"
+            assert f"insitu output: {d}/heat2d_fortran.h5" in text, text
         files[how] = d / "heat2d_fortran.h5"
     assert assert_same_datasets(files["srun"], files["mpirun"]) > 3
+    assert assert_same_datasets(files["sbatch"], files["mpirun"]) > 3
 
 
 def test_stop_stops_only_the_daemons_it_started(slurm, tmp_path):  # noqa: F811
