@@ -82,6 +82,10 @@ def cartesian_box(global_shape: Sequence[int], grid: Sequence[int],
 def tiling_problems(global_shape: Sequence[int], boxes: Sequence[Box]) -> list[str]:
     """Check that rank boxes tile the global grid exactly.
 
+    ``boxes`` is a sequence of ``(offset, shape)`` pairs, or an int array of
+    shape ``(P, 2, ndim)`` holding the same (the cheaper form at large P: a
+    gathered table's columns need no per-rank tuples).
+
     Returns a list of human-readable problems (empty when the tiling is
     right): a box of the wrong rank or out of range (every such box named),
     else the first grid point, in C order, that no box or more than one box
@@ -105,8 +109,11 @@ def tiling_problems(global_shape: Sequence[int], boxes: Sequence[Box]) -> list[s
     gshape = tuple(int(n) for n in global_shape)
     ndim = len(gshape)
     problems: list[str] = []
-    wrong_rank = [r for r, (off, shp) in enumerate(boxes)
-                  if len(off) != ndim or len(shp) != ndim]
+    if isinstance(boxes, np.ndarray) and boxes.ndim == 3 and boxes.shape[1:] == (2, ndim):
+        wrong_rank = []  # an array of (offset, shape) rows: no per-rank loop at all
+    else:
+        wrong_rank = [r for r, (off, shp) in enumerate(boxes)
+                      if len(off) != ndim or len(shp) != ndim]
     if wrong_rank:
         return [f"rank {r}: box has rank {len(boxes[r][0])}"
                 + (f" (shape of rank {len(boxes[r][1])})" if len(boxes[r][1]) != len(boxes[r][0])

@@ -63,6 +63,13 @@ def test_large_decompositions_pass_and_their_errors_are_found(p):
     table = np.array(boxes)
     as_table = [(tuple(table[r, 0]), tuple(table[r, 1])) for r in range(p)]
     assert tiling_problems(shape, as_table) == []
+    # or the table itself, (P, 2, ndim), with the same answers
+    assert tiling_problems(shape, table) == []
+    bad = table.copy()
+    bad[7, 1, 0] += 1
+    assert tiling_problems(shape, bad) == tiling_problems(
+        shape, [(tuple(b[0]), tuple(b[1])) for b in bad])
+    assert "overlap" in tiling_problems(shape, bad)[0]
 
     # rank r grows by one row into its neighbour below
     r = p // 2 + 17
