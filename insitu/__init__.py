@@ -12,8 +12,8 @@ not load numba, mpi4py and h5py.
 """
 __version__ = "0.1.0"
 
-__all__ = ["init", "declare_field", "expose", "step", "finalize", "__version__"]
-_API = ("init", "declare_field", "expose", "step", "finalize")
+__all__ = ["init", "declare_field", "expose", "step", "checkpoint", "finalize", "__version__"]
+_API = ("init", "declare_field", "expose", "step", "checkpoint", "finalize")
 
 
 def __getattr__(name):

@@ -106,7 +106,7 @@ def _check_init_thread(comm) -> None:
 
 def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
          output: Optional[str] = None, overwrite: Optional[bool] = None,
-         host: str = "python", writer_cls=None) -> Session:
+         host: str = "python", writer_cls=None, restart=None) -> Session:
     """Open the session (collective).
 
     Parameters
@@ -118,6 +118,10 @@ def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
         The YAML config (a path) or an already-parsed mapping.
     output, overwrite
         Override ``output.path`` and ``output.overwrite`` (the CLI's flags).
+    restart : bool or int, optional
+        Go on from a checkpoint in the existing output file (docs/restart.md):
+        True takes the latest, an int the latest at or before that model
+        step.  Default: ``output.restart`` of the config.
     """
     current = _current("init")
     if current is not None and not current.closed:
@@ -135,7 +139,7 @@ def init(comm=None, config: Union[str, os.PathLike, dict] = None, *,
     _setup_logging(comm.rank, cfg["log_level"])
     try:
         s = Session(comm, cfg, output=output, overwrite=overwrite, host=host,
-                    writer_cls=writer_cls)
+                    writer_cls=writer_cls, restart=restart)
     except BaseException:
         comm.free()
         raise
@@ -179,6 +183,12 @@ def expose(name: str, array: np.ndarray) -> np.ndarray:
 def step(step: int, time: float = 0.0) -> dict:
     """Run the analyses due at ``step`` (collective)."""
     return session("step").step(step, time)
+
+
+def checkpoint(step: int) -> None:
+    """Store the analysis state at ``step`` in the output file (collective);
+    a restart goes on from it (docs/restart.md)."""
+    session("checkpoint").checkpoint(step)
 
 
 def finalize() -> None:

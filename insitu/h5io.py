@@ -179,6 +179,15 @@ def _attach_growing_axis(ds, scale) -> None:
     ds.attrs.create("DIMENSION_LIST", refs, dtype=h5py.vlen_dtype(h5py.ref_dtype))
 
 
+def _jsonable(v):
+    """numpy scalars and arrays in a checkpoint's metadata, as JSON."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"not JSON: {type(v).__name__}")
+
+
 def _show_sel(sel) -> str:
     return ", ".join(f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in sel)
 
@@ -213,14 +222,20 @@ class H5Writer:
     (module docstring for the cost of each)."""
 
     def __init__(self, comm, path: str, overwrite: bool, time_attrs: Mapping,
-                 options: Optional[Mapping] = None) -> None:
+                 options: Optional[Mapping] = None, restart: Optional[Mapping] = None) -> None:
         options = dict(options or {})
         # Rank 0 names and checks the file; every rank learns the verdict, so
         # a bad path fails on all ranks at init instead of hanging at step 1.
         path = comm.bcast_str(os.path.abspath(path) if comm.rank == 0 else None)
-        problem = comm.bcast_str((check_output_path(path, overwrite) or "") if comm.rank == 0 else None)
-        if problem:
-            raise OutputError(problem)
+        #: the checkpoint a restart goes on from (insitu.state), or None
+        self.checkpoint = None
+        if restart is not None:
+            self.checkpoint = self._cut(comm, path, restart)
+        else:
+            problem = comm.bcast_str((check_output_path(path, overwrite) or "")
+                                     if comm.rank == 0 else None)
+            if problem:
+                raise OutputError(problem)
         self.comm = comm
         self.path = path
         self.policy = FlushPolicy.from_options(options)
@@ -256,6 +271,30 @@ class H5Writer:
         self._must_flush = False  # metadata changed: flush at the end of this step
         self._pending_bytes = 0   # bytes of rows this rank holds for the next flush
 
+    @staticmethod
+    def _cut(comm, path: str, restart: Mapping) -> dict:
+        """A restart: rank 0 alone (serial h5py, before any parallel open)
+        checks the checkpoint and replaces the file by a copy cut to its
+        rows (:func:`insitu.state.cut_to_checkpoint`: a new file renamed
+        over the old, never a dataset shrunk); every rank learns the
+        checkpoint's metadata, or the same error."""
+        import json
+        from .state import RestartError, cut_to_checkpoint
+        text = None
+        if comm.rank == 0:
+            try:
+                text = json.dumps({"ok": cut_to_checkpoint(path, restart.get("step"),
+                                                           restart["config"])})
+            except RestartError as exc:
+                text = json.dumps({"error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - every rank must learn it
+                text = json.dumps({"error": f"restart: cannot cut {path} to its checkpoint: "
+                                            f"{type(exc).__name__}: {exc}"})
+        got = json.loads(comm.bcast_str(text))
+        if "error" in got:
+            raise RestartError(got["error"])
+        return got["ok"]
+
     # -- creation -------------------------------------------------------------
     def _create(self) -> None:
         """Create the file (collective).  The path was checked at init; a
@@ -272,8 +311,8 @@ class H5Writer:
             kwargs["info"] = info
             log.debug("MPI-IO hints for %s: %s", self.path, self.mpi_info)
         try:
-            self.file = h5py.File(self.path, "w", driver="mpio", comm=self.comm.comm,
-                                  libver="earliest", **kwargs)
+            self.file = h5py.File(self.path, "r+" if self.checkpoint else "w", driver="mpio",
+                                  comm=self.comm.comm, libver="earliest", **kwargs)
         except OSError as exc:
             raise OutputError(f"cannot create {self.path!r} with parallel HDF5: {exc}") from None
         finally:
@@ -283,18 +322,28 @@ class H5Writer:
     def define(self, variables: Sequence[Variable], coords: Sequence[Coord],
                file_attrs: Mapping, fill: bool, axes: Sequence[Axis] = ()) -> None:
         """Create the file, its axes, dimensions, coordinates and one
-        variable per result, every growing axis empty (collective)."""
+        variable per result, every growing axis empty (collective).
+
+        On a restart the file exists, cut to the checkpoint's rows: what it
+        holds is opened and goes on growing from those rows; what it lacks
+        (a new analysis's variables, which start empty: fill in the rows
+        before the restart) is created as in a new file."""
         self._create()
         f = self.file
         sizes = dimension_sizes(variables, coords)
         self.axes = {"time": Axis("time", "step")}
         self.axes.update({a.name: a for a in axes})
         on_axis = {name: [v for v in variables if v.axis == name] for name in self.axes}
-        self.written = {name: 0 for name in self.axes}     # rows appended
-        self.committed = {name: 0 for name in self.axes}   # rows the last flush committed
+        start = dict(self.checkpoint["rows"]) if self.checkpoint else {}
+        self.written = {name: int(start.get(name, 0)) for name in self.axes}  # rows appended
+        self.committed = dict(self.written)   # rows the last flush committed
         # Every axis is created empty and grows to its exact row count at
         # each flush; nothing is ever shrunk (module docstring).
-        self.allocated = {name: 0 for name in self.axes}
+        self.allocated = dict(self.written)
+        if self.checkpoint:
+            self.last_step = self.safe_step = int(self.checkpoint["step"])
+            if COMMITTED_GROUP in f:  # rewritten below, for the axes of this run
+                del f[COMMITTED_GROUP]
         #: rows appended since the last flush, per axis: (step, time, bounds,
         #: values), the values this rank writes (copies)
         self.pending: dict[str, list] = {name: [] for name in self.axes}
@@ -309,6 +358,14 @@ class H5Writer:
         scales = {}
         for ax in self.axes.values():
             n = self.allocated[ax.name]
+            if ax.name in f:  # a restart
+                t, st = f[ax.name], f[ax.step]
+                self.datasets[ax.name], self.datasets[ax.step] = t, st
+                self.rows[ax.name] += [_Row(ax.name, t, None), _Row(ax.step, st, None)]
+                scales[ax.name] = t
+                if ax.bounds:
+                    sizes.setdefault("nv", 2)
+                continue
             # Rows never written read as NaT (time) and the netCDF fill
             # (step), without a _FillValue attribute: a file holds no such
             # rows, and xarray keeps the step an integer.
@@ -332,6 +389,9 @@ class H5Writer:
         for d, n in sizes.items():  # dimension coordinates: given values, or an index
             c = given.get(d)
             values = c.values if c is not None and c.dims == (d,) else np.arange(n)
+            if d in f:  # a restart: written by the run that began the file
+                scales[d] = f[d]
+                continue
             ds = f.create_dataset(d, data=values if self.comm.rank == 0 else None,
                                   shape=values.shape, dtype=values.dtype)
             ds.make_scale(d)
@@ -342,6 +402,10 @@ class H5Writer:
         for ax in self.axes.values():
             if ax.bounds:
                 name = f"{ax.name}_bounds"
+                if name in f:
+                    self.datasets[name] = f[name]
+                    self.rows[ax.name].append(_Row(name, f[name], None))
+                    continue
                 b = f.create_dataset(name, shape=(self.allocated[ax.name], 2),
                                      maxshape=(None, 2), dtype="f8", chunks=(ROWS, 2),
                                      fillvalue=np.nan, fill_time="never")
@@ -350,7 +414,7 @@ class H5Writer:
                 self.datasets[name] = b
                 self.rows[ax.name].append(_Row(name, b, None))
         for c in coords:  # auxiliary coordinates
-            if c.dims == (c.name,):
+            if c.dims == (c.name,) or c.name in f:
                 continue
             ds = f.create_dataset(c.name, shape=c.values.shape, dtype=c.values.dtype)
             if self.comm.rank == 0:
@@ -360,12 +424,21 @@ class H5Writer:
             for k, v in c.attrs.items():
                 ds.attrs[k] = attr_value(v)
         for var in variables:
+            if var.name in f:  # a restart
+                ds = f[var.name]
+                self.datasets[var.name] = ds
+                self._vars[var.name] = var
+                self.rows[var.axis].append(_Row(var.name, ds, var))
+                continue
             fillvalue, masked = variable_fill(var, fill)
             chunks = (ROWS,) if not var.shape else (1, *var.shape)
             ds = f.create_dataset(var.name, shape=(self.allocated[var.axis], *var.shape),
                                   maxshape=(None, *var.shape), dtype=var.dtype, chunks=chunks,
                                   fillvalue=fillvalue,
-                                  fill_time="alloc" if var.distributed else "never")
+                                  # a variable new at a restart has rows before it
+                                  # that nobody writes: they read as its fill
+                                  fill_time="alloc" if var.distributed or self.allocated[var.axis]
+                                  else "never")
             _attach_growing_axis(ds, scales[var.axis])
             for i, d in enumerate(var.dims):
                 ds.dims[i + 1].attach_scale(scales[d])
@@ -599,6 +672,58 @@ class H5Writer:
                 else "no step had been committed yet")
         return (f"{cause} while writing step {self.last_step} to {self.path} "
                 f"({free if free is not None else '?'} bytes free); {kept}")
+
+    # -- checkpoints (insitu.state) ----------------------------------------------
+    def write_checkpoint(self, step: int, meta: Mapping, arrays: Mapping, keep: int) -> None:
+        """Store a checkpoint as ``/_insitu_state/<step>`` (collective; the
+        caller flushed the rows first, so ``meta``'s row counts are
+        committed rows).
+
+        ``arrays`` maps names to :class:`insitu.state.StateArray`: rank 0
+        writes the replicated ones, each rank its piece of the distributed
+        ones (independent I/O, as the rows).  The metadata goes in as a JSON
+        attribute; a durable flush; then the ``complete`` attribute and a
+        second flush, so a run killed in between leaves a checkpoint a
+        restart recognises as incomplete instead of trusting.  Then all but
+        the ``keep`` newest checkpoints are unlinked."""
+        import json
+        from h5py import h5s
+        from .state import GROUP
+        if self.file is None:
+            raise OutputError("insitu checkpoint before the output file exists")
+        f = self.file
+        try:
+            top = f.require_group(GROUP)
+            name = str(int(step))
+            if name in top:
+                del top[name]
+            g = top.create_group(name)
+            rank0 = self.comm.rank == 0
+            for key, a in arrays.items():
+                ds = g.create_dataset(key, shape=tuple(a.shape), dtype="f8",
+                                      fill_time="never" if not a.distributed else "alloc",
+                                      fillvalue=np.nan)
+                if a.distributed:
+                    if a.value is not None:
+                        start, values = a.value
+                        block = np.ascontiguousarray(values, dtype=np.float64)
+                        space = ds.id.get_space()
+                        space.select_hyperslab(tuple(start), block.shape)
+                        ds.id.write(h5s.create_simple(block.shape), space, block)
+                    elif a.copy_from is not None and rank0:
+                        ds[...] = a.copy_from[...]
+                elif rank0 and a.value is not None and np.size(a.value):
+                    ds.id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(a.value, dtype=np.float64))
+            g.attrs["meta"] = json.dumps(dict(meta), default=_jsonable)
+            f.flush()
+            g.attrs["complete"] = np.int8(1)
+            old = sorted((int(k) for k in top if k.lstrip("-").isdigit()))
+            for k in old[:-keep] if keep > 0 else old:
+                if k != int(step):
+                    del top[str(k)]
+            f.flush()
+        except (OSError, RuntimeError) as exc:
+            raise OutputError(self._write_failure(exc)) from None
 
     # -- attributes and the end ------------------------------------------------
     def set_attrs(self, attrs: Mapping) -> None:

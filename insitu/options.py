@@ -234,6 +234,11 @@ CONFIG = s.Record({
         "verify": s.Bool(default=False,
                          doc="after each durable flush, re-read what each rank wrote and "
                              "compare it bit for bit (an output error on a mismatch)"),
+        "restart": s.Bool(default=False,
+                          doc="go on from the latest checkpoint in the existing file "
+                              "(docs/restart.md)"),
+        "keep_checkpoints": s.Int(default=2, minimum=1,
+                                  doc="checkpoints of the analysis state kept in the file"),
         "mpi_info": MpiInfo(default=None,
                             doc="MPI-IO hints for the file (striping_factor, cb_nodes, "
                                 "romio_cb_write, ...): docs/mpiio.md"),

@@ -33,9 +33,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", help="output HDF5 file (overrides output.path)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="K",
+                   help="every K steps, checkpoint insitu's state and save the model's "
+                        "restart file (docs/restart.md)")
+    p.add_argument("--restart", action="store_true",
+                   help="go on from the model's restart file and insitu's checkpoint at or "
+                        "before its step, appending to the existing output")
+    p.add_argument("--model-restart", metavar="PATH",
+                   help="the model's restart file (default: <output>.model-restart.h5)")
     args = p.parse_args(argv)
     if args.steps < 0:
         p.error("--steps must be >= 0")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        p.error("--checkpoint-every must be >= 1")
     return args
 
 
@@ -82,6 +92,7 @@ def run(args: argparse.Namespace, comm) -> int:
     from .fields import FieldError
     from .models import resolve
     from .exits import EXIT_CONFIG, EXIT_INTERFACE
+    from . import options
     from .options import ConfigError, yaml_load
     from .progress import Progress
     from .session import StepError
@@ -99,10 +110,26 @@ def run(args: argparse.Namespace, comm) -> int:
     # config; declarations are checked collectively), before the output
     # file exists.  A ConfigError from any of them reaches main(), which
     # treats every ConfigError as such.
+    model_restart = None
+    first = 1
+    restart = None
+    if args.restart or args.checkpoint_every:
+        if not hasattr(model, "save_restart"):
+            raise Agreed(EXIT_CONFIG, f"config error: model {args.model} keeps no restart "
+                                      "file (--checkpoint-every, --restart)")
+        out = args.output or (options.load(config) if isinstance(config, str)
+                              else options.parse(config))["output"]["path"]
+        model_restart = args.model_restart or f"{out}.model-restart.h5"
+    if args.restart:
+        try:
+            restart = model.load_restart(model_restart)
+        except ValueError as exc:
+            raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
+        first = restart + 1
     try:
         session = api.init(comm, config, output=args.output,
                            overwrite=True if args.overwrite else None,
-                           host=f"python:{args.model}")
+                           host=f"python:{args.model}", restart=restart)
     except (OutputError, AnalysisError) as exc:
         raise Agreed(EXIT_CONFIG, f"config error: {exc}") from None
     try:
@@ -112,13 +139,19 @@ def run(args: argparse.Namespace, comm) -> int:
     except (FieldError, StepError) as exc:  # checked collectively: every rank raises
         raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
     bar = Progress(args.steps, enabled=comm.Get_rank() == 0 and not args.no_progress)
-    for step in range(1, args.steps + 1):
+    for step in range(first, args.steps + 1):
         model.advance()
         model.expose(api)  # a FieldError here may be one rank's alone: abort
         try:
             results = api.step(step, model.time)
         except StepError as exc:  # found by the step's handshake: every rank knows
             raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
+        if args.checkpoint_every and step % args.checkpoint_every == 0:
+            # insitu's state first, then the model's: a job killed between
+            # the two restarts from the model's previous save, whose
+            # checkpoint is still kept (output.keep_checkpoints >= 2)
+            api.checkpoint(step)
+            model.save_restart(model_restart)
         bar.update(step, progress_label(results))
     bar.close()
     path = getattr(session.writer, "path", "")

@@ -52,7 +52,7 @@ class _Where:
         self.where = where
 
 
-_DECLARE, _STEP, _FINALIZE = 1, 2, 3
+_DECLARE, _STEP, _FINALIZE, _CHECKPOINT = 1, 2, 3, 4
 
 
 def _describe(kind: int, arg: int) -> str:
@@ -60,6 +60,8 @@ def _describe(kind: int, arg: int) -> str:
         return f"insitu_step(step {arg})"
     if kind == _DECLARE:
         return "insitu_declare_field"
+    if kind == _CHECKPOINT:
+        return f"insitu_checkpoint(step {arg})"
     return "insitu_finalize" if kind == _FINALIZE else f"an unknown call {kind}"
 
 
@@ -87,7 +89,7 @@ _CF_AXIS = {"latitude": {"axis": "Y"}, "longitude": {"axis": "X"},
 class Session:
     def __init__(self, comm: BaseComm, cfg: dict, output: Optional[str] = None,
                  overwrite: Optional[bool] = None, host: str = "python",
-                 writer_cls=None) -> None:
+                 writer_cls=None, restart=None) -> None:
         self.comm = comm
         self.cfg = cfg
         self.host = host
@@ -115,7 +117,19 @@ class Session:
         time_attrs = {k: v for k, v in cfg["time"].items() if v is not None}
         if writer_cls is None:
             writer_cls = H5Writer if isinstance(comm, MPIComm) else MemoryWriter
-        self.writer = writer_cls(comm, path, overwrite, time_attrs, out)
+        # A restart (output.restart, --restart, insitu_init's flag): True
+        # for the latest checkpoint, or the model's restart step, which
+        # takes the latest checkpoint at or before it (insitu.state).
+        if restart is None and out.get("restart"):
+            restart = True
+        self.restart = restart
+        if restart is not None and restart is not False:
+            self.writer = writer_cls(comm, path, overwrite, time_attrs, out, restart={
+                "step": None if restart is True else int(restart), "config": cfg})
+        else:
+            self.writer = writer_cls(comm, path, overwrite, time_attrs, out)
+        #: checkpoints taken with a writer that has no file (fake ranks' tests)
+        self.memory_checkpoints: dict = {}
         log.info("session open: %d rank(s), output %s",
                  comm.size, getattr(self.writer, "path", "<memory>"))
         if isinstance(comm, MPIComm):
@@ -497,6 +511,7 @@ class Session:
                     from None
             for w in self.windows:  # windows that began before the run are partial
                 w.run_began(step, float(time))
+            self._restore()
         self.last_call = (step, float(time))
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
@@ -566,6 +581,51 @@ class Session:
         self._check_triggers(step, float(time), values)
         self.writer.end_step(flush_clock)
         return values
+
+    # -- checkpoints and restarts (insitu.state, docs/restart.md) -----------
+    def _restore(self) -> None:
+        """After the first bind of a restart: the analyses, triggers and
+        counters take the checkpoint's state (the writer already opened the
+        file cut to its rows)."""
+        ck = getattr(self.writer, "checkpoint", None)
+        if ck:
+            from . import state as state_mod
+            state_mod.apply(self, ck, self.writer.file[ck["group"]])
+            log.info("restarted from the checkpoint of step %s (%d output step(s) before it)",
+                     ck["step"], self.steps_written)
+
+    def checkpoint(self, step: int) -> None:
+        """Store the analysis state at ``step`` in the output file
+        (collective): the rows handed over so far are flushed and
+        committed, then :func:`insitu.state.collect`'s state is written
+        under ``/_insitu_state/<step>`` and all but the newest
+        ``output.keep_checkpoints`` are dropped."""
+        import json
+        from . import state as state_mod
+        if self.closed:
+            raise StateError("checkpoint after finalize")
+        step = int(step)
+        self._agree(_CHECKPOINT, step, f"insitu_checkpoint(step {step})")
+        if not self.bound:
+            try:
+                self._bind()
+            except (FieldError, AnalysisError) as exc:
+                raise ConfigError(f"the config does not fit the declared fields: {exc}") \
+                    from None
+            self._restore()
+        self.writer.flush() if hasattr(self.writer, "flush") else None
+        meta, arrays = state_mod.collect(self, step)
+        # One rank's metadata, so every rank writes the same attribute
+        # (an HDF5 attribute write is collective and must agree).
+        text = json.dumps(meta, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+        meta = json.loads(self.comm.bcast_str(text if self.comm.rank == 0 else None))
+        if hasattr(self.writer, "write_checkpoint"):
+            self.writer.write_checkpoint(step, meta, arrays,
+                                         int(self.cfg["output"].get("keep_checkpoints", 2)))
+        else:
+            self.memory_checkpoints[step] = (meta, arrays)
+        log.info("checkpoint at step %d: %d analysis state(s), rows %s", step,
+                 len(meta["analyses"]), meta["rows"])
 
     def _check_triggers(self, step: int, time: float, values: dict) -> None:
         """Evaluate each trigger on this step's results (the same on every
@@ -700,6 +760,7 @@ class Session:
                 # A run that never stepped still leaves a readable file.
                 try:
                     self._bind()
+                    self._restore()
                 except (FieldError, AnalysisError) as exc:
                     log.warning("no step was taken and %s", exc)
             if self.last_call is not None:

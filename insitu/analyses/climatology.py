@@ -100,6 +100,23 @@ class Climatology(Window):
         self.slots = {}
         return rows
 
+    def state(self):
+        """Every slot's first period, bounds, count and partials."""
+        arrays, slots = {}, []
+        for k in sorted(self.slots):
+            sl = self.slots[k]
+            slots.append([k, sl.first_key, sl.start, sl.end, sl.count,
+                          self._acc_state(sl.acc, f"{k}/", arrays)])
+        return {"slots": slots, "dropped": self.dropped}, arrays
+
+    def restore(self, meta, arrays) -> None:
+        from .window import _key
+        self.slots = {}
+        for k, first, start, end, count, has in meta["slots"]:
+            self.slots[k] = _Slot(_key(first), start, end, count,
+                                  self._acc_restore(has, f"{k}/", arrays))
+        self.dropped = [tuple(d) for d in meta["dropped"]]
+
 
 def slot_of(periods: CalendarPeriods, by: str, time: float) -> int:
     """The climatology slot of model ``time`` (in ``periods``' units and

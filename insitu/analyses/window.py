@@ -86,12 +86,46 @@ class _Acc:
         self.lo = np.where(ok, np.minimum(self.lo, xv), self.lo)
         self.hi = np.where(ok, np.maximum(self.hi, xv), self.hi)
 
+    #: the order of the partials in a checkpoint's array (insitu.state)
+    PARTS = ("n", "mean", "mean_lo", "m2", "lo", "hi")
+
+    def stacked(self) -> np.ndarray:
+        """The partials as one ``(6, *shape)`` array, for a checkpoint."""
+        return np.stack([np.asarray(getattr(self, p), dtype=np.float64) for p in self.PARTS])
+
+    @classmethod
+    def from_stacked(cls, a) -> "_Acc":
+        a = np.asarray(a, dtype=np.float64)
+        acc = cls(a.shape[1:])
+        for i, p in enumerate(cls.PARTS):
+            setattr(acc, p, a[i].copy())
+        return acc
+
     def value(self, op, ddof=0):
         empty = self.n <= (ddof if op == "var" else 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             v = {"mean": self.mean, "min": self.lo, "max": self.hi,
                  "var": self.m2 / (self.n - ddof)}[op]
         return np.where(empty, np.nan, v)
+
+
+class _Pending:
+    """A restored distributed partial not read yet: which hyperslab this
+    rank owns is known only when the source hands it its piece, and a
+    restart at another rank count owns other pieces than the run that
+    saved it (insitu.state)."""
+
+    def __init__(self, source) -> None:
+        self.source = source   # (6, *global shape): an h5py dataset or an array
+
+    def read(self, start, shape) -> _Acc:
+        sel = (slice(None),) + tuple(slice(o, o + n) for o, n in zip(start, shape))
+        return _Acc.from_stacked(self.source[sel])
+
+
+def _key(k):
+    """A window key back from JSON: calendar keys are tuples."""
+    return tuple(k) if isinstance(k, list) else k
 
 
 class StepClock:
@@ -274,10 +308,14 @@ class Window(Analysis):
             x = values.get(v.name)
             if v.distributed:
                 if x is None:
+                    if isinstance(acc.get(v.name), _Pending):
+                        acc[v.name] = None  # this rank owns no piece of it
                     acc.setdefault(v.name, None)
                     continue
-                if acc.get(v.name) is None:
-                    acc[v.name] = (x.start, _Acc(x.values.shape))
+                cur = acc.get(v.name)
+                if cur is None or isinstance(cur, _Pending):
+                    acc[v.name] = (x.start, cur.read(x.start, x.values.shape)
+                                   if isinstance(cur, _Pending) else _Acc(x.values.shape))
                 acc[v.name][1].add(x.values)
             else:
                 if v.name not in acc:
@@ -297,6 +335,60 @@ class Window(Analysis):
                 else:
                     values[out] = np.nan if a is None else a.value(op, ddof)
         return values
+
+    # -- checkpoints (insitu.state) -------------------------------------------
+    def _acc_state(self, acc: dict, prefix: str, arrays: dict) -> list:
+        """Put ``acc``'s partials into ``arrays`` (name -> StateArray) and
+        return the names of the variables it holds partials of.  A
+        distributed partial is this rank's piece of a global array."""
+        from ..state import StateArray
+        has = []
+        for v in self._vars:
+            if v.name not in acc:
+                continue
+            has.append(v.name)
+            a = acc[v.name]
+            shape = (6, *v.shape)
+            if v.distributed:
+                if isinstance(a, _Pending):
+                    arrays[prefix + v.name] = StateArray(shape, None, True, copy_from=a.source)
+                else:
+                    arrays[prefix + v.name] = StateArray(
+                        shape, None if a is None else ((0, *a[0]), a[1].stacked()), True)
+            else:
+                arrays[prefix + v.name] = StateArray(a.stacked().shape, a.stacked())
+        return has
+
+    def _acc_restore(self, has: list, prefix: str, arrays) -> dict:
+        acc = {}
+        by_name = {v.name: v for v in self._vars}
+        for name in has:
+            if name not in by_name:
+                continue
+            if by_name[name].distributed:
+                acc[name] = _Pending(arrays[prefix + name])
+            else:
+                acc[name] = _Acc.from_stacked(arrays[prefix + name])
+        return acc
+
+    def state(self):
+        """The open window (its key, start, whether the run covered its
+        start, the outputs in it) and its partials; the run's first step;
+        the partial windows dropped so far (logged at finalize)."""
+        arrays = {}
+        meta = {"window": self.window, "start": self.start, "whole": self.whole,
+                "count": self.count, "first": getattr(self, "first", None),
+                "dropped": self.dropped, "has": self._acc_state(self.acc, "", arrays)}
+        return meta, arrays
+
+    def restore(self, meta, arrays) -> None:
+        self._reset()
+        self.window = _key(meta["window"])
+        self.start, self.whole, self.count = meta["start"], meta["whole"], meta["count"]
+        if meta["first"] is not None:
+            self.first = tuple(meta["first"])
+        self.dropped = [tuple(d) for d in meta["dropped"]]
+        self.acc = self._acc_restore(meta["has"], "", arrays)
 
     @property
     def samples_name(self) -> str:

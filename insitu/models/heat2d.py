@@ -50,6 +50,7 @@ class Heat2D:
     DEFAULT_CONFIG = DEFAULT_CONFIG
 
     def __init__(self, comm, shape=(96, 128)) -> None:
+        self.comm = comm
         self.grid = Grid2D(comm, shape, periodic=False)
         g = self.grid
         self.buffers = [np.full(g.local_shape, BOUNDARY), np.full(g.local_shape, BOUNDARY)]
@@ -85,6 +86,23 @@ class Heat2D:
 
     def expose(self, api) -> None:
         api.expose("T", self.T)
+
+    def save_restart(self, path: str) -> None:
+        """Write the model's restart file (collective; insitu.models.restart_file)."""
+        from .restart_file import save
+        g = self.grid
+        save(self.comm, path, {"T": (self.T[1:-1, 1:-1], g.offset, g.global_shape)},
+             self.step, self.time)
+
+    def load_restart(self, path: str) -> int:
+        """Go on from the model's restart file: the interior, step and time
+        (any rank count may have written it); returns the step."""
+        from .restart_file import load
+        g = self.grid
+        got, self.step, self.time = load(path, {"T": (g.offset, g.shape)})
+        self.current = 0
+        self.buffers[0][1:-1, 1:-1] = got["T"]
+        return self.step
 
     def free(self) -> None:
         self.grid.free()

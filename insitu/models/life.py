@@ -40,6 +40,7 @@ class Life:
     DEFAULT_CONFIG = DEFAULT_CONFIG
 
     def __init__(self, comm, shape=(64, 96)) -> None:
+        self.comm = comm
         self.grid = Grid2D(comm, shape, periodic=True)
         g = self.grid
         self.buffers = [np.zeros(g.local_shape, np.int32), np.zeros(g.local_shape, np.int32)]
@@ -68,6 +69,23 @@ class Life:
 
     def expose(self, api) -> None:
         api.expose("alive", self.alive)
+
+    def save_restart(self, path: str) -> None:
+        """Write the model's restart file (collective; insitu.models.restart_file)."""
+        from .restart_file import save
+        g = self.grid
+        save(self.comm, path, {"alive": (self.alive[1:-1, 1:-1], g.offset, g.global_shape)},
+             self.step, self.time)
+
+    def load_restart(self, path: str) -> int:
+        """Go on from the model's restart file: the interior, step and time
+        (any rank count may have written it); returns the step."""
+        from .restart_file import load
+        g = self.grid
+        got, self.step, self.time = load(path, {"alive": (g.offset, g.shape)})
+        self.current = 0
+        self.buffers[0][1:-1, 1:-1] = got["alive"]
+        return self.step
 
     def free(self) -> None:
         self.grid.free()
