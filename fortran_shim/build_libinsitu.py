@@ -33,12 +33,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("insitu.h", "libinsitu.c", "insitu.f90", "build_libinsitu.py")
 
 EMBEDDING_API = """
-    int _insitu_py_init(int fcomm, const char *config_path);
+    int _insitu_py_init(int fcomm, const char *config_path, int64_t restart_step);
     int _insitu_py_declare(const char *name, int dtype, int ndim,
                            const int64_t *global_shape, const int64_t *offset,
                            const int64_t *local_shape, const int64_t *halo_lo,
                            const int64_t *halo_hi, int order);
     int _insitu_py_step(int64_t step, double time);
+    int _insitu_py_checkpoint(int64_t step);
     int _insitu_py_finalize(void);
 """
 

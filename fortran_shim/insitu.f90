@@ -27,7 +27,8 @@ module insitu
    implicit none
    private
 
-   public :: insitu_init, insitu_declare, insitu_expose, insitu_step, insitu_finalize
+   public :: insitu_init, insitu_declare, insitu_expose, insitu_step, insitu_checkpoint, &
+             insitu_finalize
    public :: insitu_last_error
 
    integer, parameter, public :: INSITU_OK = 0, INSITU_ERR = 1, INSITU_ERR_PYTHON = 2, &
@@ -66,6 +67,17 @@ module insitu
          integer(c_int64_t), value :: step
          real(c_double), value :: time
       end function
+      integer(c_int) function c_init_restart(fcomm, config_path, restart_step) &
+            bind(C, name="insitu_init_restart")
+         import :: c_int, c_char, c_int64_t
+         integer(c_int), value :: fcomm
+         character(kind=c_char), dimension(*), intent(in) :: config_path
+         integer(c_int64_t), value :: restart_step
+      end function
+      integer(c_int) function c_checkpoint(step) bind(C, name="insitu_checkpoint")
+         import :: c_int, c_int64_t
+         integer(c_int64_t), value :: step
+      end function
       integer(c_int) function c_finalize() bind(C, name="insitu_finalize")
          import :: c_int
       end function
@@ -91,23 +103,35 @@ module insitu
    interface insitu_step
       module procedure step_i4, step_i8
    end interface
+   interface insitu_checkpoint
+      module procedure checkpoint_i4, checkpoint_i8
+   end interface
 
 contains
 
    !> Start the session on the model's communicator (mpi_f08).  Collective.
-   subroutine init_f08(comm, config_path, ierr)
+   !> With `restart_step`, go on from the output file's latest checkpoint
+   !> at or before it (docs/restart.md); a negative value takes the latest.
+   subroutine init_f08(comm, config_path, ierr, restart_step)
       type(MPI_Comm), intent(in) :: comm
       character(len=*), intent(in) :: config_path
       integer, optional, intent(out) :: ierr
-      call init_handle(comm%MPI_VAL, config_path, ierr)
+      integer, optional, intent(in) :: restart_step
+      call init_handle(comm%MPI_VAL, config_path, ierr, restart_step)
    end subroutine
 
    !> Start the session from an integer handle (`use mpi`).  Collective.
-   subroutine init_handle(comm, config_path, ierr)
+   subroutine init_handle(comm, config_path, ierr, restart_step)
       integer, intent(in) :: comm
       character(len=*), intent(in) :: config_path
       integer, optional, intent(out) :: ierr
-      call check(c_init(int(comm, c_int), cstr(config_path)), "insitu_init", ierr)
+      integer, optional, intent(in) :: restart_step
+      if (present(restart_step)) then
+         call check(c_init_restart(int(comm, c_int), cstr(config_path), &
+                                   int(restart_step, c_int64_t)), "insitu_init", ierr)
+      else
+         call check(c_init(int(comm, c_int), cstr(config_path)), "insitu_init", ierr)
+      end if
    end subroutine
 
    subroutine declare_r4(name, array, global_shape, offset, halo, halo_hi, ierr)
@@ -303,6 +327,20 @@ contains
       real(c_double), intent(in) :: time
       integer, optional, intent(out) :: ierr
       call check(c_step(step, time), "insitu_step", ierr)
+   end subroutine
+
+   !> Store the analysis state at `step` in the output file (collective);
+   !> call it with the model's own restart file (docs/restart.md).
+   subroutine checkpoint_i4(step, ierr)
+      integer(c_int32_t), intent(in) :: step
+      integer, optional, intent(out) :: ierr
+      call check(c_checkpoint(int(step, c_int64_t)), "insitu_checkpoint", ierr)
+   end subroutine
+
+   subroutine checkpoint_i8(step, ierr)
+      integer(c_int64_t), intent(in) :: step
+      integer, optional, intent(out) :: ierr
+      call check(c_checkpoint(step), "insitu_checkpoint", ierr)
    end subroutine
 
    !> Close the output and free insitu's communicators (collective).

@@ -30,7 +30,8 @@
 extern "C" {
 #endif
 
-#define INSITU_ABI_VERSION 2 /* 2: insitu_expose takes dtype and shape; rank 4; insitu_set_error */
+#define INSITU_ABI_VERSION 3 /* 2: insitu_expose takes dtype and shape; rank 4; insitu_set_error;
+                                 3: insitu_checkpoint, insitu_init_restart */
 
 /* status codes */
 #define INSITU_OK            0
@@ -64,6 +65,18 @@ extern "C" {
  * Returns INSITU_ERR_STATE if a session is already open.
  */
 int insitu_init(int fcomm, const char *config_path);
+
+/*
+ * insitu_init_restart -- COLLECTIVE.  insitu_init, going on from a
+ * checkpoint in the existing output file (docs/restart.md): the latest
+ * checkpoint at or before `restart_step` (the step the model restarts
+ * from), or the latest one when `restart_step` < 0.  The file is cut to the
+ * checkpoint's rows and the analysis state restored; the model then steps
+ * from restart_step + 1.  A missing or corrupt checkpoint, or a config that
+ * changed (beyond new analyses, log_level and output settings), returns
+ * INSITU_ERR with a message naming it.
+ */
+int insitu_init_restart(int fcomm, const char *config_path, int64_t restart_step);
 
 /*
  * insitu_declare_field -- COLLECTIVE.  Describe one field of this rank.
@@ -122,6 +135,16 @@ void insitu_set_error(const char *msg);
  * analyses), and so does a call from a thread other than insitu_init's.
  */
 int insitu_step(int64_t step, double time);
+
+/*
+ * insitu_checkpoint -- COLLECTIVE.  Store the analysis state at `step` (the
+ * last step handed to insitu_step) in the output file, under
+ * /_insitu_state/<step>, after committing every row so far; the newest
+ * output.keep_checkpoints (default 2) are kept.  Call it when the model
+ * writes its own restart file, before it: a job killed between the two
+ * restarts from the model's previous restart file, whose checkpoint is kept.
+ */
+int insitu_checkpoint(int64_t step);
 
 /*
  * insitu_finalize -- COLLECTIVE.  Write what is pending, close the output

@@ -243,7 +243,9 @@ static void warn_unfinished(void)
                 myrank);
 }
 
-EXPORT int insitu_init(int fcomm, const char *config_path)
+/* restart_step: -2 no restart, -1 the latest checkpoint, >= 0 the latest at
+ * or before it (insitu_init_restart). */
+static int init_session(int fcomm, const char *config_path, int64_t restart_step)
 {
     errbuf[0] = '\0';
     if (state == OPEN)
@@ -252,7 +254,7 @@ EXPORT int insitu_init(int fcomm, const char *config_path)
         return fail(INSITU_ERR_ARGUMENT, "insitu_init: config_path is NULL%s%s", NULL, NULL);
     int r = start_python();
     if (r != INSITU_OK) return r;
-    r = from_python(_insitu_py_init(fcomm, config_path), "insitu_init");
+    r = from_python(_insitu_py_init(fcomm, config_path, restart_step), "insitu_init");
     if (r == INSITU_OK) {
         static int hooked = 0;
         if (!hooked) hooked = atexit(warn_unfinished) == 0;
@@ -266,6 +268,16 @@ EXPORT int insitu_init(int fcomm, const char *config_path)
         idle_pending = 0;
     }
     return r;
+}
+
+EXPORT int insitu_init(int fcomm, const char *config_path)
+{
+    return init_session(fcomm, config_path, -2);
+}
+
+EXPORT int insitu_init_restart(int fcomm, const char *config_path, int64_t restart_step)
+{
+    return init_session(fcomm, config_path, restart_step < 0 ? -1 : restart_step);
 }
 
 EXPORT int insitu_declare_field(const char *name, int dtype, int ndim,
@@ -335,6 +347,14 @@ EXPORT int insitu_step(int64_t step, double time)
     }
     if (pthread_equal(pthread_self(), owner)) idle_pending = 0; /* Python records this one */
     return from_python(_insitu_py_step(step, time), "insitu_step");
+}
+
+EXPORT int insitu_checkpoint(int64_t step)
+{
+    errbuf[0] = '\0';
+    if (state != OPEN)
+        return fail(INSITU_ERR_STATE, "insitu_checkpoint: no open session (call insitu_init first)%s%s", NULL, NULL);
+    return from_python(_insitu_py_checkpoint(step), "insitu_checkpoint");
 }
 
 EXPORT int insitu_finalize(void)

@@ -125,12 +125,16 @@ def install(ffi, lib) -> None:
 
     @ffi.def_extern(error=OFFSET + ERR)
     @guarded
-    def _insitu_py_init(fcomm, config_path):
+    def _insitu_py_init(fcomm, config_path, restart_step):
         path = ffi.string(config_path).decode()
         comm = MPIComm.from_fortran(int(fcomm))
         _forget()  # libinsitu starts each session with no cadence
+        # -2: no restart (insitu_init); -1: the latest checkpoint; else the
+        # latest at or before the model's restart step (insitu_init_restart)
+        restart = None if restart_step == -2 else True if restart_step == -1 \
+            else int(restart_step)
         try:
-            api.init(comm, path, host="C/Fortran")
+            api.init(comm, path, host="C/Fortran", restart=restart)
         except BaseException:
             comm.free()
             raise
@@ -157,6 +161,17 @@ def install(ffi, lib) -> None:
             api.step(int(step), float(time))
         finally:
             push_cadence(s)
+
+    @ffi.def_extern(error=OFFSET + ERR)
+    @guarded
+    def _insitu_py_checkpoint(step):
+        s = api.session("checkpoint")
+        last_step, last_time = ffi.new("int64_t *"), ffi.new("double *")
+        if lib._insitu_take_idle(last_step, last_time):
+            # steps that returned in C since Python last saw one: the
+            # checkpoint records the time of the last step handed over
+            s.last_call = (int(last_step[0]), float(last_time[0]))
+        api.checkpoint(int(step))
 
     @ffi.def_extern(error=OFFSET + ERR)
     @guarded

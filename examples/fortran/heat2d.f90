@@ -4,6 +4,17 @@
 !> T(x, y), column-major, two buffers swapped every step.
 !>
 !> usage: mpirun -n 4 ./heat2d CONFIG [NX NY NSTEPS] [--no-insitu]
+!>                              [--checkpoint-every K] [--restart]
+!>
+!> --checkpoint-every K: every K steps, insitu_checkpoint stores insitu's
+!> analysis state in its output file, then each rank writes its part of the
+!> model's own restart file (heat2d-restart.<rank>, the step and its
+!> interior, under a temporary name then renamed), as real models do.
+!> --restart: read that file back and go on from its step; insitu_init
+!> restarts from the output file's checkpoint at or before it
+!> (docs/restart.md).  The model's restart file is per rank, so a restart
+!> needs the rank count and grid of the run that wrote it (insitu's own
+!> state is decomposition-free: the Python stand-ins restart on any count).
 program heat2d
    use, intrinsic :: iso_fortran_env, only: int64, error_unit
    use mpi_f08
@@ -18,6 +29,8 @@ program heat2d
    type(MPI_Comm) :: cart
    integer :: nprocs, rank, dims(2), coords(2), west, east, south, north
    integer :: x0, y0, nxl, nyl, i, j, step, nargs, k, nwarm
+   integer :: ckevery = 0, first = 1
+   logical :: restart = .false.
    real(8), allocatable, target :: ta(:, :), tb(:, :), area(:, :)
    real(8), pointer :: t(:, :), tn(:, :), tmp(:, :)
    real(8), allocatable :: sendbuf(:), recvbuf(:)
@@ -34,10 +47,18 @@ program heat2d
    end if
    call get_command_argument(1, config)
    k = 0
-   do i = 2, nargs
+   i = 1
+   do while (i < nargs)
+      i = i + 1
       call get_command_argument(i, arg)
       if (trim(arg) == "--no-insitu") then
          use_insitu = .false.
+      else if (trim(arg) == "--restart") then
+         restart = .true.
+      else if (trim(arg) == "--checkpoint-every") then
+         i = i + 1
+         call get_command_argument(i, arg)
+         read (arg, *) ckevery
       else
          k = k + 1
          select case (k)
@@ -78,12 +99,20 @@ program heat2d
    end do
    t(0:, 0:) => ta
    tn(0:, 0:) => tb
+   if (restart) then
+      call load_restart(first)
+      first = first + 1
+   end if
 
    ! --- insitu: four calls -------------------------------------------------
    if (use_insitu) then
       ! the model's own Cartesian communicator, as real models pass it (and
       ! under MPI_Init's MPI_THREAD_SINGLE: the conditions of docs/mpiio.md)
-      call insitu_init(cart, trim(config))
+      if (restart) then
+         call insitu_init(cart, trim(config), restart_step=first - 1)
+      else
+         call insitu_init(cart, trim(config))
+      end if
       call insitu_declare("T", t, global_shape=[nx, ny], offset=[x0, y0], halo=[1, 1])
       call insitu_declare("area", area, global_shape=[nx, ny], offset=[x0, y0])
    end if
@@ -92,7 +121,7 @@ program heat2d
    ! numba's cache load (start-up, reported separately by the benchmarks).
    nwarm = max(1, min(10, nsteps/10))
    wtime = MPI_Wtime()
-   do step = 1, nsteps
+   do step = first, nsteps
       if (step == nwarm + 1) wtime = MPI_Wtime()
       call exchange(t)
       do j = 1, nyl
@@ -108,6 +137,15 @@ program heat2d
          call insitu_expose("T", t)       ! the buffers swapped: say where T is now
          call insitu_step(step, step*dt)
       end if
+      if (ckevery > 0) then
+         if (mod(step, ckevery) == 0) then
+            ! insitu's state first, then the model's: killed in between, the
+            ! job restarts from the previous restart file, whose checkpoint
+            ! insitu still keeps (output.keep_checkpoints >= 2)
+            if (use_insitu) call insitu_checkpoint(step)
+            call save_restart(step)
+         end if
+      end if
    end do
    wtime = MPI_Wtime() - wtime
 
@@ -118,6 +156,52 @@ program heat2d
    call MPI_Finalize()
 
 contains
+
+   subroutine restart_name(name)
+      character(len=*), intent(out) :: name
+      write (name, '(a,i0)') "heat2d-restart.", rank
+   end subroutine
+
+   !> This rank's interior and the step, under a temporary name, renamed
+   !> once written (a job killed while saving keeps the previous file).
+   subroutine save_restart(s)
+      integer, intent(in) :: s
+      character(len=64) :: name
+      integer :: u
+      call restart_name(name)
+      open (newunit=u, file=trim(name)//".tmp", form="unformatted", access="stream", &
+            status="replace", action="write")
+      write (u) nprocs, nx, ny, s
+      write (u) t(1:nxl, 1:nyl)
+      flush (u)
+      close (u)
+      call rename(trim(name)//".tmp", trim(name))
+      call MPI_Barrier(cart)
+   end subroutine
+
+   subroutine load_restart(s)
+      integer, intent(out) :: s
+      character(len=64) :: name
+      integer :: u, ios, p, mx, my
+      logical :: there
+      call restart_name(name)
+      inquire (file=trim(name), exist=there)
+      if (.not. there) then
+         write (error_unit, '(a,a,a)') "heat2d: --restart: no model restart file ", trim(name), &
+            " (written by a run with --checkpoint-every)"
+         call MPI_Abort(MPI_COMM_WORLD, 2)
+      end if
+      open (newunit=u, file=trim(name), form="unformatted", access="stream", status="old", &
+            action="read", iostat=ios)
+      read (u) p, mx, my, s
+      if (p /= nprocs .or. mx /= nx .or. my /= ny) then
+         write (error_unit, '(a,i0,a,i0,a,i0,a)') "heat2d: --restart: the restart file was "// &
+            "written by ", p, " ranks on ", mx, "x", my, "; run with the same ranks and grid"
+         call MPI_Abort(MPI_COMM_WORLD, 2)
+      end if
+      read (u) t(1:nxl, 1:nyl)
+      close (u)
+   end subroutine
 
    !> Block distribution: the first mod(n, p) blocks get one extra point.
    subroutine block(n, p, c, start, size)

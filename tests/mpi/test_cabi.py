@@ -122,7 +122,7 @@ def test_every_error_path_returns_a_status_with_a_message(lib, comm, shared_dir)
     message in insitu_last_error() that names what is wrong (issue 11)."""
     r, size = comm.rank, comm.size
     lib.insitu_abi_version.restype = ctypes.c_int
-    assert lib.insitu_abi_version() == 2
+    assert lib.insitu_abi_version() == 3
 
     def fails(rc, want, *words):
         msg = lib.insitu_last_error().decode()
