@@ -692,13 +692,16 @@ class H5Writer:
         if self.file is None:
             raise OutputError("insitu checkpoint before the output file exists")
         f = self.file
+        rank0 = self.comm.rank == 0
         try:
+            for a in arrays.values():  # read before any checkpoint is unlinked
+                if a.copy_from is not None:
+                    a.copy_from = np.asarray(a.copy_from[...]) if rank0 else None
             top = f.require_group(GROUP)
             name = str(int(step))
             if name in top:
                 del top[name]
             g = top.create_group(name)
-            rank0 = self.comm.rank == 0
             for key, a in arrays.items():
                 ds = g.create_dataset(key, shape=tuple(a.shape), dtype="f8",
                                       fill_time="never" if not a.distributed else "alloc",

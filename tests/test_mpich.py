@@ -197,3 +197,31 @@ def test_one_mpis_mpiexec_starting_the_others_program_is_refused(tmp_path):
     assert r.returncode == 2 and "mpirun.openmpi" in r.stderr and not out.exists(), r.stderr
     r = mpirun(2, [MPY, *ARGS, "--output", out], env=mpich_env(), check=False)
     assert r.returncode == 2 and "mpiexec.mpich" in r.stderr and not out.exists(), r.stderr
+
+
+def test_restart_after_sigkill_equals_the_uninterrupted_run(tmp_path):
+    """Issue 13 under MPICH at 2 ranks: a run SIGKILLed after step 130 with
+    checkpoints at 50 and 100 restarts from 100 to 200 and equals the
+    uninterrupted run bitwise.  The file is cut by a new file renamed over
+    the old one, never by shrinking a dataset (which hangs MPICH's close,
+    docs/mpich.md)."""
+    from test_restart_mpi import CONFIG
+    args = ["--model", "heat2d", "--shape", 36, 50, "--no-progress"]
+    files = {}
+    for name in ("ref", "run"):
+        files[name] = tmp_path / f"{name}.h5"
+        (tmp_path / f"{name}.yaml").write_text(CONFIG.format(out=files[name],
+                                                             reproducible="false"))
+    mpich_run(2, [MPY, "-m", "insitu.run", "--config", tmp_path / "ref.yaml", *args,
+                  "--steps", 200])
+    r = mpich_run(2, [MPY, ROOT / "tests" / "mpi_programs" / "flush_run.py", "--kill-after", 130,
+                      "--", "--config", tmp_path / "run.yaml", *args, "--steps", 200,
+                      "--checkpoint-every", 50], check=False)
+    assert r.returncode != 0, "the run was not killed"
+    r = mpich_run(2, [MPY, "-m", "insitu.run", "--config", tmp_path / "run.yaml", *args,
+                      "--steps", 200, "--restart"])
+    assert "restarted from the checkpoint of step 100" in r.stderr, r.stderr[-3000:]
+    c = run([PYTHON, ROOT / "tests" / "mpi_programs" / "restart_compare.py", files["ref"],
+             files["run"], "--ignore-attr", "insitu_config", "--ignore-attr",
+             "insitu_config_path"], timeout=120, check=False)
+    assert c.returncode == 0, c.stdout[-4000:]

@@ -47,7 +47,7 @@ class RestartWriter(MemoryWriter):
         super().__init__(*args, **kwargs)
 
 
-def drive(comm, first, last, ck=None, restart=None):
+def drive(comm, first, last, ck=None, restart=None, ck_first=False):
     rows = np.array_split(np.arange(SHAPE[0]), comm.size)[comm.rank]   # uneven at 3
     w = RestartWriter
     if restart is not None:
@@ -56,6 +56,8 @@ def drive(comm, first, last, ck=None, restart=None):
     s = api.init(comm, json.loads(json.dumps(CFG)), writer_cls=w)
     try:
         api.declare_field("T", np.float64, SHAPE, (int(rows[0]), 0), (len(rows), SHAPE[1]))
+        if ck_first:  # before any step: the restored state, still unread, saved again
+            api.checkpoint(ck)
         for step in range(first, last + 1):
             api.expose("T", np.ascontiguousarray(field(step)[rows]))
             api.step(step, step * DT)
@@ -71,12 +73,15 @@ def drive(comm, first, last, ck=None, restart=None):
 
 def as_file(per_rank):
     """What the parallel file holds: rank 0's replicated arrays, and every
-    rank's piece written into each global array."""
+    rank's piece written into each global array (or rank 0's copy of a
+    restored one no rank has been handed a piece of yet)."""
     meta, arrays = per_rank[0]
     out = {"replicated": arrays["replicated"].value}
     for name, a in arrays.items():
         if a.distributed:
             g = np.full(a.shape, np.nan)
+            if a.copy_from is not None:
+                g[...] = a.copy_from
             for _, arrs in per_rank:
                 p = arrs[name].value
                 if p is not None:
@@ -181,3 +186,28 @@ def test_per_point_state_is_refused_at_checkpoint():
         finally:
             api.finalize()
     FakeWorld(1).run(go)
+
+
+def test_a_checkpoint_right_after_a_restart_saves_the_restored_state():
+    """Checkpointed again before any step (no rank has been handed its piece
+    of the distributed partials yet, so rank 0 copies them whole), then
+    restarted once more at another rank count: still the uninterrupted run."""
+    ck = 37
+    ref = [r[0] for r in FakeWorld(2).run(lambda c: drive(c, 0, LAST))]
+    first = FakeWorld(2).run(lambda c: drive(c, 0, LAST - 20, ck=ck))
+    saved = as_file([r[1] for r in first])
+    again = FakeWorld(3).run(lambda c: drive(c, ck + 1, ck, ck=ck, restart=saved,
+                                             ck_first=True))
+    saved2 = as_file([r[1] for r in again])
+    assert saved2[0]["analyses"] == saved[0]["analyses"]
+    for k in saved[1]:
+        np.testing.assert_array_equal(saved2[1][k], saved[1][k])
+    last = [r[0] for r in FakeWorld(1).run(lambda c: drive(c, ck + 1, LAST, restart=saved2))]
+    for axis in ("time_wz", "time_w3"):
+        want = [r for r in rows_of(ref, axis) if r["step"] > ck]
+        got = rows_of(last, axis)
+        assert [r["step"] for r in got] == [r["step"] for r in want]
+        for g, w in zip(got, want):
+            for k in w:
+                if k not in ("step", "time", "bounds"):
+                    np.testing.assert_allclose(g[k], w[k], rtol=1e-12, atol=0)

@@ -32,7 +32,7 @@ def _same_attr(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def compare(ref_path: str, out_path: str, rel: float = 0.0, ignore=()) -> list[str]:
+def compare(ref_path: str, out_path: str, rel: float = 0.0, ignore=(), exact=()) -> list[str]:
     problems = []
     skip = VOLATILE | set(ignore)
     with h5py.File(ref_path, "r") as ref, h5py.File(out_path, "r") as out:
@@ -56,7 +56,8 @@ def compare(ref_path: str, out_path: str, rel: float = 0.0, ignore=()) -> list[s
                     problems.append(f"{name}: shape/dtype {obj.shape} {obj.dtype} != "
                                     f"{other.shape} {other.dtype}")
                     return
-                if a.dtype.kind == "f" and rel and name not in ("time", "step") \
+                if a.dtype.kind == "f" and rel and name not in exact \
+                        and name not in ("time", "step") \
                         and not name.startswith(("time", "step")):
                     atol = 0.0
                     mean = name[:-4] + "_mean" if name.endswith("_var") else None
@@ -89,8 +90,10 @@ def main(argv=None) -> int:
     p.add_argument("out")
     p.add_argument("--rel", type=float, default=0.0)
     p.add_argument("--ignore-attr", action="append", default=[])
+    p.add_argument("--exact", action="append", default=[],
+                   help="a variable that must be bitwise equal even with --rel")
     a = p.parse_args(argv)
-    problems = compare(a.ref, a.out, a.rel, a.ignore_attr)
+    problems = compare(a.ref, a.out, a.rel, a.ignore_attr, a.exact)
     for line in problems:
         print(line)
     return 1 if problems else 0
