@@ -9,7 +9,8 @@ from conftest import PYTHON, ROOT, mpi_env, mpirun, run
 BENCH = ROOT / "scripts" / "bench"
 
 MPI_CASES = [("flush_cost.py", 2, "flush_cost_n2"), ("collectives.py", 2, "collectives_n2"),
-             ("verify_cost.py", 2, "verify_cost_n2"), ("scaling.py", 2, "scaling_n2")]
+             ("verify_cost.py", 2, "verify_cost_n2"), ("scaling.py", 2, "scaling_n2"),
+             ("checkpoint.py", 2, "checkpoint_n2")]
 SERIAL_CASES = [("reprosum.py", "reprosum"), ("kernels.py", "kernels"),
                 ("handoff.py", "handoff"), ("overhead.py", "overhead"),
                 ("time_to_answer.py", "time_to_answer")]
