@@ -375,14 +375,11 @@ def analysis_key(a) -> str:
 
 
 def _stateful(session) -> list:
-    from .analyses.perpoint import Output, PerPoint
     out = []
     for a in session.analyses:
-        if isinstance(a, (PerPoint, Output)):
-            raise RestartError(
-                f"insitu checkpoint: {a.where} keeps per-point state that checkpoints do not "
-                "store yet (kinds pointwise and spell); remove it from runs that restart")
-        if hasattr(a, "state") and hasattr(a, "source"):  # bound followers
+        # bound followers: windows, climatologies, and the per-point kinds'
+        # companions (spell, pointwise: insitu/analyses/perpoint.py)
+        if hasattr(a, "state") and hasattr(a, "source"):
             out.append(a)
     return out
 

@@ -49,7 +49,8 @@ def box(size: int, rank: int):
     return tuple(int(c[0]) for c in cuts), tuple(c.size for c in cuts)
 
 
-def run(comm, analyses, steps, order="C", output=None, first=1, dt=1.0, derived=None):
+def run(comm, analyses, steps, order="C", output=None, first=1, dt=1.0, derived=None,
+        checkpoint=None, restart=None):
     """Drive ``analyses`` over ``steps`` steps on this (fake or real) rank;
     returns the session's writer (the MemoryWriter on fake ranks)."""
     off, shp = box(comm.size, comm.rank)
@@ -57,7 +58,7 @@ def run(comm, analyses, steps, order="C", output=None, first=1, dt=1.0, derived=
                         "time": {"units": UNITS, "calendar": CAL},
                         "output": {"overwrite": True}, "analyses": analyses,
                         "derived": derived or {}},
-                 output=output)
+                 output=output, restart=restart)
     try:
         api.declare_field("T", np.float64, SHAPE, off, tuple(n + 2 for n in shp),
                           (1, 1), (1, 1), order)
@@ -67,6 +68,8 @@ def run(comm, analyses, steps, order="C", output=None, first=1, dt=1.0, derived=
             buf[1:-1, 1:-1] = field(step)[sl]
             api.expose("T", buf)
             api.step(step, step * dt)
+            if step == checkpoint:
+                api.checkpoint(step)
         return s.writer
     finally:
         api.finalize()

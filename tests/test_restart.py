@@ -171,23 +171,6 @@ def test_config_changes_name_what_changed():
                        "analyses[5] (climatology clim_season) was removed"]
 
 
-def test_per_point_state_is_refused_at_checkpoint():
-    cfg = json.loads(json.dumps(CFG))
-    cfg["analyses"].append({"kind": "pointwise", "field": "T", "ops": ["mean"]})
-
-    def go(comm):
-        api.init(comm, cfg)
-        try:
-            api.declare_field("T", np.float64, SHAPE, (0, 0), SHAPE)
-            api.expose("T", field(0))
-            api.step(0, 0.0)
-            with pytest.raises(state.RestartError, match="per-point state"):
-                api.checkpoint(0)
-        finally:
-            api.finalize()
-    FakeWorld(1).run(go)
-
-
 def test_a_checkpoint_right_after_a_restart_saves_the_restored_state():
     """Checkpointed again before any step (no rank has been handed its piece
     of the distributed partials yet, so rank 0 copies them whole), then

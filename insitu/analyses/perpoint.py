@@ -24,6 +24,8 @@ view the local phase kept (the same step, so the same memory).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .base import Analysis, Axis
 
 
@@ -58,6 +60,53 @@ class PerPoint(Analysis):
 
     def finish(self, step: int, time: float) -> list:
         return []
+
+    # checkpoints (insitu.state) -------------------------------------------------
+    #: the state arrays, by name: subclasses list them (all of the slab's shape)
+    def state_arrays(self) -> dict:
+        raise NotImplementedError
+
+    def state_meta(self) -> dict:
+        raise NotImplementedError
+
+    def restore_meta(self, meta: dict) -> None:
+        raise NotImplementedError
+
+    def state(self):
+        """This rank's state as pieces of global arrays, one ``(k, *global
+        shape)`` array of float64 (exact for the int32 counts), written by
+        each rank's hyperslab: a restart at any rank count reads back its
+        own slab (insitu.state)."""
+        from ..state import StateArray
+        parts = self.state_arrays()
+        spec = self.spec
+        local = np.stack([np.asarray(a, dtype=np.float64) for a in parts.values()]) \
+            if parts else np.zeros((0, *spec.shape))
+        arrays = {"state": StateArray((len(parts), *spec.global_shape),
+                                      ((0, *spec.offset), local), True)}
+        return {**self.state_meta(), "parts": list(parts), "first": getattr(self, "first", None)}, \
+            arrays
+
+    def restore(self, meta, arrays) -> None:
+        """Read this rank's hyperslab of the checkpoint's state now (the slab
+        is known since bind); it becomes the state at the first sample, when
+        the view's memory order is known."""
+        spec = self.spec
+        sel = (slice(None),) + tuple(slice(o, o + n) for o, n in zip(spec.offset, spec.shape))
+        data = np.asarray(arrays["state"][sel], dtype=np.float64)
+        self._restored = dict(zip(meta["parts"], data))
+        if meta.get("first") is not None:
+            self.first = tuple(meta["first"])
+        self.restore_meta(meta)
+
+    def _take_restored(self, targets: dict) -> None:
+        """Copy restored values into the freshly allocated state arrays."""
+        restored = getattr(self, "_restored", None)
+        if restored:
+            for name, arr in targets.items():
+                if name in restored:
+                    arr[...] = restored[name]
+        self._restored = None
 
 
 class Output(Analysis):
@@ -111,3 +160,9 @@ class Output(Analysis):
 
     def finish(self, step, time):
         return self.sampler.finish(int(step), float(time))
+
+    def state(self):
+        return self.sampler.state()
+
+    def restore(self, meta, arrays):
+        self.sampler.restore(meta, arrays)

@@ -146,21 +146,34 @@ class Pointwise(PerPoint):
         self.last_time = None
         self._end = None
 
+    def _alloc(self, v):
+        """The running sums, allocated at the first sample in the view's
+        memory order (a restart's restored values copied in)."""
+        order = self._order = kp.memory_order(v)
+        self.n, self._n4 = kp.state_like(v, np.int32, 0, order)
+        self.s1, self._s1 = kp.state_like(v, np.float64, 0.0, order)
+        unused = np.zeros((1, 1, 1, 1))
+        self.s2, self._s2 = kp.state_like(v, np.float64, 0.0, order) \
+            if self._var else (None, unused)
+        self.lo, self._lo = kp.state_like(v, np.float64, np.inf, order) \
+            if self._minmax else (None, unused)
+        self.hi, self._hi = kp.state_like(v, np.float64, -np.inf, order) \
+            if self._minmax else (None, unused)
+        self._state = True
+        self._take_restored(self._named())
+
+    def _named(self) -> dict:
+        out = {"n": self.n, "s1": self.s1}
+        if self._var:
+            out["s2"] = self.s2
+        if self._minmax:
+            out.update(lo=self.lo, hi=self.hi)
+        return out
+
     def _clear(self, v):
-        """Zero the running sums for a new window (allocated at the first
-        sample, in the view's memory order)."""
+        """Zero the running sums for a new window."""
         if self._state is None:
-            order = self._order = kp.memory_order(v)
-            self.n, self._n4 = kp.state_like(v, np.int32, 0, order)
-            self.s1, self._s1 = kp.state_like(v, np.float64, 0.0, order)
-            unused = np.zeros((1, 1, 1, 1))
-            self.s2, self._s2 = kp.state_like(v, np.float64, 0.0, order) \
-                if self._var else (None, unused)
-            self.lo, self._lo = kp.state_like(v, np.float64, np.inf, order) \
-                if self._minmax else (None, unused)
-            self.hi, self._hi = kp.state_like(v, np.float64, -np.inf, order) \
-                if self._minmax else (None, unused)
-            self._state = True
+            self._alloc(v)
             return
         for a, fill in ((self._n4, 0), (self._s1, 0.0)):
             a[...] = fill
@@ -170,6 +183,37 @@ class Pointwise(PerPoint):
             self._lo[...] = np.inf
             self._hi[...] = -np.inf
 
+    # checkpoints (insitu.state)
+    def state_arrays(self):
+        if self._state is None:
+            r = getattr(self, "_restored", None) or {}
+            shape = self.spec.shape
+            fills = {"n": 0.0, "s1": 0.0, "s2": 0.0, "lo": np.inf, "hi": -np.inf}
+            names = ["n", "s1"] + (["s2"] if self._var else []) + \
+                (["lo", "hi"] if self._minmax else [])
+            return {k: r.get(k, np.full(shape, fills[k])) for k in names}
+        return self._named()
+
+    def state_meta(self):
+        return {"window": self.window, "start": self.start, "whole": self.whole,
+                "count": self.count, "last_time": self.last_time, "end": self._end,
+                "dropped": self.dropped}
+
+    def restore_meta(self, meta):
+        from .window import _key
+        self.window = _key(meta["window"])
+        self.start, self.whole, self.count = meta["start"], meta["whole"], meta["count"]
+        self.last_time, self._end = meta["last_time"], meta["end"]
+        self.dropped = [tuple(d) for d in meta["dropped"]]
+        if self.window is None:
+            self._restored = None   # no window open: the arrays are a closed one's
+
+    def _ensure_state(self, v=None):
+        """State for a window restored open: allocated at its first sample
+        (or in C order at finalize, if the restarted run had none)."""
+        if self._state is None:
+            self._alloc(v if v is not None else np.zeros(self.spec.shape))
+
     def local(self, views, record, step):
         # Added in after() with the step's model time (module docstring):
         # the view stays valid until the step returns.
@@ -177,6 +221,8 @@ class Pointwise(PerPoint):
 
     def after(self, step, time):
         v, self._view = self._view, None
+        if self.window is not None:
+            self._ensure_state(v)   # a window restored open by a restart
         done = None
         if self.clock is None:
             if self.window is None:
@@ -257,6 +303,7 @@ class Pointwise(PerPoint):
         the model reached its end, or under ``complete_only: false``)."""
         done = None
         if self.window is not None and self.count:
+            self._ensure_state()
             if self.clock is None:
                 done = self._close(self.last_time, True)
             else:

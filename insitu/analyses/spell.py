@@ -98,6 +98,7 @@ class Spell(PerPoint):
             self.cur, self._cur4 = kp.state_like(v, np.int32, 0, self._order)
             self.mx, self._mx4 = kp.state_like(v, np.int32, 0, self._order)
             self._state = True
+            self._take_restored({"current": self.cur, "max": self.mx})
         kp.spell_update(kp.kernel_view(v, self._order), self.cfg["threshold"],
                         self.cfg["op"], self._cur4, self._mx4)
         self.samples += 1
@@ -120,6 +121,32 @@ class Spell(PerPoint):
         return None
 
     def finish(self, step, time):
-        if self.samples > self.written and self._state is not None:
+        if self.samples > self.written and (self._state is not None or self.samples):
+            self._ensure_state()
             return [self._row(self.last_time)]
         return []
+
+    def _ensure_state(self):
+        """A restart that ends before its first sample still writes the
+        restored state (in C order: no view has said its order)."""
+        if self._state is None:
+            z = np.zeros(self.spec.shape, dtype=np.int32)
+            self.cur, self.mx = z, z.copy()
+            self._take_restored({"current": self.cur, "max": self.mx})
+            self._state = True
+
+    # checkpoints (insitu.state)
+    def state_arrays(self):
+        if self._state is None:
+            r = getattr(self, "_restored", None) or {}
+            z = np.zeros(self.spec.shape)
+            return {"current": r.get("current", z), "max": r.get("max", z)}
+        return {"current": self.cur, "max": self.mx}
+
+    def state_meta(self):
+        return {"samples": self.samples, "written": self.written, "started": self.started,
+                "last_time": self.last_time}
+
+    def restore_meta(self, meta):
+        self.samples, self.written = int(meta["samples"]), int(meta["written"])
+        self.started, self.last_time = meta["started"], meta["last_time"]
