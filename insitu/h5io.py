@@ -32,6 +32,13 @@ What an output step costs (docs/output.md):
   MPICH 4.0.2, and under Open MPI 4.1.4 3-rank runs hung once the root
   group's attributes (the config text) passed a size, or with a window
   over a histogram (docs/mpich.md).
+* **A restart** (docs/restart.md) opens a file that rank 0 first rewrote,
+  alone and serially, as a copy cut to a checkpoint's rows
+  (:func:`insitu.state.cut_to_checkpoint`: a new file renamed over the
+  old one, never a dataset shrunk); every dataset it holds goes on growing
+  from those rows, and a new analysis's datasets are created at that length,
+  filled.  :meth:`H5Writer.write_checkpoint` stores the analysis state
+  under ``/_insitu_state/<step>``.
 * The flush decision must be the same on every rank (the flush is
   collective): it depends on the output steps since the last flush, which
   all ranks count alike, on rank 0's clock and on every rank's buffered

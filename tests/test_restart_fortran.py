@@ -76,8 +76,8 @@ program checkpoint_check
    if (ierr /= INSITU_OK) stop 4
    call insitu_declare("T", a, global_shape=[4, 8], offset=[0, 4 * rank], halo=[1, 1], ierr=ierr)
    call insitu_step(1, 60d0, ierr)
-   ! a per-point analysis cannot be checkpointed: the Python error arrives
-   call insitu_checkpoint(1, ierr)
+   ! ranks asking for different checkpoints: the Python error arrives
+   call insitu_checkpoint(1 + rank, ierr)
    write (*, '(a,i0,a,a)') "CHECKPOINT-STATUS ", ierr, " ", insitu_last_error()
    call insitu_finalize(ierr)
    write (*, '(a,i0)') "FINALIZE-STATUS ", ierr
@@ -88,6 +88,9 @@ end program
 
 def test_python_errors_in_checkpoint_and_restart_reach_fortran_as_statuses(libinsitu,
                                                                           tmp_path):
+    """With ierr present: INSITU_ERR and the message, on every rank, for a
+    restart from a file without checkpoints and for ranks that ask for
+    checkpoints of different steps; the session then finalizes cleanly."""
     (tmp_path / "checkpoint_check.f90").write_text(PROGRAM)
     flags = run([PYTHON, "-m", "insitu.config", "--fflags"], timeout=60).stdout.split()
     ldflags = run([PYTHON, "-m", "insitu.config", "--ldflags"], timeout=60).stdout.split()
@@ -96,7 +99,7 @@ def test_python_errors_in_checkpoint_and_restart_reach_fortran_as_statuses(libin
     base = "fields: {T: {dims: [x, y]}}\nanalyses: [{kind: stats, field: T}, "
     (tmp_path / "ok.yaml").write_text(
         f"output: {{path: {tmp_path / 'c.h5'}}}\n" + base +
-        "{kind: pointwise, field: T, ops: [mean]}]\n")
+        "{kind: window, source: T, steps: 2}]\n")
     plain = tmp_path / "plain.h5"
     with h5py.File(plain, "w") as f:
         f.attrs["title"] = "no checkpoint here"
@@ -109,5 +112,5 @@ def test_python_errors_in_checkpoint_and_restart_reach_fortran_as_statuses(libin
                                      and "holds no checkpoint" in ln for ln in restart), r.stdout
     ck = [ln for ln in lines if ln.startswith("CHECKPOINT-STATUS")]
     assert len(ck) == 2 and all(ln.startswith("CHECKPOINT-STATUS 1 insitu_checkpoint: ")
-                                and "per-point state" in ln for ln in ck), r.stdout
+                                and "insitu_checkpoint(step 2)" in ln for ln in ck), r.stdout
     assert lines.count("FINALIZE-STATUS 0") == 2, r.stdout
