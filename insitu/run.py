@@ -113,12 +113,15 @@ def run(args: argparse.Namespace, comm) -> int:
     model_restart = None
     first = 1
     restart = None
+    parsed = options.load(config) if isinstance(config, str) else options.parse(config)
+    # output.restart: true in the config is --restart: the model goes on
+    # from its restart file, as insitu does from its checkpoint
+    args.restart = args.restart or parsed["output"]["restart"]
     if args.restart or args.checkpoint_every:
         if not hasattr(model, "save_restart"):
             raise Agreed(EXIT_CONFIG, f"config error: model {args.model} keeps no restart "
                                       "file (--checkpoint-every, --restart)")
-        out = args.output or (options.load(config) if isinstance(config, str)
-                              else options.parse(config))["output"]["path"]
+        out = args.output or parsed["output"]["path"]
         model_restart = args.model_restart or f"{out}.model-restart.h5"
     if args.restart:
         try:

@@ -78,6 +78,10 @@ class Climatology(Window):
         return slot_of(self.periods, self.cfg["by"], time)
 
     def follow(self, step, time, values):
+        if getattr(self, "_pending", False):  # the first output after a restart
+            for sl in self.slots.values():
+                self._resolve_pending(sl.acc, values)
+            self._pending = False
         k = self.slot(time)
         key = self.periods.key(time)
         start, end = self.periods.bounds(key)
@@ -116,6 +120,7 @@ class Climatology(Window):
             self.slots[k] = _Slot(_key(first), start, end, count,
                                   self._acc_restore(has, f"{k}/", arrays))
         self.dropped = [tuple(d) for d in meta["dropped"]]
+        self._pending = True
 
 
 def slot_of(periods: CalendarPeriods, by: str, time: float) -> int:

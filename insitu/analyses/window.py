@@ -331,7 +331,10 @@ class Window(Analysis):
             for op in self.cfg["ops"]:
                 out = f"{v.name}_{self.name}_{op}"
                 if v.distributed:
-                    values[out] = None if a is None else Piece(a[0], a[1].value(op, ddof))
+                    # (a restored partial no output after the restart
+                    # told this rank the piece of: it writes none)
+                    values[out] = None if a is None or isinstance(a, _Pending) \
+                        else Piece(a[0], a[1].value(op, ddof))
                 else:
                     values[out] = np.nan if a is None else a.value(op, ddof)
         return values
@@ -358,6 +361,16 @@ class Window(Analysis):
             else:
                 arrays[prefix + v.name] = StateArray(a.stacked().shape, a.stacked())
         return has
+
+    def _resolve_pending(self, acc: dict, values) -> None:
+        """Read this rank's hyperslab of each restored distributed partial
+        of ``acc``, now that the source's results say which piece it owns
+        (the same piece at every output), before the window may close."""
+        for v in self._vars:
+            cur = acc.get(v.name)
+            if isinstance(cur, _Pending):
+                x = values.get(v.name)
+                acc[v.name] = None if x is None else (x.start, cur.read(x.start, x.values.shape))
 
     def _acc_restore(self, has: list, prefix: str, arrays) -> dict:
         acc = {}
@@ -389,6 +402,7 @@ class Window(Analysis):
             self.first = tuple(meta["first"])
         self.dropped = [tuple(d) for d in meta["dropped"]]
         self.acc = self._acc_restore(meta["has"], "", arrays)
+        self._pending = True
 
     @property
     def samples_name(self) -> str:
@@ -443,6 +457,9 @@ class Window(Analysis):
         of a window that has just ended, or None."""
         k = self.clock.key(step, time)
         done = None
+        if getattr(self, "_pending", False):  # the first output after a restart
+            self._resolve_pending(self.acc, values)
+            self._pending = False
         if self.window is not None and k != self.window:
             if k < self.window:
                 raise AnalysisError(
