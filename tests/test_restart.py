@@ -113,11 +113,12 @@ def rows_of(writers, axis):
 AXES = ("time_w3", "time_monthly", "time_wz", "time_clim_season", "time_hot")
 
 
-@pytest.mark.parametrize("before,after", [(1, 1), (2, 3), (3, 2)])
-def test_restart_at_any_rank_count_equals_the_uninterrupted_run(before, after):
+@pytest.mark.parametrize("before,after,ck", [(1, 1, 37), (2, 3, 37), (3, 2, 37), (2, 3, 39)])
+def test_restart_at_any_rank_count_equals_the_uninterrupted_run(before, after, ck):
+    """ck 39: the first output after the restart closes the restored wz
+    window, before any rank was handed its piece of it."""
     ref = FakeWorld(2).run(lambda c: drive(c, 0, LAST))
     ref_w = [r[0] for r in ref]
-    ck = 37
     first = FakeWorld(before).run(lambda c: drive(c, 0, LAST - 20, ck=ck))
     saved = as_file([r[1] for r in first])
     json.dumps(saved[0])   # the metadata is JSON, as the file stores it
