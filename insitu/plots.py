@@ -10,8 +10,10 @@ attribute and its dimensions):
 * a histogram: bars at that time;
 * probes: one line per point.
 
-Files are read with h5py, read-only and without file locking, so a file
-still being written, or left by a killed run, can be plotted.
+Files are read through :mod:`insitu.reader` (read-only, without file
+locking, committed rows only), so a file still being written, or left by a
+killed run, can be plotted.  Coordinates, bounds and step numbers are never
+plotted: they are not results (:func:`insitu.reader.catalogue`).
 """
 from __future__ import annotations
 
@@ -39,7 +41,6 @@ def _label(ds, name):
 
 def plot_file(path: str, outdir: str, step_index: int = -1) -> list[str]:
     """Write the figures for ``path`` into ``outdir``; return their paths."""
-    import h5py
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -53,24 +54,14 @@ def plot_file(path: str, outdir: str, step_index: int = -1) -> list[str]:
         plt.close(fig)
         written.append(p)
 
-    from .layout import committed_rows
-    with h5py.File(path, "r", locking=False) as f:
-        rows = committed_rows(f)  # a running or killed run's axes are preallocated
-        # Coordinates (step numbers) and bounds are not results: a plot of
-        # them (a series of step numbers, a Hovmoller of time bounds) only
-        # misleads.  They are named in the results' attributes.
-        skip = set()
-        for ds in f.values():
-            if isinstance(ds, h5py.Dataset):
-                skip.update(str(ds.attrs.get("coordinates", "")).split())
-                if "bounds" in ds.attrs:
-                    skip.add(str(ds.attrs["bounds"]))
-        for name, ds in sorted(f.items()):
-            if not isinstance(ds, h5py.Dataset) or ds.is_scale or ds.ndim == 0 or name in skip:
-                continue
-            if not len(ds.dims[0]) or not any(
-                    s.name.lstrip("/").startswith("time") for s in ds.dims[0].values()):
-                continue  # coordinates and bounds
+    from . import reader
+    with reader.open_file(path) as f:
+        rows = reader.committed_rows(f)  # a running or killed run's axes are preallocated
+        # Only results: coordinates (step numbers), bounds and time are not,
+        # and a plot of them (a series of step numbers, a Hovmoller of time
+        # bounds) only misleads (reader.catalogue leaves them out).
+        for name in reader.catalogue(f):
+            ds = f[name]
             kind = ds.attrs.get("insitu_analysis", "")
             tname, t, tunits = _time_axis(f, ds)
             n = min(rows.get(tname, ds.shape[0]), ds.shape[0])
