@@ -245,4 +245,7 @@ def test_climate_kinds_benchmark_quick(tmp_path):
     rows = json.loads((tmp_path / "climate_kinds.json").read_text())["rows"]
     assert {r["kind"] for r in rows} >= {"reduce weighted mean", "reduce integral",
                                          "coarsen weighted", "histogram weighted",
-                                         "stats argmax", "exceedance"}
+                                         "stats argmax", "exceedance", "spell",
+                                         "pointwise mean", "pointwise monthly mean",
+                                         "histogram exact quantiles"}
+    assert all(r["target"] == (5.0 if "exact" in r["kind"] else 3.0) for r in rows)
