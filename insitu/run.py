@@ -33,6 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", help="output HDF5 file (overrides output.path)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    p.add_argument("--live", nargs="?", const=5006, type=int, metavar="PORT",
+                   help="start the live viewer (python -m insitu.live) on rank 0's host, on "
+                        "localhost:PORT (default 5006; 0: any free port), and print its URL")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="K",
                    help="every K steps, checkpoint insitu's state and save the model's "
                         "restart file (docs/restart.md)")
@@ -141,6 +144,10 @@ def run(args: argparse.Namespace, comm) -> int:
         raise
     except (FieldError, StepError) as exc:  # checked collectively: every rank raises
         raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
+    viewer = None
+    if getattr(args, "live", None) is not None and comm.Get_rank() == 0:
+        from .live.launch import Viewer  # a subprocess beside the run (docs/live.md)
+        viewer = Viewer(getattr(session.writer, "path", args.output), args.live)
     bar = Progress(args.steps, enabled=comm.Get_rank() == 0 and not args.no_progress)
     for step in range(first, args.steps + 1):
         model.advance()
@@ -161,6 +168,8 @@ def run(args: argparse.Namespace, comm) -> int:
     written = session.steps_written
     api.finalize()
     model.free()
+    if viewer is not None:
+        viewer.stop()
     log.info("wrote %s: %d output step(s) from %d model step(s) on %d rank(s)",
              path, written, args.steps, comm.Get_size())
     return 0
