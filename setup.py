@@ -41,7 +41,8 @@ setup(
     packages=find_packages(include=["insitu", "insitu.*"]),
     python_requires=">=3.10",
     install_requires=["numpy", "numba", "cffi", "pyyaml", "mpi4py", "h5py", "xarray", "h5netcdf",
-                      "cftime"],  # CF calendars: time units, calendar windows, replay
+                      "cftime",  # CF calendars: time units, calendar windows, replay
+                      "bokeh"],  # insitu.live, the live view of a running job
     cmdclass={"build_ext": BuildLibinsitu},
     distclass=BinaryDistribution,
     zip_safe=False,

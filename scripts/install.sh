@@ -49,6 +49,12 @@ if [ -e /usr/bin/mpicc ] && [ "$(readlink -f /usr/bin/mpicc)" != "$(readlink -f 
   log "         Fix: update-alternatives --auto mpi; update-alternatives --auto mpirun (docs/mpich.md)"
 fi
 apt_ensure "${APT_PACKAGES[@]}"
+# The live view's browser test (tests/test_live.py): Debian's chromium and its
+# driver, best effort: where they cannot be installed that test is skipped,
+# saying why, and the rest of the install goes on.
+BROWSER_PACKAGES=(chromium chromium-driver)
+( apt_ensure "${BROWSER_PACKAGES[@]}" ) \
+  || log "WARNING: could not install ${BROWSER_PACKAGES[*]}: tests/test_live.py's browser test will be skipped"
 
 # 2. venv --------------------------------------------------------------------
 BASEPY="${INSITU_BASE_PYTHON:-python3}"
