@@ -613,7 +613,8 @@ class Session:
                 raise ConfigError(f"the config does not fit the declared fields: {exc}") \
                     from None
             self._restore()
-        self.writer.flush() if hasattr(self.writer, "flush") else None
+        if hasattr(self.writer, "flush"):  # the in-memory writer has no file to flush
+            self.writer.flush()
         meta, arrays = state_mod.collect(self, step)
         # One rank's metadata, so every rank writes the same attribute
         # (an HDF5 attribute write is collective and must agree).
