@@ -687,8 +687,9 @@ class H5Writer:
         committed rows).
 
         ``arrays`` maps names to :class:`insitu.state.StateArray`: rank 0
-        writes the replicated ones, each rank its piece of the distributed
-        ones (independent I/O, as the rows).  The metadata goes in as a JSON
+        writes the replicated ones, each rank its pieces of the distributed
+        ones (``value``: a list of ``(start, values)``; independent I/O, as
+        the rows).  The metadata goes in as a JSON
         attribute; a durable flush; then the ``complete`` attribute and a
         second flush, so a run killed in between leaves a checkpoint a
         restart recognises as incomplete instead of trusting.  Then all but
@@ -702,8 +703,9 @@ class H5Writer:
         rank0 = self.comm.rank == 0
         try:
             for a in arrays.values():  # read before any checkpoint is unlinked
-                if a.copy_from is not None:
-                    a.copy_from = np.asarray(a.copy_from[...]) if rank0 else None
+                if a.copy_from:
+                    a.copy_from = [(off, np.asarray(src[...])) for off, src in a.copy_from] \
+                        if rank0 else []
             top = f.require_group(GROUP)
             name = str(int(step))
             if name in top:
@@ -714,14 +716,16 @@ class H5Writer:
                                       fill_time="never" if not a.distributed else "alloc",
                                       fillvalue=np.nan)
                 if a.distributed:
-                    if a.value is not None:
-                        start, values = a.value
+                    # this rank's pieces (several arrays may share one
+                    # dataset, stacked along its first axis), and rank 0's
+                    # copies of restored partials no rank was handed yet
+                    space = ds.id.get_space()
+                    for start, values in a.value or ():
                         block = np.ascontiguousarray(values, dtype=np.float64)
-                        space = ds.id.get_space()
                         space.select_hyperslab(tuple(start), block.shape)
                         ds.id.write(h5s.create_simple(block.shape), space, block)
-                    elif a.copy_from is not None and rank0:
-                        ds[...] = a.copy_from[...]
+                    for off, src in (a.copy_from or ()) if rank0 else ():
+                        ds[off:off + len(src)] = src
                 elif rank0 and a.value is not None and np.size(a.value):
                     ds.id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(a.value, dtype=np.float64))
             g.attrs["meta"] = json.dumps(dict(meta), default=_jsonable)

@@ -67,7 +67,11 @@ class StateArray:
     ``(start, values)`` of a global array of ``shape`` (None where the rank
     owns none), written as its hyperslab.  ``copy_from`` (rank 0 only) is a
     dataset of a previous checkpoint still unread (a restored piece no rank
-    has been handed yet), copied whole."""
+    has been handed yet), copied whole.
+
+    :func:`collect` stacks the distributed arrays of one trailing shape into
+    one dataset: then ``value`` is the list of this rank's ``(start,
+    values)`` pieces and ``copy_from`` a list of ``(first row, source)``."""
     shape: tuple
     value: Any = None
     distributed: bool = False
@@ -392,22 +396,34 @@ def collect(session, step: int) -> tuple[dict, dict]:
     layout: dict = {}
     flat: list = []
     offset = 0
-    dist = 0
+    # Distributed arrays of one trailing shape share one dataset, stacked
+    # along its first axis (48 windows over a zonal mean: one dataset, not
+    # 48 collective creations, each with its collective fill)
+    packs: dict = {}
     for a in _stateful(session):
         meta, arrs = a.state()
         lay = {}
         for name, sa in arrs.items():
             if sa.distributed:
-                dname = f"d{dist}"
-                dist += 1
-                arrays[dname] = sa
-                lay[name] = ["d", dname]
+                key = tuple(sa.shape[1:])
+                if key not in packs:
+                    packs[key] = (f"d{len(packs)}", StateArray((0, *key), [], True, []))
+                dname, pack = packs[key]
+                off, n = pack.shape[0], int(sa.shape[0])
+                pack.shape = (off + n, *key)
+                if sa.value is not None:
+                    start, values = sa.value
+                    pack.value.append(((off + start[0], *start[1:]), values))
+                if sa.copy_from is not None:
+                    pack.copy_from.append((off, sa.copy_from))
+                lay[name] = ["d", dname, off, n]
             else:
                 v = np.asarray(sa.value, dtype=np.float64)
                 lay[name] = ["r", offset, list(v.shape)]
                 flat.append(v.ravel())
                 offset += v.size
         layout[analysis_key(a)] = {"meta": meta, "arrays": lay}
+    arrays.update(packs.values())
     arrays["replicated"] = StateArray((offset,), np.concatenate(flat) if flat else
                                       np.zeros(0))
     last = session.last_call
@@ -430,6 +446,28 @@ def collect(session, step: int) -> tuple[dict, dict]:
     return meta, arrays
 
 
+class _Rows:
+    """Rows ``off:off + n`` of a stacked dataset, sliced lazily (an
+    analysis reads only the hyperslab of its own piece)."""
+
+    def __init__(self, ds, off: int, n: int) -> None:
+        self.ds, self.off, self.n = ds, int(off), int(n)
+
+    @property
+    def shape(self) -> tuple:
+        return (self.n, *self.ds.shape[1:])
+
+    def __getitem__(self, sel):
+        if sel is Ellipsis:
+            sel = (slice(None),)
+        sel = sel if isinstance(sel, tuple) else (sel,)
+        first = sel[0]
+        if not isinstance(first, slice):
+            raise IndexError("a checkpoint's stacked rows are read by slices")
+        start, stop, step = first.indices(self.n)
+        return self.ds[(slice(self.off + start, self.off + stop, step), *sel[1:])]
+
+
 def apply(session, meta: dict, group) -> None:
     """Restore the session's state from a checkpoint's ``meta`` and its
     arrays in ``group`` (an h5py group of the open output file, read by
@@ -449,7 +487,7 @@ def apply(session, meta: dict, group) -> None:
                 n = int(np.prod(shape, dtype=np.int64))
                 arrays[name] = replicated[off:off + n].reshape(shape)
             else:
-                arrays[name] = group[where[1]]
+                arrays[name] = _Rows(group[where[1]], where[2], where[3])
         a.restore(entry["meta"], arrays)
     for t in session.triggers:
         t["fired"] = int(meta["triggers"].get(t["cfg"]["name"], 0))

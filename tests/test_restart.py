@@ -80,12 +80,12 @@ def as_file(per_rank):
     for name, a in arrays.items():
         if a.distributed:
             g = np.full(a.shape, np.nan)
-            if a.copy_from is not None:
-                g[...] = a.copy_from
+            for off, src in a.copy_from or ():
+                src = np.asarray(src[...])
+                g[off:off + len(src)] = src
             for _, arrs in per_rank:
-                p = arrs[name].value
-                if p is not None:
-                    g[tuple(slice(o, o + n) for o, n in zip(p[0], p[1].shape))] = p[1]
+                for start, values in arrs[name].value:
+                    g[tuple(slice(o, o + n) for o, n in zip(start, values.shape))] = values
             out[name] = g
     return meta, out
 
