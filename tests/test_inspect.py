@@ -17,6 +17,36 @@ def test_summary_lists_provenance_triggers_and_config(output):
         assert text in r.stdout, text
 
 
+def test_listing_groups_every_output_by_analysis_with_dims_units_and_cadence(output):
+    """Issue 15: every output, windows and trigger snapshots included, under
+    the analysis that wrote it, with dims and shape, units and cadence."""
+    r = run([PYTHON, "-m", "insitu.inspect", output], timeout=60)
+    out = r.stdout
+    assert "outputs, by analysis:" in out
+    groups = [line.strip() for line in out.splitlines() if line.startswith("    ")
+              and not line.startswith("      ")]
+    for text in ("stats of T [along time, 4 committed row(s)] every 5 steps",
+                 "stats of T, region y: [50, 70), x: [30, 60) [along time",
+                 "stats of T, weighted by area [along time",
+                 "histogram of T [along time", "coarsen of T [along time",
+                 "window w2 of T [along time_w2, 1 committed row(s)] one row per window",
+                 "trigger warm: snapshots (warm_T) when T_max > 300",
+                 "python (examples/python/diagnostics.py:hot_cells)"):
+        assert any(g.startswith(text) for g in groups), (text, groups)
+    for text in ("T_coarse               (time, y_c8=12, x_c8=16) float64 [K]",
+                 "T_hist                 (time, T_hist_bin=60) int64 [1]",
+                 "T_mean_w2_mean         (time_w2) float64 [K]",
+                 "w2_samples             (time_w2) int32 [1]",
+                 "warm_T                 (time_warm, y=96, x=128) float64 [K]",
+                 "T_mean                 (time) float64 [K]  last="):
+        assert text in out, text
+    # each variable listed once, under one analysis; no coordinates or bounds
+    names = [line.split()[0] for line in out.splitlines() if line.startswith("      ")]
+    assert len(names) == len(set(names))
+    assert not {"step", "time", "step_w2", "time_w2_bounds", "T_hist_bin_bounds"} & set(names)
+    assert "NOT FINISHED" not in out
+
+
 def test_plots_one_sensible_figure_per_result(output, tmp_path):
     import matplotlib.image as mpimg
     r = run([PYTHON, "-m", "insitu.inspect", output, "--plot", tmp_path], timeout=120)
@@ -43,4 +73,5 @@ def test_inspect_reads_a_file_left_by_a_killed_run(tmp_path):
         del f.attrs["insitu_finished"]
     r = run([PYTHON, "-m", "insitu.inspect", out, "--plot", tmp_path / "figs"], timeout=60)
     assert "finished: no (still running or killed)" in r.stdout
+    assert r.stdout.splitlines()[2].startswith("  NOT FINISHED: the run is still running")
     assert (tmp_path / "figs" / "series_T_mean.png").exists()

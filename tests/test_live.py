@@ -48,7 +48,7 @@ def _browser():
                     "be installed here (./scripts/install.sh installs them with apt)")
     opts = Options()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1200,1500"):
+                "--window-size=1200,1900"):
         opts.add_argument(arg)
     opts.binary_location = CHROMIUM
     return webdriver.Chrome(service=Service(DRIVER), options=opts)

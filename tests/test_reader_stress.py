@@ -42,3 +42,14 @@ def test_readers_see_committed_whole_rows_while_two_ranks_write(tmp_path):
     # the reads saw the file grow: a prefix, never more than the final rows
     seen = [n for n in report["rows_read"] if n > 50]
     assert seen and max(seen) <= 2000 and len(set(seen)) > 10, report["rows_read"]
+
+
+def test_live_reader_benchmark_quick(tmp_path):
+    """scripts/bench/live_reader.py still runs (one round of 200 steps); its
+    figures are measured by hand (docs/live.md), never timed here."""
+    from conftest import run
+    run([PYTHON, ROOT / "scripts" / "bench" / "live_reader.py", "--quick"], timeout=600,
+        env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    data = json.loads((tmp_path / "live_reader.json").read_text())
+    assert data["machine"]["cores"] and [r["way"] for r in data["rows"]] == \
+        ["alone", "reader 1/s", "reader flat out"]

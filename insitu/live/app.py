@@ -38,6 +38,8 @@ log = logging.getLogger("insitu.live")
 
 #: scalar series drawn at first: means and extremes of the first field
 DEFAULT_SERIES = 4
+#: rows searched back for the latest row a map or histogram was written at
+LOOK_BACK = 256
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
 
@@ -105,15 +107,28 @@ class LiveView:
             if name and name in cat:
                 n = rows.get(cat[name].axis, 0)
                 if n:
-                    k = self._row_for(key, n)
+                    k = self._row_for(key, n, f[name])
                     out[key] = (name, n, k, f[name][k], float(f[cat[name].axis][k]))
         return out
 
-    def _row_for(self, key: str, n: int) -> int:
+    def _row_for(self, key: str, n: int, ds) -> int:
+        """The row to show: the slider's, or the latest row the output was
+        written at (an analysis not due at an output step leaves fill
+        there: a coarse field every 10 steps is fill at 9 rows of 10)."""
         slider = getattr(self, "slider", None)
         if key == "map" and slider is not None and not self.follow_latest:
             return int(min(max(slider.value, 0), n - 1))
-        return n - 1
+        lo = max(0, n - LOOK_BACK)
+        probe = np.asarray(ds[(slice(lo, n),) + (0,) * (ds.ndim - 1)])
+        fill = ds.attrs.get("_FillValue")
+        if probe.dtype.kind == "f":
+            written = ~np.isnan(probe)
+        elif fill is not None:
+            written = probe != np.asarray(fill).item()
+        else:
+            return n - 1
+        hits = np.flatnonzero(written)
+        return lo + int(hits[-1]) if hits.size else n - 1
 
     @staticmethod
     def _needed_coords(cat) -> set:
@@ -153,7 +168,7 @@ class LiveView:
         if scalars:
             first = sorted((n for n in scalars if n.rsplit("_", 1)[-1] in ("mean", "min", "max")),
                            key=lambda n: (len(n), n))  # T_max before T_anomaly_max
-            shown = (first + [n for n in scalars if n not in first])[:DEFAULT_SERIES]
+            shown = first[:DEFAULT_SERIES] or scalars[:DEFAULT_SERIES]
             fig = figure(name="series", title="time series", height=320,
                          sizing_mode="stretch_width", x_axis_label=xlabel)
             from bokeh.models import ColumnDataSource
