@@ -93,6 +93,10 @@ def test_live_page_grows_while_a_two_rank_job_runs(tmp_path):
             status = driver.execute_script(
                 "return Bokeh.documents[0].get_model_by_name('status').text")
             assert "finished" in status and ">1500<" in status, status
+            # the viewer only reads: its polls leave the finished file untouched
+            before = (out.stat().st_mtime_ns, out.stat().st_size)
+            time.sleep(2)
+            assert (out.stat().st_mtime_ns, out.stat().st_size) == before
             for name in ("map", "histogram", "windows"):
                 assert driver.execute_script(
                     f"return !!Bokeh.documents[0].get_model_by_name('{name}')"), name
