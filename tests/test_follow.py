@@ -2,6 +2,7 @@
 printed as they land, in aligned columns, ending by itself when the run
 finishes; a finished file printed whole; a file that does not exist yet
 waited for."""
+import shutil
 import threading
 import time
 
@@ -77,3 +78,16 @@ def test_follow_a_growing_file_prints_rows_as_they_land(tmp_path):
     assert len(rows) == 400
     early = [t for t, line in arrivals[3:] if t < run_ended]
     assert len(early) > 50, f"only {len(early)} of 400 rows printed while the run ran"
+
+
+def test_follow_a_killed_run_stops_after_idle_seconds(analyses_output, tmp_path):
+    """A run that never finishes: --idle ends the follow, exit 1, saying why."""
+    path = tmp_path / "killed.h5"
+    shutil.copy(analyses_output, path)
+    with h5py.File(path, "r+") as f:
+        del f.attrs["insitu_finished"]
+    r = run([PYTHON, "-m", "insitu.inspect", path, "--follow", "--idle", 1, "--interval", 0.2,
+             "--var", "T_mean"], timeout=60, check=False)
+    assert r.returncode == 1
+    assert len(_rows(r.stdout)) == 4
+    assert "no new row for 1 s and the run did not finish" in r.stderr
