@@ -232,8 +232,8 @@ def test_example_analyses_python_host(nranks, tmp_path):
     with xr.open_dataset(out, engine="h5netcdf") as ds:
         assert check_file(ds, _load(cfg), fields, ("y", "x"), area) > 80
     r = run([PYTHON, "-m", "insitu.inspect", out], timeout=60)
-    for line in ("T_coarse               (time, y_c8, x_c8) float64 [K]",
-                 "T_hist                 (time, T_hist_bin) int64", "steps 5..20",
+    for line in ("T_coarse               (time, y_c8=12, x_c8=16) float64 [K]",
+                 "T_hist                 (time, T_hist_bin=60) int64", "steps 5..20",
                  f"ranks: {nranks}"):
         assert line in r.stdout, r.stdout
 
