@@ -179,7 +179,18 @@ def open_dataset(path, engine: str = "h5netcdf", load: bool = False, tail: int |
 
     def read(_f):
         rows = committed_rows(_f)
-        ds = xr.open_dataset(path, engine=engine, **kwargs)
+        try:
+            ds = xr.open_dataset(path, engine=engine, **kwargs)
+        except ValueError as exc:
+            # xarray cannot decode an EMPTY time axis in a non-standard
+            # calendar (noleap, 360_day) with its default coder: it probes
+            # the first and last values (a window or trigger axis with no
+            # row yet, or ever).  cftime decodes it, and decodes such axes
+            # to cftime dates anyway when they hold rows.
+            if "decode_times" in kwargs or "unable to decode time units" not in str(exc):
+                raise
+            ds = xr.open_dataset(path, engine=engine, **kwargs,
+                                 decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
         try:
             cut = ds.isel({a: slice(0, n) for a, n in rows.items() if a in ds.dims})
             if tail is not None and "time" in cut.dims:
