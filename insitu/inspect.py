@@ -122,15 +122,7 @@ def _cadence(ds, steps, n: int, kind: str) -> str:
         return "one row per window"
     if n == 0:
         return "no rows yet"
-    probe = ds[(slice(0, n),) + (0,) * (ds.ndim - 1)]
-    fill = ds.attrs.get("_FillValue")
-    if probe.dtype.kind == "f":
-        written = ~np.isnan(probe)
-    elif fill is not None:
-        written = probe != np.asarray(fill).item()
-    else:
-        written = np.ones(n, bool)
-    s = np.asarray(steps)[:n][written]
+    s = np.asarray(steps)[:n][reader.written(ds, slice(0, n))]
     if s.size < 2:
         return f"{s.size} row(s) written"
     gaps = np.unique(np.diff(s))

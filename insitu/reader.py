@@ -212,6 +212,21 @@ def open_dataset(path, engine: str = "h5netcdf", load: bool = False, tail: int |
     return retry(path, read)
 
 
+def written(ds, rows: slice) -> np.ndarray:
+    """Which rows of ``ds`` (an h5py dataset along a growing axis) hold a
+    value rather than the fill, judged from each row's first element: an
+    analysis not due at an output step leaves the fill in that row (NaN in
+    a float variable, the ``_FillValue`` otherwise).  All True when the
+    variable has neither."""
+    probe = np.asarray(ds[(rows,) + (0,) * (ds.ndim - 1)])
+    fill = ds.attrs.get("_FillValue")
+    if probe.dtype.kind == "f":
+        return ~np.isnan(probe)
+    if fill is not None:
+        return probe != np.asarray(fill).item()
+    return np.ones(probe.shape[0], bool)
+
+
 def dims_of(ds) -> list[str]:
     """The dimension names of an h5py dataset (its scales), ``?`` where a
     dimension has none."""

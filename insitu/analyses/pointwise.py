@@ -44,11 +44,11 @@ import logging
 import numpy as np
 
 from .. import schema as s
-from ..calendar import ADJECTIVE, PERIODS, PLURAL, CalendarPeriods, tolerance
+from ..calendar import ADJECTIVE, PLURAL, CalendarPeriods, tolerance
 from ..kernels import perpoint as kp
 from .base import AnalysisError, Piece, Variable, common_keys
 from .perpoint import PerPoint
-from .window import CF_OPS, OPS, CalendarClock, PeriodClock, Row, StepClock
+from .window import CF_OPS, CalendarClock, PeriodClock, Row, StepClock, window_keys
 
 log = logging.getLogger("insitu")
 
@@ -57,17 +57,7 @@ class Pointwise(PerPoint):
     kind = "pointwise"
     schema = s.Record({
         **common_keys(),
-        "ops": s.ListOf(s.Enum(OPS), default=["mean"], nonempty=True, unique=True),
-        "ddof": s.Int(default=0, minimum=0,
-                      doc="delta degrees of freedom of var: 0 population, 1 sample"),
-        "steps": s.Int(default=None, minimum=1, doc="samples per window"),
-        "period": s.Num(default=None, minimum=0.0, open_range=False,
-                        doc="window length in model time"),
-        "calendar_period": s.Enum(PERIODS, default=None,
-                                  doc="days, months, seasons (DJF...) or years of the "
-                                      "config's time.units and calendar"),
-        "complete_only": s.Bool(default=True,
-                                doc="drop the windows the run did not cover whole"),
+        **window_keys("samples"),
     }, check=lambda cfg, path: _check(cfg, path))
 
     def default_name(self):

@@ -199,14 +199,12 @@ class CalendarClock:
         return self.periods.key(time) > key
 
 
-class Window(Analysis):
-    kind = "window"
-    #: bound after its source and fed its results (the session's followers)
-    follows_source = True
-    schema = s.Record({
-        "source": s.Str(doc="the name of the analysis to aggregate"),
-        "name": s.Name(default=None),
-        "steps": s.Int(default=None, minimum=1, doc="outputs of the source per window"),
+def window_keys(per_window: str) -> dict:
+    """The schema keys that choose windows by the window rule (module
+    docstring), shared by ``window`` and ``pointwise``; ``per_window``
+    says what ``steps`` counts."""
+    return {
+        "steps": s.Int(default=None, minimum=1, doc=f"{per_window} per window"),
         "period": s.Num(default=None, minimum=0.0, open_range=False,
                         doc="window length in model time"),
         "calendar_period": s.Enum(PERIODS, default=None,
@@ -218,6 +216,17 @@ class Window(Analysis):
         "ops": s.ListOf(s.Enum(OPS), default=["mean"], nonempty=True, unique=True),
         "ddof": s.Int(default=0, minimum=0,
                       doc="delta degrees of freedom of var: 0 population, 1 sample"),
+    }
+
+
+class Window(Analysis):
+    kind = "window"
+    #: bound after its source and fed its results (the session's followers)
+    follows_source = True
+    schema = s.Record({
+        "source": s.Str(doc="the name of the analysis to aggregate"),
+        "name": s.Name(default=None),
+        **window_keys("outputs of the source"),
     }, check=lambda cfg, path: _check(cfg, path))
 
     def __init__(self, index, cfg, rank=0, size=1):

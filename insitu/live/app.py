@@ -119,15 +119,7 @@ class LiveView:
         if key == "map" and slider is not None and not self.follow_latest:
             return int(min(max(slider.value, 0), n - 1))
         lo = max(0, n - LOOK_BACK)
-        probe = np.asarray(ds[(slice(lo, n),) + (0,) * (ds.ndim - 1)])
-        fill = ds.attrs.get("_FillValue")
-        if probe.dtype.kind == "f":
-            written = ~np.isnan(probe)
-        elif fill is not None:
-            written = probe != np.asarray(fill).item()
-        else:
-            return n - 1
-        hits = np.flatnonzero(written)
+        hits = np.flatnonzero(reader.written(ds, slice(lo, n)))
         return lo + int(hits[-1]) if hits.size else n - 1
 
     @staticmethod
