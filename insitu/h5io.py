@@ -689,8 +689,8 @@ class H5Writer:
         ``arrays`` maps names to :class:`insitu.state.StateArray`: rank 0
         writes the replicated ones, each rank its pieces of the distributed
         ones (``value``: a list of ``(start, values)``; independent I/O, as
-        the rows).  The metadata goes in as a JSON
-        attribute; a durable flush; then the ``complete`` attribute and a
+        the rows).  The metadata goes in as JSON
+        bytes (the dataset ``meta``); a durable flush; then the ``complete`` attribute and a
         second flush, so a run killed in between leaves a checkpoint a
         restart recognises as incomplete instead of trusting.  Then all but
         the ``keep`` newest checkpoints are unlinked."""
@@ -728,7 +728,15 @@ class H5Writer:
                         ds[off:off + len(src)] = src
                 elif rank0 and a.value is not None and np.size(a.value):
                     ds.id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(a.value, dtype=np.float64))
-            g.attrs["meta"] = json.dumps(dict(meta), default=_jsonable)
+            # The metadata (tens of kB with many analyses: the config is in
+            # it) is a byte dataset that rank 0 writes, not an attribute: a
+            # large attribute grows the group's object header, the kind of
+            # metadata change that desynchronised ranks in parallel HDF5
+            # 1.10.8 (docs/mpich.md); a raw write is independent
+            text = np.frombuffer(json.dumps(dict(meta), default=_jsonable).encode(), np.uint8)
+            m = g.create_dataset("meta", shape=text.shape, dtype="u1", fill_time="never")
+            if rank0 and text.size:
+                m.id.write(h5s.ALL, h5s.ALL, text)
             f.flush()
             g.attrs["complete"] = np.int8(1)
             old = sorted((int(k) for k in top if k.lstrip("-").isdigit()))

@@ -48,6 +48,10 @@ log = logging.getLogger("insitu")
 GROUP = "_insitu_state"
 #: the format of a checkpoint's metadata (bumped when it changes)
 FORMAT = 1
+#: stack the distributed arrays of one trailing shape into one dataset
+#: (:func:`collect`); False gives each its own (scripts/bench/checkpoint.py
+#: times both)
+PACK = True
 #: config keys that do not change results: a restart may change them freely
 IGNORED_KEYS = ("log_level", "hang_timeout_seconds", "output")
 
@@ -142,6 +146,12 @@ def _first_difference(path: str, a, b) -> str:
 
 
 # -- reading a file's checkpoints ------------------------------------------------
+def read_meta(g) -> dict:
+    """A checkpoint group's metadata: the JSON bytes of its ``meta``
+    dataset."""
+    return json.loads(bytes(np.asarray(g["meta"][()], dtype=np.uint8)).decode())
+
+
 def list_checkpoints(f) -> list[dict]:
     """The checkpoints held in an open h5py file ``f`` (any driver), oldest
     first: ``{"step", "time", "rows", "complete"}``.  A checkpoint whose
@@ -157,7 +167,7 @@ def list_checkpoints(f) -> list[dict]:
         item = {"step": int(name) if name.lstrip("-").isdigit() else name, "time": None,
                 "rows": {}, "complete": False}
         try:
-            meta = json.loads(g.attrs["meta"])
+            meta = read_meta(g)
             item.update(time=meta["time"], rows=meta["rows"],
                         complete=bool(g.attrs.get("complete", 0)))
         except Exception:  # noqa: BLE001 - listed as incomplete
@@ -199,7 +209,7 @@ def choose(f, path: str, step: Optional[int]) -> tuple[str, dict]:
                            "or incomplete (the run died while writing it); restart from an "
                            "earlier model restart file")
     g = f[GROUP][str(c["step"])]
-    meta = json.loads(g.attrs["meta"])
+    meta = read_meta(g)
     if meta.get("format") != FORMAT:
         raise RestartError(f"restart: the checkpoint of step {c['step']} in {path} has format "
                            f"{meta.get('format')}; this insitu reads format {FORMAT}")
@@ -405,12 +415,13 @@ def collect(session, step: int) -> tuple[dict, dict]:
         lay = {}
         for name, sa in arrs.items():
             if sa.distributed:
-                key = tuple(sa.shape[1:])
+                trail = tuple(sa.shape[1:])
+                key = trail if PACK else len(packs)
                 if key not in packs:
-                    packs[key] = (f"d{len(packs)}", StateArray((0, *key), [], True, []))
+                    packs[key] = (f"d{len(packs)}", StateArray((0, *trail), [], True, []))
                 dname, pack = packs[key]
                 off, n = pack.shape[0], int(sa.shape[0])
-                pack.shape = (off + n, *key)
+                pack.shape = (off + n, *trail)
                 if sa.value is not None:
                     start, values = sa.value
                     pack.value.append(((off + start[0], *start[1:]), values))
