@@ -195,6 +195,33 @@ def _jsonable(v):
     raise TypeError(f"not JSON: {type(v).__name__}")
 
 
+def _keep_metadata_cache_in_step(f) -> None:
+    """Turn off evictions from HDF5's metadata cache, on every rank alike
+    (collective: called right after the open).
+
+    Why: parallel HDF5 1.10.8 reads metadata collectively inside
+    collective calls such as ``H5Dset_extent`` (rank 0 reads an entry and
+    broadcasts it to the ranks that miss it), which assumes every rank's
+    cache holds the same entries.  Raw writes are independent here: rank 0
+    alone writes the replicated results, so it alone looks up (and caches)
+    their chunk indexes.  Its cache fills faster and evicts other entries
+    (a dataset's object header) that the other ranks still hold; the next
+    growth then broadcasts on one side only, and fails with
+    ``MPI_ERR_TRUNCATE`` or hangs.  48 windows over a zonal mean, flushed
+    every step, failed at step 48 at 2 ranks, in the per-row writer too.
+    Without evictions no rank drops what another keeps.
+
+    The cost is memory: the cache keeps every object header and chunk
+    index node the run touches, which grows with the chunks written (one
+    per row of an array result); docs/output.md gives the sizes measured."""
+    cfg = f.id.get_mdc_config()
+    cfg.evictions_enabled = False
+    cfg.incr_mode = 0        # H5C_incr__off: with evictions off the cache
+    cfg.flash_incr_mode = 0  # H5C_flash_incr__off  grows as entries come,
+    cfg.decr_mode = 0        # H5C_decr__off        and never shrinks
+    f.id.set_mdc_config(cfg)
+
+
 def _show_sel(sel) -> str:
     return ", ".join(f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in sel)
 
@@ -325,6 +352,7 @@ class H5Writer:
         finally:
             if info is not None:
                 info.Free()  # HDF5 keeps its own duplicate
+        _keep_metadata_cache_in_step(self.file)
 
     def define(self, variables: Sequence[Variable], coords: Sequence[Coord],
                file_attrs: Mapping, fill: bool, axes: Sequence[Axis] = ()) -> None:
