@@ -46,8 +46,8 @@ def _describe(path: str, f) -> str:
                      f"before finalize; showing the {n} time row(s) committed by its last "
                      "durable flush")
     if "time" in f and f["time"].shape[0] > n:
-        lines.append(f"  committed: {n} of {f['time'].shape[0]} preallocated time rows "
-                     "(the rest are fill or were written after the last durable flush)")
+        lines.append(f"  committed: {n} of {f['time'].shape[0]} time rows (the run died "
+                     "inside a durable flush; the rows past the count are not used)")
     steps = f["step"][:n] if "step" in f else np.arange(n)
     if n:
         t = f["time"][:n]
@@ -70,6 +70,14 @@ def _describe(path: str, f) -> str:
     for e in json.loads(a.get("insitu_triggers", "[]")):
         lines.append(f"  trigger {e['trigger']} fired at step {e['step']} "
                      f"(time {e['time']:g}): {e['when']} with {e['values']}")
+    from .state import GROUP, list_checkpoints
+    if GROUP in f:
+        for c in list_checkpoints(f):  # issue 13: what a restart can go on from
+            held = ", ".join(f"{k} {v}" for k, v in c["rows"].items())
+            lines.append(f"  checkpoint at step {c['step']} (time {c['time']}): rows {held}"
+                         + ("" if c["complete"] else " INCOMPLETE, not usable"))
+    else:
+        lines.append("  checkpoints: none")
     if "insitu_versions" in a:
         v = json.loads(a["insitu_versions"])
         lines.append("  versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))

@@ -75,3 +75,22 @@ def test_inspect_reads_a_file_left_by_a_killed_run(tmp_path):
     assert "finished: no (still running or killed)" in r.stdout
     assert r.stdout.splitlines()[2].startswith("  NOT FINISHED: the run is still running")
     assert (tmp_path / "figs" / "series_T_mean.png").exists()
+
+
+def test_summary_lists_the_checkpoints(tmp_path):
+    """Issue 13: inspect lists the checkpoints a restart can go on from (and
+    says when there are none)."""
+    out = tmp_path / "ck.h5"
+    mpirun(2, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--steps", 12,
+               "--checkpoint-every", 5, "--model-restart", tmp_path / "model.h5",
+               "--output", out, "--no-progress"], timeout=180)
+    r = run([PYTHON, "-m", "insitu.inspect", out], timeout=60)
+    lines = [line.strip() for line in r.stdout.splitlines() if "checkpoint" in line]
+    assert len(lines) == 2 and lines[0].startswith("checkpoint at step 5 (time")
+    assert lines[1].startswith("checkpoint at step 10 (time") and "rows time " in lines[1]
+    assert "INCOMPLETE" not in r.stdout
+
+
+def test_summary_says_when_there_is_no_checkpoint(output):
+    r = run([PYTHON, "-m", "insitu.inspect", output], timeout=60)
+    assert "checkpoints: none" in r.stdout
