@@ -183,12 +183,12 @@ class DerivedField:
     def view(self, views_of, step: int, time: float = None, time_cfg: dict = None) -> np.ndarray:
         """The value at ``step`` (evaluated once per step).  ``time`` and
         ``time_cfg`` (the model time and the config's ``time:``) are needed
-        by ``climatology(...)`` terms only; without them they are the
-        current session's (:func:`_model_time`)."""
+        by ``climatology(...)`` terms only (the session passes them)."""
         if self.step != step:
             env = {n: views_of(n) for n in self.inputs}
             if self.climatologies and time is None:
-                time, time_cfg = _model_time(self.name)
+                raise FieldError(f"derived.{self.name}: climatology() needs the model time "
+                                 f"of step {step}, and none was given")
             for k, t in self._names:
                 if isinstance(t, ReductionTerm):
                     env[k] = t.value()
@@ -201,18 +201,6 @@ class DerivedField:
             self.buffer[...] = value
             self.step = step
         return self.buffer
-
-
-def _model_time(name: str):
-    """``(time, time config)`` of the step the current session is in: a
-    climatology term chooses its slot by the model time, which the
-    session's derived-field call does not pass (yet)."""
-    from . import api
-    s = api._current()
-    if s is None or s.last_call is None:
-        raise FieldError(f"derived.{name}: climatology() needs the model time of the step, "
-                         "and no session is stepping")
-    return s.last_call[1], s.cfg["time"]
 
 
 class ReductionTerm:

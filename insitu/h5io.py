@@ -63,7 +63,8 @@ import numpy as np
 
 from .analyses.base import Axis, Coord, Piece, Variable
 from .layout import (COMMITTED, COMMITTED_GROUP, ROWS, STEP_ATTRS, OutputError, attr_value,
-                     dimension_sizes, fill_value, time_attrs, variable_attrs, variable_fill)
+                     bounds_attrs, dimension_sizes, fill_value, time_attrs, variable_attrs,
+                     variable_fill)
 
 log = logging.getLogger("insitu")
 
@@ -446,6 +447,8 @@ class H5Writer:
                                      fillvalue=np.nan, fill_time="never")
                 b.dims[0].attach_scale(scales[ax.name])
                 b.dims[1].attach_scale(scales["nv"])
+                for k, v in bounds_attrs(ax).items():
+                    b.attrs[k] = v
                 self.datasets[name] = b
                 self.rows[ax.name].append(_Row(name, b, None))
         for c in coords:  # auxiliary coordinates

@@ -110,6 +110,17 @@ def time_attrs(ax: Axis, time_attrs: Mapping) -> dict:
 STEP_ATTRS = {"long_name": "model step number", "units": "1"}
 
 
+def bounds_attrs(ax: Axis) -> dict:
+    """Attributes of a growing axis's bounds variable.  CF needs none (a
+    bounds variable takes its coordinate's), but a climatology's bounds
+    are named by the ``climatology`` attribute, not ``bounds``, and CF
+    checkers then want a ``long_name`` on them (CF 7.4)."""
+    if getattr(ax, "climatology", False):
+        return {"long_name": f"climatological time bounds of {ax.name}: the start of each "
+                             "slot's first period and the end of its last"}
+    return {}
+
+
 def variable_fill(var: Variable, fill: bool):
     """``(HDF5 fill value or None, whether xarray is told of it)`` for ``var``.
 

@@ -664,7 +664,10 @@ class Session:
 
     def _view(self, name: str, step: int):
         if name in self.derived:
-            return self.derived[name].view(lambda n: self._view(n, step), step)
+            # the model time too: a climatology() term picks its row by it
+            time = self.last_call[1] if self.last_call is not None else None
+            return self.derived[name].view(lambda n: self._view(n, step), step, time,
+                                           self.cfg.get("time"))
         slot = self.slots[name]
         if slot.view is None:
             raise FieldError(f"field {name!r} on rank {self.comm.rank}: declared but never "

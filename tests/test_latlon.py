@@ -177,11 +177,8 @@ def test_noleap_days_and_coordinates(example_output):
 #: What the checker fails in the example and why it stays: the checker wants a
 #: climatology's cell_methods to begin with the literal name "time:" (CF 7.4
 #: names the time dimension, which is time_<name> here, beside the run's own
-#: time), and a long_name on the climatology bounds the writer creates
-#: (insitu/h5io.py, asked of its owner).
+#: time).
 KNOWN_CF = {
-    "§3.3 Standard Name": ["Attribute long_name or/and standard_name is highly recommended "
-                           "for variable time_clim_bounds"],
     "§7.4 Climatological Statistics": ['The "time: method within years/days over years/days"'
                                        ' format is not correct in variable T_zonal_clim_mean.'],
 }
