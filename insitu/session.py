@@ -500,18 +500,7 @@ class Session:
         # at the next due step (or at finalize), instead of meeting in
         # mismatched collectives.
         self._agree(_STEP, step, f"insitu_step(step {step})")
-        if not self.bound:
-            try:
-                self._bind()
-            except (FieldError, AnalysisError) as exc:
-                # Found from the config and the declarations, which every
-                # rank shares: the same error on every rank, before the
-                # output file exists.  It is a config error.
-                raise ConfigError(f"the config does not fit the declared fields: {exc}") \
-                    from None
-            for w in self.windows:  # windows that began before the run are partial
-                w.run_began(step, float(time))
-            self._restore()
+        self._ensure_bound(began=(step, float(time)))
         self.last_call = (step, float(time))
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
@@ -606,13 +595,7 @@ class Session:
             raise StateError("checkpoint after finalize")
         step = int(step)
         self._agree(_CHECKPOINT, step, f"insitu_checkpoint(step {step})")
-        if not self.bound:
-            try:
-                self._bind()
-            except (FieldError, AnalysisError) as exc:
-                raise ConfigError(f"the config does not fit the declared fields: {exc}") \
-                    from None
-            self._restore()
+        self._ensure_bound()
         if hasattr(self.writer, "flush"):  # the in-memory writer has no file to flush
             self.writer.flush()
         meta, arrays = state_mod.collect(self, step)
@@ -661,6 +644,26 @@ class Session:
                      step, cfg["name"], cfg["when"],
                      ", ".join(f"{n}={float(v):.6g}" for n, v in env.items()),
                      t["fired"], cfg["max_snapshots"])
+
+    def _ensure_bound(self, began=None) -> None:
+        """Bind the analyses at the first step or checkpoint, then restore
+        a restart's state.  ``began``, the ``(step, time)`` of the run's
+        first step, tells windows that began before the run that they are
+        partial (before the restore, which overrides it for windows a
+        checkpoint holds)."""
+        if self.bound:
+            return
+        try:
+            self._bind()
+        except (FieldError, AnalysisError) as exc:
+            # Found from the config and the declarations, which every rank
+            # shares: the same error on every rank, before the output file
+            # exists.  It is a config error.
+            raise ConfigError(f"the config does not fit the declared fields: {exc}") from None
+        if began is not None:
+            for w in self.windows:
+                w.run_began(*began)
+        self._restore()
 
     def _view(self, name: str, step: int):
         if name in self.derived:

@@ -152,6 +152,24 @@ def read_meta(g) -> dict:
     return json.loads(bytes(np.asarray(g["meta"][()], dtype=np.uint8)).decode())
 
 
+def replace_durably(tmp: str, path: str) -> None:
+    """Put the finished file ``tmp`` in place of ``path`` so that a crash
+    leaves either the old file or the new one whole: sync the new file,
+    rename it over the old one, and sync the directory so the rename itself
+    survives a power loss."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
 def list_checkpoints(f) -> list[dict]:
     """The checkpoints held in an open h5py file ``f`` (any driver), oldest
     first: ``{"step", "time", "rows", "complete"}``.  A checkpoint whose
@@ -259,17 +277,7 @@ def cut_to_checkpoint(path: str, step: Optional[int], new_config: dict) -> dict:
                 if counts is not None:
                     axes = counts.attrs["axes"].split()
                     counts[...] = [axis_rows.get(a, 0) for a in axes]
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            replace_durably(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .grid import Grid2D
+from .restart_file import HaloFieldRestart
 
 BOUNDARY = 280.0
 ALPHA = 0.2
@@ -45,7 +46,8 @@ def stencil(t: np.ndarray, out: np.ndarray) -> None:
                                    + t[2:, 1:-1] - 4.0 * c)
 
 
-class Heat2D:
+class Heat2D(HaloFieldRestart):
+    RESTART_FIELD = "T"
     name = "heat2d"
     DEFAULT_CONFIG = DEFAULT_CONFIG
 
@@ -86,23 +88,6 @@ class Heat2D:
 
     def expose(self, api) -> None:
         api.expose("T", self.T)
-
-    def save_restart(self, path: str) -> None:
-        """Write the model's restart file (collective; insitu.models.restart_file)."""
-        from .restart_file import save
-        g = self.grid
-        save(self.comm, path, {"T": (self.T[1:-1, 1:-1], g.offset, g.global_shape)},
-             self.step, self.time)
-
-    def load_restart(self, path: str) -> int:
-        """Go on from the model's restart file: the interior, step and time
-        (any rank count may have written it); returns the step."""
-        from .restart_file import load
-        g = self.grid
-        got, self.step, self.time = load(path, {"T": (g.offset, g.shape)})
-        self.current = 0
-        self.buffers[0][1:-1, 1:-1] = got["T"]
-        return self.step
 
     def free(self) -> None:
         self.grid.free()

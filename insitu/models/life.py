@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .grid import Grid2D
+from .restart_file import HaloFieldRestart
 
 DEFAULT_CONFIG = """\
 output: {path: life.h5}
@@ -35,7 +36,8 @@ def rule(a: np.ndarray, out: np.ndarray) -> None:
     out[1:-1, 1:-1] = ((n == 3) | ((c == 1) & (n == 2))).astype(np.int32)
 
 
-class Life:
+class Life(HaloFieldRestart):
+    RESTART_FIELD = "alive"
     name = "life"
     DEFAULT_CONFIG = DEFAULT_CONFIG
 
@@ -69,23 +71,6 @@ class Life:
 
     def expose(self, api) -> None:
         api.expose("alive", self.alive)
-
-    def save_restart(self, path: str) -> None:
-        """Write the model's restart file (collective; insitu.models.restart_file)."""
-        from .restart_file import save
-        g = self.grid
-        save(self.comm, path, {"alive": (self.alive[1:-1, 1:-1], g.offset, g.global_shape)},
-             self.step, self.time)
-
-    def load_restart(self, path: str) -> int:
-        """Go on from the model's restart file: the interior, step and time
-        (any rank count may have written it); returns the step."""
-        from .restart_file import load
-        g = self.grid
-        got, self.step, self.time = load(path, {"alive": (g.offset, g.shape)})
-        self.current = 0
-        self.buffers[0][1:-1, 1:-1] = got["alive"]
-        return self.step
 
     def free(self) -> None:
         self.grid.free()

@@ -29,12 +29,8 @@ def save(comm, path: str, fields: dict, step: int, time: float) -> None:
         f.attrs["time"] = float(time)
     comm.Barrier()
     if comm.Get_rank() == 0:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        from ..state import replace_durably
+        replace_durably(tmp, path)
     comm.Barrier()
 
 
@@ -50,3 +46,28 @@ def load(path: str, boxes: dict) -> tuple[dict, int, float]:
         for name, (offset, shape) in boxes.items():
             out[name] = f[name][tuple(slice(o, o + n) for o, n in zip(offset, shape))]
         return out, int(f.attrs["step"]), float(f.attrs["time"])
+
+
+class HaloFieldRestart:
+    """``save_restart``/``load_restart`` for a stand-in whose state is one
+    field with a one-cell halo, double-buffered (``buffers``, ``current``)
+    on a :class:`~insitu.models.grid.Grid2D`, plus its step and time; the
+    field is named by ``RESTART_FIELD``.  Heat2D and Life are such models."""
+
+    RESTART_FIELD: str
+
+    def save_restart(self, path: str) -> None:
+        """Write the model's restart file (collective)."""
+        g = self.grid
+        interior = self.buffers[self.current][1:-1, 1:-1]
+        save(self.comm, path, {self.RESTART_FIELD: (interior, g.offset, g.global_shape)},
+             self.step, self.time)
+
+    def load_restart(self, path: str) -> int:
+        """Go on from the model's restart file: the interior, step and time
+        (any rank count may have written it); returns the step."""
+        g = self.grid
+        got, self.step, self.time = load(path, {self.RESTART_FIELD: (g.offset, g.shape)})
+        self.current = 0
+        self.buffers[0][1:-1, 1:-1] = got[self.RESTART_FIELD]
+        return self.step
