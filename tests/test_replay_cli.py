@@ -250,7 +250,8 @@ def test_config_errors_are_one_line(tmp_path):
 def test_worked_example_on_the_giss_models(tmp_path):
     """examples/replay/giss.yaml as docs/replay.md runs it: the global and
     zonal means, the ensemble mean of the three GISS models and a plev-lat
-    section, with the files' coordinates in the output."""
+    section, with the files' coordinates and cell bounds in the output,
+    which the CF checker passes."""
     import xarray as xr
     args = []
     for k, m in tr.GISS.items():
@@ -267,6 +268,12 @@ def test_worked_example_on_the_giss_models(tmp_path):
         assert np.isfinite(ds.ens_mean.values).all()
         assert set(ds.data_vars) >= {"g_mean", "ens_mean", "ens_std", "g_mean_over_lon",
                                      "g_hist", "ens_arctic_mean"}
+        # the files' lat/lon cells (a regular grid: bounds from lat_bnds, lon_bnds)
+        assert ds.lat.attrs["bounds"] == "lat_bounds" and ds.lon.attrs["bounds"] == "lon_bounds"
+        assert ds.lat_bounds.values.tolist() == [[86.0, 88.0], [88.0, 90.0]]
+        assert ds.lon_bounds.values.tolist() == [[0.0, 2.5], [2.5, 5.0]]
+    from test_examples import cf_failures
+    assert cf_failures(out(tmp_path)) == {}
 
 
 def test_progress_bar_on_rank_0_in_a_terminal(tmp_path):

@@ -81,6 +81,14 @@ def check_giss(path, sets, start=None, end=None):
                               ("lon", "degrees_east", "longitude")):
             np.testing.assert_array_equal(out[d].values, g[d].values)
             assert out[d].attrs["units"] == units and out[d].attrs["standard_name"] == std
+        # the files' cell bounds (lat_bnds, lon_bnds; regular axes included),
+        # named by the coordinate's bounds attribute; plev has none there
+        import h5py
+        with h5py.File(sets["g"][0], "r") as f:
+            for d in ("lat", "lon"):
+                assert out[d].attrs["bounds"] == f"{d}_bounds"
+                np.testing.assert_array_equal(out[f"{d}_bounds"].values, f[f"{d}_bnds"][...])
+            assert "bounds" not in f["plev"].attrs and "bounds" not in out.plev.attrs
         assert out.time.encoding["calendar"] == "365_day"
         return out.sizes["time"]
 
