@@ -31,6 +31,7 @@ from .exits import EXIT_ANALYSIS
 from .fields import DTYPE_CODES, MAX_NDIM, FieldError, FieldSlot, make_spec
 from .reduction import MAX, MIN, SUM, ReductionPlan
 from .schema import ConfigError
+from .step_memo import StepMemo
 from .writer import H5Writer, MemoryWriter
 
 log = logging.getLogger("insitu")
@@ -111,6 +112,8 @@ class Session:
         self.last_results: dict = {}
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self._call = np.zeros(2, dtype=np.int64)
+        #: kernel results shared within a step (insitu.step_memo)
+        self.memo = StepMemo()
         out = cfg["output"]
         path = output or out["path"]
         overwrite = out["overwrite"] if overwrite is None else overwrite
@@ -300,7 +303,8 @@ class Session:
             self.decomposition[name] = {**first, "dtype": "float64", "derived": text}
         self.ints = IntRecord()
         ctx = BindContext(specs, self.cfg["fields"], self.plan, self.decomposition,
-                          self._group, self.ints, self.cfg["reproducible"], self.cfg["coords"])
+                          self._group, self.ints, self.cfg["reproducible"], self.cfg["coords"],
+                          self.memo)
         by_name = {}
         for a in self.analyses:
             a.check_fields(specs)
@@ -512,6 +516,7 @@ class Session:
         for g in groups.values():
             g.plan.reset()
         failures = {}
+        self.memo.clear()  # this step's views: no result of the last step's
         for a in due:
             try:
                 views = {f: self._view(f, step) for f in a.fields}

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..fields import FieldSpec
 from ..reduction import ReductionPlan
+from ..step_memo import StepMemo
 
 
 @dataclass
@@ -111,6 +112,9 @@ class BindContext:
     reproducible: bool = False
     #: the config's ``coords:`` section (regular coordinates by dimension)
     coords: dict = field(default_factory=dict)
+    #: the step's kernel results shared by analyses that make the same pass
+    #: (insitu.step_memo; cleared by the session at every due step)
+    memo: "StepMemo" = field(default_factory=lambda: StepMemo())
 
     def meta(self, name: str) -> dict:
         return self.fields_cfg.get(name, {})

@@ -37,6 +37,7 @@ from ..kernels import moments as km
 from ..kernels import reprosum as rs
 from ..kernels.extremes import arg_extremes
 from ..reduction import ARGMAX, MAX, MIN, MOMENTS, SUM
+from ..step_memo import frozen, region_key
 from . import region as rg
 from . import weights as wt
 from .base import Analysis, Variable, common_keys
@@ -87,6 +88,14 @@ class Stats(Analysis):
         self._slices = rg.local_slices(spec, self._rbox)
         self._weights = wt.bind(self.cfg["weights"], spec, ctx,
                                 f"analyses[{self.index}].weights")
+        # The step's kernel passes, shared with every analysis that makes the
+        # same one (insitu.step_memo): ten stats of T read T once.  A key
+        # names the kernel, the field and what selects or weighs the values.
+        self._memo = ctx.memo
+        where = (spec.name, region_key(self._slices if self.cfg["region"] else None))
+        self._key_moments = ("moments", *where)
+        self._key_weighted = ("weighted_moments", *where, frozen(self.cfg["weights"]))
+        self._key_extremes = ("arg_extremes", *where)
         self.stats = tuple(self.cfg["stats"])
         # Slots: moments, sum, min, max, NaN and Inf counts, and for an
         # integer field the exact integer sum as two slots.
@@ -185,15 +194,23 @@ class Stats(Analysis):
         view = views[self.cfg["field"]]
         if self.cfg["region"]:
             view = view[self._slices]
-        m = km.moments(view, self._local)
+        memo = self._memo
+        m = memo.lookup(self._key_moments)
+        if m is None:
+            m = memo.keep(self._key_moments, km.moments(view, self._local))
         if self._weights is not None:
-            w = self._weights.view(views, views[self.cfg["field"]].shape)
-            if self.cfg["region"]:
-                w = w[self._slices]
-            wm = km.weighted_moments(view, w, self._wlocal)
+            wm = memo.lookup(self._key_weighted)
+            if wm is None:
+                w = self._weights.view(views, views[self.cfg["field"]].shape)
+                if self.cfg["region"]:
+                    w = w[self._slices]
+                wm = memo.keep(self._key_weighted, km.weighted_moments(view, w, self._wlocal))
             record[self._wmom:self._wmom + 4] = wm
         if self._args:
-            e = arg_extremes(view, self._offset, self._spec.global_shape, self._arglocal)
+            e = memo.lookup(self._key_extremes)
+            if e is None:
+                e = memo.keep(self._key_extremes, arg_extremes(
+                    view, self._offset, self._spec.global_shape, self._arglocal))
             record[self._argmax] = e[0]
             record[self._argmax + 1] = e[1]
             record[self._argmin] = -e[2]
