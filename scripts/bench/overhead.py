@@ -2,15 +2,19 @@
 the fixed cost, against ``--no-insitu``.
 
 ``python scripts/bench/overhead.py [--quick] [--ranks 2] [--steps 2000]
-[--side 1000] [--every 10] [--analyses 1 10] [--pairs 5]``
+[--side 1000] [--every 10] [--analyses 1 10] [--mixed 10] [--pairs 5]``
 
 Builds ``examples/fortran`` with its Makefile and runs ``heat2d`` under
 ``mpiexec`` with ``side x side`` cells per rank, in interleaved rounds:
 ``--no-insitu``, then one mode per ``--analyses`` count K (K scalar
 ``stats`` analyses of T, due every ``--every`` steps; default output
-settings), then the next round (off, K1, K2, off, K1, K2, ...).  Issue 12's
-measure is the default: 2 ranks, 1000x1000 cells per rank, 2000 steps,
-``stats`` every 10 steps, 1 and 10 analyses, 5 rounds.
+settings), then one per ``--mixed`` count (K scalar analyses of different
+kinds, regions and weights, :func:`mixed_analyses`), then the next round
+(off, K1, K2, M1, off, K1, ...).  Issue 12's measure is the default: 2
+ranks, 1000x1000 cells per rank, 2000 steps, ``stats`` every 10 steps, 1
+and 10 analyses, 5 rounds.  Ten ``stats`` of T under ten names share one
+pass over T (insitu.step_memo), so the ``mixed`` mode is there to show
+what a real config of ten analyses costs.
 
 Two figures per run:
 
@@ -30,6 +34,7 @@ JSON: ``bench-results/overhead.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -55,6 +60,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--every", type=int, default=10, help="analyses due every N steps")
     p.add_argument("--analyses", type=int, nargs="+", default=[1, 10],
                    help="numbers of scalar stats analyses, one mode each (default 1 10)")
+    p.add_argument("--mixed", type=int, nargs="*", default=[10],
+                   help="numbers of mixed scalar analyses (different kinds, regions and "
+                        "weights: mixed_analyses), one mode each (default 10; none: "
+                        "--mixed with no number)")
     p.add_argument("--pairs", type=int, default=None,
                    help=f"interleaved rounds (default {MIN_PAIRS}, at least {MIN_PAIRS})")
     a = p.parse_args(argv)
@@ -72,18 +81,64 @@ def timed_steps(steps: int) -> int:
     return steps - max(1, min(10, steps // 10))
 
 
-def config(work: str, analyses: int, every: int) -> str:
-    """A config with ``analyses`` stats analyses of T (default output settings)."""
-    path = os.path.join(work, f"a{analyses}.yaml")
-    items = ", ".join(f"{{kind: stats, field: T, every: {every}, name: T{i}}}"
-                      for i in range(analyses))
+def mixed_analyses(count: int, every: int, shape=(2000, 1000)) -> list[dict]:
+    """``count`` scalar analyses of T(x, y) of different kinds, as a real
+    config has them (the ``mixed`` mode): whole-field stats, stats over an
+    index box and over the tropics, area- and cos(latitude)-weighted stats,
+    two exceedances (one weighted), the extremes and where they are, a
+    weighted mean over a latitude band and a histogram; more than 10 repeat
+    the list under new names.  (``reduce`` over every dim is refused: that
+    is ``stats``.)  Unlike ten ``stats`` of T, most of these make a pass of
+    their own: only the same kernel on the same field, region and weights
+    is shared (insitu.step_memo), here the whole field's moments by the
+    first and the eighth."""
+    nx, ny = shape
+    kinds = [
+        {"kind": "stats", "field": "T"},
+        {"kind": "stats", "field": "T", "region": {"x": [nx // 10, nx // 2],
+                                                   "y": [ny // 4, 3 * ny // 4]},
+         "stats": ["count", "mean", "min", "max"]},
+        {"kind": "stats", "field": "T", "weights": "area", "stats": ["mean", "std"]},
+        {"kind": "stats", "field": "T", "weights": {"dim": "y", "values": "coslat"},
+         "stats": ["mean"]},
+        {"kind": "stats", "field": "T", "region": {"y": {"from": -30.0, "to": 30.0}},
+         "stats": ["count", "mean", "max"]},
+        {"kind": "exceedance", "field": "T", "threshold": 285.0, "op": "gt"},
+        {"kind": "exceedance", "field": "T", "threshold": 275.0, "op": "lt",
+         "weights": "area"},
+        {"kind": "stats", "field": "T", "stats": ["min", "max", "argmax", "argmin"]},
+        {"kind": "stats", "field": "T", "region": {"y": {"from": 0.0, "to": 90.0}},
+         "weights": {"dim": "y", "values": "coslat"}, "stats": ["mean"]},
+        {"kind": "histogram", "field": "T", "bins": 50, "range": [270.0, 330.0]},
+    ]
+    return [dict(kinds[i % len(kinds)], every=every, name=f"m{i}") for i in range(count)]
+
+
+def config(work: str, analyses: int, every: int, mixed: bool = False, shape=None) -> str:
+    """A config with ``analyses`` stats analyses of T (default output
+    settings), or with ``mixed_analyses`` (``mixed``)."""
+    tag = f"{'m' if mixed else 'a'}{analyses}"
+    path = os.path.join(work, f"{tag}.yaml")
+    cfg = {"output": {"path": f"{work}/{tag}.h5", "overwrite": True},
+           "log_level": "WARNING"}
+    if mixed:
+        nx, ny = shape
+        cfg["fields"] = {"T": {"dims": ["x", "y"], "units": "K"},
+                         "area": {"dims": ["x", "y"], "units": "1"}}
+        cfg["coords"] = {"y": {"start": -90.0 + 90.0 / ny, "step": 180.0 / ny,
+                               "units": "degrees_north", "standard_name": "latitude"}}
+        cfg["analyses"] = mixed_analyses(analyses, every, shape)
+    else:
+        cfg["analyses"] = [{"kind": "stats", "field": "T", "every": every, "name": f"T{i}"}
+                           for i in range(analyses)]
     with open(path, "w") as fh:
-        fh.write(f"output: {{path: {work}/a{analyses}.h5, overwrite: true}}\n"
-                 f"log_level: WARNING\nanalyses: [{items}]\n")
+        json.dump(cfg, fh)  # JSON is YAML
     return path
 
 
-def mode_name(analyses: int) -> str:
+def mode_name(analyses: int, mixed: bool = False) -> str:
+    if mixed:
+        return f"{analyses} mixed"
     return f"{analyses} analysis" if analyses == 1 else f"{analyses} analyses"
 
 
@@ -108,6 +163,8 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
     cmds = {"off": base + [config(work, 1, args.every)] + size + ["--no-insitu"]}
     for k in args.analyses:
         cmds[mode_name(k)] = base + [config(work, k, args.every)] + size
+    for k in args.mixed:
+        cmds[mode_name(k, True)] = base + [config(work, k, args.every, True, (nx, ny))] + size
     runs: dict[str, list[tuple[float, float]]] = {m: [] for m in cmds}
 
     def contender(mode):
@@ -126,6 +183,7 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
         row = {"ranks": nranks, "cells_per_rank": args.side ** 2, "steps": args.steps,
                "every": args.every, "mode": mode,
                "analyses": 0 if mode == "off" else int(mode.split()[0]),
+               "mixed": mode.endswith("mixed"),
                "loop_ms_per_step": summarize([t * 1e3 for t in loop]),
                "wall_s": summarize(wall)}
         if mode != "off":
