@@ -25,22 +25,34 @@ linearly within its bin as without weights.
 ``numpy.quantile(x, q, method="inverted_cdf")`` over the field's non-NaN
 values (+-Inf included, as the counts include them below and above the
 range), the smallest value whose empirical CDF reaches ``q`` -- a value
-the field holds, never an interpolation.  It is refined from the bins in a
-second pass (:mod:`insitu.kernels.quantiles`): after the counts are
-combined, every rank knows the slot holding the ``k``-th smallest value
-(``k - 1 = order_index(n, q)``) and its rank ``j`` within the slot; each
-rank collects its own values of that slot (one more scan of its slab,
-where only values near the slot take the exact test), sorts them, and ONE
-more reduction merges the ranks' sorted candidates, keeping the ``j``
-smallest or the ``C - j + 1`` largest, whichever is fewer (``C``: the
-slot's count).
+the field holds, never an interpolation.  After the counts are combined,
+every rank knows the slot holding the ``k``-th smallest value (``k - 1 =
+order_index(n, q)``) and its rank ``j`` within the slot; each rank takes
+its own values of that slot, keeps the ``j`` smallest or the ``C - j + 1``
+largest, whichever is fewer (``C``: the slot's global count), by a
+selection, and ONE more reduction merges the ranks' candidates
+(:mod:`insitu.kernels.quantiles`).
 
-Its cost, per output step: one more pass over the slab, and one more
-collective (a merge-reduction) of ``Q * L`` doubles, ``L`` the largest
-``min(j, C - j + 1)`` over the ``Q`` quantiles rounded up to a power of
-two, at most half a slot's global count: with ``B`` bins over ``N``
-values spread over the range, about ``N / 2B``.  Choose the bins so the
-quantiles' bins are small (a range that fits the field).  Not with
+Where do a rank's values of the slot come from?  A field changes little
+from one output step to the next, and so do the bins of its quantiles: the
+histogram pass copies out the values of the slots the previous output step
+wanted while it counts them (a chunk of the slab that holds none of those
+slots is skipped at the cost of a comparison), and when those are the
+slots wanted now, nothing more is read.  A slot not predicted (the first
+output step, a quantile that moved to another bin) or grown past its room
+(a fifth more values than at the last step) takes one more pass of the
+histogram kernel over the slab that copies those slots only.  Each rank
+decides that alone: a pass is no collective.
+
+Its cost, per output step: the copies (and, when the bins moved, one more
+pass over the slab), and one more collective (a merge-reduction) of ``Q *
+L`` doubles, ``L`` the largest ``min(j + 1, C - j)`` over the ``Q``
+quantiles rounded up to a power of two: at most half a slot's global
+count, so with ``B`` bins over ``N`` values spread over the range about
+``N / 2B`` (4 MB per quantile for 1e8 values in 100 bins; the merge is
+a user-defined operation, a selection per pair of ranks).  This is not
+bounded by anything but the bins: choose them so that the quantiles' bins
+are small (a range that fits the field, enough bins).  Not with
 ``weights:`` (a weighted quantile's candidates are not bounded by a
 count).
 """
@@ -50,7 +62,6 @@ import numpy as np
 
 from .. import schema as s
 from ..kernels import histogram as kh
-from ..kernels import perpoint as kp
 from ..kernels import quantiles as kq
 from ..kernels.weighted import weighted_histogram
 from ..reduction import SUM
@@ -101,6 +112,10 @@ class Histogram(Analysis):
             self._group = ctx.group(spec.name, (), f"{where}.quantile_method")
             self._plans = {}   # capacity -> CandidatePlan, kept (the comm caches its op)
             self._exact = np.full(len(self.cfg["quantiles"]), np.nan)
+            self._collect = kh.Collector(self.cfg["bins"])   # the first pass's copies
+            self._rescan = kh.Collector(self.cfg["bins"])    # a second pass's
+            self._predicted = []   # the slots the last output step wanted (all ranks alike)
+            self.passes = {"fused": 0, "second": 0}   # how the slots' values were found
         self._local = np.zeros(nb + 2)
         meta = ctx.meta(spec.name)
         units = meta.get("units", "1")
@@ -160,7 +175,15 @@ class Histogram(Analysis):
         full = views[self.cfg["field"]]
         view = full[self._slices]
         if self._weights is None:
-            kh.histogram(view, self.lo, self.hi, self.cfg["bins"], self._local)
+            collect = None
+            if self.phase2 and self._predicted:
+                # Copy the values of the slots the last step wanted while
+                # counting (module docstring), with room for a fifth more
+                # values than they held then.
+                last = max(int(self._local[s]) for s in self._predicted)
+                self._collect.arm(self._predicted, last + last // 5 + 64)
+                collect = self._collect
+            kh.histogram(view, self.lo, self.hi, self.cfg["bins"], self._local, collect)
         else:
             w = self._weights.view(views, full.shape)[self._slices]
             weighted_histogram(view, w, self.lo, self.hi, self.cfg["bins"], self._local)
@@ -201,10 +224,20 @@ class Histogram(Analysis):
             before = int(cum[slot - 1]) if slot else 0
             want.append((i, slot, k - before, int(r[slot])))
         slots = sorted({w[1] for w in want})
-        full = views[self.cfg["field"]][self._slices]
-        found = kq.slot_values(kp.kernel_view(full, kp.memory_order(full)), self.lo, self.hi,
-                               nb, slots, [int(self._local[s]) for s in slots])
-        mine = dict(zip(slots, found))
+        mine = {}
+        if self._predicted:
+            for s in slots:
+                v = self._collect.values(s)
+                if v is not None and v.size == int(self._local[s]):
+                    mine[s] = v
+        missing = [s for s in slots if s not in mine]
+        if missing:   # a slot not predicted, or grown past its room: one more pass
+            view = views[self.cfg["field"]][self._slices]
+            mine.update(zip(missing, kq.slot_values(
+                view, self.lo, self.hi, nb, missing, [int(self._local[s]) for s in missing],
+                self._rescan)))
+        self.passes["second" if missing else "fused"] += 1
+        self._predicted = slots
         need = max(min(j + 1, c - j) for _, _, j, c in want)
         cap = 1 << max(need - 1, 0).bit_length()
         plan = self._plans.get(cap)

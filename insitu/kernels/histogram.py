@@ -38,7 +38,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .moments import as_c_order_3d
-from .simd import VEC, W, hmin, splat, vload3, vmin, vstore_i32
+from .simd import VEC, W, hmax, hmin, splat, vload3, vmax, vmin, vstore_i32
 
 #: Values per chunk: slots are computed for a chunk, then counted.
 CHUNK = 512
@@ -126,7 +126,35 @@ def _tally(idx, c, sub):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _hist3(a, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
+def _pick(src, i, j, k, c, idx, pos, slots, bufs, fill, s_lo, s_hi):  # pragma: no cover
+    """Copy the values ``src[i, j, k:k + c]`` of each wanted slot ``slots[r]``
+    within ``[s_lo, s_hi]`` (their slots ``idx[pos:pos + c]``, settled) to
+    row ``r`` of ``bufs``.  Without a branch: every value is stored at the
+    row's next free place and the place moves on only for a value of the
+    slot (a counter in a register, no mispredicted branches where a field
+    crosses a bin edge back and forth); the last column is the scratch
+    place of a full row.  ``fill`` counts every value of the slot, so a
+    row that ran out of room shows as ``fill > bufs.shape[1] - 1``."""
+    room = bufs.shape[1] - 1
+    for r in range(slots.size):
+        s = slots[r]
+        if s < s_lo or s > s_hi:
+            continue
+        f = fill[r]
+        row = bufs[r]
+        if f + c <= room:   # room for all: no clamp (unsigned index: no wraparound test)
+            for q in range(c):
+                row[np.uint64(f)] = np.float64(src[i, j, k + q])
+                f += np.int64(idx[pos + q] == s)
+        else:
+            for q in range(c):
+                row[np.uint64(min(f, room))] = np.float64(src[i, j, k + q])
+                f += np.int64(idx[pos + q] == s)
+        fill[r] = f
+
+
+@numba.njit(cache=True, nogil=True)
+def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma: no cover
     """Slots are computed row by row, for whole vectors in place; the rest
     of each row (fewer than W values) is staged in a buffer and taken a
     chunk at a time, and at the end padded with NaN (a slot that is not
@@ -135,12 +163,20 @@ def _hist3(a, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
 
     The per-row work is written out here, indexing the array in place: a
     row sliced out of it, or handed to a function, costs numba's atomic
-    reference counting (about 50 ns per row)."""
+    reference counting (about 50 ns per row).
+
+    The values of the wanted slots (``slots``; ``wcum[s + 1]`` counts the
+    wanted slots up to ``s``, so none are wanted when its last entry is 0)
+    are copied out as their chunk is counted (:func:`_pick`), for the
+    exact quantiles: a chunk whose slots (from the vectors' least to their
+    largest) include no wanted one is skipped, so a smooth field pays for
+    the copy only where it crosses the wanted bins."""
     nb = edges.size - 1
     sub = np.zeros((nb + 3) * COPIES, dtype=np.int64)
     idx = np.empty(2 * CHUNK, dtype=np.int32)
     stage = np.empty((1, 1, CHUNK + W))
     nbf = float(nb)
+    collect = wcum[wcum.size - 1] > 0
     filled = 0
     pos = 0    # slots waiting in idx: < CHUNK between pieces
     n0, n1, ncols = a.shape
@@ -149,13 +185,23 @@ def _hist3(a, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
         for j in range(n1):
             for k in range(0, m, CHUNK):
                 c = min(CHUNK, m - k)
-                least = splat(0.0)
+                least = splat(nbf + 2.0)   # the largest slot: least and most start
+                most = splat(-1.0)         # from either end
                 for q in range(0, c, W):
                     s = _slots(vload3(a, i, j, k + q), lo, norm, nbf, tol)
                     least = vmin(s, least)
+                    most = vmax(s, most)
                     vstore_i32(idx, pos + q, s)
-                if hmin(least) < 0.0:   # values within a few ulps of an edge
+                least_slot = hmin(least)
+                if least_slot < 0.0:   # values within a few ulps of an edge
                     _settle(a, i, j, k, c, lo, hi, norm, edges, idx, pos)
+                # an unsure value (-1) may settle in a wanted slot: pick then
+                if collect:
+                    top = int(hmax(most))
+                    if least_slot < 0.0:
+                        _pick(a, i, j, k, c, idx, pos, slots, bufs, fill, 0, nb + 1)
+                    elif wcum[top + 1] > wcum[int(least_slot)]:
+                        _pick(a, i, j, k, c, idx, pos, slots, bufs, fill, int(least_slot), top)
                 pos += c
                 if pos >= CHUNK:
                     _tally(idx, pos, sub)
@@ -176,6 +222,8 @@ def _hist3(a, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
                     vstore_i32(idx, pos + q, s)
                 if hmin(least) < 0.0:
                     _settle(stage, 0, 0, 0, pad, lo, hi, norm, edges, idx, pos)
+                if collect:
+                    _pick(stage, 0, 0, 0, pad, idx, pos, slots, bufs, fill, 0, nb + 1)
                 pos += pad
                 if pos >= CHUNK:
                     _tally(idx, pos, sub)
@@ -208,12 +256,62 @@ def _bins(lo: float, hi: float, nbins: int):
     return edges, norm, tol
 
 
+#: ``slots``, ``wcum``, ``bufs`` and ``fill`` when no values are collected
+_NO_SLOTS = np.zeros(0, dtype=np.int64)
+_NO_WCUM = np.zeros(1, dtype=np.int64)
+_NO_BUFS = np.empty((1, 2))
+_NO_FILL = np.zeros(1, dtype=np.int64)
+
+
+class Collector:
+    """Where :func:`histogram` copies the values of some slots (0: below
+    ``lo``, ``b + 1``: bin ``b``, ``nbins + 1``: above ``hi``) while it
+    counts them: row ``r`` of ``bufs`` receives the values of ``slots[r]``,
+    at most ``room`` of them (its last column is the kernel's scratch);
+    ``fill[r]`` counts every value of the slot, so ``fill[r] > room`` says
+    the row ran out of room.  The buffers are kept between calls and grow
+    only when asked for more."""
+
+    def __init__(self, nbins: int) -> None:
+        self.nbins = nbins
+        self.wcum = np.zeros(nbins + 4, dtype=np.int64)      # [s + 1]: wanted slots <= s
+        self.bufs = np.empty((0, 1))
+        self.fill = np.zeros(0, dtype=np.int64)
+        self.slots: list = []
+        self.slot_array = np.zeros(0, dtype=np.int64)
+        self.room = 0
+
+    def arm(self, slots, room: int) -> None:
+        """Collect ``slots`` (sorted, distinct), up to ``room`` values each."""
+        self.slots = [int(s) for s in slots]
+        self.slot_array = np.array(self.slots, dtype=np.int64)
+        wanted = np.zeros(self.nbins + 3, dtype=np.int64)
+        wanted[self.slot_array] = 1
+        self.wcum[1:] = np.cumsum(wanted)
+        if self.bufs.shape[0] < len(self.slots) or self.bufs.shape[1] < room + 1:
+            self.bufs = np.empty((max(len(self.slots), self.bufs.shape[0]),
+                                  max(room + 1, self.bufs.shape[1])))
+        self.room = self.bufs.shape[1] - 1
+        self.fill = np.zeros(max(len(self.slots), 1), dtype=np.int64)
+
+    def values(self, slot: int):
+        """The values of ``slot`` found (unordered), or None if it was not
+        collected or ran out of room."""
+        if slot not in self.slots:
+            return None
+        r = self.slots.index(slot)
+        n = int(self.fill[r])
+        return self.bufs[r, :n] if n <= self.room else None
+
+
 def histogram(view: np.ndarray, lo: float, hi: float, nbins: int,
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, collect: Collector | None = None) -> np.ndarray:
     """Counts as float64: ``[below, bin 0, ..., bin nbins-1, above]``.
 
     ``out`` (length ``nbins + 2``), if given, is overwritten; counts stay
-    exact in float64 up to 2**53."""
+    exact in float64 up to 2**53.  With ``collect`` (armed), the values of
+    its slots are copied into it in the same pass (``collect.fill`` is
+    added to, so a caller resets it by arming)."""
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"histogram range [{lo}, {hi}] must be finite and increasing")
     if nbins < 1:
@@ -227,14 +325,18 @@ def histogram(view: np.ndarray, lo: float, hi: float, nbins: int,
         out[:] = 0.0
         part = np.empty(nbins + 2)
         for s in along(view, slowest_axis(view)):
-            out += histogram(s, lo, hi, nbins, part)
+            out += histogram(s, lo, hi, nbins, part, collect)
         return out
     lo, hi = float(lo), float(hi)
     edges, norm, tol = _bins(lo, hi, int(nbins))
     a = as_c_order_3d(view)
     if a.flags.c_contiguous:
         a = a.reshape(1, 1, a.size)   # one long row
-    _hist3(a, lo, hi, norm, edges, tol, out)
+    if collect is None or not collect.slots:
+        _hist3(a, lo, hi, norm, edges, tol, out, _NO_SLOTS, _NO_WCUM, _NO_BUFS, _NO_FILL)
+    else:
+        _hist3(a, lo, hi, norm, edges, tol, out, collect.slot_array, collect.wcum,
+               collect.bufs, collect.fill)
     return out
 
 
