@@ -28,7 +28,8 @@ from targets import check, evaluate, load_results, render_markdown  # noqa: E402
 BENCH = Path(__file__).resolve().parent
 
 # Sections in this order; results of other benchmarks follow, by name.
-ORDER = ["overhead", "time_to_answer", "collectives", "flush_cost", "handoff", "startup",
+ORDER = ["overhead", "time_to_answer", "time_to_answer_full", "time_to_answer_sweep",
+         "collectives", "flush_cost", "handoff", "startup",
          "kernels", "reprosum", "histogram", "verify_cost", "scaling", "replay",
          "climate_kinds"]
 

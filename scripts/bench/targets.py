@@ -213,10 +213,25 @@ def _histogram(results):
 
 
 def _time_to_answer(results):
-    return _pick(results, "time_to_answer", lambda row: row.get("way") == "h5py + xarray",
-                 lambda row: row.get("vs_insitu"),
-                 lambda row: f"{row.get('ranks')} ranks, vs h5py + xarray",
-                 ["2 ranks, vs h5py + xarray"])
+    """Issue 12's heat case only (2 ranks, 1e6 cells per rank, 2000 steps,
+    stats every 10), as ``time_to_answer.py --full`` runs it; the default
+    run's smaller sweep is another measurement.  From
+    ``time_to_answer_full.json``, or from ``time_to_answer.json`` when a
+    run there holds the case."""
+    label = "2 ranks, 1e6 cells per rank, 2000 steps, every 10, vs h5py + xarray"
+
+    def match(row):
+        return (row.get("way") == "h5py + xarray" and row.get("ranks") == 2
+                and row.get("cells_per_rank") == 10**6 and row.get("steps") == 2000
+                and row.get("every") == 10)
+    why = []
+    for name in ("time_to_answer_full", "time_to_answer"):
+        cases = _pick(results, name, match, lambda row: row.get("vs_insitu"),
+                      lambda row: label, [label])
+        if any(c.summary is not None for c in cases):
+            return cases
+        why += [c.why_missing for c in cases]
+    return [Case(label, None, "; ".join(why) + " (the case is time_to_answer.py --full)")]
 
 
 TARGETS: list[Target] = [
@@ -254,7 +269,7 @@ TARGETS: list[Target] = [
            ".venv/bin/python scripts/bench/startup.py", _startup),
     Target("time_to_answer", "time to answer vs writing every field and reducing with "
            "xarray afterwards, whole process", ">=", 10.0, "x",
-           ".venv/bin/python scripts/bench/time_to_answer.py", _time_to_answer),
+           ".venv/bin/python scripts/bench/time_to_answer.py --full", _time_to_answer),
     Target("histogram", f"histogram kernel vs today's ({HISTOGRAM_TODAY})", ">=", 3.0, "x",
            f"NUMBA_NUM_THREADS=1 .venv/bin/python scripts/bench/histogram.py "
            f"--baseline {HISTOGRAM_TODAY}", _histogram, checked=False),
