@@ -251,10 +251,35 @@ class _Row:
         return self.var is None or not self.var.distributed
 
 
+class _Batch:
+    """One flush's worth of rows, handed from :meth:`H5Writer._take` to
+    :meth:`H5Writer._commit`: ``step`` (the newest step in it), ``written``
+    (rows per axis once it is written), ``rows`` (axis -> the kept rows),
+    ``attrs`` (file attributes to set first) and ``must`` (an attribute
+    changed: commit even without rows)."""
+
+    __slots__ = ("step", "written", "rows", "attrs", "must")
+
+    def __init__(self, step, written, rows, attrs, must) -> None:
+        self.step, self.written, self.rows, self.attrs, self.must = \
+            step, written, rows, attrs, must
+
+
 class H5Writer:
     """The parallel HDF5 writer: :meth:`define` once, :meth:`append` rows,
     :meth:`end_step` after each output step, :meth:`close` at finalize
     (module docstring for the cost of each)."""
+
+    def __new__(cls, *args, **kwargs):
+        """``output.writer: background`` makes a
+        :class:`insitu.background.BackgroundWriter` (the same writer with
+        its I/O on a thread): the session picks the class, the config the
+        mode."""
+        options = kwargs.get("options", args[4] if len(args) > 4 else None) or {}
+        if cls is H5Writer and options.get("writer", "inline") == "background":
+            from .background import BackgroundWriter
+            return super().__new__(BackgroundWriter)
+        return super().__new__(cls)
 
     def __init__(self, comm, path: str, overwrite: bool, time_attrs: Mapping,
                  options: Optional[Mapping] = None, restart: Optional[Mapping] = None) -> None:
@@ -272,6 +297,11 @@ class H5Writer:
             if problem:
                 raise OutputError(problem)
         self.comm = comm
+        #: the communicator of the file's collectives (HDF5's and the
+        #: flush's agreement): the session's own here; a duplicate of it
+        #: under the background writer (insitu.background), whose thread
+        #: makes them while the model's thread makes the session's
+        self.fcomm = comm
         self.path = path
         self.policy = FlushPolicy.from_options(options)
         self.mpi_info = dict(options.get("mpi_info") or {})
@@ -305,6 +335,7 @@ class H5Writer:
         self._steps_since = 0   # output steps since the last durable flush
         self._must_flush = False  # metadata changed: flush at the end of this step
         self._pending_bytes = 0   # bytes of rows this rank holds for the next flush
+        self._attrs: dict = {}    # file attributes for the next flush (background writer)
 
     @staticmethod
     def _cut(comm, path: str, restart: Mapping) -> dict:
@@ -347,7 +378,7 @@ class H5Writer:
             log.debug("MPI-IO hints for %s: %s", self.path, self.mpi_info)
         try:
             self.file = h5py.File(self.path, "r+" if self.checkpoint else "w", driver="mpio",
-                                  comm=self.comm.comm, libver="earliest", **kwargs)
+                                  comm=self.fcomm.comm, libver="earliest", **kwargs)
         except OSError as exc:
             raise OutputError(f"cannot create {self.path!r} with parallel HDF5: {exc}") from None
         finally:
@@ -543,19 +574,20 @@ class H5Writer:
         self.written[axis] += 1
         self._pending_bytes += nbytes
 
-    def _grow(self, axis: str) -> None:
-        """Grow every dataset on ``axis`` to exactly its rows (collective:
-        every rank appended the same rows).  Growing never shrinks, and
-        growing is the only resize there is (module docstring)."""
-        n = self.written[axis]
+    def _grow(self, axis: str, n: int) -> None:
+        """Grow every dataset on ``axis`` to exactly its ``n`` rows
+        (collective: every rank appended the same rows).  Growing never
+        shrinks, and growing is the only resize there is (module
+        docstring)."""
         for r in self.rows[axis]:
             r.ds.resize((n, *r.ds.shape[1:]))
             r.refresh()
             self.growths += 1
         self.allocated[axis] = n
 
-    def _write_pending(self, axis: str) -> None:
-        """Write the rows kept for ``axis`` (independent I/O).
+    def _write_pending(self, axis: str, rows: list, n: int) -> None:
+        """Write ``rows``, the rows kept for ``axis``, the last of which is
+        row ``n - 1`` (independent I/O).
 
         Rank 0 writes each replicated dataset's new rows as one block (a
         row that lacks the variable holds its fill), and each rank its
@@ -563,8 +595,7 @@ class H5Writer:
         Independent, not collective: Open MPI's ompio loses cells in
         collective writes under a real host's conditions (docs/mpiio.md),
         and no two ranks write the same cell."""
-        rows = self.pending[axis]
-        n0 = self.written[axis] - len(rows)
+        n0 = n - len(rows)
         ax = self.axes[axis]
         rank0 = self.comm.rank == 0
         for r in self.rows[axis]:
@@ -594,7 +625,6 @@ class H5Writer:
                         run.append(piece)
                 if run:
                     self._write_run(r, first, run)
-        rows.clear()
 
     def _write_run(self, r: _Row, first: int, run: list) -> None:
         block = run[0].values[None] if len(run) == 1 else np.stack([p.values for p in run])
@@ -638,7 +668,30 @@ class H5Writer:
 
     def flush(self) -> None:
         """Write the rows kept since the last flush and commit them,
-        durably (collective).
+        durably (collective): :meth:`_take` the batch, :meth:`_commit` it."""
+        if self.file is None:
+            return
+        self._commit(self._take())
+        self._since = self.clock()
+
+    def _take(self) -> "_Batch":
+        """The rows kept since the last flush, handed over without a copy
+        (each axis's list is replaced by a new one), with the row counts
+        and attributes they commit; the policy's counters start again."""
+        rows = {}
+        for a in self.axes:
+            if self.pending[a]:
+                rows[a], self.pending[a] = self.pending[a], []
+        batch = _Batch(self.last_step, dict(self.written), rows, self._attrs, self._must_flush)
+        self._attrs = {}
+        self._pending_bytes = 0
+        self._must_flush = False
+        self._steps_since = 0
+        return batch
+
+    def _commit(self, batch: "_Batch") -> None:
+        """Write ``batch`` and commit it, durably (collective; the I/O half
+        of a flush, on the background writer's thread there).
 
         Every axis with new rows grows to its exact size (collective, in
         the same order on every rank), then the rows are written with
@@ -648,33 +701,30 @@ class H5Writer:
         never commits a row that a rank has not written.  Rank 0 then
         writes the counts, and ``H5Fflush`` writes HDF5's metadata and
         syncs the file on every rank."""
-        if self.file is None:
-            return
         try:
-            pending = [a for a in self.axes if self.written[a] > self.committed[a]]
+            for k, v in batch.attrs.items():
+                self.file.attrs[k] = v
+            pending = [a for a in self.axes if batch.written[a] > self.committed[a]]
             for a in pending:
-                self._grow(a)
+                self._grow(a, batch.written[a])
             for a in pending:
-                self._write_pending(a)
-            self._pending_bytes = 0
-            counts = np.fromiter(self.written.values(), dtype=np.int64, count=len(self.written))
-            if self.comm.size > 1 and any(self.distributed[a] for a in pending):
-                counts = self.comm.allreduce_int64(counts, "min")
-            if self.comm.rank == 0 and (pending or self._must_flush):
+                self._write_pending(a, batch.rows.get(a, []), batch.written[a])
+            counts = np.fromiter((batch.written[a] for a in self.axes), dtype=np.int64,
+                                 count=len(self.axes))
+            if self.fcomm.size > 1 and any(self.distributed[a] for a in pending):
+                counts = self.fcomm.allreduce_int64(counts, "min")
+            if self.comm.rank == 0 and (pending or batch.must):
                 self._count.id.write(self._count_space, self._count_space, counts)
             self.file.flush()
             if self.verify:
-                self._verify()
+                self._verify(batch.step)
         except (OSError, RuntimeError) as exc:
-            raise OutputError(self._write_failure(exc)) from None
+            raise OutputError(self._write_failure(exc, batch.step)) from None
         self.committed = dict(zip(self.axes, map(int, counts)))
-        self.safe_step = self.last_step
+        self.safe_step = batch.step
         self.flushes += 1
-        self._must_flush = False
-        self._steps_since = 0
-        self._since = self.clock()
 
-    def _verify(self) -> None:
+    def _verify(self, step) -> None:
         """``output.verify``: re-read every block this rank wrote since the
         last flush and compare it, bit for bit, with what was written.
 
@@ -692,12 +742,12 @@ class H5Writer:
                                               if want.dtype.kind == "f" else got == want)))
                 raise OutputError(
                     f"output.verify: rank {self.comm.rank} re-read {ds.name.lstrip('/')}"
-                    f"[{_show_sel(sel)}] after step {self.last_step} and {bad} of {want.size} "
+                    f"[{_show_sel(sel)}] after step {step} and {bad} of {want.size} "
                     f"cell(s) differ from what it wrote: the file system or MPI-IO layer lost "
                     f"or overwrote them (docs/mpiio.md); steps up to {self.safe_step} were "
                     "verified")
 
-    def _write_failure(self, exc: BaseException) -> str:
+    def _write_failure(self, exc: BaseException, step=None) -> str:
         import shutil
         directory = os.path.dirname(self.path)
         try:
@@ -708,7 +758,8 @@ class H5Writer:
                  else f"the write failed ({exc})")
         kept = (f"steps up to {self.safe_step} are in the file" if self.safe_step is not None
                 else "no step had been committed yet")
-        return (f"{cause} while writing step {self.last_step} to {self.path} "
+        step = self.last_step if step is None else step
+        return (f"{cause} while writing step {step} to {self.path} "
                 f"({free if free is not None else '?'} bytes free); {kept}")
 
     # -- checkpoints (insitu.state) ----------------------------------------------
@@ -776,7 +827,7 @@ class H5Writer:
                     del top[str(k)]
             f.flush()
         except (OSError, RuntimeError) as exc:
-            raise OutputError(self._write_failure(exc)) from None
+            raise OutputError(self._write_failure(exc, step)) from None
 
     # -- attributes and the end ------------------------------------------------
     def set_attrs(self, attrs: Mapping) -> None:

@@ -239,6 +239,10 @@ CONFIG = s.Record({
                               "(docs/restart.md)"),
         "keep_checkpoints": s.Int(default=2, minimum=1,
                                   doc="checkpoints of the analysis state kept in the file"),
+        "writer": s.Enum(["inline", "background"], default="inline",
+                         doc="inline: the model's thread writes each durable flush; "
+                             "background: a writer thread does, and the model goes on "
+                             "(needs MPI_THREAD_MULTIPLE; docs/output.md)"),
         "mpi_info": MpiInfo(default=None,
                             doc="MPI-IO hints for the file (striping_factor, cb_nodes, "
                                 "romio_cb_write, ...): docs/mpiio.md"),
