@@ -17,6 +17,16 @@ start of the slot's first period and the end of its last (January 1960 to
 the end of January 1990), so that xarray and CF readers see a climatological
 time axis.  ``<name>_samples`` holds each slot's number of outputs.
 
+Its ``cell_methods`` are the source's, then ``time_<name>: m within years
+time_<name>: m over years`` (CF 7.4's form, in CF 7.3's order: the
+source's reduction was applied first).  The name is the climatological
+axis, not the literal ``time`` of CF's examples: a cell method names a
+dimension of the variable (CF 7.3; the conformance rules let only a
+climatological dimension occur twice), and the run's own ``time`` is
+another axis of the same file.  The IOOS checker reads 7.4 literally
+(``time:``, nothing before it) and says so for every climatology
+(tests/test_latlon.py checks the CF form and lets that one message through).
+
 Slots are those of xarray's ``groupby("time.month")``, ``"time.season"``
 (DJF, MAM, JJA, SON) and ``"time.dayofyear"`` (1..365 in ``noleap``, 1..360
 in ``360_day``, 1..366 in leap years of the standard calendars), and the
