@@ -1,6 +1,15 @@
 """Replay of a CMIP-like archive against xarray + dask and against the read alone.
 
-``mpiexec -n 2 python scripts/bench/replay.py [--quick] [--rounds N]``
+``mpiexec -n 2 python scripts/bench/replay.py [--quick] [--rounds N]``:
+replay (``insitu.replay.run``: scan, init, every record read as a per-rank
+slab, masked and analysed -- the global mean and the zonal mean of every
+month --, the output written and renamed), timed interleaved with
+``xarray.open_mfdataset(parallel=True)`` plus dask computing the same two
+means, with h5py reading every slab once (the warm read alone, the floor a
+replay cannot beat), and with the replay without its read-ahead; each the
+slowest rank's time, median and spread (min-max) of at least 5 rounds
+after a warm-up round, and the per-round ratios; then each rank's peak
+memory replaying N and 2N files, and where one replay's time goes.
 
 The archive: 12 yearly netCDF-4 files of monthly float32 ``ta``,
 12 x 19 x 180 x 360 per file (709 MB in all; uncompressed, contiguous, as
@@ -8,30 +17,37 @@ the CMIP6 sample files are), with CF coordinates and bounds, a noleap time
 axis with bounds, ``_FillValue``/``missing_value`` 1e20 and some cells set
 to it.  It is generated once into ``$TMPDIR/insitu-bench-replay-full``
 (``-quick`` for --quick) and kept between runs: the page cache then holds
-it (the machine has 23 GB), so every method reads warm.
+it (the machine has 23 GB), so every method reads warm.  12 more years go
+into its ``more/`` folder for the memory runs only.
 
-Three things are timed, interleaved A B C A B C ... (``--rounds``, at
-least 5; the first, warming, round is not counted), each reported as the
-median and the spread (min-max) over the rounds, the slowest rank's time:
+Timed, interleaved A B C D A B C D ... (``--rounds``, at least 5 unless
+--quick; the first, warming, round is not counted):
 
-* **replay**: ``insitu.replay.run`` on every rank -- scan, init, every
-  record read as a per-rank slab, masked, and analysed (the global mean
-  and the zonal mean of every month), the output written and renamed;
+* **replay**: ``insitu.replay.run`` on every rank;
 * **xarray+dask**: ``xarray.open_mfdataset(..., parallel=True)`` and one
   ``dask.compute`` of the same two means (dask's threaded scheduler with
   as many threads as ranks, on rank 0, while the other ranks sleep, not
   spin, in a non-blocking barrier);
 * **read**: h5py reading every record's slab once into the same per-rank
-  buffers, nothing else (the floor a replay cannot beat);
+  buffers, nothing else;
 * **replay, no read-ahead**: the replay with each record read when it is
   due (``insitu.replay.host.READ_AHEAD = False``), which is what the
   reader thread saves.
 
-Then the memory: each rank's peak resident memory (VmHWM, reset before
-the run) while replaying the first 3 files and all 12 (1 and 3 in quick
-mode), with the output flushed every 12 records (the writer otherwise
-keeps every row until its time-based flush); flat in the number of files
-means the same peak for both.
+Each method's CPU time (the slowest rank's, the reader thread included)
+is kept beside its wall time: on 2 shared cores a rank's CPU time, more
+than its waits, is what the ratios follow.
+
+Memory: each rank's peak resident memory (VmHWM, reset before the run)
+while replaying the 12 files and the 24 (3 and 6 in quick mode), with the
+output flushed every 12 records (the writer otherwise keeps every row
+until its time-based flush); flat in the number of files means the same
+peak for both.
+
+Phases: one more replay with its phases wrapped (no profiler), per rank:
+the scan, the session's init, the first step (which binds the analyses),
+the other steps (``insitu.step``), the waits for the reader thread, the
+reads and CF masking in that thread, the finalize, and the rest.
 """
 from __future__ import annotations
 
@@ -45,7 +61,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import print_header, save, table  # noqa: E402
+from common import MIN_PAIRS, fmt, print_header, ratios, save, summarize  # noqa: E402
 
 FULL = dict(files=12, months=12, plev=19, lat=180, lon=360)
 QUICK = dict(files=3, months=12, plev=19, lat=45, lon=90)
@@ -53,32 +69,39 @@ STAMP = "complete.json"
 
 
 def archive(comm, shape: dict, quick: bool) -> str:
-    """The kept folder of the synthetic archive; generated (by rank 0) if missing."""
+    """The kept folder of the synthetic archive, with its ``more/`` folder
+    of as many later years (for the memory runs); generated (by rank 0)
+    where missing."""
     folder = os.path.join(tempfile.gettempdir(),
                           "insitu-bench-replay-" + ("quick" if quick else "full"))
     if comm.rank == 0:
-        stamp = os.path.join(folder, STAMP)
-        ok = False
-        if os.path.exists(stamp):
-            with open(stamp) as fh:
-                ok = json.load(fh) == shape
-        if not ok:
-            try:
-                os.makedirs(folder, exist_ok=True)
-                t0 = time.perf_counter()
-                for y in range(shape["files"]):
-                    write_year(os.path.join(folder, f"ta_Amon_BENCH_historical_{2000 + y}.nc"),
-                               2000 + y, shape)
-                with open(stamp, "w") as fh:
-                    json.dump(shape, fh)
-                print(f"generated {shape['files']} files in {folder} in "
-                      f"{time.perf_counter() - t0:.1f} s", flush=True)
-            except BaseException:  # the other ranks wait below: end the job, not hang
-                import traceback
-                traceback.print_exc()
-                comm.Abort(1)
+        try:
+            n = shape["files"]
+            _generate(folder, shape, range(2000, 2000 + n))
+            _generate(os.path.join(folder, "more"), shape, range(2000 + n, 2000 + 2 * n))
+        except BaseException:  # the other ranks wait below: end the job, not hang
+            import traceback
+            traceback.print_exc()
+            comm.Abort(1)
     idle_barrier(comm)
     return folder
+
+
+def _generate(folder: str, shape: dict, years) -> None:
+    """One yearly file per year into ``folder``, unless a stamp says they are there."""
+    stamp = os.path.join(folder, STAMP)
+    if os.path.exists(stamp):
+        with open(stamp) as fh:
+            if json.load(fh) == shape:
+                return
+    os.makedirs(folder, exist_ok=True)
+    t0 = time.perf_counter()
+    for y in years:
+        write_year(os.path.join(folder, f"ta_Amon_BENCH_historical_{y}.nc"), y, shape)
+    with open(stamp, "w") as fh:
+        json.dump(shape, fh)
+    print(f"generated {len(years)} files in {folder} in {time.perf_counter() - t0:.1f} s",
+          flush=True)
 
 
 def write_year(path: str, year: int, shape: dict) -> None:
@@ -135,7 +158,7 @@ def idle_barrier(comm) -> None:
         time.sleep(0.002)
 
 
-def replay_once(comm, folder: str, files: str, out: str, ahead: bool = True,
+def replay_once(comm, pattern: str, out: str, ahead: bool = True,
                 output: dict = None) -> float:
     from insitu import replay
     from insitu.replay import host
@@ -146,8 +169,7 @@ def replay_once(comm, folder: str, files: str, out: str, ahead: bool = True,
     comm.Barrier()
     t0 = time.perf_counter()
     try:
-        replay.run([f"ta={os.path.join(folder, files)}"], "ta", cfg, comm, output=out,
-                   overwrite=True)
+        replay.run([f"ta={pattern}"], "ta", cfg, comm, output=out, overwrite=True)
     finally:
         host.READ_AHEAD = True
     return time.perf_counter() - t0
@@ -198,6 +220,16 @@ def read_once(comm, folder: str) -> float:
     return time.perf_counter() - t0
 
 
+def timed_with_cpu(comm, fn) -> tuple[float, float]:
+    """``fn``'s figure (the slowest rank's) and the slowest rank's CPU time
+    (every thread of the process) while it ran."""
+    from mpi4py import MPI
+    c0 = time.process_time()
+    dt = fn()
+    cpu = time.process_time() - c0
+    return comm.allreduce(dt, op=MPI.MAX), comm.allreduce(cpu, op=MPI.MAX)
+
+
 def peak_rss_mib(comm, fn) -> list:
     """Every rank's peak resident memory while ``fn`` runs (VmHWM, reset)."""
     try:
@@ -211,70 +243,134 @@ def peak_rss_mib(comm, fn) -> list:
     return comm.allgather(hwm / 1024.0)
 
 
+def phases(comm, pattern: str, out: str) -> list:
+    """One replay with its phases wrapped (each phase's wall time on each
+    rank; the reads are the reader thread's, overlapped with the steps)."""
+    from insitu import api
+    from insitu.replay import host, reader
+    spent: dict = {}
+    wrapped = [(host, "_scan", "scan_s"), (host, "_open_session", "init_s"),
+               (api, "step", "steps_s"), (reader.Prefetcher, "get", "wait_for_reads_s"),
+               (reader.SlabReader, "read", "reads_in_thread_s"),
+               (api, "finalize", "finalize_s")]
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in wrapped]
+
+    def wrap(fn, key):
+        def timed_call(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                # the first step binds the analyses (the session's one-off cost)
+                k1 = "first_step_s" if key == "steps_s" and "first_step_s" not in spent \
+                    else key
+                spent[k1] = spent.get(k1, 0.0) + time.perf_counter() - t0
+        return timed_call
+    try:
+        for (obj, name, key), (_, _, fn) in zip(wrapped, saved):
+            setattr(obj, name, wrap(fn, key))
+        total = replay_once(comm, pattern, out)
+    finally:
+        for obj, name, fn in saved:
+            setattr(obj, name, fn)
+    keys = ["scan_s", "init_s", "first_step_s", "steps_s", "wait_for_reads_s",
+            "reads_in_thread_s", "finalize_s"]
+    row = {"rank": comm.rank, "total_s": total, **{k: spent.get(k, 0.0) for k in keys}}
+    row["other_s"] = total - sum(row[k] for k in keys if k != "reads_in_thread_s")
+    return comm.allgather(row)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a small run, to check it works")
-    p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5; quick 2)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help=f"timed rounds (default and least {MIN_PAIRS}; quick 2)")
     args = p.parse_args()
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     shape = QUICK if args.quick else FULL
-    rounds = args.rounds or (2 if args.quick else 5)
+    rounds = args.rounds or (2 if args.quick else MIN_PAIRS)
+    if rounds < MIN_PAIRS and not args.quick:
+        p.error(f"--rounds: at least {MIN_PAIRS} interleaved rounds for a measurement")
     folder = archive(comm, shape, args.quick)
     scratch = comm.bcast(tempfile.mkdtemp(prefix="insitu-bench-replay-out-")
                          if comm.rank == 0 else None)
     out = os.path.join(scratch, "replay.h5")
-    methods = {"replay": lambda: replay_once(comm, folder, "ta_*.nc", out),
+    series = os.path.join(folder, "ta_*.nc")
+    methods = {"replay": lambda: replay_once(comm, series, out),
                "xarray+dask": lambda: xarray_once(comm, folder),
                "read": lambda: read_once(comm, folder),
-               "replay, no read-ahead": lambda: replay_once(comm, folder, "ta_*.nc", out,
-                                                            ahead=False)}
+               "replay, no read-ahead": lambda: replay_once(comm, series, out, ahead=False)}
     times = {k: [] for k in methods}
+    cpus = {k: [] for k in methods}
+    loads = []
     for r in range(rounds + 1):  # round 0 warms the page cache and the numba cache
         for name, fn in methods.items():
-            dt = comm.allreduce(fn(), op=MPI.MAX)
+            dt, cpu = timed_with_cpu(comm, fn)
             if r:
                 times[name].append(dt)
-    few = max(1, shape["files"] // 4)  # 3 of 12 files (1 of 3 in quick mode)
+                cpus[name].append(cpu)
+        if r:
+            loads.append(os.getloadavg()[0])
     # The writer keeps the output rows it has not flushed durably (its flush
     # policy: every 10 s by default, longer than these runs), 27 KB a record
     # here, so the memory runs flush every 12 records: what is then left is
-    # replay's own memory, which must not grow with the files
+    # replay's own memory, which must not grow with the files.  "**" takes
+    # the more/ folder too: twice the files, one series.
     flush = {"flush_every_steps": 12}
-    mem_few = peak_rss_mib(comm, lambda: replay_once(comm, folder, f"ta_*_200[0-{few - 1}].nc",
-                                                     out, output=flush))
-    mem_all = peak_rss_mib(comm, lambda: replay_once(comm, folder, "ta_*.nc", out,
-                                                     output=flush))
+    n = shape["files"]
+    both = os.path.join(folder, "**", "ta_*.nc")
+    peaks = {n: [], 2 * n: []}
+    for _ in range(2):  # N, 2N, N, 2N: each rank's larger peak of the two
+        peaks[n].append(peak_rss_mib(comm, lambda: replay_once(comm, series, out, output=flush)))
+        peaks[2 * n].append(peak_rss_mib(comm, lambda: replay_once(comm, both, out,
+                                                                   output=flush)))
+    peak = {k: np.max(np.array(v), axis=0).tolist() for k, v in peaks.items()}
+    where = phases(comm, series, out)
     if comm.rank == 0:
-        gb = shape["files"] * shape["months"] * shape["plev"] * shape["lat"] * shape["lon"] * 4
+        gb = n * shape["months"] * shape["plev"] * shape["lat"] * shape["lon"] * 4
         rows = []
         for name, ts in times.items():
-            ts = np.array(ts)
-            rows.append({"method": name, "median_s": float(np.median(ts)),
-                         "min_s": float(ts.min()), "max_s": float(ts.max()),
-                         "GB_per_s": gb / float(np.median(ts)) / 1e9})
-        med = {r["method"]: r["median_s"] for r in rows}
-        ratios = {"xarray_over_replay": med["xarray+dask"] / med["replay"],
-                  "replay_over_read": med["replay"] / med["read"]}
-        paired = np.array(times["xarray+dask"]) / np.array(times["replay"])
-        paired_read = np.array(times["replay"]) / np.array(times["read"])
-        paired_ahead = np.array(times["replay, no read-ahead"]) / np.array(times["replay"])
+            t = summarize(ts)
+            rows.append({"method": name, "time_s": t, "cpu_s": summarize(cpus[name]),
+                         "GB_per_s": gb / t["median"] / 1e9})
+        comparisons = [
+            {"comparison": "xarray+dask / replay", "target": ">= 3",
+             "per_round": summarize(ratios(times["xarray+dask"], times["replay"]))},
+            {"comparison": "replay / read", "target": "<= 1.5",
+             "per_round": summarize(ratios(times["replay"], times["read"]))},
+            {"comparison": "replay / read, CPU time", "target": "",
+             "per_round": summarize(ratios(cpus["replay"], cpus["read"]))},
+            {"comparison": "no read-ahead / replay", "target": "",
+             "per_round": summarize(ratios(times["replay, no read-ahead"], times["replay"]))}]
+        memory = [{"files": k, "peak_rss_MiB_per_rank": [round(x, 1) for x in v]}
+                  for k, v in peak.items()]
+        growth = max(b - a for a, b in zip(peak[n], peak[2 * n]))
         print_header()
-        print(f"{comm.size} rank(s); archive {shape} x {shape['files']} files = "
-              f"{gb / 1e6:.0f} MB in {folder}; {rounds} interleaved rounds after a warm-up")
-        print(table(rows, ["method", "median_s", "min_s", "max_s", "GB_per_s"]))
-        print(f"xarray+dask / replay: {ratios['xarray_over_replay']:.2f}x (per round "
-              f"{paired.min():.2f}-{paired.max():.2f}; target >= 3)")
-        print(f"replay / read alone: {ratios['replay_over_read']:.2f}x (per round "
-              f"{paired_read.min():.2f}-{paired_read.max():.2f}; target <= 1.5)")
-        print(f"no read-ahead / replay: {np.median(paired_ahead):.2f}x (per round "
-              f"{paired_ahead.min():.2f}-{paired_ahead.max():.2f})")
-        print(f"peak RSS per rank, MiB: {few} file(s) {[round(m, 1) for m in mem_few]}, "
-              f"{shape['files']} files {[round(m, 1) for m in mem_all]}")
+        print(f"{comm.size} rank(s); archive {shape} x {n} files = {gb / 1e6:.0f} MB in "
+              f"{folder}; {rounds} interleaved rounds after a warm-up; load (1 min) per "
+              f"round {fmt(summarize(loads), 2)}")
+        print(f"{'method':>22}  {'time s, median (min-max)':>26}  {'CPU s (slowest rank)':>24}"
+              f"  {'GB/s':>6}")
+        for row in rows:
+            print(f"{row['method']:>22}  {fmt(row['time_s']):>26}  {fmt(row['cpu_s']):>24}  "
+                  f"{row['GB_per_s']:6.3g}")
+        for c in comparisons:
+            print(f"{c['comparison']}: {fmt(c['per_round'])} per round"
+                  + (f" (target {c['target']})" if c["target"] else ""))
+        print(f"peak RSS per rank, MiB: {n} files {memory[0]['peak_rss_MiB_per_rank']}, "
+              f"{2 * n} files {memory[1]['peak_rss_MiB_per_rank']}: growth {growth:+.1f} MiB")
+        print("where one replay's time goes, s per rank (reads: in the reader thread, "
+              "overlapped):")
+        keys = [k for k in where[0] if k != "rank"]
+        print("  rank " + " ".join(f"{k[:-2]:>17}" for k in keys))
+        for w in where:
+            print(f"  {w['rank']:>4} " + " ".join(f"{w[k]:17.3f}" for k in keys))
         path = save(f"replay_n{comm.size}" + ("_quick" if args.quick else ""),
-                    {"rows": rows, "ratios": ratios, "rounds": rounds, "shape": shape,
-                     "times": times, "peak_rss_MiB": {"files": [few, shape["files"]],
-                                                      "few": mem_few, "all": mem_all}})
+                    {"quick": args.quick, "rounds": rounds, "shape": shape, "rows": rows,
+                     "comparisons": comparisons, "memory": memory,
+                     "memory_growth_MiB": growth, "phases": where,
+                     "load_per_round": loads, "times": times, "cpu_times": cpus})
         print(f"wrote {path}")
         import shutil
         shutil.rmtree(scratch, ignore_errors=True)

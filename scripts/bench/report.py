@@ -178,7 +178,7 @@ def render(results: dict) -> str:
            "by hand (the notes at the end are the only hand-written part, and hold no "
            "figures). Regenerate with `./scripts/bench.sh` (every benchmark) or "
            "`./scripts/bench.sh --check` (the fast subset and the targets).", "",
-           "## Targets (issue 12)", "",
+           "## Targets (issues 12 and 14)", "",
            f"Verdict: **{status}**. A target is met when the median of each case meets "
            "the bound; a case without a measurement is not a pass. The command for each "
            "figure is given in the benchmark's section below.", "",

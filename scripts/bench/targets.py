@@ -1,4 +1,5 @@
-"""Issue 12's performance targets, in one table, and the check against them.
+"""Issue 12's performance targets (and issue 14's replay targets), in one table,
+and the check against them.
 
 ``python scripts/bench/targets.py [--results DIR] [--all]``: reads the JSON
 results the benchmarks wrote (``bench-results/`` unless ``--results`` or
@@ -18,6 +19,9 @@ target needs.  Not measured is not passing: the check fails on it too.
 The numbers are the issue's (its table and its "Done when"); the histogram's
 3x is an item of its build list, reported here but not part of the check
 (``checked=False``): it needs the kernel of a past revision to compare with.
+Issue 14's replay targets are reported but not checked either: the replay
+benchmark is not in ``bench.sh --check``'s fast subset (it generates a
+1.4 GB archive once, and runs in about a minute).
 """
 from __future__ import annotations
 
@@ -234,6 +238,38 @@ def _time_to_answer(results):
     return [Case(label, None, "; ".join(why) + " (the case is time_to_answer.py --full)")]
 
 
+def _replay(comparison: str):
+    """A per-round ratio of ``scripts/bench/replay.py`` at 2 ranks (its
+    ``comparisons``: the median of the per-round ratios, their spread)."""
+    label = "2 ranks, 12 files (709 MB)"
+
+    def extract(results):
+        r, why = _result(results, "replay_n2")
+        if r is None:
+            return [Case(label, None, why)]
+        found = [c for c in r.get("comparisons") or [] if c.get("comparison") == comparison]
+        if not found:
+            return [Case(label, None, "replay_n2.json has no per-round ratios (an older "
+                                      "format: rerun the benchmark)")]
+        return [Case(label, parse_spread(found[0].get("per_round")),
+                     source=_source("replay_n2", r))]
+    return extract
+
+
+def _replay_memory(results):
+    """Each rank's peak RSS replaying 24 files minus replaying 12."""
+    r, why = _result(results, "replay_n2")
+    if r is None:
+        return [Case("2 ranks, 12 -> 24 files", None, why)]
+    mem = {m.get("files"): m.get("peak_rss_MiB_per_rank") for m in r.get("memory") or []}
+    if not (mem.get(12) and mem.get(24)):
+        return [Case("2 ranks, 12 -> 24 files", None,
+                     "replay_n2.json has no peak memory at 12 and 24 files")]
+    return [Case(f"rank {k}, 12 -> 24 files", parse_spread(b - a),
+                 source=_source("replay_n2", r))
+            for k, (a, b) in enumerate(zip(mem[12], mem[24]))]
+
+
 TARGETS: list[Target] = [
     Target("loop_overhead", "Fortran heat example, 1000x1000 cells per rank, 2 ranks, 2000 "
            "steps, stats every 10 steps: the loop's time per step vs --no-insitu",
@@ -270,6 +306,21 @@ TARGETS: list[Target] = [
     Target("time_to_answer", "time to answer vs writing every field and reducing with "
            "xarray afterwards, whole process", ">=", 10.0, "x",
            ".venv/bin/python scripts/bench/time_to_answer.py --full", _time_to_answer),
+    Target("replay_xarray", "issue 14: replay of a CMIP-like archive vs "
+           "xarray.open_mfdataset + dask, the same means (xarray's time / replay's, per "
+           "round)", ">=", 3.0, "x", "mpiexec -n 2 .venv/bin/python scripts/bench/replay.py",
+           _replay("xarray+dask / replay"), checked=False),
+    Target("replay_read", "issue 14: the same replay vs the warm read alone (h5py reading "
+           "every slab once; replay's time / the read's, per round)", "<=", 1.5, "x",
+           "mpiexec -n 2 .venv/bin/python scripts/bench/replay.py", _replay("replay / read"),
+           checked=False),
+    # 4 MiB: the allocator's noise; anything kept per file (a record's slab is
+    # 2.5 MB a rank, an open file's metadata cache about 1 MB) would grow
+    # by tens of MiB over 12 more files
+    Target("replay_memory", "issue 14: memory per rank flat in the number of files (peak "
+           "RSS growth from 12 to 24 files)", "<=", 4.0, "MiB",
+           "mpiexec -n 2 .venv/bin/python scripts/bench/replay.py", _replay_memory,
+           min_samples=1, checked=False),
     Target("histogram", f"histogram kernel vs today's ({HISTOGRAM_TODAY})", ">=", 3.0, "x",
            f"NUMBA_NUM_THREADS=1 .venv/bin/python scripts/bench/histogram.py "
            f"--baseline {HISTOGRAM_TODAY}", _histogram, checked=False),
@@ -353,7 +404,7 @@ def main(argv=None) -> int:
     p.add_argument("--results", type=Path, default=RESULTS, help="the JSON results' folder")
     args = p.parse_args(argv)
     verdicts = evaluate(load_results(args.results))
-    print(f"issue 12's targets, from {args.results}:")
+    print(f"issue 12's and 14's targets, from {args.results}:")
     print(render_text(verdicts))
     checked = [v for v in verdicts if v.target.checked]
     counts = {s: sum(v.status == s for v in checked) for s in (MET, MISSED, NOT_MEASURED)}
