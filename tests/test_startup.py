@@ -43,3 +43,21 @@ def test_import_insitu_alone_loads_nothing_heavy():
                          cwd=ROOT, env=mpi_env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["[]", "True True"], out.stdout
+
+
+def test_first_kernel_load_does_not_import_scipy_linalg():
+    """numba's first cache load imports numba.np.arraymath, whose BLAS check
+    imported scipy.linalg (about 0.1 s of CPU per rank); insitu.kernels
+    imports that module with scipy.linalg hidden.  numba's linear algebra
+    still works afterwards (it imports scipy's BLAS when it compiles)."""
+    code = ("import sys, numpy as np\n"
+            "from insitu.kernels import moments as km\n"
+            "km.moments(np.ones((8, 8)), np.empty(len(km.FIELDS)))\n"
+            "print('scipy.linalg' in sys.modules)\n"
+            "import numba\n"
+            "inv = numba.njit(lambda a: np.linalg.inv(a))\n"
+            "print(inv(2 * np.eye(2))[0, 0])\n")
+    out = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT, env=mpi_env())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["False", "0.5"], out.stdout
