@@ -12,6 +12,7 @@ benchmarks and tests can count them.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Optional
@@ -23,6 +24,10 @@ from .reduction import ReductionPlan
 
 
 log = logging.getLogger("insitu")
+
+#: how long a collective's wait polls (yielding the core) before it sleeps
+SPIN_SECONDS = 0.002
+_yield = getattr(os, "sched_yield", lambda: None)
 
 
 class CommError(RuntimeError):
@@ -101,13 +106,24 @@ class MPIComm(BaseComm):
         for _ in range(64):  # the common case: everyone is there already
             if request.Test():
                 return
-        deadline = time.monotonic() + self.timeout
-        pause = 1e-5
+        # Then poll, yielding the core to any other runnable process
+        # (oversubscribed ranks, a busy machine), for SPIN_SECONDS: a
+        # sleep, however short, costs 60 us or more here (timer slack,
+        # and an idle vCPU's wake-up), which a rank a few tens of us late
+        # turned into most of a small step's cost (issue 12).  Longer
+        # waits (a slow rank, a hang) back off to sleeps of up to 1 ms.
+        now = time.monotonic()
+        deadline, spin_until = now + self.timeout, now + SPIN_SECONDS
+        pause = 2.5e-5
         while not request.Test():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now < spin_until:
+                _yield()
+                continue
+            if now > deadline:
                 self._expire(what)
-            time.sleep(pause)
             pause = min(pause * 2, 1e-3)
+            time.sleep(pause)
 
     def _expire(self, what: str) -> None:
         msg = (f"rank {self.rank} of {self.size} waited {self.timeout:g} s in {self.where} "
