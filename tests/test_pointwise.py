@@ -95,3 +95,52 @@ def test_pointwise_config_errors():
         parse({"analyses": [{**base, "steps": 3, "complete_only": False}]})
     with pytest.raises(ConfigError, match=r"analyses\[0\]\.calendar_period"):
         parse({"analyses": [{**base, "calendar_period": "week"}]})
+
+
+@pytest.mark.parametrize("ops", [(True, True), (True, False), (False, True), (False, False)])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy's nan* on the all-NaN point
+def test_the_kernel_gives_the_same_bits_on_a_slab_with_and_without_halo(ops):
+    """A slab contiguous in memory order (C or Fortran, no halo) is updated
+    as one row, a halo-sliced one row by row: the same bits, equal to
+    numpy's per-point reductions over the samples (NaN and +-Inf skipped);
+    every combination of the ops (var: Welford; min/max) in one loop."""
+    from insitu.kernels import perpoint as kp
+    var, minmax = ops
+    rng = np.random.default_rng(2)
+    xs = rng.normal(288.0, 3.0, size=(9, 5, 6, 7))
+    xs[rng.random(xs.shape) < 0.1] = np.nan
+    xs[rng.random(xs.shape) < 0.03] = np.inf
+    xs[:, 1, 2, 3] = np.nan
+    results = {}
+    for name in ("C", "F", "halo C", "halo F"):
+        order = name[-1]
+        buf = np.zeros((5 + 2, 6 + 2, 7 + 2), order=order) if "halo" in name else \
+            np.zeros((5, 6, 7), order=order)
+        v = buf[1:-1, 1:-1, 1:-1] if "halo" in name else buf
+        mo = kp.memory_order(v)
+        k = kp.kernel_view(v, mo)
+        assert k.flags.c_contiguous == ("halo" not in name)
+        n, n4 = kp.state_like(v, np.int32, 0, mo)
+        s1, s14 = kp.state_like(v, np.float64, 0.0, mo)
+        s2, s24 = kp.state_like(v, np.float64, 0.0, mo)
+        lo, lo4 = kp.state_like(v, np.float64, np.inf, mo)
+        hi, hi4 = kp.state_like(v, np.float64, -np.inf, mo)
+        for x in xs:
+            v[...] = x
+            kp.moments_update(k, n4, s14, s24, lo4, hi4, var, minmax)
+        results[name] = [a.copy() for a in (n, s1, s2, lo, hi)]
+    for name, got in results.items():
+        for a, b in zip(got, results["halo C"]):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    fin = np.where(np.isfinite(xs), xs, np.nan)
+    n, s1, s2, lo, hi = results["C"]
+    np.testing.assert_array_equal(n, np.isfinite(xs).sum(axis=0))
+    ok = n > 0   # (a point with no finite sample is NaN in the output: pointwise._values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 if var else s1 / n
+        np.testing.assert_allclose(mean[ok], np.nanmean(fin, axis=0)[ok], rtol=1e-13)
+        if var:
+            np.testing.assert_allclose((s2 / n)[ok], np.nanvar(fin, axis=0)[ok], rtol=1e-9)
+    if minmax:
+        np.testing.assert_array_equal(lo[ok], np.nanmin(fin, axis=0)[ok])
+        np.testing.assert_array_equal(hi[ok], np.nanmax(fin, axis=0)[ok])
