@@ -369,6 +369,9 @@ class Session:
         self.plan.freeze()
         for g in (*self.groups.values(), *self.pre_groups.values()):
             g.plan.freeze()
+        # Decided here, not at every due step: the fields each analysis
+        # reads (a property that builds its tuple at every call)
+        self._fields_of = {a.index: tuple(a.fields) for a in self.analyses}
         self._analysis_groups = {a.index: [g for g, _ in self._group_slots[a.index]]
                                  for a in self.analyses}
         seen = {}
@@ -509,7 +512,8 @@ class Session:
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         if not due:
             return {}
-        self._pre_reduce([f for a in due for f in a.fields], step)
+        if self.derived:
+            self._pre_reduce([f for a in due for f in self._fields_of[a.index]], step)
         record = self.plan.reset()
         record[self._flush_clock] = self.writer.flush_clock(self.comm.rank)
         groups = {id(g): g for a in due for g in self._analysis_groups[a.index]}
@@ -519,7 +523,7 @@ class Session:
         self.memo.clear()  # this step's views: no result of the last step's
         for a in due:
             try:
-                views = {f: self._view(f, step) for f in a.fields}
+                views = {f: self._view(f, step) for f in self._fields_of[a.index]}
                 a.local(views, record, step)
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - the policy decides;
                 # sys.exit() in a user analysis is that analysis failing,
@@ -544,7 +548,8 @@ class Session:
             ints[:] = 0
             for a in phase2:
                 try:
-                    a.local2({f: self._view(f, step) for f in a.fields}, record, ints, step)
+                    a.local2({f: self._view(f, step) for f in self._fields_of[a.index]},
+                             record, ints, step)
                 except Exception as exc:  # noqa: BLE001
                     self._abort(exc, a, step)
             ints[:] = self.comm.allreduce_int64(ints, "sum")

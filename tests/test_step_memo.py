@@ -28,9 +28,12 @@ def _other(step):
     return _field(step) ** 2 / 300.0
 
 
-def _weights():
+def _weights(step):
+    """Cell weights, other values at each step (and a new array: the
+    weighted stats must not keep a view of the last step's)."""
     y = np.arange(NY)[None, :]
-    return np.broadcast_to(1.0 + 0.1 * y, (NX, NY)).copy()
+    x = np.arange(NX)[:, None]
+    return np.broadcast_to(1.0 + 0.1 * y + 0.05 * step * x, (NX, NY)).copy()
 
 
 ANALYSES = [
@@ -64,14 +67,13 @@ def _body(comm):
         api.declare_field("T", np.float64, (NX, NY), (off, 0), (n + 2, NY + 2), (1, 1), (1, 1))
         api.declare_field("U", np.float64, (NX, NY), (off, 0), (n, NY))
         api.declare_field("area", np.float64, (NX, NY), (off, 0), (n, NY))
-        area = _weights()[off:off + n].copy()
         out = {}
         for step in (1, 2):
             t = np.full((n + 2, NY + 2), np.nan)
             t[1:-1, 1:-1] = _field(step)[off:off + n]
             api.expose("T", t)
             api.expose("U", _other(step)[off:off + n].copy())
-            api.expose("area", area)
+            api.expose("area", _weights(step)[off:off + n].copy())
             out[step] = api.step(step, float(step))
         memo = api.session().memo
         return out, memo.hits, memo.misses
@@ -107,7 +109,7 @@ def test_shared_passes_give_each_analysis_its_own_answer(nranks):
             # the region's argmin is the global index of the region's minimum
             i, j = np.unravel_index(np.argmin(r1), r1.shape)
             assert r["r1b_argmin"] == np.ravel_multi_index((i + 2, j + 1), f.shape)
-            m1, v1 = _weighted(f, _weights())
+            m1, v1 = _weighted(f, _weights(step))
             m2, v2 = _weighted(f, np.broadcast_to(np.arange(1, NY + 1.0)[None, :], f.shape))
             assert r["w1_mean"] == pytest.approx(m1, rel=1e-13)
             assert r["w1_var"] == pytest.approx(v1, rel=1e-11)
