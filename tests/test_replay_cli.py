@@ -272,6 +272,10 @@ def test_worked_example_on_the_giss_models(tmp_path):
         assert ds.lat.attrs["bounds"] == "lat_bounds" and ds.lon.attrs["bounds"] == "lon_bounds"
         assert ds.lat_bounds.values.tolist() == [[86.0, 88.0], [88.0, 90.0]]
         assert ds.lon_bounds.values.tolist() == [[0.0, 2.5], [2.5, 5.0]]
+        # the config as the user wrote it, as a live run records its YAML
+        example = ROOT / "examples" / "replay" / "giss.yaml"
+        assert ds.attrs["insitu_config"] == example.read_text()
+        assert ds.attrs["insitu_config_path"] == str(example)
     from test_examples import cf_failures
     assert cf_failures(out(tmp_path)) == {}
 

@@ -104,6 +104,10 @@ def test_giss_ensemble_against_xarray(comm, shared_dir):
     comm.Barrier()
     if comm.rank == 0:
         assert check_giss(path, sets) == 1368
+        import h5py
+        import yaml
+        with h5py.File(path, "r") as f:  # the config as given (a mapping: as YAML)
+            assert yaml.safe_load(f.attrs["insitu_config"]) == CONFIG
         assert not list(shared_dir.glob(".*partial"))
 
 
