@@ -20,6 +20,7 @@ def test_replay_benchmark_quick(tmp_path):
     assert all(len(m["peak_rss_MiB_per_rank"]) == 2 for m in data["memory"])
     assert [p["rank"] for p in data["phases"]] == [0, 1]
     assert all(p["steps_s"] > 0 and p["scan_s"] > 0 for p in data["phases"])
+    assert [p["time"] for p in data["phases"] + data["phases_cpu"]] == ["wall"] * 2 + ["cpu"] * 2
 
 
 def test_replay_targets_read_the_benchmarks_json(tmp_path):

@@ -44,7 +44,8 @@ output flushed every 12 records (the writer otherwise keeps every row
 until its time-based flush); flat in the number of files means the same
 peak for both.
 
-Phases: one more replay with its phases wrapped (no profiler), per rank:
+Phases: one more replay with its phases wrapped (no profiler), per rank,
+their wall times and the CPU times of the threads they ran in:
 the scan, the session's init, the first step (which binds the analyses),
 the other steps (``insitu.step``), the waits for the reader thread, the
 reads and CF masking in that thread, the finalize, and the rest.
@@ -243,12 +244,15 @@ def peak_rss_mib(comm, fn) -> list:
     return comm.allgather(hwm / 1024.0)
 
 
-def phases(comm, pattern: str, out: str) -> list:
-    """One replay with its phases wrapped (each phase's wall time on each
-    rank; the reads are the reader thread's, overlapped with the steps)."""
+def phases(comm, pattern: str, out: str) -> tuple[list, list]:
+    """One replay with its phases wrapped: each phase's wall time and CPU
+    time (of the thread it ran in) on each rank.  The reads run in the
+    reader thread, overlapped with the steps; on a shared machine the CPU
+    times say where the work is, the wall times also where the waits are."""
     from insitu import api
     from insitu.replay import host, reader
-    spent: dict = {}
+    wall: dict = {}
+    cpu: dict = {}
     wrapped = [(host, "_scan", "scan_s"), (host, "_open_session", "init_s"),
                (api, "step", "steps_s"), (reader.Prefetcher, "get", "wait_for_reads_s"),
                (reader.SlabReader, "read", "reads_in_thread_s"),
@@ -257,15 +261,17 @@ def phases(comm, pattern: str, out: str) -> list:
 
     def wrap(fn, key):
         def timed_call(*a, **k):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 return fn(*a, **k)
             finally:
                 # the first step binds the analyses (the session's one-off cost)
-                k1 = "first_step_s" if key == "steps_s" and "first_step_s" not in spent \
+                k1 = "first_step_s" if key == "steps_s" and "first_step_s" not in wall \
                     else key
-                spent[k1] = spent.get(k1, 0.0) + time.perf_counter() - t0
+                wall[k1] = wall.get(k1, 0.0) + time.perf_counter() - t0
+                cpu[k1] = cpu.get(k1, 0.0) + time.thread_time() - c0
         return timed_call
+    c0 = time.process_time()
     try:
         for (obj, name, key), (_, _, fn) in zip(wrapped, saved):
             setattr(obj, name, wrap(fn, key))
@@ -273,11 +279,20 @@ def phases(comm, pattern: str, out: str) -> list:
     finally:
         for obj, name, fn in saved:
             setattr(obj, name, fn)
+    process = time.process_time() - c0
     keys = ["scan_s", "init_s", "first_step_s", "steps_s", "wait_for_reads_s",
             "reads_in_thread_s", "finalize_s"]
-    row = {"rank": comm.rank, "total_s": total, **{k: spent.get(k, 0.0) for k in keys}}
-    row["other_s"] = total - sum(row[k] for k in keys if k != "reads_in_thread_s")
-    return comm.allgather(row)
+    rows = []
+    for what, spent, whole in (("wall", wall, total), ("cpu", cpu, process)):
+        row = {"rank": comm.rank, "time": what, "total_s": whole,
+               **{k: spent.get(k, 0.0) for k in keys}}
+        # the rest of the main thread (the reader thread's share of the
+        # process's CPU time is its reads)
+        row["other_s"] = whole - sum(row[k] for k in keys if k != "reads_in_thread_s") - \
+            (row["reads_in_thread_s"] if what == "cpu" else 0.0)
+        rows.append(row)
+    gathered = comm.allgather(rows)
+    return [r[0] for r in gathered], [r[1] for r in gathered]
 
 
 def main() -> int:
@@ -326,7 +341,7 @@ def main() -> int:
         peaks[2 * n].append(peak_rss_mib(comm, lambda: replay_once(comm, both, out,
                                                                    output=flush)))
     peak = {k: np.max(np.array(v), axis=0).tolist() for k, v in peaks.items()}
-    where = phases(comm, series, out)
+    where, where_cpu = phases(comm, series, out)
     if comm.rank == 0:
         gb = n * shape["months"] * shape["plev"] * shape["lat"] * shape["lon"] * 4
         rows = []
@@ -361,15 +376,15 @@ def main() -> int:
         print(f"peak RSS per rank, MiB: {n} files {memory[0]['peak_rss_MiB_per_rank']}, "
               f"{2 * n} files {memory[1]['peak_rss_MiB_per_rank']}: growth {growth:+.1f} MiB")
         print("where one replay's time goes, s per rank (reads: in the reader thread, "
-              "overlapped):")
-        keys = [k for k in where[0] if k != "rank"]
-        print("  rank " + " ".join(f"{k[:-2]:>17}" for k in keys))
-        for w in where:
-            print(f"  {w['rank']:>4} " + " ".join(f"{w[k]:17.3f}" for k in keys))
+              "overlapped; CPU: of the thread each phase ran in):")
+        keys = [k for k in where[0] if k not in ("rank", "time")]
+        print("  rank time " + " ".join(f"{k[:-2]:>12}" for k in keys))
+        for w in where + where_cpu:
+            print(f"  {w['rank']:>4} {w['time']:>4} " + " ".join(f"{w[k]:12.3f}" for k in keys))
         path = save(f"replay_n{comm.size}" + ("_quick" if args.quick else ""),
                     {"quick": args.quick, "rounds": rounds, "shape": shape, "rows": rows,
                      "comparisons": comparisons, "memory": memory,
-                     "memory_growth_MiB": growth, "phases": where,
+                     "memory_growth_MiB": growth, "phases": where, "phases_cpu": where_cpu,
                      "load_per_round": loads, "times": times, "cpu_times": cpus})
         print(f"wrote {path}")
         import shutil
