@@ -71,8 +71,9 @@ def test_thread_level_message_names_the_setting_and_the_fix():
         assert part in msg, part
 
 
-@pytest.mark.parametrize("nranks", [1, 2, 3])
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("nranks,policy", [(1, "every_step"), (2, "every_step"),
+                                           (3, "every_step"), (2, "at_finalize"),
+                                           (3, "at_finalize")])
 def test_background_file_equals_inline_file(tmp_path, nranks, policy):
     """Every dataset and attribute (the checkpoints' state and metadata
     included) equal; the same number of durable flushes on every rank."""
@@ -232,3 +233,58 @@ def test_sigkill_while_the_writer_thread_flushes(tmp_path, nranks):
                     "--steps", 9, "--no-progress", "--output", ref], timeout=120)
     with h5py.File(ref, "r") as f:
         np.testing.assert_array_equal(means, f["T_mean"][:7])
+
+
+@pytest.fixture(scope="module")
+def background_host(tmp_path_factory, libinsitu):
+    """tests/fortran/background_host.f90, built against libinsitu."""
+    from conftest import run
+    d = tmp_path_factory.mktemp("background_host")
+    flags = run([PYTHON, "-m", "insitu.config", "--fflags"], timeout=60).stdout.split()
+    ldflags = run([PYTHON, "-m", "insitu.config", "--ldflags"], timeout=60).stdout.split()
+    run(["mpif90", *flags, "-o", d / "background_host",
+         ROOT / "tests" / "fortran" / "background_host.f90", *ldflags], timeout=300, cwd=d)
+    return d / "background_host"
+
+
+def test_fortran_host_needs_mpi_init_thread_multiple(background_host, tmp_path):
+    """A Fortran host: after MPI_Init_thread(MPI_THREAD_SINGLE) (what
+    MPI_Init gives) insitu_init returns an error with the message on every
+    rank; after MPI_Init_thread(MPI_THREAD_MULTIPLE) the run completes on a
+    Cartesian communicator and its file equals the inline writer's."""
+    cfg = {}
+    for writer in ("inline", "background"):
+        cfg[writer] = tmp_path / f"{writer}.yaml"
+        cfg[writer].write_text(
+            f"output: {{path: {tmp_path / writer}.h5, flush_every_steps: 1, writer: {writer}}}\n"
+            "fields: {T: {dims: [x, y]}}\nanalyses:\n"
+            "  - {kind: stats, field: T}\n  - {kind: reduce, field: T, over: [x], op: sum}\n"
+            "  - {kind: window, source: T, steps: 3}\n")
+    r = mpirun(3, [background_host, cfg["background"], "single", 5], timeout=120, cwd=tmp_path)
+    said = re.findall(r"INIT-STATUS (\d+) (\d+) (.*)", r.stdout)
+    assert sorted(int(x) for x, _, _ in said) == [0, 1, 2], r.stdout
+    for _, status, msg in said:
+        assert status != "0" and "output.writer: background needs MPI_THREAD_MULTIPLE" in msg
+        assert "initialised with MPI_THREAD_SINGLE" in msg, msg
+    assert not (tmp_path / "background.h5").exists()
+    for writer in ("inline", "background"):
+        r = mpirun(3, [background_host, cfg[writer], "multiple", 12], timeout=120, cwd=tmp_path)
+        assert r.stdout.count("DONE") == 3, r.stdout + r.stderr[-2000:]
+    a, b = _contents(tmp_path / "inline.h5"), _contents(tmp_path / "background.h5")
+    _same(a, b, "fortran host")
+    assert a["step"][2].tolist() == list(range(1, 13))
+    gx, gy = np.meshgrid(np.arange(8), np.arange(18), indexing="ij")
+    t = ((7 * gx + 13 * gy + 5 * 12) % 1000 - 300).astype(np.float64)
+    np.testing.assert_array_equal(b["T_sum_over_x"][2][11], t.sum(axis=0))
+
+
+def test_benchmark_quick(tmp_path):
+    """scripts/bench/background.py still runs (the figures are measured by
+    hand: docs/output.md)."""
+    import json
+    from conftest import mpi_env
+    r = mpirun(2, [PYTHON, ROOT / "scripts" / "bench" / "background.py", "--quick"],
+               timeout=300, env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    assert "background/inline" in r.stdout, r.stdout
+    data = json.loads((tmp_path / "background_n2.json").read_text())
+    assert data["machine"]["cores"] and len(data["rows"]) == 4

@@ -23,7 +23,7 @@
 ``--mark MARK``   the directory of those files.
 ``--kill-after STEP``  every rank SIGKILLs itself when insitu_step(STEP)
                   returns, as a node failure would (with ``--slow-flush``,
-                  once its writer thread sleeps in that flush).
+                  once every rank's writer thread sleeps in that flush).
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def main() -> int:
         mpi4py.rc.thread_level = args.thread_level
     from insitu import api, h5io
     from mpi4py import MPI
-    rank = MPI.COMM_WORLD.rank
+    rank, size = MPI.COMM_WORLD.rank, MPI.COMM_WORLD.size
 
     def mark(name, text):
         with open(os.path.join(args.mark, f"{name}.{rank}"), "w") as fh:
@@ -93,9 +93,11 @@ def main() -> int:
         def step(n, t=0.0):
             out = real_step(n, t)
             if n == args.kill_after:
-                slow = os.path.join(args.mark, f"slow.{rank}")
+                # every rank's writer thread in the slow flush (one rank's
+                # death ends the job: mpiexec kills the others)
+                slow = [os.path.join(args.mark, f"slow.{r}") for r in range(size)]
                 deadline = time.monotonic() + 60
-                while args.slow_flush and not os.path.exists(slow) \
+                while args.slow_flush and not all(map(os.path.exists, slow)) \
                         and time.monotonic() < deadline:
                     time.sleep(0.01)
                 sys.stdout.flush()
