@@ -164,27 +164,31 @@ def _steps(comm, fulls, analysis, grid):
         api.finalize()
 
 
-@pytest.mark.parametrize("nranks", [1, 3])
-def test_steps_whose_quantile_bins_stay_move_and_grow(nranks):
+@pytest.mark.parametrize("nranks,grid,dtype", [(1, (1, 1), np.float64),
+                                               (3, (3, 1), np.float64),
+                                               (4, (2, 2), np.float32)])
+def test_steps_whose_quantile_bins_stay_move_and_grow(nranks, grid, dtype):
     """From the second output step on, the values of the slots the last
-    step wanted are copied in the histogram's own pass; when a quantile's
-    bin moves (the field shifted by most of a bin), or a bin grows past
-    its room (values squeezed towards the median), that step takes one
-    more pass.  Exact at every step, on every rank."""
-    base = field((12, 17), 20)
+    step wanted are copied in the histogram's own pass, and their
+    sub-histograms narrow the merge to the part of the bin that holds the
+    quantile; when a quantile's bin moves (the field shifted by most of a
+    bin), or a bin grows past its room (values squeezed towards the
+    median), that step takes one more pass.  Exact at every step, on every
+    rank, for float64 and float32 fields."""
+    base = field((12, 17), 20, dtype)
     an = hist(bins=10, rng=(260.0, 300.0))
     # 1: no prediction; 2: the same bins; 3: moved; 4: the same again
-    fulls = [base, base + 0.01, base + 3.0, base + 3.01]
-    for outs, passes in FakeWorld(nranks).run(lambda c: _steps(c, fulls, an, (nranks, 1))):
+    fulls = [(base + d).astype(dtype) for d in (0.0, 0.01, 3.0, 3.01)]
+    for outs, passes in FakeWorld(nranks).run(lambda c: _steps(c, fulls, an, grid)):
         for out, full in zip(outs, fulls):
             np.testing.assert_array_equal(out["h_quantile"], want(full, QS))
         assert passes == {"fused": 2, "second": 2}, passes
-    base = field((60, 70), 21)   # enough values that the room's slack (64) is small
+    base = field((60, 70), 21, dtype)   # enough values that the room's slack (64) is small
     med = want(base, [0.5])[0]
-    squeezed = np.where(np.abs(base - med) < 8.0, med + 0.01 * (base - med), base)
+    squeezed = np.where(np.abs(base - med) < 8.0, med + 0.01 * (base - med), base).astype(dtype)
     fulls = [base, squeezed, squeezed]   # 2: the median's bin holds far more values
     an = hist(bins=10, rng=(260.0, 300.0), quantiles=[0.5])
-    for outs, passes in FakeWorld(nranks).run(lambda c: _steps(c, fulls, an, (nranks, 1))):
+    for outs, passes in FakeWorld(nranks).run(lambda c: _steps(c, fulls, an, grid)):
         for out, full in zip(outs, fulls):
             np.testing.assert_array_equal(out["h_quantile"], want(full, [0.5]))
         assert passes == {"fused": 1, "second": 2}, passes

@@ -35,26 +35,35 @@ selection, and ONE more reduction merges the ranks' candidates
 
 Where do a rank's values of the slot come from?  A field changes little
 from one output step to the next, and so do the bins of its quantiles: the
-histogram pass copies out the values of the slots the previous output step
+histogram pass copies out the values of the bins the previous output step
 wanted while it counts them (a chunk of the slab that holds none of those
-slots is skipped at the cost of a comparison), and when those are the
-slots wanted now, nothing more is read.  A slot not predicted (the first
-output step, a quantile that moved to another bin) or grown past its room
-(a fifth more values than at the last step) takes one more pass of the
-histogram kernel over the slab that copies those slots only.  Each rank
-decides that alone: a pass is no collective.
+bins is skipped at the cost of a comparison), and when those are the bins
+wanted now, nothing more is read.  A bin not predicted (the first output
+step, a quantile that moved to another bin) takes one more pass of the
+histogram kernel over the slab that copies those bins only; so does a
+predicted bin grown past its room (a fifth more values than at the last
+step), on the rank where it grew.  A pass is no collective.
+
+The merge is narrowed too: each rank counts its values of every predicted
+bin in ``SUB_BINS`` (64) equal parts of the bin (the histogram kernel again,
+on the copies), and those counts travel in the histogram's own reduction
+(``Q * 66`` more doubles).  After it, every rank knows the part that holds
+the ``j``-th value of the bin and its rank there, and only that part's
+values are candidates.  Counts and values are binned by the same rule
+(numpy's, monotone in the value), so the answer stays exact.
 
 Its cost, per output step: the copies (and, when the bins moved, one more
-pass over the slab), and one more collective (a merge-reduction) of ``Q *
-L`` doubles, ``L`` the largest ``min(j + 1, C - j)`` over the ``Q``
-quantiles rounded up to a power of two: at most half a slot's global
-count, so with ``B`` bins over ``N`` values spread over the range about
-``N / 2B`` (4 MB per quantile for 1e8 values in 100 bins; the merge is
-a user-defined operation, a selection per pair of ranks).  This is not
-bounded by anything but the bins: choose them so that the quantiles' bins
-are small (a range that fits the field, enough bins).  Not with
-``weights:`` (a weighted quantile's candidates are not bounded by a
-count).
+pass over the slab), the sub-histograms of the copies, and one more
+collective (a merge-reduction) of ``Q * L`` doubles, ``L`` the largest
+``min(j + 1, C - j)`` over the ``Q`` quantiles rounded up to a power of
+two, ``C`` the count of the part (of the bin, when it was not predicted):
+with ``B`` bins over ``N`` values spread over the range, about ``N / 128B``
+per quantile when the bins were predicted (31 kB for 1e8 values in 100
+bins) and ``N / 2B`` when not (4 MB); ``L`` is bounded by nothing else, so
+choose the bins so that the quantiles' bins are small (a range that fits
+the field, enough bins).  The merge is a user-defined operation: a
+selection per pair of ranks.  Not with ``weights:`` (a weighted quantile's
+candidates are not bounded by a count).
 """
 from __future__ import annotations
 
@@ -68,6 +77,11 @@ from ..reduction import SUM
 from . import region as rg
 from . import weights as wt
 from .base import common_keys, Analysis, Coord, Variable
+
+
+#: equal parts of a predicted quantile bin, counted in the histogram's own
+#: reduction, so that the merge takes only the part holding the quantile
+SUB_BINS = 64
 
 
 class Histogram(Analysis):
@@ -116,6 +130,14 @@ class Histogram(Analysis):
             self._rescan = kh.Collector(self.cfg["bins"])    # a second pass's
             self._predicted = []   # the slots the last output step wanted (all ranks alike)
             self.passes = {"fused": 0, "second": 0}   # how the slots' values were found
+            # The predicted bins' sub-histograms travel in the counts' reduction.
+            nq = len(self.cfg["quantiles"])
+            self._sub_start = ctx.plan.reserve_many(SUM, nq * (SUB_BINS + 2))
+            self._sub = np.zeros(SUB_BINS + 2)
+            self._subs = {}        # slot -> its row of sub-histograms this step
+            self._mine = {}        # slot -> this rank's values of it this step
+            self._rescanned = False   # a predicted bin outgrew its room this step
+            self._pick_sub = kh.Collector(SUB_BINS)
         self._local = np.zeros(nb + 2)
         meta = ctx.meta(spec.name)
         units = meta.get("units", "1")
@@ -188,6 +210,33 @@ class Histogram(Analysis):
             w = self._weights.view(views, full.shape)[self._slices]
             weighted_histogram(view, w, self.lo, self.hi, self.cfg["bins"], self._local)
         record[self._start:self._start + self._local.size] = self._local
+        if self.phase2:
+            self._sub_histograms(view, record)
+
+    def _sub_histograms(self, view, record):
+        """This rank's values of each predicted bin (a second pass for a
+        bin that outgrew its room: the same bins on every rank, whatever
+        each rank's room), and their histogram over ``SUB_BINS`` equal
+        parts of the bin, into the reduction (module docstring)."""
+        self._mine, self._subs, self._rescanned = {}, {}, False
+        if not self._predicted:
+            return
+        nb = self.cfg["bins"]
+        mine = {s: self._collect.values(s) for s in self._predicted}
+        short = [s for s, v in mine.items() if v is None or v.size != int(self._local[s])]
+        if short:
+            self._rescanned = True
+            mine.update(zip(short, kq.slot_values(
+                view, self.lo, self.hi, nb, short, [int(self._local[s]) for s in short],
+                self._rescan)))
+        self._mine = mine
+        for r, slot in enumerate(self._predicted):
+            if 1 <= slot <= nb:   # a bin (below and above the range have no bounds)
+                a = self._sub_start + r * (SUB_BINS + 2)
+                kh.histogram(mine[slot], self.edges[slot - 1], self.edges[slot], SUB_BINS,
+                             self._sub)
+                record[a:a + SUB_BINS + 2] = self._sub
+                self._subs[slot] = a
 
     def results(self, record):
         r = record[self._start:self._start + self.cfg["bins"] + 2]
@@ -217,36 +266,52 @@ class Histogram(Analysis):
         if total == 0:
             return
         cum = np.cumsum(r)
+        ks = [kq.order_index(total, q) for q in self.cfg["quantiles"]]  # 0-based, non-NaN
+        # one call, float keys: a searchsorted of a Python int on a float
+        # array took 27 us a call here (numpy converts the array)
+        where = np.searchsorted(cum, np.array(ks, dtype=np.float64), side="right").tolist()
         want = []   # (quantile index, slot, rank within the slot, the slot's count)
-        for i, q in enumerate(self.cfg["quantiles"]):
-            k = kq.order_index(total, q)               # 0-based, over all non-NaN values
-            slot = int(np.searchsorted(cum, k, side="right"))
+        for i, (k, slot) in enumerate(zip(ks, where)):
             before = int(cum[slot - 1]) if slot else 0
             want.append((i, slot, k - before, int(r[slot])))
         slots = sorted({w[1] for w in want})
-        mine = {}
-        if self._predicted:
-            for s in slots:
-                v = self._collect.values(s)
-                if v is not None and v.size == int(self._local[s]):
-                    mine[s] = v
+        mine = {s: v for s, v in self._mine.items() if s in slots}
         missing = [s for s in slots if s not in mine]
-        if missing:   # a slot not predicted, or grown past its room: one more pass
+        if missing:   # a slot not predicted: one more pass
             view = views[self.cfg["field"]][self._slices]
             mine.update(zip(missing, kq.slot_values(
                 view, self.lo, self.hi, nb, missing, [int(self._local[s]) for s in missing],
                 self._rescan)))
-        self.passes["second" if missing else "fused"] += 1
+        self.passes["second" if missing or self._rescanned else "fused"] += 1
+        # Narrow each quantile to its sub-bin where the bin's sub-histogram
+        # came with the counts: (values, rank in them, their global count).
+        lists = []
+        for i, slot, j, c in want:
+            a = self._subs.get(slot)
+            if a is None:
+                lists.append((mine[slot], j, c))
+                continue
+            sub = record[a:a + SUB_BINS + 2]
+            cum = np.cumsum(sub)
+            t = int(np.searchsorted(cum, float(j), side="right"))
+            before = int(cum[t - 1]) if t else 0
+            if int(cum[-1]) != c:
+                raise RuntimeError(f"{self.where}: the sub-histogram of bin {slot - 1} holds "
+                                   f"{int(cum[-1])} values where the bin counted {c}")
+            self._pick_sub.arm([t], int(self._local[slot]))
+            kh.histogram(mine[slot], self.edges[slot - 1], self.edges[slot], SUB_BINS,
+                         self._sub, self._pick_sub)
+            lists.append((self._pick_sub.values(t).copy(), j - before, int(sub[t])))
         self._predicted = slots
-        need = max(min(j + 1, c - j) for _, _, j, c in want)
+        need = max(min(j + 1, c - j) for _, j, c in lists)
         cap = 1 << max(need - 1, 0).bit_length()
         plan = self._plans.get(cap)
         if plan is None:
             plan = self._plans[cap] = kq.CandidatePlan(len(want), cap)
-        for i, slot, j, c in want:
-            plan.fill(i, mine[slot], descending=c - j < j + 1)
+        for i, (values, j, c) in enumerate(lists):
+            plan.fill(i, values, descending=c - j < j + 1)
         self._group.comm.reduce_record(plan)
-        for i, slot, j, c in want:
+        for i, (_, j, c) in enumerate(lists):
             self._exact[i] = plan.value(i, c - 1 - j if plan.descending[i] else j)
 
 

@@ -128,28 +128,30 @@ def _tally(idx, c, sub):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def _pick(src, i, j, k, c, idx, pos, slots, bufs, fill, s_lo, s_hi):  # pragma: no cover
     """Copy the values ``src[i, j, k:k + c]`` of each wanted slot ``slots[r]``
-    within ``[s_lo, s_hi]`` (their slots ``idx[pos:pos + c]``, settled) to
-    row ``r`` of ``bufs``.  Without a branch: every value is stored at the
-    row's next free place and the place moves on only for a value of the
-    slot (a counter in a register, no mispredicted branches where a field
-    crosses a bin edge back and forth); the last column is the scratch
-    place of a full row.  ``fill`` counts every value of the slot, so a
-    row that ran out of room shows as ``fill > bufs.shape[1] - 1``."""
+    within ``[s_lo, s_hi]`` (their slots ``idx[pos:pos + c]``, settled;
+    ``c`` a multiple of W) to row ``r`` of ``bufs``.  W values at a time:
+    a group without a value of the slot costs one vector comparison; in a
+    group with one, every value is stored at the row's next free place and
+    the place moves on only for a value of the slot (no branch per value:
+    a field crossing a bin edge back and forth mispredicts nothing).  The
+    last column is the scratch place of a full row; ``fill`` counts every
+    value of the slot, so a row that ran out of room shows as ``fill >
+    bufs.shape[1] - 1``."""
     room = bufs.shape[1] - 1
     for r in range(slots.size):
         s = slots[r]
         if s < s_lo or s > s_hi:
             continue
         f = fill[r]
-        row = bufs[r]
-        if f + c <= room:   # room for all: no clamp (unsigned index: no wraparound test)
-            for q in range(c):
-                row[np.uint64(f)] = np.float64(src[i, j, k + q])
-                f += np.int64(idx[pos + q] == s)
-        else:
-            for q in range(c):
-                row[np.uint64(min(f, room))] = np.float64(src[i, j, k + q])
-                f += np.int64(idx[pos + q] == s)
+        ur = np.uint64(r)
+        for q0 in range(0, c, W):
+            hit = 0
+            for l in range(W):
+                hit |= np.int64(idx[pos + q0 + l] == s)
+            if hit:
+                for l in range(W):   # unsigned indices: no wraparound test
+                    bufs[ur, np.uint64(min(f, room))] = np.float64(src[i, j, k + q0 + l])
+                    f += np.int64(idx[pos + q0 + l] == s)
         fill[r] = f
 
 
@@ -282,17 +284,23 @@ class Collector:
         self.room = 0
 
     def arm(self, slots, room: int) -> None:
-        """Collect ``slots`` (sorted, distinct), up to ``room`` values each."""
-        self.slots = [int(s) for s in slots]
-        self.slot_array = np.array(self.slots, dtype=np.int64)
-        wanted = np.zeros(self.nbins + 3, dtype=np.int64)
-        wanted[self.slot_array] = 1
-        self.wcum[1:] = np.cumsum(wanted)
-        if self.bufs.shape[0] < len(self.slots) or self.bufs.shape[1] < room + 1:
-            self.bufs = np.empty((max(len(self.slots), self.bufs.shape[0]),
+        """Collect ``slots`` (sorted, distinct), up to ``room`` values each
+        (the same slots as last time cost no new arrays: an analysis arms
+        one at every output step)."""
+        slots = [int(s) for s in slots]
+        if slots != self.slots:
+            self.slots = slots
+            self.slot_array = np.array(slots, dtype=np.int64)
+            wanted = np.zeros(self.nbins + 3, dtype=np.int64)
+            wanted[self.slot_array] = 1
+            self.wcum[1:] = np.cumsum(wanted)
+            self.fill = np.zeros(max(len(slots), 1), dtype=np.int64)
+        else:
+            self.fill[:] = 0
+        if self.bufs.shape[0] < len(slots) or self.bufs.shape[1] < room + 1:
+            self.bufs = np.empty((max(len(slots), self.bufs.shape[0]),
                                   max(room + 1, self.bufs.shape[1])))
         self.room = self.bufs.shape[1] - 1
-        self.fill = np.zeros(max(len(self.slots), 1), dtype=np.int64)
 
     def values(self, slot: int):
         """The values of ``slot`` found (unordered), or None if it was not
