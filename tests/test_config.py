@@ -100,7 +100,7 @@ def test_defaults_are_filled():
     assert cfg["output"] == {"path": "insitu.h5", "overwrite": False, "flush_seconds": 10.0,
                              "flush_every_steps": None, "flush_every": None,
                              "verify": False, "restart": False, "keep_checkpoints": 2,
-                             "mpi_info": None}
+                             "writer": "inline", "mpi_info": None}
     assert cfg["analyses"][0]["every"] == 1
     assert cfg["on_error"] == "abort"
 
