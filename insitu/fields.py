@@ -151,6 +151,16 @@ def _ints(values, what, where, ndim=None) -> tuple[int, ...]:
     return out
 
 
+def _contiguous_strides(spec: FieldSpec) -> tuple[int, ...]:
+    """The strides of ``spec``'s local array laid out contiguously in its order."""
+    out, step = [], spec.dtype.itemsize
+    dims = range(spec.ndim) if spec.order == "F" else reversed(range(spec.ndim))
+    for d in dims:
+        out.append(step)
+        step *= spec.local_shape[d]
+    return tuple(out) if spec.order == "F" else tuple(reversed(out))
+
+
 class FieldSlot:
     """The current zero-copy view of one declared field, and the views it
     can reuse.
@@ -178,7 +188,7 @@ class FieldSlot:
     """
 
     __slots__ = ("spec", "index", "address", "view", "owner", "_views", "_shape", "_strides",
-                 "_dtype", "_interior")
+                 "_dtype", "_interior", "_contiguous_strides")
 
     #: views kept by address on the C route (a swap of two buffers needs 2)
     C_VIEWS = 4
@@ -194,6 +204,10 @@ class FieldSlot:
         self._strides = None
         self._dtype = None
         self._interior = spec.interior
+        # the strides of the declared local array when contiguous in the
+        # declared order: a moved array with these is contiguous, checked
+        # by one tuple comparison instead of numpy's flags (0.1-0.2 us)
+        self._contiguous_strides = _contiguous_strides(spec)
 
     def bind_address(self, address: int, wrap) -> Optional[np.ndarray]:
         """The C route: view the declared layout at ``address`` (0: not
@@ -221,14 +235,15 @@ class FieldSlot:
         if not isinstance(array, np.ndarray):
             raise FieldError(f"field {spec.name!r} on rank {rank}: expose needs a numpy array, "
                              f"got {type(array).__name__}")
-        if array.dtype != spec.dtype:
+        if array.dtype is not spec.dtype and array.dtype != spec.dtype:
             raise FieldError(f"field {spec.name!r} on rank {rank}: exposed dtype {array.dtype} "
                              f"but declared {spec.dtype}")
         if array.shape != spec.local_shape:
             raise FieldError(f"field {spec.name!r} on rank {rank}: exposed shape {array.shape} "
                              f"but declared local shape {spec.local_shape} (halos included)")
-        contiguous = array.flags.f_contiguous if spec.order == "F" else array.flags.c_contiguous
-        if not contiguous:
+        strides = array.strides
+        if strides != self._contiguous_strides and not (
+                array.flags.f_contiguous if spec.order == "F" else array.flags.c_contiguous):
             raise FieldError(f"field {spec.name!r} on rank {rank}: the array is not "
                              f"{spec.order}-contiguous; insitu views the model's memory and "
                              "will not copy it")
@@ -237,5 +252,5 @@ class FieldSlot:
         # buffer), with no reshape.
         self.view = array[self._interior]
         self.owner, self.address = array, 0
-        self._dtype, self._strides = array.dtype, array.strides
+        self._dtype, self._strides = array.dtype, strides
         return self.view
