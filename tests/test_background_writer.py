@@ -288,3 +288,25 @@ def test_benchmark_quick(tmp_path):
     assert "background/inline" in r.stdout, r.stdout
     data = json.loads((tmp_path / "background_n2.json").read_text())
     assert data["machine"]["cores"] and len(data["rows"]) == 4
+
+
+def test_many_growing_window_axes_equal_inline(tmp_path):
+    """The stress of tests/test_metadata_cache.py on the writer thread: 48
+    windows over a scalar and a zonal mean, a flush at every one of 60
+    steps, each growing many window axes, at 2 ranks: the file equals the
+    inline writer's."""
+    windows = "".join(f"  - {{kind: window, source: {src}, steps: {3 + i}, name: w{src}{i}, "
+                      "ops: [mean, var, max]}\n" for src in ("T", "Tzon") for i in range(24))
+    files = {}
+    for writer in ("inline", "background"):
+        out = tmp_path / f"{writer}.h5"
+        cfg = tmp_path / f"{writer}.yaml"
+        cfg.write_text(f"output: {{path: {out}, flush_every_steps: 1, writer: {writer}}}\n"
+                       "fields: {T: {dims: [y, x]}}\nlog_level: WARNING\nanalyses:\n"
+                       "  - {kind: stats, field: T}\n"
+                       "  - {kind: reduce, field: T, over: [x], name: Tzon}\n" + windows)
+        mpirun(2, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config", cfg,
+                   "--steps", 60, "--no-progress"], timeout=240)
+        files[writer] = _contents(out)
+    _same(files["inline"], files["background"], "48 windows")
+    assert files["background"]["time_wTzon23"][1] == (60 // 26 - 1,)  # aligned windows
