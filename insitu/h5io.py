@@ -23,7 +23,10 @@ What an output step costs (docs/output.md):
   the committed row count of every axis into ``/insitu/committed_rows``
   (the readers' contract), then ``H5Fflush`` writes HDF5's metadata and
   calls ``MPI_File_sync``.  Between two flushes the file on disk does not
-  change at all.
+  change at all.  A flush is :meth:`H5Writer._take` (the model's thread
+  hands the kept rows over) then :meth:`H5Writer._commit` (the I/O), which
+  ``output.writer: background`` runs on a writer thread
+  (:mod:`insitu.background`).
 * **No dataset is ever shrunk.**  Datasets are created empty and grown to
   their exact size at each flush, so a finalized file has exact sizes
   without cutting anything.  Shrinking a chunked dataset that holds data

@@ -4,8 +4,10 @@ The output is one parallel HDF5 file that xarray opens directly.  Its layout
 (names, dimensions, fill values, CF attributes, the committed-row contract
 for readers) is :mod:`insitu.layout`; the I/O (rows buffered until the
 durable flush, growth, the flush policy, ``output.verify``, the MPI-IO
-hints) is :mod:`insitu.h5io`.  This module keeps the names the rest of
-insitu imports.
+hints) is :mod:`insitu.h5io`; with ``output.writer: background`` the
+durable flushes run on a writer thread (:mod:`insitu.background`,
+``H5Writer(...)`` then makes a ``BackgroundWriter``).  This module keeps
+the names the rest of insitu imports.
 
 :class:`MemoryWriter` has the same interface and keeps results in lists; the
 fake-communicator unit tests use it.
