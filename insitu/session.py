@@ -31,6 +31,7 @@ from .exits import EXIT_ANALYSIS
 from .fields import DTYPE_CODES, MAX_NDIM, FieldError, FieldSlot, make_spec
 from .reduction import MAX, MIN, SUM, ReductionPlan
 from .schema import ConfigError
+from .step_cost import StepCost
 from .step_memo import StepMemo
 from .writer import H5Writer, MemoryWriter
 
@@ -114,6 +115,8 @@ class Session:
         self._call = np.zeros(2, dtype=np.int64)
         #: kernel results shared within a step (insitu.step_memo)
         self.memo = StepMemo()
+        #: each due step's wall and CPU seconds, when INSITU_STEP_COST asks
+        self.step_cost = StepCost.from_environment()
         out = cfg["output"]
         path = output or out["path"]
         overwrite = out["overwrite"] if overwrite is None else overwrite
@@ -506,6 +509,7 @@ class Session:
         # skipped a call, or its loop ran longer) are caught here, together,
         # at the next due step (or at finalize), instead of meeting in
         # mismatched collectives.
+        cost = None if self.step_cost is None else self.step_cost.start()
         self._agree(_STEP, step, f"insitu_step(step {step})")
         self._ensure_bound(began=(step, float(time)))
         self.last_call = (step, float(time))
@@ -579,6 +583,8 @@ class Session:
                                        bounds=done[1])
         self._check_triggers(step, float(time), values)
         self.writer.end_step(flush_clock)
+        if cost is not None:
+            self.step_cost.stop(cost)
         return values
 
     # -- checkpoints and restarts (insitu.state, docs/restart.md) -----------
@@ -789,6 +795,8 @@ class Session:
                 "insitu_finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "insitu_steps_written": int(self.steps_written)})
             self.writer.close()
+            if self.step_cost is not None:
+                self.step_cost.write(self.comm.rank)
         finally:
             self.closed = True
             atexit.unregister(self._warn_unfinished)

@@ -29,6 +29,15 @@ extra loop time, ``(wall - wall_off) - (loop - loop_off) * timed_steps``
 (target <= 1 s): what insitu costs once (start-up, init, the first due
 step's binding and kernel loading, finalize) rather than per step.
 Reported: the median and spread (min-max) of each over the rounds.
+
+And insitu's own time per due step, which each run writes when
+``INSITU_STEP_COST`` is set (insitu/step_cost.py): wall and CPU
+milliseconds (the slowest rank's median over the due steps after the
+first), the overhead that time alone implies on the model's step
+(``insitu_share_pct``: the due step's time over ``every`` steps of the same
+round's ``--no-insitu`` step), and the first due step (binding, kernel
+loads).  On a loaded machine the loop figure swings with what the model's
+ranks wait for; these say what insitu itself took.
 JSON: ``bench-results/overhead.json``.
 """
 from __future__ import annotations
@@ -38,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,6 +152,27 @@ def mode_name(analyses: int, mixed: bool = False) -> str:
     return f"{analyses} analysis" if analyses == 1 else f"{analyses} analyses"
 
 
+def step_costs(path: str, nranks: int):
+    """insitu's own cost per due step from ``INSITU_STEP_COST`` files
+    (insitu/step_cost.py): the slowest rank's median over the due steps
+    after the first (wall and CPU ms), and the slowest rank's first due
+    step (binding, kernel loads: start-up's, in seconds); None when no
+    rank wrote one (the ``off`` mode)."""
+    ranks = []
+    for r in range(nranks):
+        try:
+            with open(f"{path}.{r}") as fh:
+                ranks.append(json.load(fh))
+        except FileNotFoundError:
+            return None
+    if not all(len(d["wall_s"]) > 1 for d in ranks):
+        return None
+    med = statistics.median
+    return {"due_step_ms": max(med(d["wall_s"][1:]) for d in ranks) * 1e3,
+            "due_step_cpu_ms": max(med(d["cpu_s"][1:]) for d in ranks) * 1e3,
+            "first_due_step_s": max(d["wall_s"][0] for d in ranks)}
+
+
 def run_model(cmd: list[str], env: dict, cwd: str) -> tuple[float, float]:
     """(loop seconds per step as the model prints it, wall seconds of the
     whole mpiexec process)."""
@@ -166,10 +197,15 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
     for k in args.mixed:
         cmds[mode_name(k, True)] = base + [config(work, k, args.every, True, (nx, ny))] + size
     runs: dict[str, list[tuple[float, float]]] = {m: [] for m in cmds}
+    costs: dict[str, list[dict]] = {m: [] for m in cmds}
 
     def contender(mode):
         def go():
-            runs[mode].append(run_model(cmds[mode], env, work))
+            path = os.path.join(work, f"cost-{len(runs[mode])}-{mode.replace(' ', '_')}")
+            runs[mode].append(run_model(cmds[mode], dict(env, INSITU_STEP_COST=path), work))
+            c = step_costs(path, nranks)
+            if c is not None:
+                costs[mode].append(c)
             return runs[mode][-1][0]
         return go
 
@@ -191,6 +227,16 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
                 [100.0 * (a / b - 1.0) for a, b in zip(loop, (o[0] for o in off))])
             row["fixed_cost_s"] = summarize(
                 [(w - wo) - (a - lo) * n for (a, w), (lo, wo) in zip(samples, off)])
+        if costs[mode]:
+            # insitu's own time per due step, and the overhead it alone
+            # implies on the model's step (spread over `every` steps,
+            # against the same round's --no-insitu step): what the loop
+            # figure would be if the model never waited for anything else
+            for key in ("due_step_ms", "due_step_cpu_ms", "first_due_step_s"):
+                row[f"insitu_{key}"] = summarize([c[key] for c in costs[mode]])
+            row["insitu_share_pct"] = summarize(
+                [100.0 * c["due_step_ms"] / args.every / (o[0] * 1e3)
+                 for c, o in zip(costs[mode], off)])
         rows.append(row)
     return rows
 
@@ -217,6 +263,12 @@ def main(argv=None) -> int:
           "(off, then each mode); median (min-max)")
     print(table(rows, ["ranks", "mode", "loop_ms_per_step", "wall_s", "loop_overhead_pct",
                        "fixed_cost_s"]))
+    print("insitu's own time per due step (INSITU_STEP_COST, slowest rank's median over "
+          "the due steps after the first), the overhead it alone implies (its time over "
+          "`every` model steps of --no-insitu), and the first due step:")
+    print(table([r for r in rows if "insitu_due_step_ms" in r],
+                ["ranks", "mode", "insitu_due_step_ms", "insitu_due_step_cpu_ms",
+                 "insitu_share_pct", "insitu_first_due_step_s"]))
     for r in rows:
         if r["mode"] != "off":
             print(f"{r['ranks']} ranks, {r['mode']}: loop {fmt(r['loop_overhead_pct'])} % "
