@@ -140,6 +140,25 @@ def test_the_histogram_pass_copies_exactly_the_values_it_counts():
         assert c.values(4) is None and c.fill[0] == counts[3]   # ran out of room
 
 
+def test_the_parts_of_a_bin_are_the_kernels_bins():
+    """slots_of: each value's slot and the slots' counts equal what
+    histogram() counts and numpy's edges say, values on the edges included
+    (a bin cut into 64 parts, as the exact quantiles cut it)."""
+    from insitu.kernels.histogram import histogram, slots_of
+    rng = np.random.default_rng(6)
+    lo, hi = 209.375, 211.25
+    edges = np.linspace(lo, hi, 65)
+    for n in (0, 1, 7, 8, 9, 1000, 28203):
+        x = rng.uniform(lo, hi, n)
+        x[::13] = rng.choice(edges, size=x[::13].size)
+        idx, counts = np.empty(n, dtype=np.int32), np.zeros(67, dtype=np.int64)
+        slots_of(x, lo, hi, 64, idx, counts)
+        np.testing.assert_array_equal(counts[:66], histogram(x, lo, hi, 64))
+        assert counts[66] == 0
+        b = np.clip(np.searchsorted(edges, x, side="right"), 1, 64)   # numpy's rule
+        np.testing.assert_array_equal(idx, b)
+
+
 def _steps(comm, fulls, analysis, grid):
     """``fulls`` exposed one per step (uneven slabs); each step's results
     and the analysis's count of fused and second passes."""

@@ -44,10 +44,11 @@ histogram kernel over the slab that copies those bins only; so does a
 predicted bin grown past its room (a fifth more values than at the last
 step), on the rank where it grew.  A pass is no collective.
 
-The merge is narrowed too: each rank counts its values of every predicted
-bin in ``SUB_BINS`` (64) equal parts of the bin (the histogram kernel again,
-on the copies), and those counts travel in the histogram's own reduction
-(``Q * 66`` more doubles).  After it, every rank knows the part that holds
+The merge is narrowed too: each rank finds the part of the bin each of its
+values of every predicted bin is in, out of ``SUB_BINS`` (64) equal parts
+(the histogram kernel's slot rule again, on the copies:
+:func:`insitu.kernels.histogram.slots_of`), and the parts' counts travel in
+the histogram's own reduction (``Q * 66`` more doubles).  After it, every rank knows the part that holds
 the ``j``-th value of the bin and its rank there, and only that part's
 values are candidates.  Counts and values are binned by the same rule
 (numpy's, monotone in the value), so the answer stays exact.
@@ -133,11 +134,11 @@ class Histogram(Analysis):
             # The predicted bins' sub-histograms travel in the counts' reduction.
             nq = len(self.cfg["quantiles"])
             self._sub_start = ctx.plan.reserve_many(SUM, nq * (SUB_BINS + 2))
-            self._sub = np.zeros(SUB_BINS + 2)
-            self._subs = {}        # slot -> its row of sub-histograms this step
+            self._subs = {}        # slot -> (its sub-histogram's place, its row) this step
             self._mine = {}        # slot -> this rank's values of it this step
             self._rescanned = False   # a predicted bin outgrew its room this step
-            self._pick_sub = kh.Collector(SUB_BINS)
+            self._parts = np.empty((nq, 0), dtype=np.int32)   # per predicted bin: the
+            self._counts = np.zeros((nq, SUB_BINS + 3), dtype=np.int64)  # parts of its values
         self._local = np.zeros(nb + 2)
         meta = ctx.meta(spec.name)
         units = meta.get("units", "1")
@@ -230,13 +231,20 @@ class Histogram(Analysis):
                 view, self.lo, self.hi, nb, short, [int(self._local[s]) for s in short],
                 self._rescan)))
         self._mine = mine
+        most = max(v.size for v in mine.values())
+        if self._parts.shape[1] < most:
+            self._parts = np.empty((self._parts.shape[0], most + most // 5 + 64),
+                                   dtype=np.int32)
         for r, slot in enumerate(self._predicted):
             if 1 <= slot <= nb:   # a bin (below and above the range have no bounds)
                 a = self._sub_start + r * (SUB_BINS + 2)
-                kh.histogram(mine[slot], self.edges[slot - 1], self.edges[slot], SUB_BINS,
-                             self._sub)
-                record[a:a + SUB_BINS + 2] = self._sub
-                self._subs[slot] = a
+                v = mine[slot]
+                # the part of the bin each value is in, and the parts' counts
+                # (the NaN slot, last, is empty: the values are the bin's)
+                kh.slots_of(v, self.edges[slot - 1], self.edges[slot], SUB_BINS,
+                            self._parts[r, :v.size], self._counts[r])
+                record[a:a + SUB_BINS + 2] = self._counts[r, :SUB_BINS + 2]
+                self._subs[slot] = (a, r)
 
     def results(self, record):
         r = record[self._start:self._start + self.cfg["bins"] + 2]
@@ -287,10 +295,10 @@ class Histogram(Analysis):
         # came with the counts: (values, rank in them, their global count).
         lists = []
         for i, slot, j, c in want:
-            a = self._subs.get(slot)
-            if a is None:
+            if slot not in self._subs:
                 lists.append((mine[slot], j, c))
                 continue
+            a, row = self._subs[slot]
             sub = record[a:a + SUB_BINS + 2]
             cum = np.cumsum(sub)
             t = int(np.searchsorted(cum, float(j), side="right"))
@@ -298,10 +306,8 @@ class Histogram(Analysis):
             if int(cum[-1]) != c:
                 raise RuntimeError(f"{self.where}: the sub-histogram of bin {slot - 1} holds "
                                    f"{int(cum[-1])} values where the bin counted {c}")
-            self._pick_sub.arm([t], int(self._local[slot]))
-            kh.histogram(mine[slot], self.edges[slot - 1], self.edges[slot], SUB_BINS,
-                         self._sub, self._pick_sub)
-            lists.append((self._pick_sub.values(t).copy(), j - before, int(sub[t])))
+            v = mine[slot]
+            lists.append((v[self._parts[row, :v.size] == t], j - before, int(sub[t])))
         self._predicted = slots
         need = max(min(j + 1, c - j) for _, j, c in lists)
         cap = 1 << max(need - 1, 0).bit_length()

@@ -38,7 +38,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .moments import as_c_order_3d
-from .simd import VEC, W, hmax, hmin, splat, vload3, vmax, vmin, vstore_i32
+from .simd import VEC, W, hmax, hmin, splat, vload, vload3, vmax, vmin, vstore_i32
 
 #: Values per chunk: slots are computed for a chunk, then counted.
 CHUNK = 512
@@ -239,6 +239,46 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
         for l in range(COPIES):
             t += sub[b * COPIES + l]
         out[b] = float(t)
+
+
+@numba.njit(cache=True, nogil=True)
+def _slots_of(x, lo, hi, norm, edges, tol, idx, counts):  # pragma: no cover - compiled
+    """Each value's slot into ``idx`` and the slots' counts into ``counts``
+    (``x`` 1-D, contiguous): ``_slots`` eight at a time, unsure ones by the
+    exact rule, counted into interleaved copies of the counters as
+    :func:`_hist3` counts (a smooth field's runs of one slot would
+    otherwise wait on one counter)."""
+    nb = edges.size - 1
+    nbf = float(nb)
+    n = x.size
+    m = n - n % W
+    for q in range(0, m, W):
+        vstore_i32(idx, q, _slots(vload(x, q), lo, norm, nbf, tol))
+    for q in range(m, n):
+        idx[q] = -1
+    for q in range(n):
+        if idx[q] < 0:
+            idx[q] = _exact_slot(np.float64(x[q]), lo, hi, norm, edges)
+    sub = np.zeros((nb + 3) * COPIES, dtype=np.int64)
+    _tally(idx, m, sub)
+    for q in range(m, n):
+        sub[idx[q] * COPIES] += 1
+    for b in range(nb + 3):
+        t = np.int64(0)
+        for l in range(COPIES):
+            t += sub[b * COPIES + l]
+        counts[b] = t
+
+
+def slots_of(values: np.ndarray, lo: float, hi: float, nbins: int, idx: np.ndarray,
+             counts: np.ndarray) -> None:
+    """The slot of each of ``values`` (contiguous; 0: below ``lo``, ``b +
+    1``: bin ``b``, ``nbins + 1``: above ``hi``, ``nbins + 2``: NaN) into
+    ``idx`` (int32, ``values.size``), as :func:`histogram` bins them, and
+    each slot's count into ``counts`` (``nbins + 3`` int64).  For the exact
+    quantiles: the parts of a bin its values fall in."""
+    edges, norm, tol = _bins(float(lo), float(hi), int(nbins))
+    _slots_of(values, float(lo), float(hi), norm, edges, tol, idx, counts)
 
 
 @functools.lru_cache(maxsize=64)
