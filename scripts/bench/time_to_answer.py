@@ -469,13 +469,29 @@ def main(argv=None) -> int:
         # insitu runs before the baselines at each point: its file is their reference
         contenders = {f"{p.label}: {NAMES[w]}": (lambda p=p, w=NAMES[w]: p.run(w))
                       for p in points for w in ways}
+        name = "time_to_answer" + ("_full" if args.full else "_sweep" if args.sweep else "")
+
+        def payload(rounds: int) -> dict:
+            rows = [r for p in points for r in p.rows()]
+            return {"rows": rows, "quick": args.quick, "full": args.full,
+                    "sweep": args.sweep, "pairs": args.pairs, "rounds_done": rounds,
+                    "side": args.side, "steps": args.steps, "every": args.every,
+                    "ranks": args.ranks, "ways": args.ways, "sync": args.sync,
+                    "includes_target_case": any(r["target_case"] for r in rows),
+                    "adios2_skipped": skip_adios, "skipped_points": skipped,
+                    "samples": {p.label: p.runs for p in points}}
+
+        def on_round(r: int) -> None:
+            log.info("round %d of %d done (%.0f s)", r + 1, args.pairs,
+                     time.perf_counter() - t0)
+            if r + 1 < args.pairs:  # a long run stopped early keeps its rounds
+                save(name, payload(r + 1))
         t0 = time.perf_counter()
-        interleave(contenders, args.pairs, on_round=lambda r: log.info(
-            "round %d of %d done (%.0f s)", r + 1, args.pairs, time.perf_counter() - t0))
+        interleave(contenders, args.pairs, on_round=on_round)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rows = [r for p in points for r in p.rows()]
-    target_in = any(r["target_case"] for r in rows)
+    result = payload(args.pairs)
+    rows, target_in = result["rows"], result["includes_target_case"]
     print_header()
     print(f"time to answer, whole processes: heat stand-in (numpy), {args.side}x{args.side} "
           f"cells per rank, the statistics of T every `every` steps; {args.pairs} "
@@ -506,15 +522,7 @@ def main(argv=None) -> int:
                       f"insitu's time to answer (target >= 10)")
     else:
         print(f"issue 12's case ({case}) is not in this run: run --full for it")
-    payload = {"rows": rows, "quick": args.quick, "full": args.full, "sweep": args.sweep,
-               "pairs": args.pairs,
-               "side": args.side, "steps": args.steps, "every": args.every,
-               "ranks": args.ranks, "ways": args.ways, "sync": args.sync,
-               "includes_target_case": target_in, "adios2_skipped": skip_adios,
-               "skipped_points": skipped,
-               "samples": {p.label: p.runs for p in points}}
-    name = "time_to_answer" + ("_full" if args.full else "_sweep" if args.sweep else "")
-    print(f"wrote {save(name, payload)}")
+    print(f"wrote {save(name, result)}")
     return 0
 
 
