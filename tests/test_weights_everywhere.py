@@ -13,7 +13,8 @@ from insitu import api
 from insitu.analyses import AnalysisError, Piece
 from insitu.analyses.weights import product_units
 from insitu.comm import FakeWorld
-from insitu.kernels.weighted import accumulate, weighted_histogram
+from insitu.kernels.weighted import (OPS, Prepared, accumulate, exceedance,
+                                     exceedance_prepared, weighted_histogram)
 from insitu.options import ConfigError
 
 
@@ -122,6 +123,43 @@ def test_accumulate_maps_every_index_once():
                                rtol=1e-13)
     np.testing.assert_allclose(wacc[..., 0], ww.reshape(3, 2, 5, 4).sum(axis=(1, 3)),
                                rtol=1e-13)
+
+
+@pytest.mark.parametrize("op, compare", [("gt", np.greater), ("ge", np.greater_equal),
+                                         ("lt", np.less), ("le", np.less_equal)])
+def test_exceedance_kernel_is_numpys(op, compare):
+    """Both of the kernel's paths (a weight per row, counted in integers;
+    a weight per value, in four lanes), C and Fortran order, a strided view,
+    values on the threshold, NaN and +-Inf, rows not a multiple of 4."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(5, 7, 13))
+    x.flat[::7] = np.nan
+    x.flat[3::11] = np.inf
+    x.flat[5::17] = -np.inf
+    x.flat[2::9] = 0.25          # on the threshold
+    per_value = rng.uniform(0, 2, x.shape)
+    per_row = rng.uniform(0, 2, (5, 7, 1))
+    for xx, w in [(x, per_value), (x, per_row), (np.asfortranarray(x), per_value),
+                  (x[:, ::2, 1:], per_value[:, ::2, 1:]), (x, np.float64(1.0))]:
+        ww = np.broadcast_to(w, xx.shape)
+        ok = np.isfinite(xx)
+        past = ok & compare(xx, 0.25)
+        want = [past.sum(), ok.sum(), ww[past].sum(), ww[ok].sum()]
+        np.testing.assert_allclose(exceedance(xx, w, 0.25, op), want, rtol=1e-13)
+
+
+def test_prepared_slab_follows_the_view_object():
+    """The kernel's layout is kept while the same view objects come back,
+    and made again for another view (a model exposing other memory)."""
+    a, b = np.zeros((4, 6)), np.full((4, 6), 2.0)
+    prep, out = Prepared(), np.zeros(4)
+    exceedance_prepared(prep.get(a, np.float64(1.0), (a, None)), 1.0, OPS["gt"], out)
+    assert out[0] == 0
+    a[:] = 5.0                     # the same memory, new values: seen
+    exceedance_prepared(prep.get(a, np.float64(1.0), (a, None)), 1.0, OPS["gt"], out)
+    assert out[0] == 24
+    exceedance_prepared(prep.get(b[:2], np.float64(1.0), (b, None)), 3.0, OPS["lt"], out)
+    assert list(out[:2]) == [12, 12]
 
 
 # -- bad configs: one line naming the key path, the same on every rank ------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import schema as s
-from ..kernels.weighted import OPS, exceedance
+from ..kernels.weighted import OPS, Prepared, exceedance_prepared
 from ..reduction import SUM
 from . import region as rg
 from . import weights as wt
@@ -63,6 +63,12 @@ class Exceedance(Analysis):
         self._weights = wt.bind(self.cfg["weights"], spec, ctx, f"{where}.weights")
         self._start = ctx.plan.reserve_many(SUM, 4)
         self._local = np.zeros(4)
+        # decided once: the op's code, the threshold as a float, and the
+        # kernel's layout of the slab, kept while the views are the same
+        self._op = OPS[self.cfg["op"]]
+        self._thr = float(self.cfg["threshold"])
+        self._prep = Prepared()
+        self._wfield = self._weights.field if self._weights is not None else None
         meta = ctx.meta(spec.name)
         units = meta.get("units", "1")
         label = meta.get("long_name") or spec.name
@@ -96,10 +102,13 @@ class Exceedance(Analysis):
 
     def local(self, views, record, step):
         full = views[self.cfg["field"]]
-        w = (self._weights.view(views, full.shape) if self._weights is not None
-             else np.broadcast_to(np.float64(1.0), full.shape))
-        exceedance(full[self._slices], w[self._slices], self.cfg["threshold"],
-                   self.cfg["op"], self._local)
+        prep = self._prep
+        wsrc = views[self._wfield] if self._wfield is not None else None
+        if prep.source[0] is not full or prep.source[1] is not wsrc:
+            w = (self._weights.view(views, full.shape) if self._weights is not None
+                 else np.broadcast_to(np.float64(1.0), full.shape))
+            prep.get(full[self._slices], w[self._slices], (full, wsrc))
+        exceedance_prepared(prep, self._thr, self._op, self._local)
         record[self._start:self._start + 4] = self._local
 
     def results(self, record):
