@@ -184,6 +184,37 @@ def test_kernel_on_strided_views():
     assert int(out[3]) == int(np.argmin(g))
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_kernel_chunks_of_long_rows(order):
+    """Rows longer than the kernel's chunk (kernels.extremes.CHUNK): chunks
+    skipped by the vectorised count, ties in later chunks and in later rows
+    (the lowest global index wins, whatever the memory order), NaN and
+    +-Inf beside the extremes, a row length that is not a multiple of the
+    chunk."""
+    from insitu.kernels.extremes import CHUNK
+    rng = np.random.default_rng(5)
+    n = 3 * CHUNK + 17
+    full = np.round(rng.normal(0, 3, size=(4, 5, n)))     # many equal values
+    full[rng.random(full.shape) < 0.05] = np.nan
+    full[0, 0, 1], full[3, 4, n - 1], full[2, 1, CHUNK] = np.inf, -np.inf, np.inf
+    hi, lo = np.nanmax(np.where(np.isinf(full), np.nan, full)), \
+        np.nanmin(np.where(np.isinf(full), np.nan, full))
+    full[3, 2, 2 * CHUNK + 5] = hi          # ties, late in memory order
+    full[1, 4, CHUNK - 1] = lo
+    v = np.array(full, order=order)
+    out = arg_extremes(v, (0, 0, 0), full.shape)
+    g = np.where(np.isfinite(full), full, -np.inf)
+    assert (out[0], int(out[1])) == (hi, int(np.argmax(g)))
+    g = np.where(np.isfinite(full), full, np.inf)
+    assert (out[2], int(out[3])) == (lo, int(np.argmin(g)))
+    # a slab of a larger field, strided, in a global frame
+    part = v[1:, ::2, 3:]
+    out = arg_extremes(part, (1, 0, 3), (4, 3, n))
+    g = np.full((4, 3, n), -np.inf)
+    g[1:, :, 3:] = np.where(np.isfinite(part), part, -np.inf)
+    assert int(out[1]) == int(np.argmax(g))
+
+
 # -- exceedance ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("nranks", [1, 2, 3, 4])

@@ -17,11 +17,37 @@ import numba
 import numpy as np
 
 
+#: values per chunk of a row: a chunk is scanned for its candidates only
+#: when a test of the whole chunk says it holds one (see _argext4)
+CHUNK = 64
+
+
+@numba.njit(cache=True, nogil=True)
+def _candidates(part, hi, lo):  # pragma: no cover - compiled
+    """How many finite values of ``part`` (a piece of a row) are ``>= hi``
+    or ``<= lo``: an integer sum of selects over the whole of an array,
+    which LLVM vectorises (the same loop over ``a[i, j, k, l0:l1]``
+    indexed in place did not: numba's negative-index wraparound on a
+    variable start keeps it scalar)."""
+    c = 0
+    for l in range(part.size):
+        x = np.float64(part[l])
+        c += ((x >= hi) | (x <= lo)) & (abs(x) < np.inf)
+    return c
+
+
 @numba.njit(cache=True, nogil=True)
 def _argext4(a, g0, g1, g2, g3, base, out):  # pragma: no cover - compiled
     """Scan ``a`` (4-D, last axis fastest in memory); ``g*`` are the global
     flat strides of its axes, ``base`` the global index of ``a[0, 0, 0, 0]``.
-    ``out`` = (max, its index, min, its index), merged into (not reset)."""
+    ``out`` = (max, its index, min, its index), merged into (not reset).
+
+    Each row goes by chunks of :data:`CHUNK` values: a vectorised count of
+    the chunk's values that could change the answer (finite and at least
+    the maximum so far, or at most the minimum), and only when there is one
+    the chunk's values one by one with the tie rule.  On a field scanned in
+    memory order, few chunks hold a new extreme, so most of the slab is
+    read at the speed of the count."""
     hi = out[0]
     ihi = np.int64(out[1]) if out[1] < 9.2e18 else np.int64(0x7FFFFFFFFFFFFFFF)
     lo = out[2]
@@ -31,19 +57,24 @@ def _argext4(a, g0, g1, g2, g3, base, out):  # pragma: no cover - compiled
         for j in range(n1):
             for k in range(n2):
                 g = base + i * g0 + j * g1 + k * g2
-                for l in range(n3):
-                    x = np.float64(a[i, j, k, l])
-                    if abs(x) < np.inf:
-                        if x >= hi:
-                            gi = g + l * g3
-                            if x > hi or gi < ihi:
-                                hi = x
-                                ihi = gi
-                        if x <= lo:
-                            gi = g + l * g3
-                            if x < lo or gi < ilo:
-                                lo = x
-                                ilo = gi
+                row = a[i, j, k]
+                for l0 in range(0, n3, CHUNK):
+                    l1 = min(l0 + CHUNK, n3)
+                    if _candidates(row[l0:l1], hi, lo) == 0:
+                        continue
+                    for l in range(l0, l1):
+                        x = np.float64(a[i, j, k, l])
+                        if abs(x) < np.inf:
+                            if x >= hi:
+                                gi = g + l * g3
+                                if x > hi or gi < ihi:
+                                    hi = x
+                                    ihi = gi
+                            if x <= lo:
+                                gi = g + l * g3
+                                if x < lo or gi < ilo:
+                                    lo = x
+                                    ilo = gi
     out[0] = hi
     out[1] = np.float64(ihi) if hi > -np.inf else np.inf
     out[2] = lo
