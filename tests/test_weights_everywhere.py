@@ -95,12 +95,16 @@ def test_fortran_order_with_halos(nranks):
 
 # -- kernels --------------------------------------------------------------------
 
-def test_weighted_histogram_kernel_is_numpys():
+@pytest.mark.parametrize("along", ["row", "column"])
+def test_weighted_histogram_kernel_is_numpys(along):
+    """A weight per value (float counters) and a weight per row (integer
+    counts times the row's weight)."""
     rng = np.random.default_rng(4)
     edges = np.linspace(-2, 2, 41)   # the values on the edges and an ulp either side
     x = np.concatenate([rng.normal(0, 1, 2916), edges, np.nextafter(edges, -3),
                         np.nextafter(edges, 3), [np.nan, np.inf, -np.inf]]).reshape(78, 39)
-    w = rng.uniform(0, 2, x.shape[1])[None, :]
+    w = (rng.uniform(0, 2, x.shape[1])[None, :] if along == "row"
+         else rng.uniform(0, 2, x.shape[0])[:, None])
     got = weighted_histogram(x, w, -2.0, 2.0, 40)
     ww = np.broadcast_to(w, x.shape)
     fin = np.isfinite(x)
@@ -123,6 +127,49 @@ def test_accumulate_maps_every_index_once():
                                rtol=1e-13)
     np.testing.assert_allclose(wacc[..., 0], ww.reshape(3, 2, 5, 4).sum(axis=(1, 3)),
                                rtol=1e-13)
+
+
+def _accumulate_by_element(v, w, maps, shape):
+    acc, wacc = np.zeros(shape), np.zeros(shape)
+    w = np.broadcast_to(w, v.shape)
+    for idx in np.ndindex(v.shape):
+        if np.isfinite(v[idx]):
+            o = tuple(m[i] for m, i in zip(maps, idx))
+            acc[o] += w[idx] * v[idx]
+            wacc[o] += w[idx]
+    return acc, wacc
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("halo", [0, 1])
+def test_accumulate_rows_of_one_weight(order, halo):
+    """The row kernel (kernels.weighted._accumulate_rows: rows with one
+    weight, contiguous in memory) against the sums element by element: a
+    vertical integral, blocks along every axis, reduced axes inside and
+    outside, C and Fortran order, halo views, sub-slabs (a region),
+    NaN and +-Inf."""
+    rng = np.random.default_rng(3)
+    full = rng.normal(size=(6 + 2 * halo, 12 + 2 * halo, 10 + 2 * halo))
+    full[rng.random(full.shape) < 0.1] = np.nan
+    full.flat[::13] = np.inf
+    full = np.array(full, order=order)
+    v = full[halo:halo + 6, halo:halo + 12, halo:halo + 10]
+    cases = [([np.zeros(6, int), np.arange(12), np.arange(10)], (1, 12, 10)),
+             ([np.arange(6), np.arange(12) // 3, np.arange(10) // 2], (6, 4, 5)),
+             ([np.arange(6) // 2, np.arange(12) // 6, np.arange(10) // 5], (3, 2, 2)),
+             ([np.arange(6), np.zeros(12, int), np.arange(10)], (6, 1, 10)),
+             ([np.arange(6) // 3, np.arange(12), np.zeros(10, int)], (2, 12, 1))]
+    for wshape in [(6, 1, 1), (1, 12, 1), (1, 1, 10), (1, 1, 1)]:
+        w = rng.uniform(0, 2, wshape)
+        for maps, shape in cases:
+            for sl in [(slice(None),) * 3, (slice(1, 5), slice(2, 11), slice(0, 7))]:
+                vv, ww = v[sl], np.broadcast_to(w, v.shape)[sl]
+                mm = [m[q] for m, q in zip(maps, sl)]
+                acc, wacc = np.zeros(shape), np.zeros(shape)
+                accumulate(vv, ww, mm, acc, wacc)
+                want = _accumulate_by_element(vv, ww, mm, shape)
+                np.testing.assert_allclose(acc, want[0], rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(wacc, want[1], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("op, compare", [("gt", np.greater), ("ge", np.greater_equal),

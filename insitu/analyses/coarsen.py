@@ -25,8 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import schema as s
-from ..kernels.coarsen import coarsen_mean
-from ..kernels.weighted import accumulate
+from ..kernels.weighted import Accumulation
 from . import region as rg
 from . import weights as wt
 from .base import common_keys, Analysis, AnalysisError, Coord, Piece, Variable
@@ -78,13 +77,19 @@ class Coarsen(Analysis):
                                 f"analyses[{self.index}].weights")
         rbox = rg.box(spec, self.cfg["region"], f"analyses[{self.index}]", ctx.coords)
         self._slices = rg.local_slices(spec, rbox) if self.cfg["region"] else None
-        if self._weights is not None or self._slices is not None:
-            # Block index of each local index inside the region (slabs start
-            # on block boundaries, so local // f is the local block).
-            sl = self._slices or tuple(slice(0, m) for m in spec.shape)
-            self._maps = [np.arange(q.start, q.stop, dtype=np.int64) // f
-                          for q, f in zip(sl, self.factors)]
-            self._cshape = tuple(m // f for m, f in zip(spec.shape, self.factors))
+        # Block index of each local index inside the region (slabs start on
+        # block boundaries, so local // f is the local block).  Unweighted
+        # blocks are the weighted kernel's with a broadcast 1.0 (its weight
+        # sums are then counts): one kernel, whose rows of one weight are
+        # added element by element (kernels.weighted._accumulate_rows).
+        sl = self._slices or tuple(slice(0, m) for m in spec.shape)
+        self._maps = [np.arange(q.start, q.stop, dtype=np.int64) // f
+                      for q, f in zip(sl, self.factors)]
+        self._cshape = tuple(m // f for m, f in zip(spec.shape, self.factors))
+        self._total = np.zeros(self._cshape)
+        self._wsum = np.zeros(self._cshape)
+        self._wfield = self._weights.field if self._weights is not None else None
+        self._run = None
         self.coords = []
         for d, cd, f, n in zip(spec.dims, dims, self.factors, shape):
             if f == 1:
@@ -123,18 +128,28 @@ class Coarsen(Analysis):
 
     def local(self, views, record, step):
         v = views[self.cfg["field"]]
-        if self._weights is None and self._slices is None:
-            self._piece = coarsen_mean(v, self.factors)
-            return
-        w = (self._weights.view(views, v.shape) if self._weights is not None
-             else np.broadcast_to(np.float64(1.0), v.shape))
-        if self._slices is not None:
-            v, w = v[self._slices], w[self._slices]
-        total = np.zeros(self._cshape)
-        wsum = np.zeros(self._cshape)
-        accumulate(v, w, self._maps, total, wsum)
+        wsrc = views[self._wfield] if self._wfield is not None else None
+        run = self._run
+        if run is None or run.key[0] is not v or run.key[1] is not wsrc:
+            # the region's view, its weights and the kernel's layout, made
+            # again only when the model exposes other memory
+            w = (self._weights.view(views, v.shape) if self._weights is not None
+                 else np.broadcast_to(np.float64(1.0), v.shape))
+            vv = v
+            if self._slices is not None:
+                vv, w = v[self._slices], w[self._slices]
+            run = self._run = Accumulation(vv, w, self._maps, self._total, self._wsum,
+                                           key=(v, wsrc))
+        total, wsum = self._total, self._wsum
+        total.fill(0.0)
+        wsum.fill(0.0)
+        run.run()
+        # a new array each step: the writer may keep the piece until its flush
+        piece = np.empty(self._cshape)
         with np.errstate(invalid="ignore", divide="ignore"):
-            self._piece = np.where(wsum > 0, total / wsum, np.nan)
+            np.divide(total, wsum, out=piece)
+        piece[wsum == 0] = np.nan
+        self._piece = piece
 
     def results(self, record):
         return {self.name: Piece(self._start, self._piece)}

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import schema as s
 from ..kernels.reduce import reduce_axes
-from ..kernels.weighted import accumulate
+from ..kernels.weighted import Accumulation
 from ..reduction import MAX, MIN, SUM
 from . import region as rg
 from . import weights as wt
@@ -96,6 +96,8 @@ class Reduce(Analysis):
             self._a = plan.reserve_many(MIN if op == "min" else MAX, n)
         self._n = n
         self._general = self._weights is not None or self._slices is not None
+        self._wfield = self._weights.field if self._weights is not None else None
+        self._run = None
         if self._general:
             # The weighted-sum kernel's output over the slab's axes (length 1
             # along reduced ones) and its index maps (a region's slice starts
@@ -154,13 +156,22 @@ class Reduce(Analysis):
             counts = None
         else:
             # Straight into the group's record: its SUM slots were reset to 0,
-            # and the kept extents in C order are the slots' order.
-            w = (self._weights.view(views, v.shape) if self._weights is not None
-                 else np.broadcast_to(np.float64(1.0), v.shape))
-            if self._slices is not None:
-                v, w = v[self._slices], w[self._slices]
-            accumulate(v, w, self._maps, rec[self._a:self._a + self._n].reshape(self._accshape),
-                       rec[self._c:self._c + self._n].reshape(self._accshape))
+            # and the kept extents in C order are the slots' order.  The
+            # kernel's layout is made again only when the model exposes
+            # other memory (or the record is another array).
+            wsrc = views[self._wfield] if self._wfield is not None else None
+            run = self._run
+            if run is None or run.key[0] is not v or run.key[1] is not wsrc \
+                    or run.key[2] is not rec:
+                w = (self._weights.view(views, v.shape) if self._weights is not None
+                     else np.broadcast_to(np.float64(1.0), v.shape))
+                vv = v
+                if self._slices is not None:
+                    vv, w = v[self._slices], w[self._slices]
+                run = self._run = Accumulation(
+                    vv, w, self._maps, rec[self._a:self._a + self._n].reshape(self._accshape),
+                    rec[self._c:self._c + self._n].reshape(self._accshape), key=(v, wsrc, rec))
+            run.run()
             return
         rec[self._a:self._a + self._n] = vals.ravel()
         if counts is not None:

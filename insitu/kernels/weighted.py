@@ -126,6 +126,83 @@ def _accumulate4(a, w, w_row_const, m0, m1, m2, m3, inner, acc, wacc):  # pragma
                         wacc[o0, o1, o2, o3] += ww if ok else 0.0
 
 
+@numba.njit(cache=True, nogil=True)
+def _flush_row(acc, wacc, ob, a3, m3, kept, off, ts, tw):  # pragma: no cover - compiled
+    """Add a row of partial sums ``ts``/``tw`` into the flat outputs at
+    ``ob`` (``a3`` their element stride along the row): element by element
+    (``kept``, output index ``off + l``) or into blocks through ``m3``; then
+    zero the row.  Unsigned indices: numba adds no negative-index
+    wraparound, and LLVM vectorises the kept case with unit stride."""
+    n = np.uint64(ts.size)
+    base = np.uint64(ob)
+    if kept and a3 == 1:
+        base += np.uint64(off)
+        for l in range(n):
+            acc[base + l] += ts[l]
+            wacc[base + l] += tw[l]
+            ts[l] = 0.0
+            tw[l] = 0.0
+    else:
+        step = np.uint64(a3)
+        for l in range(n):
+            q = base + np.uint64(m3[l]) * step
+            acc[q] += ts[l]
+            wacc[q] += tw[l]
+            ts[l] = 0.0
+            tw[l] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate_rows(flat, s0, s1, s2, n0, n1, n2, n3, w, m0, m1, m2, m3, kept,
+                     acc, a0, a1, a2, a3, wacc, ts, tw):  # pragma: no cover - compiled
+    """:func:`_accumulate4` for rows that are contiguous in memory and have
+    one weight each (a broadcast 1.0, a cos(lat), a dp): ``flat`` is the
+    slab's memory from its first value, ``s*`` the element strides of its
+    outer axes; ``acc``/``wacc`` the outputs' flat memory, ``a*`` their
+    element strides.  Consecutive rows that go to the same output row are
+    added element by element into the fine row ``ts``/``tw`` (a select
+    per value, unsigned in-place indices: LLVM vectorises it), and that row
+    is added into the output (element by element, or by blocks through
+    ``m3``) when the output row changes: a vertical integral adds its levels
+    in cache, a block mean its rows, before one pass over the output."""
+    n3u = np.uint64(n3)
+    off = m3[0]
+    po0 = po1 = po2 = -1
+    for i in range(n0):
+        o0 = m0[i]
+        for j in range(n1):
+            o1 = m1[j]
+            for k in range(n2):
+                o2 = m2[k]
+                if o0 != po0 or o1 != po1 or o2 != po2:
+                    if po0 >= 0:
+                        _flush_row(acc, wacc, po0 * a0 + po1 * a1 + po2 * a2, a3, m3, kept,
+                                   off, ts, tw)
+                    po0, po1, po2 = o0, o1, o2
+                wc = np.float64(w[i, j, k, 0])
+                base = np.uint64(i * s0 + j * s1 + k * s2)
+                for l in range(n3u):
+                    x = np.float64(flat[base + l])
+                    ok = abs(x) < np.inf
+                    ts[l] += wc * x if ok else 0.0
+                    tw[l] += wc if ok else 0.0
+    if po0 >= 0:
+        _flush_row(acc, wacc, po0 * a0 + po1 * a1 + po2 * a2, a3, m3, kept, off, ts, tw)
+
+
+def _flat(a: np.ndarray):
+    """``a``'s memory as a 1-D array from its first element to its last,
+    and its strides in elements; None when a stride is negative or not a
+    multiple of the item size (then the general kernel runs)."""
+    size = a.itemsize
+    if any(st < 0 or st % size for st in a.strides):
+        return None
+    span = 1 + sum((n - 1) * st // size for n, st in zip(a.shape, a.strides))
+    flat = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(size,),
+                                           writeable=a.flags.writeable)
+    return flat, [st // size for st in a.strides]
+
+
 def accumulate(view: np.ndarray, weights: np.ndarray, maps, acc: np.ndarray,
                wacc: np.ndarray) -> None:
     """Add the weighted sums of ``view``'s finite values into ``acc`` and
@@ -136,31 +213,62 @@ def accumulate(view: np.ndarray, weights: np.ndarray, maps, acc: np.ndarray,
     reduced over (with length-1 output), ``arange(n) + offset`` for a kept
     axis, ``(arange(n) + offset) // f`` for blocks of ``f``.  ``weights``
     broadcasts to ``view``."""
-    if view.size == 0:
-        return
-    weights = np.broadcast_to(weights, view.shape)
-    order = _memory_order(view)
-    # Of the outer axes, those reduced over go innermost: an output row is
-    # then summed over them while it sits in cache (a vertical integral
-    # adds every level into one (lat, lon) row before the next), instead of
-    # streaming the whole output once per level.
-    reduced = [k for k in order[:-1] if acc.shape[k] == 1 and view.shape[k] > 1]
-    order = [k for k in order[:-1] if k not in reduced] + reduced + order[-1:]
-    a, w = np.transpose(view, order), np.transpose(weights, order)
-    acc_t, wacc_t = np.transpose(acc, order), np.transpose(wacc, order)
-    ms = [np.ascontiguousarray(maps[k], dtype=np.int64) for k in order]
-    last = ms[-1]
-    if acc_t.shape[-1] == 1 and not last.any():
-        inner = INNER_REDUCED
-    elif np.array_equal(last, last[0] + np.arange(last.size)):
-        inner = INNER_KEPT
-    else:
-        inner = INNER_BLOCKS
-    while len(ms) < 4:
-        ms.insert(0, np.zeros(1, dtype=np.int64))
-    a, w, acc_t, wacc_t = _as4(a, w, acc_t, wacc_t)
-    _accumulate4(a, w, w.strides[-1] == 0 or w.shape[-1] == 1, ms[0], ms[1], ms[2], ms[3],
-                 inner, acc_t, wacc_t)
+    Accumulation(view, weights, maps, acc, wacc).run()
+
+
+class Accumulation:
+    """:func:`accumulate` with its layout decided once: the transposes, the
+    maps, the kernel and its arguments (some 24 us of Python a call), for
+    an analysis that sums the same views into the same outputs at every
+    step (it keeps one while the model hands the same view objects)."""
+
+    __slots__ = ("_args", "_kernel", "key")
+
+    def __init__(self, view, weights, maps, acc, wacc, key=None):
+        #: what the analysis made this from (compared by identity)
+        self.key = key
+        self._kernel = None
+        if view.size == 0:
+            return
+        weights = np.broadcast_to(weights, view.shape)
+        order = _memory_order(view)
+        # Of the outer axes, those reduced over go innermost: an output row
+        # is then summed over them while it sits in cache (a vertical
+        # integral adds every level into one (lat, lon) row before the
+        # next), instead of streaming the whole output once per level.
+        reduced = [k for k in order[:-1] if acc.shape[k] == 1 and view.shape[k] > 1]
+        order = [k for k in order[:-1] if k not in reduced] + reduced + order[-1:]
+        a, w = np.transpose(view, order), np.transpose(weights, order)
+        acc_t, wacc_t = np.transpose(acc, order), np.transpose(wacc, order)
+        ms = [np.ascontiguousarray(maps[k], dtype=np.int64) for k in order]
+        last = ms[-1]
+        if acc_t.shape[-1] == 1 and not last.any():
+            inner = INNER_REDUCED
+        elif np.array_equal(last, last[0] + np.arange(last.size)):
+            inner = INNER_KEPT
+        else:
+            inner = INNER_BLOCKS
+        while len(ms) < 4:
+            ms.insert(0, np.zeros(1, dtype=np.int64))
+        a, w, acc_t, wacc_t = _as4(a, w, acc_t, wacc_t)
+        row_const = bool(w.strides[-1] == 0 or w.shape[-1] == 1)
+        if row_const and inner != INNER_REDUCED and a.strides[-1] == a.itemsize \
+                and acc.dtype == np.float64 and wacc.dtype == np.float64:
+            fa, fo, fw = _flat(a), _flat(acc_t), _flat(wacc_t)
+            if fa is not None and fo is not None and fw is not None and fo[1] == fw[1]:
+                n = a.shape[-1]
+                self._kernel = _accumulate_rows
+                self._args = (fa[0], *fa[1][:3], *a.shape, w, ms[0], ms[1], ms[2], ms[3],
+                              inner == INNER_KEPT, fo[0], *fo[1], fw[0],
+                              np.zeros(n), np.zeros(n))
+                return
+        self._kernel = _accumulate4
+        self._args = (a, w, row_const, ms[0], ms[1], ms[2], ms[3], inner, acc_t, wacc_t)
+
+    def run(self) -> None:
+        """Add the view's current values into the outputs."""
+        if self._kernel is not None:
+            self._kernel(*self._args)
 
 
 #: values per chunk of a row: slots are found for a chunk, then counted
@@ -210,16 +318,22 @@ def _exact_slots(row, lo, norm, edges, idx):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _whist4(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
+def _whist4(a, w, w_row_const, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
     """Weighted counts of ``a`` (4-D, last axis fastest) into ``out``
     (nb + 2: below, the bins, above).  Each chunk of a row gets its slots
-    first (vectorised), then its weights are added, value ``q`` into copy
-    ``q % COPIES`` of the counters: a smooth field puts long runs of values
-    into one bin, and with one counter every addition would wait for the
-    previous one.  The copies are added in a fixed order at the end."""
+    first (vectorised).  Where the row has one weight (``w_row_const``: a
+    cos(lat), a dp, a broadcast 1.0) its values are counted in integers,
+    value ``q`` into copy ``q % COPIES`` of the counters, and at the row's
+    end each slot the row touched gets the weight times its count (one
+    rounding per slot and row); otherwise each value's weight is added,
+    into copy ``q % COPIES`` of float counters: a smooth field puts long
+    runs of values into one bin, and with one counter every addition would
+    wait for the previous one.  The copies are added in a fixed order at
+    the end."""
     nb = edges.size - 1
     nbf = float(nb)
     sub = np.zeros((nb + 3) * COPIES)
+    icnt = np.zeros((nb + 3) * COPIES, dtype=np.int64)
     idx = np.empty(CHUNK, dtype=np.int32)
     n0, n1, n2, n3 = a.shape
     for i in range(n0):
@@ -227,6 +341,8 @@ def _whist4(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
             for k in range(n2):
                 row = a[i, j, k]
                 wrow = w[i, j, k]
+                smin = nb + 2
+                smax = 0
                 for c0 in range(0, n3, CHUNK):
                     m = min(CHUNK, n3 - c0)
                     part = row[c0:c0 + m]
@@ -237,9 +353,28 @@ def _whist4(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
                         least = min(least, ids[q])
                     if least < 0:
                         _exact_slots(part, lo, norm, edges, ids)
-                    for q in range(m):
-                        sub[np.uint64(ids[q]) * np.uint64(COPIES) + np.uint64(q % COPIES)] += \
-                            np.float64(wrow[c0 + q])
+                    if w_row_const:
+                        for q in range(m):
+                            b = ids[q]
+                            smin = min(smin, b)
+                            smax = max(smax, b)
+                            icnt[np.uint64(b) * np.uint64(COPIES) + np.uint64(q % COPIES)] += 1
+                    else:
+                        for q in range(m):
+                            sub[np.uint64(ids[q]) * np.uint64(COPIES)
+                                + np.uint64(q % COPIES)] += np.float64(wrow[c0 + q])
+                if w_row_const and n3 > 0:
+                    ww = np.float64(wrow[0])
+                    for b in range(smin, min(smax, nb + 1) + 1):   # nb + 2: NaN
+                        t = 0
+                        for c in range(COPIES):
+                            t += icnt[b * COPIES + c]
+                            icnt[b * COPIES + c] = 0
+                        if t:
+                            sub[b * COPIES] += ww * t
+                    if smax == nb + 2:
+                        for c in range(COPIES):
+                            icnt[(nb + 2) * COPIES + c] = 0
     for b in range(nb + 2):   # slot nb + 2 holds the NaNs: not counted
         t = 0.0
         for c in range(COPIES):
@@ -265,7 +400,7 @@ def weighted_histogram(view: np.ndarray, weights: np.ndarray, lo: float, hi: flo
     weights = np.broadcast_to(weights, view.shape)
     order = _memory_order(view)
     a, w = _as4(np.transpose(view, order), np.transpose(weights, order))
-    _whist4(a, w, lo, hi, norm, edges, tol, out)
+    _whist4(a, w, w.strides[-1] == 0 or w.shape[-1] == 1, lo, hi, norm, edges, tol, out)
     return out
 
 
