@@ -254,13 +254,19 @@ class Pointwise(PerPoint):
         """Each op's values, NaN where a point had no finite sample (and var
         where it had ``ddof`` or fewer), in one pass per op."""
         n, ddof = self.n, self.cfg["ddof"]
-        valid = n > 0
+        valid = None
         out = {}
         for op in self.cfg["ops"]:
-            v = np.full(n.shape, np.nan)
             if op == "mean" and not self._var:
-                np.divide(self.s1, n, out=v, where=valid)
-            elif op == "mean":      # Welford's running mean
+                # one pass into new memory: a point without a finite sample
+                # has s1 = 0 and n = 0, and 0 / 0 is the NaN it must show
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[op] = np.divide(self.s1, n)
+                continue
+            v = np.full(n.shape, np.nan)
+            if valid is None and op != "var":
+                valid = n > 0
+            if op == "mean":      # Welford's running mean
                 np.copyto(v, self.s1, where=valid)
             elif op == "var":
                 np.divide(self.s2, n - ddof, out=v, where=n > ddof)
