@@ -18,7 +18,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .histogram import CHUNK as HCHUNK
+from .histogram import COPIES as HCOPIES
 from .histogram import _bins  # numpy.histogram's edges, made once per range
+from .histogram import _exact_slot, _settle, _tally
+from .histogram import _slots as _hslots
+from .simd import W, hmax, hmin, splat, vload3, vmax, vmin, vstore_i32
 
 
 def _memory_order(view: np.ndarray) -> list:
@@ -382,6 +387,74 @@ def _whist4(a, w, w_row_const, lo, hi, norm, edges, tol, out):  # pragma: no cov
         out[b] += t
 
 
+@numba.njit(cache=True, nogil=True)
+def _whist_rows(a3, w, i0, lo, hi, norm, edges, tol, idx, icnt, sub):  # pragma: no cover
+    """The weighted counts of ``a3 = a[i0]`` (3-D, last axis contiguous or
+    not: kernels.simd.vload3 decides) whose rows have one weight each: the
+    unweighted histogram's slots, eight values at a time
+    (kernels.histogram._slots, numpy's rule for the few unsure values),
+    counted in integers into interleaved copies (``icnt``), and at each
+    row's end its weight times the count of every slot it touched added to
+    ``sub``: one rounding per slot and row, where adding each value's
+    weight made one per value."""
+    nb = edges.size - 1
+    nbf = float(nb)
+    n1, n2, n3 = a3.shape
+    m = n3 - n3 % W
+    for j in range(n1):
+        for k in range(n2):
+            least = splat(nbf + 2.0)
+            most = splat(-1.0)
+            for c0 in range(0, m, HCHUNK):
+                c = min(HCHUNK, m - c0)
+                cl = splat(nbf + 2.0)
+                for q in range(0, c, W):
+                    sv = _hslots(vload3(a3, j, k, c0 + q), lo, norm, nbf, tol)
+                    cl = vmin(sv, cl)
+                    most = vmax(sv, most)
+                    vstore_i32(idx, q, sv)
+                if hmin(cl) < 0.0:
+                    _settle(a3, j, k, c0, c, lo, hi, norm, edges, idx, 0)
+                    for q in range(c):
+                        b = float(idx[q])
+                        cl = vmin(splat(b), cl)
+                        most = vmax(splat(b), most)
+                least = vmin(cl, least)
+                _tally(idx, c, icnt)
+            smin = int(hmin(least))
+            smax = int(hmax(most))
+            for q in range(m, n3):
+                b = _exact_slot(np.float64(a3[j, k, q]), lo, hi, norm, edges)
+                icnt[b * COPIES] += 1
+                smin = min(smin, b)
+                smax = max(smax, b)
+            if smax < 0:
+                continue
+            ww = np.float64(w[i0, j, k, 0])
+            for b in range(max(smin, 0), smax + 1):
+                t = 0
+                for c in range(COPIES):
+                    t += icnt[b * COPIES + c]
+                    icnt[b * COPIES + c] = 0
+                if t and b < nb + 2:       # slot nb + 2 holds the NaNs
+                    sub[b * COPIES] += ww * t
+
+
+@numba.njit(cache=True, nogil=True)
+def _whist_rowconst(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
+    nb = edges.size - 1
+    sub = np.zeros((nb + 3) * COPIES)
+    icnt = np.zeros((nb + 3) * COPIES, dtype=np.int64)
+    idx = np.empty(HCHUNK, dtype=np.int32)
+    for i0 in range(a.shape[0]):
+        _whist_rows(a[i0], w, i0, lo, hi, norm, edges, tol, idx, icnt, sub)
+    for b in range(nb + 2):
+        t = 0.0
+        for c in range(COPIES):
+            t += sub[b * COPIES + c]
+        out[b] += t
+
+
 def weighted_histogram(view: np.ndarray, weights: np.ndarray, lo: float, hi: float,
                        nbins: int, out: np.ndarray | None = None) -> np.ndarray:
     """Weighted counts of ``view``: ``out`` (nbins + 2) gets the summed
@@ -400,7 +473,10 @@ def weighted_histogram(view: np.ndarray, weights: np.ndarray, lo: float, hi: flo
     weights = np.broadcast_to(weights, view.shape)
     order = _memory_order(view)
     a, w = _as4(np.transpose(view, order), np.transpose(weights, order))
-    _whist4(a, w, w.strides[-1] == 0 or w.shape[-1] == 1, lo, hi, norm, edges, tol, out)
+    if (w.strides[-1] == 0 or w.shape[-1] == 1) and HCOPIES == COPIES:
+        _whist_rowconst(a, w, lo, hi, norm, edges, tol, out)
+    else:
+        _whist4(a, w, w.strides[-1] == 0 or w.shape[-1] == 1, lo, hi, norm, edges, tol, out)
     return out
 
 
