@@ -185,8 +185,13 @@ class Reduce(Analysis):
         with np.errstate(invalid="ignore", divide="ignore"):
             if self.cfg["op"] in ("mean", "sum", "integral"):
                 c = rec[self._c:self._c + self._n]   # counts, or summed weights
-                val = a / c if self.cfg["op"] == "mean" else a.copy()
-                val[c == 0] = np.nan
+                if self.cfg["op"] == "mean":
+                    # c is 0 only where no finite value (or none with a
+                    # non-zero weight) was added, and then a is 0 too:
+                    # 0 / 0 is the NaN to write, in the division's one pass
+                    val = a / c
+                else:
+                    val = np.where(c == 0, np.nan, a)
             else:
                 val = np.where(np.isinf(a), np.nan, a)
         return {self.name: Piece(self.group.box[0], val.reshape(self._kshape))}
