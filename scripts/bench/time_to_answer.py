@@ -57,15 +57,16 @@ model-only run of the same round, which may be negative within noise and
 is never divided by); the bytes written.
 
 Three sizes of run.  The default is a small sweep that fits the
-benchmark budget (each way's start-up alone is about a second, insitu's
-about 2.5 s, and five rounds of four ways are thirty processes per point):
-1e6 cells per rank, 50 steps, every 1 and every 10 steps; it is not issue
-12's case, says so, and writes ``bench-results/time_to_answer.json``.
-``--full`` runs issue 12's case (2000 steps, every 10: 3.2 GB per baseline
-run, about 10 minutes on a calm machine) and writes
-``time_to_answer_full.json``, which the target check reads.  ``--sweep``
-runs 200 and 1000 steps at every 1, 5 and 20 (up to 16 GB per baseline
-run, more than the page cache takes; about half an hour) and writes
+benchmark budget (start-up and finalize are 0.5-1 s a process on a calm
+machine, and five rounds of four ways are thirty processes per point):
+1e6 cells per rank, 50 steps, every 1 and every 10 steps, 56 s on a calm
+machine (load 0.1; 234 s at load 10); it is not issue 12's case, says so,
+and writes ``bench-results/time_to_answer.json``.  ``--full`` runs issue
+12's case (2000 steps, every 10: 3.2 GB per baseline run; 28 minutes at
+load 10) and writes ``time_to_answer_full.json``, which the target check
+reads.  ``--sweep`` runs 200 and 1000 steps at every 1, 5 and 20 (up to
+16 GB per baseline run, more than the kernel's dirty-page limit; 50
+minutes at load 7) and writes
 ``time_to_answer_sweep.json``.  A point whose files would not fit on the
 scratch disk (with 4 GB to spare) is skipped, with the reason printed.
 """
@@ -232,10 +233,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     mode.add_argument("--quick", action="store_true", help="a small run, to check it works")
     mode.add_argument("--full", action="store_true",
                       help="issue 12's case: 1000x1000 cells per rank, 2000 steps, every 10 "
-                           "(about 10 minutes); writes time_to_answer_full.json")
+                           "(28 minutes at load 10); writes time_to_answer_full.json")
     mode.add_argument("--sweep", action="store_true",
                       help="1000x1000 cells per rank, 200 and 1000 steps, every 1, 5 and 20 "
-                           "(about half an hour; up to 16 GB written per baseline run); "
+                           "(50 minutes at load 7; up to 16 GB written per baseline run); "
                            "writes time_to_answer_sweep.json")
     p.add_argument("--ranks", type=int, nargs="+", default=[2], help="rank counts (default 2)")
     p.add_argument("--side", type=int, default=None,
