@@ -435,6 +435,12 @@ def strategies(nworld: int):
                 a["range"] = [lo, hi]
                 a["quantiles"] = draw(st.lists(st.sampled_from(
                     [0.05, 0.25, 0.5, 0.75, 0.95, 0.999]), max_size=3, unique=True))
+                if a["quantiles"] and draw(st.booleans()):
+                    # exact quantiles (docs/analyses.md): the values of the
+                    # quantiles' bins are kept from one output step to the
+                    # next, so the data changing between steps exercises
+                    # both the predicted bins and the extra pass
+                    a["quantile_method"] = "exact"
                 r = region()
                 if r:
                     a["region"] = r
@@ -1082,7 +1088,25 @@ def check_example(ex, path: str) -> list[str]:
                     chk.close(f"{where}: total of {name} (+below+above, {amb} values "
                               "within E of an edge)", np.sum(got_c) + got_b + got_a, tot, 0,
                               exact=True)
-                if a.get("quantiles"):
+                if a.get("quantiles") and a.get("quantile_method") == "exact":
+                    # numpy.quantile(..., method="inverted_cdf") over the
+                    # non-NaN values, +-Inf included: equal, not close
+                    gq = series(f"{name}_quantile", t)
+                    vals = np.asarray(x[sl]).ravel()
+                    vals = vals[~np.isnan(vals)] if vals.dtype.kind == "f" else vals
+                    for qi, q in enumerate(a["quantiles"]):
+                        g = float(gq[qi])
+                        if vals.size == 0:
+                            okq = math.isnan(g)
+                            want = float("nan")
+                        else:
+                            want = float(np.quantile(vals, q, method="inverted_cdf"))
+                            okq = g == want
+                        if not okq:
+                            chk.fail(f"{where}: {name}_quantile[{q}] = {g!r} (exact), "
+                                     f"expected {want!r} = numpy.quantile(..., "
+                                     f"method='inverted_cdf') of {vals.size} values")
+                elif a.get("quantiles"):
                     gq = series(f"{name}_quantile", t)
                     gc = np.asarray(got_c, dtype=np.float64)
                     if np.all(np.isfinite(gc)) and np.isfinite(got_b) and np.isfinite(got_a):
@@ -1405,6 +1429,8 @@ def tally(stats, ex):
         keys.append("on_error-skip")
     if any(a.get("weights") for a in cfg["analyses"]):
         keys.append("weights")
+    if any(a.get("quantile_method") == "exact" for a in cfg["analyses"]):
+        keys.append("exact-quantiles")
     if rec["pattern"] == "extremes" and any("u" in t["fields"] for t in cfg.get("triggers", [])):
         keys.append("int32-extremes-snapshot")
     if any(a.get("period") for a in cfg["analyses"]):
