@@ -346,9 +346,7 @@ class BackgroundWriter(H5Writer):
         self._io.check()
         if not self._defined:
             return
-        self._steps_since += 1
-        if (self._must_flush or agreed_seconds == math.inf
-                or self.policy.due(self._steps_since, agreed_seconds)):
+        if self._flush_due(agreed_seconds):
             self._hand_over()
 
     def _hand_over(self) -> None:

@@ -664,10 +664,18 @@ class H5Writer:
         step's record, the same value on every rank."""
         if self.file is None:
             return
-        self._steps_since += 1
-        if (self._must_flush or agreed_seconds == math.inf
-                or self.policy.due(self._steps_since, agreed_seconds)):
+        if self._flush_due(agreed_seconds):
             self.flush()
+
+    def _flush_due(self, agreed_seconds: float) -> bool:
+        """Count this output step and say whether a durable flush is due:
+        the policy's cadence, a rank's full buffer (``agreed_seconds`` is
+        +inf) or a changed attribute.  One rule for the inline and the
+        background writer (insitu.background), which differ only in who
+        does the flush."""
+        self._steps_since += 1
+        return (self._must_flush or agreed_seconds == math.inf
+                or self.policy.due(self._steps_since, agreed_seconds))
 
     def flush(self) -> None:
         """Write the rows kept since the last flush and commit them,
