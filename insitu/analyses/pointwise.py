@@ -232,7 +232,7 @@ class Pointwise(PerPoint):
             if self.window is None:
                 self._open(k, step, time, v)
         kp.moments_update(kp.kernel_view(v, self._order), self._n4, self._s1, self._s2,
-                          self._lo, self._hi, self._var, self._minmax)
+                          self._lo, self._hi, self._var, self._minmax, self.count)
         self.count += 1
         self.last_time = time
         return done
