@@ -76,11 +76,15 @@ log = logging.getLogger("insitu")
 #: field, or a coarse field every step under a long flush period, must not
 #: grow a rank's memory without bound)
 BUFFER_BYTES = 64 << 20
-#: what a kept value costs beyond its data: the numpy array object and its
+#: what a kept value costs beyond its data: the value's object and its
 #: slot in the row's dict (measured with tracemalloc: about 195 bytes for a
-#: scalar), so that many scalar analyses under a long flush period are
-#: counted at their real size, not at 8 bytes a value
+#: scalar kept as a numpy array; a Python float is smaller), so that many
+#: scalar analyses under a long flush period are counted at no less than
+#: their real size, not at 8 bytes a value
 VALUE_OVERHEAD = 192
+#: how a replicated scalar is kept, by the dataset's dtype: a Python
+#: number (immutable, so no copy), converted as numpy would at the write
+_SCALAR_KEEP = {np.dtype(np.float64): float, np.dtype(np.int64): int}
 
 
 class FlushPolicy:
@@ -541,6 +545,28 @@ class H5Writer:
         f.flush()
         self._since = self.clock()
         self._steps_since = 0
+        self._keep = {a: self._keep_plan(a) for a in self.axes}
+
+    def _keep_plan(self, axis: str) -> tuple:
+        """What :meth:`append` keeps of a row on ``axis``, decided once:
+        ``(scalars, arrays, pieces)``, the replicated scalar variables this
+        rank keeps as ``(name, convert)`` (rank 0 only), the replicated
+        arrays it copies as ``(name, dtype)`` (rank 0 only), and the
+        distributed variables whose pieces it copies as ``(name, dtype)``."""
+        rank0 = self.comm.rank == 0
+        scalars, arrays, pieces = [], [], []
+        for r in self.rows[axis]:
+            if r.var is None:
+                continue
+            if r.var.distributed:
+                pieces.append((r.name, r.dtype))
+            elif rank0:
+                keep = _SCALAR_KEEP.get(r.dtype) if not r.var.shape else None
+                if keep is not None:
+                    scalars.append((r.name, keep))
+                else:
+                    arrays.append((r.name, r.dtype))
+        return tuple(scalars), tuple(arrays), tuple(pieces)
 
     # -- rows -----------------------------------------------------------------
     def append(self, step: int, time: float, values: Mapping[str, object],
@@ -551,27 +577,34 @@ class H5Writer:
 
         Rank 0 keeps the replicated values, and every rank a copy of its
         own pieces of the distributed ones: a piece may be a view of the
-        model's memory, which the model overwrites at its next step."""
+        model's memory, which the model overwrites at its next step.  A
+        replicated float64 or int64 scalar is kept as a Python number
+        (immutable: no copy; a value that does not convert raises here, as
+        the numpy copy did), not as a numpy array made per value: about
+        0.6 us each, most of rank 0's append with ten analyses (issue 12).
+        What to keep of each variable is decided at :meth:`define`."""
         self.last_step = step
-        rank0 = self.comm.rank == 0
+        scalars, arrays, pieces = self._keep[axis]
         kept = {}
         nbytes = 0
-        for r in self.rows[axis]:
-            if r.var is None:
+        if scalars:
+            get = values.get
+            for name, keep in scalars:
+                v = get(name)
+                if v is not None:
+                    kept[name] = keep(v)
+            nbytes = len(kept) * (8 + VALUE_OVERHEAD)
+        for name, dtype in arrays:
+            v = values.get(name)
+            if v is not None:
+                data = kept[name] = np.array(v, dtype=dtype, copy=True)
+                nbytes += data.nbytes + VALUE_OVERHEAD
+        for name, dtype in pieces:
+            v = values.get(name)
+            if v is None or v.values.size == 0:
                 continue
-            v = values.get(r.name)
-            if v is None:
-                continue
-            if r.var.distributed:
-                if v.values.size == 0:
-                    continue
-                data = np.array(v.values, dtype=r.dtype, order="C", copy=True)
-                kept[r.name] = Piece(tuple(v.start), data)
-            elif rank0:
-                data = np.array(v, dtype=r.dtype, copy=True)
-                kept[r.name] = data
-            else:
-                continue
+            data = np.array(v.values, dtype=dtype, order="C", copy=True)
+            kept[name] = Piece(tuple(v.start), data)
             nbytes += data.nbytes + VALUE_OVERHEAD
         self.pending[axis].append((step, time, bounds, kept))
         self.written[axis] += 1

@@ -23,19 +23,32 @@ across ranks by its kind:
 
 The merge is symmetric bit for bit (``merge(a, b) == merge(b, a)``), so every
 rank ends with the same bits whatever pairing the MPI library chooses: the two
-sides are first put in a canonical order (:func:`chan_merge`).  The
+sides are first put in a canonical order (:func:`chan_merge`); MIN and MAX
+follow the total order -0.0 < +0.0, as the kernels do within a rank (numpy's
+``fmin`` returns its second argument of two equal zeros, so a rank's -0.0
+could be lost to another's +0.0 depending on the pairing).  The
 whole record travels as ONE element of a contiguous derived datatype, so the
 MPI library can never split it across pipeline segments and hand the
 combining function a piece whose slot layout it does not know.
+
+The combine is one compiled pass over the record (:func:`_combine`, a code
+per slot decided at :meth:`ReductionPlan.freeze`), not a numpy call per
+kind: it runs inside the step's Allreduce right after the kernels have
+swept the caches, where each numpy call on a few values cost microseconds
+(a 1-analysis record took about 45 us to combine there, issue 12).
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 SUM, MIN, MAX, MOMENTS, ARGMAX = "sum", "min", "max", "moments", "argmax"
 _WIDTH = {SUM: 1, MIN: 1, MAX: 1, MOMENTS: 4, ARGMAX: 2}
 _IDENTITY = {SUM: (0.0,), MIN: (np.inf,), MAX: (-np.inf,),
              MOMENTS: (0.0, np.nan, 0.0, 0.0), ARGMAX: (-np.inf, np.inf)}
+#: the code of each kind's first slot in :attr:`ReductionPlan.code` (the
+#: slots after a MOMENTS or ARGMAX first slot are covered by it)
+_CODE = {SUM: 0, MIN: 1, MAX: 2, MOMENTS: 3, ARGMAX: 4}
 
 
 class ReductionPlan:
@@ -89,6 +102,9 @@ class ReductionPlan:
             i += _WIDTH[kinds[i]]
         self.identity = np.array(ident, dtype=np.float64)
         self.record = self.identity.copy()
+        self.code = np.full(len(kinds), -1, dtype=np.int8)
+        for k in _WIDTH:
+            self.code[idx[k]] = _CODE[k]
         self.frozen = True
 
     @property
@@ -101,7 +117,16 @@ class ReductionPlan:
         return self.record
 
     def combine(self, a: np.ndarray, b: np.ndarray) -> None:
-        """``b <- merge(a, b)`` for whole records (the MPI user function)."""
+        """``b <- merge(a, b)`` for whole records (the MPI user function):
+        one compiled pass (:func:`_combine`), the same bits as
+        :meth:`combine_numpy` but for MIN and MAX of zeros, which follow
+        the total order -0.0 < +0.0 here."""
+        _combine(a, b, self.code)
+
+    def combine_numpy(self, a: np.ndarray, b: np.ndarray) -> None:
+        """The combine as numpy calls, one or a few per kind: the reference
+        the compiled :meth:`combine` is tested against (MIN and MAX with
+        ``fmin``/``fmax``: of two equal zeros, the second argument)."""
         if self.sum_idx.size:
             b[self.sum_idx] += a[self.sum_idx]
         if self.min_idx.size:
@@ -208,3 +233,81 @@ def merge_argmax(a: np.ndarray, b: np.ndarray, idx: np.ndarray) -> None:
     take = (av > bv) | ((av == bv) & (ai < bi))
     b[idx] = np.where(take, av, bv)
     b[idx + 1] = np.where(take, ai, bi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _min_total(x, y):  # pragma: no cover - compiled
+    """The smaller of ``x`` and ``y``, NaN-ignoring, -0.0 below +0.0: the
+    same whichever side is which."""
+    if x < y or y != y:
+        return x
+    if y < x or x != x:
+        return y
+    return x if np.signbit(x) else y
+
+
+@numba.njit(cache=True, nogil=True)
+def _max_total(x, y):  # pragma: no cover - compiled
+    """The larger of ``x`` and ``y``, NaN-ignoring, +0.0 above -0.0."""
+    if x > y or y != y:
+        return x
+    if y > x or x != x:
+        return y
+    return y if np.signbit(x) else x
+
+
+@numba.njit(cache=True, nogil=True)
+def _chan(na, ha, qa, la, nb, hb, qb, lb):  # pragma: no cover - compiled
+    """:func:`chan_merge_floats`, compiled: the same comparisons and the
+    same IEEE operations in the same order (no fast-math, no FMA), hence
+    the same bits."""
+    if na > nb or (na == nb and (ha > hb or (ha == hb and (la > lb or (la == lb
+                                                                       and qa >= qb))))):
+        nx, hx, qx, lx, ny, hy, qy, ly = na, ha, qa, la, nb, hb, qb, lb
+    else:
+        nx, hx, qx, lx, ny, hy, qy, ly = nb, hb, qb, lb, na, ha, qa, la
+    if not ny > 0:
+        return nx + ny, hx, qx, lx
+    n = nx + ny
+    s = hx + -hy
+    z = s - hx
+    e = (hx - (s - z)) + (-hy - z)
+    delta = s + (e + (lx - ly))
+    t = -(delta * (ny / n))
+    s = hx + t
+    z = s - hx
+    e = (hx - (s - z)) + (t - z)
+    e = e + lx
+    mean = s + e
+    mean_lo = e - (mean - s)
+    q = (qx + qy) + delta * delta * (nx * (ny / n))
+    return n, mean, q, mean_lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _combine(a, b, code):  # pragma: no cover - compiled
+    """``b <- merge(a, b)`` slot by slot, by :attr:`ReductionPlan.code`."""
+    i = 0
+    n = code.size
+    while i < n:
+        c = code[i]
+        if c == 0:
+            b[i] = b[i] + a[i]
+            i += 1
+        elif c == 1:
+            b[i] = _min_total(a[i], b[i])
+            i += 1
+        elif c == 2:
+            b[i] = _max_total(a[i], b[i])
+            i += 1
+        elif c == 3:
+            b[i], b[i + 1], b[i + 2], b[i + 3] = _chan(a[i], a[i + 1], a[i + 2], a[i + 3],
+                                                       b[i], b[i + 1], b[i + 2], b[i + 3])
+            i += 4
+        elif c == 4:
+            if a[i] > b[i] or (a[i] == b[i] and a[i + 1] < b[i + 1]):
+                b[i] = a[i]
+                b[i + 1] = a[i + 1]
+            i += 2
+        else:
+            i += 1

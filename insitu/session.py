@@ -112,7 +112,6 @@ class Session:
         self.steps_written = 0
         self.last_results: dict = {}
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        self._call = np.zeros(2, dtype=np.int64)
         #: kernel results shared within a step (insitu.step_memo)
         self.memo = StepMemo()
         #: each due step's wall and CPU seconds, when INSITU_STEP_COST asks
@@ -237,12 +236,12 @@ class Session:
         learns what every other rank was doing: each raises the same
         :class:`StepError` naming the ranks and their calls.  A rank that
         never arrives is left to the watchdog (``hang_timeout_seconds``)."""
-        self.comm.where = where
-        if self.comm.size == 1:
+        comm = self.comm
+        comm.where = where
+        if comm.size == 1:
             return
-        self._call[0], self._call[1] = kind, arg
-        table = self.comm.allgather_int64(self._call)
-        if (table == table[0]).all():
+        table = comm.handshake(kind, arg)
+        if table is None:
             return
         calls = {}
         for r, (k, a) in enumerate(table):
@@ -321,9 +320,15 @@ class Session:
             self._group_slots[a.index] = [
                 (g, slice(before.get(k, 0), g.plan.size)) for k, g in self.groups.items()
                 if g.plan.size > before.get(k, 0)]
-            # How many ranks failed this analysis, and the first of them: part
-            # of the same record, so agreeing on a failure costs no collective.
+        # How many ranks failed each analysis, and the first of them: part
+        # of the same record, so agreeing on a failure costs no collective.
+        # The counts side by side, so that a step tells that nothing failed
+        # from one slice of the record (_failed).
+        first_err = self.plan.size
+        for a in self.analyses:
             self._err_count[a.index] = self.plan.reserve(SUM)
+        self._err_counts = slice(first_err, self.plan.size)
+        for a in self.analyses:
             self._err_rank[a.index] = self.plan.reserve(MIN)
         axes = []
         self.windows = []
@@ -377,6 +382,12 @@ class Session:
         self._fields_of = {a.index: tuple(a.fields) for a in self.analyses}
         self._analysis_groups = {a.index: [g for g, _ in self._group_slots[a.index]]
                                  for a in self.analyses}
+        self._due_sets = {}
+        # Analyses that decide by step % every alone (Analysis.due): which of
+        # them are due depends only on which of these periods divide the step
+        base_due = _analyses.base.Analysis.due
+        self._periods = (tuple(sorted({a.every for a in self.analyses}))
+                         if all(type(a).due is base_due for a in self.analyses) else None)
         seen = {}
         for v in variables:
             if v.name in seen or v.name in ("time", "step"):
@@ -485,6 +496,27 @@ class Session:
             self._cadence_for = len(self.disabled)
         return self._cadence
 
+    def _due_at(self, step: int) -> tuple:
+        """``(due, indices, phase2, groups)`` at ``step``: the enabled
+        analyses due, their indices, those of them with a second phase, and
+        the reduction groups they use (by id).  Decided once per pattern of due periods (and count of
+        disabled analyses), not by asking every analysis at every due step,
+        when every analysis is due by ``step % every`` alone."""
+        periods = self._periods
+        if periods is None:
+            key = None
+        else:
+            key = (len(self.disabled), *[step % p == 0 for p in periods])
+            hit = self._due_sets.get(key)
+            if hit is not None:
+                return hit
+        due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
+        out = (due, frozenset(a.index for a in due), [a for a in due if a.phase2],
+               {id(g): g for a in due for g in self._analysis_groups[a.index]})
+        if key is not None:
+            self._due_sets[key] = out
+        return out
+
     def step(self, step: int, time: float) -> dict:
         """Run the analyses due at ``step`` (collective); return their results.
 
@@ -510,24 +542,30 @@ class Session:
         # at the next due step (or at finalize), instead of meeting in
         # mismatched collectives.
         cost = None if self.step_cost is None else self.step_cost.start()
+        time = float(time)
         self._agree(_STEP, step, f"insitu_step(step {step})")
-        self._ensure_bound(began=(step, float(time)))
-        self.last_call = (step, float(time))
-        due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
+        if not self.bound:
+            self._ensure_bound(began=(step, time))
+        self.last_call = (step, time)
+        due, due_idx, phase2_due, groups = self._due_at(step)
         if not due:
             return {}
         if self.derived:
             self._pre_reduce([f for a in due for f in self._fields_of[a.index]], step)
         record = self.plan.reset()
         record[self._flush_clock] = self.writer.flush_clock(self.comm.rank)
-        groups = {id(g): g for a in due for g in self._analysis_groups[a.index]}
         for g in groups.values():
             g.plan.reset()
         failures = {}
         self.memo.clear()  # this step's views: no result of the last step's
+        views_of = {}  # analyses that read the same fields share one dict of views
+        fields_of = self._fields_of
         for a in due:
             try:
-                views = {f: self._view(f, step) for f in self._fields_of[a.index]}
+                fields = fields_of[a.index]
+                views = views_of.get(fields)
+                if views is None:
+                    views = views_of[fields] = {f: self._view(f, step) for f in fields}
                 a.local(views, record, step)
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - the policy decides;
                 # sys.exit() in a user analysis is that analysis failing,
@@ -546,7 +584,9 @@ class Session:
         # Second phase (reproducible sums): exact integer words, one Allreduce.
         # A failure here cannot be agreed on without another collective, so
         # it always aborts; phase 1 ran the same views without failing.
-        phase2 = [a for a in due if a.phase2 and record[self._err_count[a.index]] == 0]
+        failed = any(record[self._err_counts].tolist())
+        phase2 = [a for a in phase2_due if record[self._err_count[a.index]] == 0] \
+            if phase2_due else ()
         if phase2:
             ints = self.ints.array
             ints[:] = 0
@@ -560,28 +600,37 @@ class Session:
         # Every rank is in exactly one group of each structure, and all ranks
         # agree which analyses are due, so these sub-communicator reductions
         # are matched on every rank.
-        for key in sorted(self.groups, key=str):
-            g = self.groups[key]
-            if id(g) in groups:
-                g.reduce()
+        if groups:
+            for key in sorted(self.groups, key=str):
+                g = self.groups[key]
+                if id(g) in groups:
+                    g.reduce()
         values = {}
-        produced = set()
-        for a in due:
-            if record[self._err_count[a.index]] > 0:
-                self._skip(a, step, failures.get(a.index))
-            else:
+        if not failed:  # the common case: one test for every analysis
+            for a in due:
                 values.update(a.results(record))
-                produced.add(a.index)
-        self.writer.append(step, float(time), values)
+            produced = None
+        else:
+            produced = set()
+            for a in due:
+                if record[self._err_count[a.index]] > 0:
+                    self._skip(a, step, failures.get(a.index))
+                else:
+                    values.update(a.results(record))
+                    produced.add(a.index)
+        self.writer.append(step, time, values)
         self.steps_written += 1
         self.last_results = values
+        if produced is None:
+            produced = due_idx
         for w in self.windows:
             if w.source.index in produced:
-                done = w.follow(step, float(time), values)
+                done = w.follow(step, time, values)
                 if done is not None:
                     self.writer.append(step, done[1][1], done[0], axis=w.axis.name,
                                        bounds=done[1])
-        self._check_triggers(step, float(time), values)
+        if self.triggers:
+            self._check_triggers(step, time, values)
         self.writer.end_step(flush_clock)
         if cost is not None:
             self.step_cost.stop(cost)

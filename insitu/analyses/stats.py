@@ -30,6 +30,8 @@ no rank gathers anything.  The argmin travels as the argmax of ``-x``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import schema as s
@@ -52,6 +54,12 @@ ARGS = ("argmax", "argmin")
 #: variable's missing_value, so that it equals the _FillValue the writer
 #: gives int64 variables of a run with several cadences (CF 2.5.1)
 NO_INDEX = -9223372036854775806
+
+#: the kernel's values in the order of the record's slots from ``_mom``:
+#: the MOMENTS quadruple, then sum, min, max and the NaN and Inf counts
+#: (reserved in this order at bind), so one ``take`` fills all nine
+_TAKE = np.array([km.COUNT, km.MEAN, km.M2, km.MEAN_LO, km.SUM, km.MIN, km.MAX,
+                  km.NAN_COUNT, km.INF_COUNT], dtype=np.intp)
 
 _METHOD = {"sum": "sum", "mean": "mean", "min": "minimum", "max": "maximum",
            "std": "standard_deviation", "var": "variance"}
@@ -106,6 +114,9 @@ class Stats(Analysis):
         self._max = plan.reserve(MAX)
         self._nan = plan.reserve(SUM)
         self._inf = plan.reserve(SUM)
+        assert (self._sum, self._min, self._max, self._nan, self._inf) == tuple(
+            range(self._mom + 4, self._mom + 9))  # one take fills them (local)
+        self._dst = None  # the record's nine slots, a view made at the first step
         self.integer = spec.dtype.kind in "iu"
         if self.integer:
             self._isum = plan.reserve(SUM)
@@ -158,6 +169,8 @@ class Stats(Analysis):
             dtype = np.dtype(np.int64) if stat in COUNTS else np.dtype(np.float64)
             self.variables[stat] = vname
             out.append(Variable(vname, dtype, attrs))
+        # (statistic, variable) of the scalar outputs, for results
+        self._named = tuple((k, self.variables[k]) for k in self.stats if k not in ARGS)
         return out
 
     def _arg_variables(self, stat, spec, long_name, coords_cfg):
@@ -216,18 +229,16 @@ class Stats(Analysis):
             record[self._argmax + 1] = e[1]
             record[self._argmin] = -e[2]
             record[self._argmin + 1] = e[3]
-        record[self._mom] = m[km.COUNT]
-        record[self._mom + 1] = m[km.MEAN]
-        record[self._mom + 2] = m[km.M2]
-        record[self._mom + 3] = m[km.MEAN_LO]
+        # One take into the record's nine slots, not nine item copies: a due
+        # step's Python runs right after the model swept the caches, where
+        # every call costs (issue 12).
+        dst = self._dst
+        if dst is None or dst.base is not record:
+            dst = self._dst = record[self._mom:self._mom + 9]
+        m.take(_TAKE, out=dst)
         if self.integer:
             record[self._isum] = m[km.ISUM_HI]
             record[self._isum + 1] = m[km.ISUM_LO]
-        record[self._sum] = m[km.SUM]
-        record[self._min] = m[km.MIN]
-        record[self._max] = m[km.MAX]
-        record[self._nan] = m[km.NAN_COUNT]
-        record[self._inf] = m[km.INF_COUNT]
 
     def _weight_view(self, views):
         """The weights on this rank's part of the region: views of the
@@ -263,18 +274,21 @@ class Stats(Analysis):
                 and not (k == "mean" and self._weights is not None)]
 
     def results(self, record):
-        n = record[self._mom]
+        # the nine slots as Python floats in one call (tolist), and Python
+        # arithmetic on them (math.sqrt, not numpy's ufunc on a scalar)
+        n, mean, m2, _, total, lo, hi, nans, infs = \
+            record[self._mom:self._mom + 9].tolist()
         empty = n == 0
+        ddof = self.cfg["ddof"]
         values = {
             "count": int(n),
-            "sum": record[self._sum],
-            "mean": np.nan if empty else record[self._mom + 1],
-            "min": np.nan if empty else record[self._min],
-            "max": np.nan if empty else record[self._max],
-            "var": np.nan if n <= self.cfg["ddof"] else
-                   record[self._mom + 2] / (n - self.cfg["ddof"]),
-            "nan_count": int(record[self._nan]),
-            "inf_count": int(record[self._inf]),
+            "sum": total,
+            "mean": math.nan if empty else mean,
+            "min": math.nan if empty else lo,
+            "max": math.nan if empty else hi,
+            "var": math.nan if n <= ddof else m2 / (n - ddof),
+            "nan_count": int(nans),
+            "inf_count": int(infs),
         }
         if self.integer:
             # Both slots hold integers exactly; Python ints add them exactly,
@@ -293,12 +307,12 @@ class Stats(Analysis):
             wsum = record[self._wmom]
             values["mean"] = np.nan if wsum <= 0 else record[self._wmom + 1]
             values["var"] = np.nan if wsum <= 0 else record[self._wmom + 2] / wsum
-        values["std"] = np.sqrt(values["var"])
-        out = {self.variables[k]: values[k] for k in self.stats if k not in ARGS}
-        for stat, slot in (("argmax", getattr(self, "_argmax", None)),
-                           ("argmin", getattr(self, "_argmin", None))):
-            if stat in self.stats:
-                out.update(self._arg_results(stat, record[slot + 1]))
+        values["std"] = math.sqrt(values["var"]) if values["var"] >= 0 else math.nan
+        out = {name: values[k] for k, name in self._named}
+        if self._args:
+            for stat, slot in (("argmax", self._argmax), ("argmin", self._argmin)):
+                if stat in self.stats:
+                    out.update(self._arg_results(stat, record[slot + 1]))
         return out
 
     def _arg_results(self, stat, index):
