@@ -17,8 +17,9 @@ that fails to read on any rank is known to every rank within
 small ``Allreduce``), so every rank raises the same :class:`ReplayError`,
 with one message and one exit status, and the partial output is removed.
 The output is written under a hidden temporary name beside the requested
-path and renamed when the replay is complete: the path only ever holds a
-whole replay, and an existing file is only replaced by one.
+path and renamed when the replay is complete, durably (:func:`publish`:
+the closed file and then its directory are synced): the path only ever
+holds a whole replay, and an existing file is only replaced by one.
 """
 from __future__ import annotations
 
@@ -206,6 +207,34 @@ def _temporary(path: str) -> str:
     return os.path.join(d, f".{name}.replay-partial")
 
 
+def _fsync_path(path: str, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(partial: str, final: str) -> None:
+    """Give the finished output its name, durably (rank 0, after the
+    session closed the file).
+
+    The writer's last durable flush (``H5Fflush``: ``MPI_File_sync`` on
+    every rank) commits the rows, but HDF5's close then writes the
+    superblock once more (seen with strace: 96 bytes at offset 0 after the
+    last fsync), and a rename is an entry in the directory, which is only
+    on disk once the directory is synced.  So: fsync the closed file (only
+    what the close wrote is dirty: cheap), rename it over ``final``, fsync
+    the directory.  A crash at any point leaves either the old ``final``
+    (and a partial file under the hidden name) or the whole new one, never
+    a name that points at an incomplete file; without the directory sync a
+    crash just after the rename could bring back the old file, or no file,
+    after the replay had reported success."""
+    _fsync_path(partial)
+    os.replace(partial, final)
+    _fsync_path(os.path.dirname(final) or ".", directory=True)
+
+
 def _output_problem(path: str, overwrite: bool) -> Optional[str]:
     if os.path.isdir(path):
         return f"config error: output path {path!r} is a directory"
@@ -287,9 +316,14 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
         problem = None
         if own.Get_rank() == 0:
             try:
-                os.replace(partial, final)
+                publish(partial, final)
             except OSError as exc:
-                problem = f"output error: cannot rename {partial} to {final}: {exc.strerror}"
+                problem = (f"output error: cannot rename {partial} to {final} and sync it: "
+                           f"{exc.strerror}")
+                try:  # not renamed: leave no partial file
+                    os.unlink(partial)
+                except OSError:
+                    pass
         _agree(own, problem, EXIT_OUTPUT)
         seconds = time.perf_counter() - t_start
         total = _record_bytes(plan, fields) * len(plan.times)

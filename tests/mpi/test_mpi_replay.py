@@ -231,3 +231,48 @@ def test_packed_int16_series_against_xarray(comm, shared_dir):
             close(out.p_min, a.min(space), "p_min")
             close(out.p_max, a.max(space), "p_max")
             close(out.p_mean_over_lon, a.mean("lon"), "zonal mean")
+
+
+def test_the_output_is_published_durably(comm, shared_dir, monkeypatch):
+    """After the session has closed the file, rank 0 syncs the closed file
+    (HDF5's close writes the superblock again after the last durable
+    flush), renames it over the output, then syncs the directory (a rename
+    is only on disk once its directory is); the other ranks do none of it.
+    Python's own fsync and replace calls are recorded (MPI-IO's fsync in
+    the writer's flush goes through C and is not among them)."""
+    import os
+
+    from insitu import api, replay
+    events = []
+    real_fsync, real_replace, real_finalize = os.fsync, os.replace, api.finalize
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def rename(a, b):
+        events.append(("replace", os.path.realpath(a), os.path.realpath(b)))
+        return real_replace(a, b)
+
+    def finalize():
+        real_finalize()
+        events.append(("finalized",))
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", rename)
+    monkeypatch.setattr(api, "finalize", finalize)
+    path = shared_dir / "durable.h5"
+    cfg = {"analyses": [{"kind": "stats", "field": "g", "stats": ["mean"]}],
+           "log_level": "WARNING"}
+    replay.run({"g": tr.giss_files("GISS-E2-1-G")[0].rsplit("/", 1)[0] + "/*.nc"}, "ta",
+               cfg, comm, output=str(path), end="1902")
+    after = events[events.index(("finalized",)) + 1:]
+    if comm.rank == 0:
+        final = os.path.realpath(path)
+        partial = os.path.join(os.path.dirname(final), f".{path.name}.replay-partial")
+        assert after == [("fsync", partial), ("replace", partial, final),
+                         ("fsync", os.path.dirname(final))], events
+    else:
+        assert after == [], events
+    comm.Barrier()
+    with xr.open_dataset(path, engine="h5netcdf") as out:
+        assert out.sizes["time"] == 24
