@@ -11,7 +11,7 @@ def test_replay_benchmark_quick(tmp_path):
     data = json.loads((tmp_path / "replay_n2_quick.json").read_text())
     assert data["machine"]["cores"] and data["quick"] is True
     assert [r["method"] for r in data["rows"]] == ["replay", "xarray+dask", "read",
-                                                   "replay, no read-ahead"]
+                                                   "read + CF mask", "replay, no read-ahead"]
     assert all(len(t) == data["rounds"] for t in data["times"].values())
     assert all(r["time_s"]["n"] == data["rounds"] for r in data["rows"])
     assert [c["comparison"] for c in data["comparisons"]][:2] == ["xarray+dask / replay",
@@ -20,6 +20,9 @@ def test_replay_benchmark_quick(tmp_path):
     assert all(len(m["peak_rss_MiB_per_rank"]) == 2 for m in data["memory"])
     assert [p["rank"] for p in data["phases"]] == [0, 1]
     assert all(p["steps_s"] > 0 and p["scan_s"] > 0 for p in data["phases"])
+    # the handshakes are timed inside the steps; only rank 0 publishes the output
+    assert all(0 < p["handshakes_s"] < p["total_s"] for p in data["phases"])
+    assert [p["publish_s"] > 0 for p in data["phases"]] == [True, False]
     assert [p["time"] for p in data["phases"] + data["phases_cpu"]] == ["wall"] * 2 + ["cpu"] * 2
 
 

@@ -20,16 +20,25 @@ to it.  It is generated once into ``$TMPDIR/insitu-bench-replay-full``
 it (the machine has 23 GB), so every method reads warm.  12 more years go
 into its ``more/`` folder for the memory runs only.
 
-Timed, interleaved A B C D A B C D ... (``--rounds``, at least 5 unless
---quick; the first, warming, round is not counted):
+Timed, interleaved A B C D E, B C D E A, C D E A B ... (``--rounds``, at
+least 5 unless --quick; the first, warming, round is not counted): the
+order turns by one method each round, so that no method always follows
+the same one (xarray's two busy threads, say) and each ratio's pairs
+meet the same neighbours:
 
 * **replay**: ``insitu.replay.run`` on every rank;
 * **xarray+dask**: ``xarray.open_mfdataset(..., parallel=True)`` and one
   ``dask.compute`` of the same two means (dask's threaded scheduler with
   as many threads as ranks, on rank 0, while the other ranks sleep, not
   spin, in a non-blocking barrier);
-* **read**: h5py reading every record's slab once into the same per-rank
-  buffers, nothing else;
+* **read**: h5py reading every record's slab once into a per-rank buffer,
+  with what any reader of the set must also do inside the timing: list
+  the files (the glob) and open each one, and look up the variable's
+  shape (before 2026-11-27 the glob and the shape were outside it);
+* **read + CF mask**: the same, each slab also masked as any CF reader
+  must (``_FillValue``/``missing_value`` to NaN: what xarray's decoding and
+  replay do; replay's own kernel, ``insitu.replay.reader.mask_invalid``),
+  reported beside the issue's bare read;
 * **replay, no read-ahead**: the replay with each record read when it is
   due (``insitu.replay.host.READ_AHEAD = False``), which is what the
   reader thread saves.
@@ -48,7 +57,11 @@ Phases: one more replay with its phases wrapped (no profiler), per rank,
 their wall times and the CPU times of the threads they ran in:
 the scan, the session's init, the first step (which binds the analyses),
 the other steps (``insitu.step``), the waits for the reader thread, the
-reads and CF masking in that thread, the finalize, and the rest.
+reads and CF masking in that thread, the finalize, the publishing of the
+output (sync, rename, directory sync), and the rest; and, inside the
+steps and the finalize, the session's handshakes (``Session._agree``: the
+time a rank waits there for the others, or, with the read-ahead, for its
+own reader thread to let go of Python's lock).
 """
 from __future__ import annotations
 
@@ -197,26 +210,34 @@ def xarray_once(comm, folder: str) -> float:
     return dt
 
 
-def read_once(comm, folder: str) -> float:
-    """h5py reading this rank's slab of every record once, nothing more."""
+def read_once(comm, folder: str, mask: bool = False) -> float:
+    """h5py reading this rank's slab of every record once, nothing more;
+    with ``mask``, each slab also CF-masked as replay masks it.  Listing
+    the files, opening them and looking up the shape (and the fill values)
+    are timed: any reader of the set does them."""
     import glob
 
     import h5py
 
     from insitu.decomposition import fitted_boxes
-    files = sorted(glob.glob(os.path.join(folder, "ta_*.nc")))
-    with h5py.File(files[0], "r") as f:
-        shape = f["ta"].shape[1:]
-    off, shp = fitted_boxes(shape, comm.size)[comm.rank]
-    buf = np.empty(shp, dtype=np.float32)
-    sel = tuple(slice(o, o + n) for o, n in zip(off, shp))
+    from insitu.replay.reader import mask_invalid
     comm.Barrier()
     t0 = time.perf_counter()
+    files = sorted(glob.glob(os.path.join(folder, "ta_*.nc")))
+    buf = sel = fills = None
     for path in files:
         with h5py.File(path, "r", locking=False) as f:
             ds = f["ta"]
+            if buf is None:
+                off, shp = fitted_boxes(ds.shape[1:], comm.size)[comm.rank]
+                buf = np.empty(shp, dtype=ds.dtype)
+                sel = tuple(slice(o, o + n) for o, n in zip(off, shp))
+                fills = [float(np.asarray(ds.attrs[k]).reshape(-1)[0])
+                         for k in ("_FillValue", "missing_value") if k in ds.attrs]
             for t in range(ds.shape[0]):
                 ds.read_direct(buf, source_sel=(t, *sel))
+                if mask:
+                    mask_invalid(buf, fills, None, None)
     comm.Barrier()
     return time.perf_counter() - t0
 
@@ -249,14 +270,15 @@ def phases(comm, pattern: str, out: str) -> tuple[list, list]:
     time (of the thread it ran in) on each rank.  The reads run in the
     reader thread, overlapped with the steps; on a shared machine the CPU
     times say where the work is, the wall times also where the waits are."""
-    from insitu import api
+    from insitu import api, session
     from insitu.replay import host, reader
     wall: dict = {}
     cpu: dict = {}
     wrapped = [(host, "_scan", "scan_s"), (host, "_open_session", "init_s"),
                (api, "step", "steps_s"), (reader.Prefetcher, "get", "wait_for_reads_s"),
                (reader.SlabReader, "read", "reads_in_thread_s"),
-               (api, "finalize", "finalize_s")]
+               (api, "finalize", "finalize_s"), (host, "publish", "publish_s"),
+               (session.Session, "_agree", "handshakes_s")]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in wrapped]
 
     def wrap(fn, key):
@@ -281,14 +303,15 @@ def phases(comm, pattern: str, out: str) -> tuple[list, list]:
             setattr(obj, name, fn)
     process = time.process_time() - c0
     keys = ["scan_s", "init_s", "first_step_s", "steps_s", "wait_for_reads_s",
-            "reads_in_thread_s", "finalize_s"]
+            "reads_in_thread_s", "finalize_s", "publish_s", "handshakes_s"]
+    inside = ("reads_in_thread_s", "handshakes_s")  # overlapped, or within steps/finalize
     rows = []
     for what, spent, whole in (("wall", wall, total), ("cpu", cpu, process)):
         row = {"rank": comm.rank, "time": what, "total_s": whole,
                **{k: spent.get(k, 0.0) for k in keys}}
         # the rest of the main thread (the reader thread's share of the
         # process's CPU time is its reads)
-        row["other_s"] = whole - sum(row[k] for k in keys if k != "reads_in_thread_s") - \
+        row["other_s"] = whole - sum(row[k] for k in keys if k not in inside) - \
             (row["reads_in_thread_s"] if what == "cpu" else 0.0)
         rows.append(row)
     gathered = comm.allgather(rows)
@@ -315,13 +338,16 @@ def main() -> int:
     methods = {"replay": lambda: replay_once(comm, series, out),
                "xarray+dask": lambda: xarray_once(comm, folder),
                "read": lambda: read_once(comm, folder),
+               "read + CF mask": lambda: read_once(comm, folder, mask=True),
                "replay, no read-ahead": lambda: replay_once(comm, series, out, ahead=False)}
     times = {k: [] for k in methods}
     cpus = {k: [] for k in methods}
     loads = []
+    names = list(methods)
     for r in range(rounds + 1):  # round 0 warms the page cache and the numba cache
-        for name, fn in methods.items():
-            dt, cpu = timed_with_cpu(comm, fn)
+        turn = r % len(names)  # each round one method later: no fixed neighbours
+        for name in names[turn:] + names[:turn]:
+            dt, cpu = timed_with_cpu(comm, methods[name])
             if r:
                 times[name].append(dt)
                 cpus[name].append(cpu)
@@ -356,6 +382,8 @@ def main() -> int:
              "per_round": summarize(ratios(times["replay"], times["read"]))},
             {"comparison": "replay / read, CPU time", "target": "",
              "per_round": summarize(ratios(cpus["replay"], cpus["read"]))},
+            {"comparison": "replay / (read + CF mask)", "target": "",
+             "per_round": summarize(ratios(times["replay"], times["read + CF mask"]))},
             {"comparison": "no read-ahead / replay", "target": "",
              "per_round": summarize(ratios(times["replay, no read-ahead"], times["replay"]))}]
         memory = [{"files": k, "peak_rss_MiB_per_rank": [round(x, 1) for x in v]}
@@ -376,11 +404,12 @@ def main() -> int:
         print(f"peak RSS per rank, MiB: {n} files {memory[0]['peak_rss_MiB_per_rank']}, "
               f"{2 * n} files {memory[1]['peak_rss_MiB_per_rank']}: growth {growth:+.1f} MiB")
         print("where one replay's time goes, s per rank (reads: in the reader thread, "
-              "overlapped; CPU: of the thread each phase ran in):")
+              "overlapped; handshakes: within the steps and the finalize; CPU: of the "
+              "thread each phase ran in):")
         keys = [k for k in where[0] if k not in ("rank", "time")]
-        print("  rank time " + " ".join(f"{k[:-2]:>12}" for k in keys))
+        print("  rank time " + " ".join(f"{k[:-2][:10]:>10}" for k in keys))
         for w in where + where_cpu:
-            print(f"  {w['rank']:>4} {w['time']:>4} " + " ".join(f"{w[k]:12.3f}" for k in keys))
+            print(f"  {w['rank']:>4} {w['time']:>4} " + " ".join(f"{w[k]:10.3f}" for k in keys))
         path = save(f"replay_n{comm.size}" + ("_quick" if args.quick else ""),
                     {"quick": args.quick, "rounds": rounds, "shape": shape, "rows": rows,
                      "comparisons": comparisons, "memory": memory,
