@@ -64,13 +64,33 @@ class Summary:
 
 
 # -- collectives on the host's own communicator (buffer interface) ---------
+def _idle(request) -> None:
+    """Complete a non-blocking collective without spinning.
+
+    Open MPI's blocking collectives busy-poll: a rank waiting for rank 0
+    (while it plans the scan, or publishes the output) or for a rank that
+    was descheduled spent its core polling, and on a loaded machine that
+    core is the one the awaited rank needs (the replay's collectives at
+    2 ranks took 5 ms of rank 1's CPU per replay of the benchmark archive,
+    doing nothing).  A few tests first (the ranks usually arrive
+    together: the checks every AGREE_EVERY records), then sleeps that
+    double from 50 us to 1 ms."""
+    for _ in range(64):
+        if request.Test():
+            return
+    pause = 5e-5
+    while not request.Test():
+        time.sleep(pause)
+        pause = min(2 * pause, 1e-3)
+
+
 def _bcast_text(comm, text: Optional[str], root: int = 0) -> str:
     data = text.encode() if comm.Get_rank() == root else b""
     n = np.array([len(data)], dtype=np.int64)
-    comm.Bcast(n, root=root)
+    _idle(comm.Ibcast(n, root=root))
     buf = np.frombuffer(data, dtype=np.uint8).copy() if comm.Get_rank() == root else \
         np.empty(int(n[0]), dtype=np.uint8)
-    comm.Bcast(buf, root=root)
+    _idle(comm.Ibcast(buf, root=root))
     return buf.tobytes().decode()
 
 
@@ -80,11 +100,11 @@ def _agree(comm, error: Optional[str], status: int = EXIT_CONFIG) -> None:
     from mpi4py import MPI
     size = comm.Get_size()
     first = np.array([comm.Get_rank() if error is not None else size], dtype=np.int64)
-    comm.Allreduce(MPI.IN_PLACE, first, op=MPI.MIN)
+    _idle(comm.Iallreduce(MPI.IN_PLACE, first, op=MPI.MIN))
     if first[0] < size:
         root = int(first[0])
         code = np.array([status], dtype=np.int64)
-        comm.Bcast(code, root=root)
+        _idle(comm.Ibcast(code, root=root))
         raise ReplayError(int(code[0]), _bcast_text(comm, error, root=root))
 
 
@@ -362,12 +382,12 @@ def _gather_text(comm, text: str, root: int = 0) -> Optional[list]:
     as bytes through ``Gatherv``."""
     data = np.frombuffer(text.encode(), dtype=np.uint8)
     counts = np.zeros(comm.Get_size(), dtype=np.int64)
-    comm.Gather(np.array([data.size], dtype=np.int64), counts, root=root)
+    _idle(comm.Igather(np.array([data.size], dtype=np.int64), counts, root=root))
     if comm.Get_rank() != root:
-        comm.Gatherv(data, None, root=root)
+        _idle(comm.Igatherv(data, None, root=root))
         return None
     buf = np.empty(int(counts.sum()), dtype=np.uint8)
-    comm.Gatherv(data, [buf, counts.astype(np.int32)], root=root)
+    _idle(comm.Igatherv(data, [buf, counts.astype(np.int32)], root=root))
     ends = np.cumsum(counts)
     return [buf[e - n:e].tobytes().decode() for e, n in zip(ends, counts)]
 
@@ -526,7 +546,7 @@ def _abandon(api, session, partial: str, own) -> None:
             pass
         finally:
             logger.setLevel(level)
-    own.Barrier()
+    _idle(own.Ibarrier())
     if own.Get_rank() == 0:
         try:
             os.unlink(partial)
