@@ -2,7 +2,8 @@
 the fixed cost, against ``--no-insitu``.
 
 ``python scripts/bench/overhead.py [--quick] [--ranks 2] [--steps 2000]
-[--side 1000] [--every 10] [--analyses 1 10] [--mixed 10] [--pairs 5]``
+[--side 1000] [--every 10] [--analyses 1 10] [--mixed 10] [--pairs 5]
+[--tree DIR]``
 
 Builds ``examples/fortran`` with its Makefile and runs ``heat2d`` under
 ``mpiexec`` with ``side x side`` cells per rank, in interleaved rounds:
@@ -38,6 +39,14 @@ first), the overhead that time alone implies on the model's step
 round's ``--no-insitu`` step), and the first due step (binding, kernel
 loads).  On a loaded machine the loop figure swings with what the model's
 ranks wait for; these say what insitu itself took.
+``--tree DIR`` adds, to every round, the ``--analyses`` modes run with
+another insitu source tree first on the embedded interpreter's path
+(``PYTHONPATH=DIR``; DIR holds ``insitu/``, e.g. ``git worktree add DIR
+<commit>``, with this tree's ``insitu/_lib`` copied in), so that a change is
+measured against the code before it in the same interleaved rounds, under
+the same load (rows ``"K analyses [tree]"``, with ``"tree": DIR``; they
+carry no ``analyses`` count, so targets.py never takes them for the
+issue's rows).
 JSON: ``bench-results/overhead.json``.
 """
 from __future__ import annotations
@@ -76,6 +85,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--mixed with no number)")
     p.add_argument("--pairs", type=int, default=None,
                    help=f"interleaved rounds (default {MIN_PAIRS}, at least {MIN_PAIRS})")
+    p.add_argument("--tree", default=None,
+                   help="another insitu source tree (a directory holding insitu/, e.g. a git "
+                        "worktree of an older commit): its --analyses modes join every round, "
+                        "run with PYTHONPATH=TREE")
     a = p.parse_args(argv)
     if a.quick:
         a.ranks, a.steps, a.side = a.ranks or [2], a.steps or 40, a.side or 200
@@ -146,10 +159,11 @@ def config(work: str, analyses: int, every: int, mixed: bool = False, shape=None
     return path
 
 
-def mode_name(analyses: int, mixed: bool = False) -> str:
+def mode_name(analyses: int, mixed: bool = False, tree: bool = False) -> str:
     if mixed:
         return f"{analyses} mixed"
-    return f"{analyses} analysis" if analyses == 1 else f"{analyses} analyses"
+    name = f"{analyses} analysis" if analyses == 1 else f"{analyses} analyses"
+    return f"{name} [tree]" if tree else name
 
 
 def step_costs(path: str, nranks: int):
@@ -192,8 +206,14 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
     base = ["mpiexec", "-n", str(nranks), exe]
     size = [str(nx), str(ny), str(args.steps)]
     cmds = {"off": base + [config(work, 1, args.every)] + size + ["--no-insitu"]}
+    envs = {}
     for k in args.analyses:
         cmds[mode_name(k)] = base + [config(work, k, args.every)] + size
+        if args.tree:
+            tree = mode_name(k, tree=True)
+            cmds[tree] = cmds[mode_name(k)]
+            envs[tree] = {"PYTHONPATH": os.pathsep.join(
+                [os.path.abspath(args.tree)] + [p for p in [env.get("PYTHONPATH")] if p])}
     for k in args.mixed:
         cmds[mode_name(k, True)] = base + [config(work, k, args.every, True, (nx, ny))] + size
     runs: dict[str, list[tuple[float, float]]] = {m: [] for m in cmds}
@@ -202,7 +222,8 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
     def contender(mode):
         def go():
             path = os.path.join(work, f"cost-{len(runs[mode])}-{mode.replace(' ', '_')}")
-            runs[mode].append(run_model(cmds[mode], dict(env, INSITU_STEP_COST=path), work))
+            runs[mode].append(run_model(cmds[mode], dict(env, INSITU_STEP_COST=path,
+                                                         **envs.get(mode, {})), work))
             c = step_costs(path, nranks)
             if c is not None:
                 costs[mode].append(c)
@@ -220,9 +241,11 @@ def measure(exe: str, work: str, nranks: int, args, env: dict) -> list[dict]:
                "every": args.every, "mode": mode,
                # the count of stats of T; a mixed mode's count is its own key, so
                # that targets.py's rows for 1 and 10 analyses stay the issue's
-               "analyses": (0 if mode == "off" else None if mode.endswith("mixed")
+               "analyses": (0 if mode == "off" else None
+                            if mode.endswith("mixed") or mode.endswith("[tree]")
                             else int(mode.split()[0])),
                "mixed_analyses": int(mode.split()[0]) if mode.endswith("mixed") else 0,
+               **({"tree": os.path.abspath(args.tree)} if mode.endswith("[tree]") else {}),
                "loop_ms_per_step": summarize([t * 1e3 for t in loop]),
                "wall_s": summarize(wall)}
         if mode != "off":
