@@ -75,7 +75,6 @@ import numpy as np
 from .. import schema as s
 from ..kernels import histogram as kh
 from ..kernels import quantiles as kq
-from ..kernels.weighted import weighted_histogram
 from ..reduction import SUM
 from . import region as rg
 from . import weights as wt
@@ -211,7 +210,7 @@ class Histogram(Analysis):
             kh.histogram(view, self.lo, self.hi, self.cfg["bins"], self._local, collect)
         else:
             w = self._weights.view(views, full.shape)[self._slices]
-            weighted_histogram(view, w, self.lo, self.hi, self.cfg["bins"], self._local)
+            kh.weighted_histogram(view, w, self.lo, self.hi, self.cfg["bins"], self._local)
         record[self._start:self._start + self._local.size] = self._local
         if self.phase2:
             self._sub_histograms(view, record)

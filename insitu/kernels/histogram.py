@@ -35,10 +35,13 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 from .moments import as_c_order_3d
-from .simd import VEC, W, hmax, hmin, splat, vload, vload3, vmax, vmin, vstore_i32
+from .simd import (VEC, W, hmax, hmin, lane, splat, vadd, vload, vload3, vmax, vmin, vmul,
+                   vstore_i32)
+from .simd_store import vall, veq, vge, vor
 
 #: Values per chunk: slots are computed for a chunk, then counted.
 CHUNK = 512
@@ -155,59 +158,208 @@ def _pick(src, i, j, k, c, idx, pos, slots, bufs, fill, s_lo, s_hi):  # pragma: 
         fill[r] = f
 
 
+@intrinsic
+def _add_lanes(typingctx, arr, i, v):
+    """``arr[i:i + W] += v`` (``arr`` 1-D C-contiguous float64)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
+            and arr.dtype == types.float64 and v == VEC):
+        raise TypingError(f"_add_lanes needs a 1-D C-contiguous float64 array, got {arr}")
+
+    def codegen(context, builder, sig, args):
+        vt = ir.VectorType(ir.DoubleType(), W)
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        at = context.cast(builder, args[1], sig.args[1], types.intp)
+        ptr = builder.bitcast(builder.gep(ary.data, [at]), vt.as_pointer())
+        builder.store(builder.fadd(builder.load(ptr, align=8), args[2]), ptr, align=8)
+        return context.get_dummy_value()
+    return types.none(arr, i, v), codegen
+
+
+#: the window's middle slot when there is none (matches no slot)
+_NO_SLOT = -10.0
+
+
+@intrinsic
+def _flush(typingctx, sub, cb, am, a0, ap, ww):
+    """Add the window's counts (slots ``cb - 1``, ``cb``, ``cb + 1``) times
+    the weight ``ww`` to ``sub`` (slot ``s`` at ``(s + 1) * W``), lane by
+    lane, one rounding each (none for 1.0); nothing when ``cb < 0`` (no
+    window).  An intrinsic, not a function: a numba function handed an
+    array, even inlined, increfs and decrefs it (atomic operations, some
+    45 ns a call: the window moves at one vector in ten)."""
+    if not (isinstance(sub, types.Array) and sub.ndim == 1 and sub.layout == "C"
+            and sub.dtype == types.float64):
+        raise TypingError(f"_flush needs a 1-D C-contiguous float64 array, got {sub}")
+
+    def codegen(context, builder, sig, args):
+        vt = ir.VectorType(ir.DoubleType(), W)
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        cb = context.cast(builder, args[1], sig.args[1], types.float64)
+        ww = context.cast(builder, args[5], sig.args[5], types.float64)
+        wv = builder.insert_element(ir.Constant(vt, ir.Undefined), ww, ir.Constant(ir.IntType(32), 0))
+        wv = builder.shuffle_vector(wv, ir.Constant(vt, ir.Undefined),
+                                    ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W))
+        with builder.if_then(builder.fcmp_ordered(">=", cb, ir.Constant(ir.DoubleType(), 0.0))):
+            at = builder.mul(builder.fptosi(cb, cgutils.intp_t),
+                             ir.Constant(cgutils.intp_t, W))     # slot cb - 1: (cb - 1 + 1) * W
+            for r, acc in enumerate(args[2:5]):
+                ptr = builder.bitcast(
+                    builder.gep(ary.data, [builder.add(at, ir.Constant(cgutils.intp_t, r * W))]),
+                    vt.as_pointer())
+                builder.store(builder.fadd(builder.load(ptr, align=8), builder.fmul(acc, wv)),
+                              ptr, align=8)
+        return context.get_dummy_value()
+    return types.none(sub, cb, am, a0, ap, ww), codegen
+
+
+#: the window's middle slot when there is none (matches no slot)
+_NO_SLOT = -10.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _window(cb):  # pragma: no cover - compiled
+    """The window's three slots as vectors: ``cb - 1`` (none below slot 0:
+    an unsure value's -1 must never be counted), ``cb``, ``cb + 1``."""
+    return splat(cb - 1.0 if cb >= 1.0 else _NO_SLOT), splat(cb), splat(cb + 1.0)
+
+
+@intrinsic
+def _likely(typingctx, b):
+    """``b``, which the compiler is told is usually True (``llvm.expect``):
+    it lays the loop out with the usual path falling through."""
+    if b != types.boolean:
+        raise TypingError("_likely needs a boolean")
+
+    def codegen(context, builder, sig, args):
+        i1 = ir.IntType(1)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i1, [i1, i1]),
+                                            "llvm.expect.i1")
+        return builder.call(fn, [args[0], ir.Constant(i1, 1)])
+    return types.boolean(b), codegen
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _masks(s, wm, w0, wp):  # pragma: no cover - compiled
+    """The lanes of ``s`` in each of the window's slots (1.0/0.0 masks)."""
+    return veq(s, wm), veq(s, w0), veq(s, wp)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _fits(em, e0, ep):  # pragma: no cover - compiled
+    """Every lane is in one of the window's slots (usually)."""
+    return _likely(vall(vor(e0, vor(ep, em))))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _centre(s):  # pragma: no cover - compiled
+    """The new window's middle slot: the vector's first (none if unsure)."""
+    c = lane(s, 0)
+    return c if c >= 0.0 else _NO_SLOT
+
+
+# How the kernels count (written out where they loop, see _flush):
+#
+# A smooth field's eight neighbouring values lie in one or two adjacent
+# bins (99.6% of the vectors of the benchmark's temperature field): the
+# counts of three adjacent slots (a window, cb - 1, cb, cb + 1) are kept
+# in registers, one vector of lane counts each, and a vector whose slots
+# all lie in the window adds its three comparison masks to them -- three
+# vector additions, where counting value by value took eight loads and
+# eight increments in memory.  A vector outside the window flushes it to
+# ``sub`` and centres it on its first slot; one that still does not fit (a
+# jump over a bin, values an ulp from an edge, which _settle decides by
+# numpy's rule) is counted value by value.  Counts are float64 lanes:
+# exact to 2**53; a weight multiplies the window's counts when it is
+# flushed.
+
+
 @numba.njit(cache=True, nogil=True)
 def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma: no cover
-    """Slots are computed row by row, for whole vectors in place; the rest
-    of each row (fewer than W values) is staged in a buffer and taken a
-    chunk at a time, and at the end padded with NaN (a slot that is not
-    counted).  Slots are counted once a chunk of them is ready, so short
-    rows (a halo-sliced field's) do not pay for a counting loop each.
+    """Slots are computed row by row, for whole vectors in place, and
+    counted as they come (the window above); the rest of each row (fewer
+    than W values) is staged in a buffer and taken a chunk at a time, and
+    at the end padded with NaN (a slot that is not counted).
 
     The per-row work is written out here, indexing the array in place: a
     row sliced out of it, or handed to a function, costs numba's atomic
-    reference counting (about 50 ns per row).
+    reference counting (about 45 ns per row).
 
     The values of the wanted slots (``slots``; ``wcum[s + 1]`` counts the
     wanted slots up to ``s``, so none are wanted when its last entry is 0)
-    are copied out as their chunk is counted (:func:`_pick`), for the
-    exact quantiles: a chunk whose slots (from the vectors' least to their
+    are copied out chunk by chunk (:func:`_pick`), for the exact
+    quantiles: a chunk whose slots (from the vectors' least to their
     largest) include no wanted one is skipped, so a smooth field pays for
     the copy only where it crosses the wanted bins."""
     nb = edges.size - 1
-    sub = np.zeros((nb + 3) * COPIES, dtype=np.int64)
-    idx = np.empty(2 * CHUNK, dtype=np.int32)
+    sub = np.zeros((nb + 5) * W)     # slot s (-1 .. nb + 3) at (s + 1) * W
+    idx = np.empty(CHUNK, dtype=np.int32)
     stage = np.empty((1, 1, CHUNK + W))
     nbf = float(nb)
     collect = wcum[wcum.size - 1] > 0
+    ww = 1.0
+    zero = splat(0.0)
+    cb = _NO_SLOT
+    wm, w0, wp = _window(cb)
+    am = a0 = ap = zero
     filled = 0
-    pos = 0    # slots waiting in idx: < CHUNK between pieces
     n0, n1, ncols = a.shape
     m = ncols - ncols % W
     for i in range(n0):
         for j in range(n1):
-            for k in range(0, m, CHUNK):
-                c = min(CHUNK, m - k)
-                least = splat(nbf + 2.0)   # the largest slot: least and most start
-                most = splat(-1.0)         # from either end
-                for q in range(0, c, W):
-                    s = _slots(vload3(a, i, j, k + q), lo, norm, nbf, tol)
-                    least = vmin(s, least)
-                    most = vmax(s, most)
-                    vstore_i32(idx, pos + q, s)
-                least_slot = hmin(least)
-                if least_slot < 0.0:   # values within a few ulps of an edge
-                    _settle(a, i, j, k, c, lo, hi, norm, edges, idx, pos)
-                # an unsure value (-1) may settle in a wanted slot: pick then
-                if collect:
+            if not collect:
+                for q in range(0, m, W):
+                    s = _slots(vload3(a, i, j, q), lo, norm, nbf, tol)
+                    em, e0, ep = _masks(s, wm, w0, wp)
+                    if not _fits(em, e0, ep):
+                        _flush(sub, cb, am, a0, ap, ww)
+                        am = a0 = ap = zero
+                        cb = _centre(s)
+                        wm, w0, wp = _window(cb)
+                        em, e0, ep = _masks(s, wm, w0, wp)
+                        if not _fits(em, e0, ep):
+                            vstore_i32(idx, 0, s)
+                            if not vall(vge(s, zero)):
+                                _settle(a, i, j, q, W, lo, hi, norm, edges, idx, 0)
+                            for l in range(W):
+                                sub[np.uint64(idx[0 + l] + 1) * np.uint64(W) + np.uint64(l)] += ww
+                            continue
+                    am = vadd(am, em)
+                    a0 = vadd(a0, e0)
+                    ap = vadd(ap, ep)
+            else:
+                for k in range(0, m, CHUNK):
+                    c = min(CHUNK, m - k)
+                    least = splat(nbf + 2.0)
+                    most = splat(-1.0)
+                    for q in range(0, c, W):
+                        s = _slots(vload3(a, i, j, k + q), lo, norm, nbf, tol)
+                        vstore_i32(idx, q, s)
+                        least = vmin(s, least)
+                        most = vmax(s, most)
+                        em, e0, ep = _masks(s, wm, w0, wp)
+                        if not _fits(em, e0, ep):
+                            _flush(sub, cb, am, a0, ap, ww)
+                            am = a0 = ap = zero
+                            cb = _centre(s)
+                            wm, w0, wp = _window(cb)
+                            em, e0, ep = _masks(s, wm, w0, wp)
+                            if not _fits(em, e0, ep):
+                                vstore_i32(idx, q, s)
+                                if not vall(vge(s, zero)):
+                                    _settle(a, i, j, k + q, W, lo, hi, norm, edges, idx, q)
+                                for l in range(W):
+                                    sub[np.uint64(idx[q + l] + 1) * np.uint64(W) + np.uint64(l)] += ww
+                                continue
+                        am = vadd(am, em)
+                        a0 = vadd(a0, e0)
+                        ap = vadd(ap, ep)
+                    least_slot = hmin(least)
                     top = int(hmax(most))
-                    if least_slot < 0.0:
-                        _pick(a, i, j, k, c, idx, pos, slots, bufs, fill, 0, nb + 1)
+                    if least_slot < 0.0:   # values within a few ulps of an edge
+                        _settle(a, i, j, k, c, lo, hi, norm, edges, idx, 0)
+                        _pick(a, i, j, k, c, idx, 0, slots, bufs, fill, 0, nb + 1)
                     elif wcum[top + 1] > wcum[int(least_slot)]:
-                        _pick(a, i, j, k, c, idx, pos, slots, bufs, fill, int(least_slot), top)
-                pos += c
-                if pos >= CHUNK:
-                    _tally(idx, pos, sub)
-                    pos = 0
+                        _pick(a, i, j, k, c, idx, 0, slots, bufs, fill, int(least_slot), top)
             for k in range(m, ncols):
                 stage[0, 0, filled] = np.float64(a[i, j, k])
                 filled += 1
@@ -220,25 +372,119 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                 least = splat(0.0)
                 for q in range(0, pad, W):
                     s = _slots(vload3(stage, 0, 0, q), lo, norm, nbf, tol)
-                    least = vmin(s, least)
-                    vstore_i32(idx, pos + q, s)
-                if hmin(least) < 0.0:
-                    _settle(stage, 0, 0, 0, pad, lo, hi, norm, edges, idx, pos)
+                    if collect:
+                        vstore_i32(idx, q, s)
+                        least = vmin(s, least)
+                    em, e0, ep = _masks(s, wm, w0, wp)
+                    if not _fits(em, e0, ep):
+                        _flush(sub, cb, am, a0, ap, ww)
+                        am = a0 = ap = zero
+                        cb = _centre(s)
+                        wm, w0, wp = _window(cb)
+                        em, e0, ep = _masks(s, wm, w0, wp)
+                        if not _fits(em, e0, ep):
+                            vstore_i32(idx, q, s)
+                            if not vall(vge(s, zero)):
+                                _settle(stage, 0, 0, q, W, lo, hi, norm, edges, idx, q)
+                            for l in range(W):
+                                sub[np.uint64(idx[q + l] + 1) * np.uint64(W) + np.uint64(l)] += ww
+                            continue
+                    am = vadd(am, em)
+                    a0 = vadd(a0, e0)
+                    ap = vadd(ap, ep)
                 if collect:
-                    _pick(stage, 0, 0, 0, pad, idx, pos, slots, bufs, fill, 0, nb + 1)
-                pos += pad
-                if pos >= CHUNK:
-                    _tally(idx, pos, sub)
-                    pos = 0
+                    if hmin(least) < 0.0:
+                        _settle(stage, 0, 0, 0, pad, lo, hi, norm, edges, idx, 0)
+                    _pick(stage, 0, 0, 0, pad, idx, 0, slots, bufs, fill, 0, nb + 1)
                 for k in range(c, filled):
                     stage[0, 0, k - c] = stage[0, 0, k]
                 filled -= c
-    _tally(idx, pos, sub)
+    _flush(sub, cb, am, a0, ap, ww)
     for b in range(nb + 2):   # slot nb + 2 holds the NaNs: not counted
-        t = np.int64(0)
-        for l in range(COPIES):
-            t += sub[b * COPIES + l]
-        out[b] = float(t)
+        t = 0.0
+        for l in range(W):
+            t += sub[(b + 1) * W + l]
+        out[b] = t
+
+
+@numba.njit(cache=True, nogil=True)
+def _whist_rows(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - compiled
+    """Weighted counts of ``a`` (4-D, rows along the last axis) whose rows
+    have one weight each (``w[i, j, k, 0]``: a cos(lat), a dp, a broadcast
+    1.0): each row is counted as the unweighted kernel counts (the window
+    above), its window's counts multiplied by the row's weight when it is
+    flushed (at a move and at the row's end), lane by lane; the lanes are
+    added in a fixed order at the end.  Where a row counted in integers
+    took one rounding per slot and row plus a scan of the slots it
+    touched, this takes one per window move and lane, and no scan."""
+    nb = edges.size - 1
+    nbf = float(nb)
+    sub = np.zeros((nb + 5) * W)     # slot s (-1 .. nb + 3) at (s + 1) * W
+    n0, n1, n2, n3 = a.shape
+    m = n3 - n3 % W
+    idx = np.empty(W, dtype=np.int32)
+    zero = splat(0.0)
+    cb = _NO_SLOT
+    wm, w0, wp = _window(cb)
+    am = a0 = ap = zero
+    for i in range(n0):
+        a3 = a[i]   # (a slice per i: numba's reference counting once per i)
+        for j in range(n1):
+            for k in range(n2):
+                ww = np.float64(w[i, j, k, 0])
+                for q in range(0, m, W):
+                    s = _slots(vload3(a3, j, k, q), lo, norm, nbf, tol)
+                    em, e0, ep = _masks(s, wm, w0, wp)
+                    if not _fits(em, e0, ep):
+                        _flush(sub, cb, am, a0, ap, ww)
+                        am = a0 = ap = zero
+                        cb = _centre(s)
+                        wm, w0, wp = _window(cb)
+                        em, e0, ep = _masks(s, wm, w0, wp)
+                        if not _fits(em, e0, ep):
+                            vstore_i32(idx, 0, s)
+                            if not vall(vge(s, zero)):
+                                _settle(a3, j, k, q, W, lo, hi, norm, edges, idx, 0)
+                            for l in range(W):
+                                sub[np.uint64(idx[0 + l] + 1) * np.uint64(W) + np.uint64(l)] += ww
+                            continue
+                    am = vadd(am, em)
+                    a0 = vadd(a0, e0)
+                    ap = vadd(ap, ep)
+                _flush(sub, cb, am, a0, ap, ww)
+                am = a0 = ap = zero
+                for q in range(m, n3):
+                    b = _exact_slot(np.float64(a3[j, k, q]), lo, hi, norm, edges)
+                    sub[(b + 1) * W] += ww
+    for b in range(nb + 2):   # slot nb + 2 holds the NaNs: not counted
+        t = 0.0
+        for l in range(W):
+            t += sub[(b + 1) * W + l]
+        out[b] += t
+
+
+def weighted_histogram(view: np.ndarray, weights: np.ndarray, lo: float, hi: float,
+                       nbins: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Weighted counts of ``view`` (``numpy.histogram(x, weights=w)``'s bins
+    between ``[below]`` and ``[above]``, NaN skipped, -Inf below, +Inf
+    above; ``out`` zeroed first).  Rows with one weight (the weights'
+    fastest axis in the field's memory order has stride 0 or length 1)
+    take :func:`_whist_rows`; others kernels.weighted's per-value
+    kernel."""
+    from .weighted import _as4, _memory_order
+    from .weighted import weighted_histogram as per_value
+    weights = np.broadcast_to(weights, view.shape)
+    order = _memory_order(view)
+    a, w = _as4(np.transpose(view, order), np.transpose(weights, order))
+    if view.size == 0 or not (w.strides[-1] == 0 or w.shape[-1] == 1):
+        return per_value(view, weights, lo, hi, nbins, out)
+    if out is None:
+        out = np.zeros(nbins + 2)
+    out[:] = 0.0
+    lo, hi = float(lo), float(hi)
+    edges, norm, tol = _bins(lo, hi, int(nbins))
+    _whist_rows(a, w, lo, hi, norm, edges, tol, out)
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
