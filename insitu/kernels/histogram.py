@@ -41,7 +41,7 @@ from numba.extending import intrinsic
 from .moments import as_c_order_3d
 from .simd import (VEC, W, hmax, hmin, lane, splat, vadd, vload, vload3, vmax, vmin, vmul,
                    vstore_i32)
-from .simd_store import vall, veq, vge, vor
+from .simd_store import vall, vany, veq, vge, vor, vstore
 
 #: Values per chunk: slots are computed for a chunk, then counted.
 CHUNK = 512
@@ -175,6 +175,27 @@ def _add_lanes(typingctx, arr, i, v):
     return types.none(arr, i, v), codegen
 
 
+@intrinsic
+def _vstore_at(typingctx, arr, r, c, v):
+    """``arr[r, c:c + W] = v`` (``arr`` 2-D C-contiguous float64; no bounds
+    check, as in a numba loop)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.layout == "C"
+            and arr.dtype == types.float64 and v == VEC):
+        raise TypingError(f"_vstore_at needs a 2-D C-contiguous float64 array, got {arr}")
+
+    def codegen(context, builder, sig, args):
+        vt = ir.VectorType(ir.DoubleType(), W)
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, ary.shape, 2)
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        c = context.cast(builder, args[2], sig.args[2], types.intp)
+        at = builder.add(builder.mul(r, shape[1]), c)
+        ptr = builder.bitcast(builder.gep(ary.data, [at]), vt.as_pointer())
+        builder.store(args[3], ptr, align=8)
+        return context.get_dummy_value()
+    return types.none(arr, r, c, v), codegen
+
+
 #: the window's middle slot when there is none (matches no slot)
 _NO_SLOT = -10.0
 
@@ -210,6 +231,27 @@ def _flush(typingctx, sub, cb, am, a0, ap, ww):
                               ptr, align=8)
         return context.get_dummy_value()
     return types.none(sub, cb, am, a0, ap, ww), codegen
+
+
+@intrinsic
+def _vstore_at(typingctx, arr, r, c, v):
+    """``arr[r, c:c + W] = v`` (``arr`` 2-D C-contiguous float64; no bounds
+    check, as in a numba loop)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.layout == "C"
+            and arr.dtype == types.float64 and v == VEC):
+        raise TypingError(f"_vstore_at needs a 2-D C-contiguous float64 array, got {arr}")
+
+    def codegen(context, builder, sig, args):
+        vt = ir.VectorType(ir.DoubleType(), W)
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, ary.shape, 2)
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        c = context.cast(builder, args[2], sig.args[2], types.intp)
+        at = builder.add(builder.mul(r, shape[1]), c)
+        ptr = builder.bitcast(builder.gep(ary.data, [at]), vt.as_pointer())
+        builder.store(args[3], ptr, align=8)
+        return context.get_dummy_value()
+    return types.none(arr, r, c, v), codegen
 
 
 #: the window's middle slot when there is none (matches no slot)
@@ -286,16 +328,23 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
 
     The values of the wanted slots (``slots``; ``wcum[s + 1]`` counts the
     wanted slots up to ``s``, so none are wanted when its last entry is 0)
-    are copied out chunk by chunk (:func:`_pick`), for the exact
-    quantiles: a chunk whose slots (from the vectors' least to their
-    largest) include no wanted one is skipped, so a smooth field pays for
-    the copy only where it crosses the wanted bins."""
+    are copied out as they are counted, for the exact quantiles: only a
+    vector whose window holds a wanted slot (known when the window moves)
+    is looked at lane by lane, so a smooth field pays for the copy only
+    where it crosses the wanted bins (the staged rests of rows by
+    :func:`_pick`)."""
     nb = edges.size - 1
     sub = np.zeros((nb + 5) * W)     # slot s (-1 .. nb + 3) at (s + 1) * W
     idx = np.empty(CHUNK, dtype=np.int32)
     stage = np.empty((1, 1, CHUNK + W))
     nbf = float(nb)
     collect = wcum[wcum.size - 1] > 0
+    last_row = max(slots.size - 1, 0)
+    room = bufs.shape[1] - 1
+    nwant = 0       # wanted slots in the window
+    wrow = 0        # the row of the one wanted slot
+    wsv = splat(-10.0)
+    lanes = np.empty(2 * W)
     ww = 1.0
     zero = splat(0.0)
     cb = _NO_SLOT
@@ -327,39 +376,66 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                     a0 = vadd(a0, e0)
                     ap = vadd(ap, ep)
             else:
-                for k in range(0, m, CHUNK):
-                    c = min(CHUNK, m - k)
-                    least = splat(nbf + 2.0)
-                    most = splat(-1.0)
-                    for q in range(0, c, W):
-                        s = _slots(vload3(a, i, j, k + q), lo, norm, nbf, tol)
-                        vstore_i32(idx, q, s)
-                        least = vmin(s, least)
-                        most = vmax(s, most)
+                for q in range(0, m, W):
+                    v = vload3(a, i, j, q)
+                    s = _slots(v, lo, norm, nbf, tol)
+                    em, e0, ep = _masks(s, wm, w0, wp)
+                    if not _fits(em, e0, ep):
+                        _flush(sub, cb, am, a0, ap, ww)
+                        am = a0 = ap = zero
+                        cb = _centre(s)
+                        wm, w0, wp = _window(cb)
                         em, e0, ep = _masks(s, wm, w0, wp)
+                        # the wanted slots in the window: none, one (its
+                        # row and a vector of it), or more
+                        nwant = 0
+                        if cb >= 0.0:
+                            c0 = int(cb)
+                            nwant = wcum[min(c0 + 2, nb + 3)] - wcum[max(c0 - 1, 0)]
+                            if nwant == 1:
+                                for t in range(max(c0 - 1, 0), c0 + 2):
+                                    if wcum[t + 1] > wcum[t]:
+                                        wrow = wcum[t]
+                                        wsv = splat(float(t))
                         if not _fits(em, e0, ep):
-                            _flush(sub, cb, am, a0, ap, ww)
-                            am = a0 = ap = zero
-                            cb = _centre(s)
-                            wm, w0, wp = _window(cb)
-                            em, e0, ep = _masks(s, wm, w0, wp)
-                            if not _fits(em, e0, ep):
-                                vstore_i32(idx, q, s)
-                                if not vall(vge(s, zero)):
-                                    _settle(a, i, j, k + q, W, lo, hi, norm, edges, idx, q)
+                            vstore_i32(idx, 0, s)
+                            if not vall(vge(s, zero)):
+                                _settle(a, i, j, q, W, lo, hi, norm, edges, idx, 0)
+                            for l in range(W):
+                                b = idx[l]
+                                sub[np.uint64(b + 1) * np.uint64(W) + np.uint64(l)] += ww
+                                r = np.uint64(min(wcum[b], last_row))
+                                bufs[r, np.uint64(min(fill[r], room))] = np.float64(a[i, j, q + l])
+                                fill[r] += wcum[b + 1] - wcum[b]
+                            continue
+                    if nwant == 1:
+                        hit = veq(s, wsv)
+                        if vany(hit):
+                            f = fill[wrow]
+                            if vall(hit) and f + W <= room:   # eight of the slot
+                                _vstore_at(bufs, wrow, f, v)
+                                fill[wrow] = f + W
+                            else:
+                                # each lane written at the row's next place,
+                                # which moves on only for a value of the
+                                # slot (no branch; the last column is scratch)
+                                vstore(lanes, 0, v)
+                                vstore(lanes, W, hit)
+                                ur = np.uint64(wrow)
                                 for l in range(W):
-                                    sub[np.uint64(idx[q + l] + 1) * np.uint64(W) + np.uint64(l)] += ww
-                                continue
-                        am = vadd(am, em)
-                        a0 = vadd(a0, e0)
-                        ap = vadd(ap, ep)
-                    least_slot = hmin(least)
-                    top = int(hmax(most))
-                    if least_slot < 0.0:   # values within a few ulps of an edge
-                        _settle(a, i, j, k, c, lo, hi, norm, edges, idx, 0)
-                        _pick(a, i, j, k, c, idx, 0, slots, bufs, fill, 0, nb + 1)
-                    elif wcum[top + 1] > wcum[int(least_slot)]:
-                        _pick(a, i, j, k, c, idx, 0, slots, bufs, fill, int(least_slot), top)
+                                    bufs[ur, np.uint64(min(f, room))] = lanes[l]
+                                    f += np.int64(lanes[W + l])
+                                fill[wrow] = f
+                    elif nwant > 1:
+                        vstore_i32(idx, 0, s)
+                        for l in range(W):
+                            b = idx[l]
+                            r = np.uint64(min(wcum[b], last_row))
+                            bufs[r, np.uint64(min(fill[r], room))] = np.float64(a[i, j, q + l])
+                            fill[r] += wcum[b + 1] - wcum[b]
+                    am = vadd(am, em)
+                    a0 = vadd(a0, e0)
+                    ap = vadd(ap, ep)
             for k in range(m, ncols):
                 stage[0, 0, filled] = np.float64(a[i, j, k])
                 filled += 1
