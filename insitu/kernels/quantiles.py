@@ -23,6 +23,8 @@ keeps the ``L`` smallest of two lists by another, and the answer is the
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .histogram import Collector, histogram
@@ -52,8 +54,8 @@ def slot_values(view: np.ndarray, lo: float, hi: float, nbins: int, slots, count
 def order_index(n: int, q: float) -> int:
     """The 0-based index of ``numpy.quantile(x, q, method="inverted_cdf")``
     in ``n`` sorted values, computed as numpy does (in float64)."""
-    idx = n * q - 1
-    prev = np.floor(idx)
+    idx = n * q - 1            # float64, as numpy computes it
+    prev = math.floor(idx)     # (numpy's floor on a Python float: 5 us a call)
     k = prev + 1 if idx - prev > 0 else prev
     return int(max(k, 0))
 
