@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from .simd import W, splat, vadd, vfinite_or, visfinite, vload, vmax, vmul, vstore_i32, vsub
-from .simd_store import (vall, vand, vany, vdiv, veq, vge, vgt, vle, vlt, vnotfinite, vor,
+from .simd_store import (vall, vall_nonneg, vand, vany, vdiv, veq, vgt, vlt, vnotfinite, vor,
                          vstore, vstore_above, vstore_below, vwhere)
 
 #: the comparisons a spell counts (x op threshold)
@@ -195,10 +195,11 @@ def _welford_rows(x, n, mean, m2, lo, hi, before, r, minmax):  # pragma: no cove
             vstore(m2, l, vadd(vload(m2, l), vmul(dv, vsub(v, m_new))))
             vstore_i32(n, l, vadd(c0, one))
             if minmax:
-                sure = visfinite(dv)
-                if not vall(vand(sure, vge(dv, zero))):
+                # v >= m (finite): no new minimum; m >= v: no new maximum
+                # (v == m: neither, as v - m and m - v are +0)
+                if not vall_nonneg(dv):
                     vstore_below(lo, l, v)
-                if not vall(vand(sure, vle(dv, zero))):
+                if not vall_nonneg(vsub(m, v)):
                     vstore_above(hi, l, v)
         else:
             c = vadd(c0, ok)

@@ -150,6 +150,24 @@ def vall(typingctx, m):
     return types.boolean(VEC), codegen
 
 
+@intrinsic
+def vall_nonneg(typingctx, v):
+    """True if every lane of ``v`` is in ``[+0.0, +inf)``: finite and not
+    negative (``-0.0``, NaN and +-Inf are not).  One unsigned comparison of
+    the bits: a double's bits below those of +inf are exactly the finite
+    values with a clear sign bit."""
+    if v != VEC:
+        raise TypingError("vall_nonneg needs a vector")
+
+    def codegen(context, builder, sig, args):
+        it = ir.VectorType(ir.IntType(64), W)
+        bits = builder.bitcast(args[0], it)
+        below = builder.icmp_unsigned("<", bits, ir.Constant(it, [0x7FF0000000000000] * W))
+        return builder.icmp_unsigned("==", builder.bitcast(below, ir.IntType(W)),
+                                     ir.Constant(ir.IntType(W), (1 << W) - 1))
+    return types.boolean(VEC), codegen
+
+
 def _check_f64(arr):
     if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
             and arr.dtype == types.float64):
