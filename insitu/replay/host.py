@@ -227,10 +227,12 @@ def _temporary(path: str) -> str:
     return os.path.join(d, f".{name}.replay-partial")
 
 
-def _fsync_path(path: str, directory: bool = False) -> None:
+def _sync(path: str, directory: bool = False) -> None:
+    """``fdatasync`` a file (its data, and its size if that changed; not
+    its times), or ``fsync`` a directory (its entries)."""
     fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
     try:
-        os.fsync(fd)
+        (os.fsync if directory else os.fdatasync)(fd)
     finally:
         os.close(fd)
 
@@ -243,16 +245,17 @@ def publish(partial: str, final: str) -> None:
     every rank) commits the rows, but HDF5's close then writes the
     superblock once more (seen with strace: 96 bytes at offset 0 after the
     last fsync), and a rename is an entry in the directory, which is only
-    on disk once the directory is synced.  So: fsync the closed file (only
-    what the close wrote is dirty: cheap), rename it over ``final``, fsync
-    the directory.  A crash at any point leaves either the old ``final``
-    (and a partial file under the hidden name) or the whole new one, never
-    a name that points at an incomplete file; without the directory sync a
-    crash just after the rename could bring back the old file, or no file,
-    after the replay had reported success."""
-    _fsync_path(partial)
+    on disk once the directory is synced.  So: ``fdatasync`` the closed
+    file (only the page the close wrote is dirty, and no journal commit is
+    needed for its times), rename it over ``final``, ``fsync`` the
+    directory (one journal commit).  A crash at any point leaves either
+    the old ``final`` (and a partial file under the hidden name) or the
+    whole new one, never a name that points at an incomplete file; without
+    the directory sync a crash just after the rename could bring back the
+    old file, or no file, after the replay had reported success."""
+    _sync(partial)
     os.replace(partial, final)
-    _fsync_path(os.path.dirname(final) or ".", directory=True)
+    _sync(os.path.dirname(final) or ".", directory=True)
 
 
 def _output_problem(path: str, overwrite: bool) -> Optional[str]:

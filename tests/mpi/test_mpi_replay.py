@@ -234,21 +234,26 @@ def test_packed_int16_series_against_xarray(comm, shared_dir):
 
 
 def test_the_output_is_published_durably(comm, shared_dir, monkeypatch):
-    """After the session has closed the file, rank 0 syncs the closed file
-    (HDF5's close writes the superblock again after the last durable
+    """After the session has closed the file, rank 0 syncs the closed file's
+    data (HDF5's close writes the superblock again after the last durable
     flush), renames it over the output, then syncs the directory (a rename
     is only on disk once its directory is); the other ranks do none of it.
-    Python's own fsync and replace calls are recorded (MPI-IO's fsync in
+    Python's own sync and replace calls are recorded (MPI-IO's fsync in
     the writer's flush goes through C and is not among them)."""
     import os
 
     from insitu import api, replay
     events = []
-    real_fsync, real_replace, real_finalize = os.fsync, os.replace, api.finalize
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+    real_replace, real_finalize = os.replace, api.finalize
 
     def fsync(fd):
         events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
         return real_fsync(fd)
+
+    def fdatasync(fd):
+        events.append(("fdatasync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fdatasync(fd)
 
     def rename(a, b):
         events.append(("replace", os.path.realpath(a), os.path.realpath(b)))
@@ -258,6 +263,7 @@ def test_the_output_is_published_durably(comm, shared_dir, monkeypatch):
         real_finalize()
         events.append(("finalized",))
     monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     monkeypatch.setattr(os, "replace", rename)
     monkeypatch.setattr(api, "finalize", finalize)
     path = shared_dir / "durable.h5"
@@ -269,7 +275,7 @@ def test_the_output_is_published_durably(comm, shared_dir, monkeypatch):
     if comm.rank == 0:
         final = os.path.realpath(path)
         partial = os.path.join(os.path.dirname(final), f".{path.name}.replay-partial")
-        assert after == [("fsync", partial), ("replace", partial, final),
+        assert after == [("fdatasync", partial), ("replace", partial, final),
                          ("fsync", os.path.dirname(final))], events
     else:
         assert after == [], events
