@@ -145,3 +145,45 @@ def test_ten_stats_of_one_field_make_one_pass():
         assert (misses, hits) == (3, 27)
         means = {res[f"T{i}_mean"] for i in range(10)}
         assert means == {np.arange(3.0, 11.0).mean()}
+
+
+def test_statistics_formed_once_are_lent_only_to_analyses_with_the_same_numbers():
+    """Stats with the same pass and options form their statistics once
+    (StepMemo.formed) and each writes them under its own names; another
+    ddof, region or weights, or argmax among the statistics, forms its own.
+    Fails when the key leaves out ddof (the sample variance would be
+    lent the population one)."""
+    analyses = [{"kind": "stats", "field": "T", "name": "p", "stats": ["mean", "var", "std"]},
+                {"kind": "stats", "field": "T", "name": "q", "stats": ["var", "count"]},
+                {"kind": "stats", "field": "T", "name": "s", "stats": ["var", "std"],
+                 "ddof": 1},
+                {"kind": "stats", "field": "T", "name": "r", "stats": ["var"],
+                 "region": {"x": [2, 9]}},
+                {"kind": "stats", "field": "T", "name": "a", "stats": ["var", "argmax"]}]
+
+    def body(comm):
+        off, n = SPLITS[comm.size][comm.rank]
+        api.init(comm, {"output": {"path": "unused.h5"}, "analyses": analyses,
+                        "fields": {"T": {"dims": ["x", "y"]}}})
+        try:
+            api.declare_field("T", np.float64, (NX, NY), (off, 0), (n, NY))
+            out = {}
+            for step in (1, 2):
+                api.expose("T", _field(step)[off:off + n].copy())
+                out[step] = api.step(step, float(step))
+                formed = len(api.session().memo.formed)
+            return out, formed
+        finally:
+            api.finalize()
+
+    for res, formed in FakeWorld(2).run(body):
+        assert formed == 3  # p (lent to q), s, r; a forms its own, unkept
+        for step, r in res.items():
+            f = _field(step)
+            assert r["p_var"] == r["q_var"] == r["a_var"]
+            assert r["p_var"] == pytest.approx(f.var(), rel=1e-12)
+            assert r["q_count"] == f.size
+            assert r["s_var"] == pytest.approx(f.var(ddof=1), rel=1e-12)
+            assert r["s_std"] == pytest.approx(f.std(ddof=1), rel=1e-12)
+            assert r["r_var"] == pytest.approx(f[2:9].var(), rel=1e-12)
+            assert r["a_argmax"] == int(np.argmax(f))

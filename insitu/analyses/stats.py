@@ -104,6 +104,12 @@ class Stats(Analysis):
         self._key_moments = ("moments", *where)
         self._key_weighted = ("weighted_moments", *where, frozen(self.cfg["weights"]))
         self._key_extremes = ("arg_extremes", *where)
+        # What this analysis's statistics depend on beyond the step (the
+        # kernel pass, the weights, ddof, the exact sums): analyses with the
+        # same key hold the same numbers in their slots, and the first to
+        # form them lends them to the others (StepMemo.formed).  Not with
+        # argmax/argmin, whose outputs carry the analysis's own names.
+        self._key_values = None
         self.stats = tuple(self.cfg["stats"])
         # Slots: moments, sum, min, max, NaN and Inf counts, and for an
         # integer field the exact integer sum as two slots.
@@ -171,6 +177,10 @@ class Stats(Analysis):
             out.append(Variable(vname, dtype, attrs))
         # (statistic, variable) of the scalar outputs, for results
         self._named = tuple((k, self.variables[k]) for k in self.stats if k not in ARGS)
+        if not self._args and not self.phase2:
+            self._key_values = ("stats", self._key_moments,
+                                self._key_weighted if self._weights is not None else None,
+                                self.integer, int(self.cfg["ddof"]))
         return out
 
     def _arg_variables(self, stat, spec, long_name, coords_cfg):
@@ -274,6 +284,23 @@ class Stats(Analysis):
                 and not (k == "mean" and self._weights is not None)]
 
     def results(self, record):
+        key = self._key_values
+        if key is not None:
+            values = self._memo.formed.get(key)
+            if values is not None:  # formed by an analysis with the same numbers
+                return {name: values[k] for k, name in self._named}
+        values = self._values(record)
+        if key is not None:
+            self._memo.formed[key] = values
+        out = {name: values[k] for k, name in self._named}
+        if self._args:
+            for stat, slot in (("argmax", self._argmax), ("argmin", self._argmin)):
+                if stat in self.stats:
+                    out.update(self._arg_results(stat, record[slot + 1]))
+        return out
+
+    def _values(self, record) -> dict:
+        """Every scalar statistic (count ... std) from this analysis's slots."""
         # the nine slots as Python floats in one call (tolist), and Python
         # arithmetic on them (math.sqrt, not numpy's ufunc on a scalar)
         n, mean, m2, _, total, lo, hi, nans, infs = \
@@ -308,12 +335,7 @@ class Stats(Analysis):
             values["mean"] = np.nan if wsum <= 0 else record[self._wmom + 1]
             values["var"] = np.nan if wsum <= 0 else record[self._wmom + 2] / wsum
         values["std"] = math.sqrt(values["var"]) if values["var"] >= 0 else math.nan
-        out = {name: values[k] for k, name in self._named}
-        if self._args:
-            for stat, slot in (("argmax", self._argmax), ("argmin", self._argmin)):
-                if stat in self.stats:
-                    out.update(self._arg_results(stat, record[slot + 1]))
-        return out
+        return values
 
     def _arg_results(self, stat, index):
         names = self._arg_coords[stat]
