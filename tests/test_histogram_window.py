@@ -118,3 +118,17 @@ def test_weighted_rows_equal_a_general_weight_and_numpys(name, order):
     np.testing.assert_allclose(got_full, want, rtol=1e-12, atol=1e-12)
     ones = kh.weighted_histogram(x, np.broadcast_to(1.0, x.shape), LO, HI, NB)
     np.testing.assert_array_equal(ones, _numpy(x))
+
+
+def test_a_slot_out_of_room_spoils_no_other_row():
+    """A slot with more values than its room (the quantile's bin grew
+    since the last output step) shows as out of room, and its eight-value
+    stores never spill into the next slot's row."""
+    edges = np.linspace(LO, HI, NB + 1)
+    x = np.full(4000, edges[10] + 0.5)             # slot 11: 4000 values in runs
+    x[::50] = edges[40] + 0.5                      # slot 41: 80 values
+    c = kh.Collector(NB)
+    c.arm([11, 41], 100)                            # room for 100 of each
+    np.testing.assert_array_equal(kh.histogram(x, LO, HI, NB, collect=c), _numpy(x))
+    assert c.values(11) is None                     # out of room
+    np.testing.assert_array_equal(c.values(41), np.full(80, edges[40] + 0.5))

@@ -345,6 +345,18 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
     wrow = 0        # the row of the one wanted slot
     wsv = splat(-10.0)
     lanes = np.empty(2 * W)
+    # for each middle slot c of a window: its wanted slots (how many, and
+    # the row and slot of the one when there is one), looked up at a move
+    win_n = np.zeros(nb + 3, dtype=np.int64)
+    win_row = np.zeros(nb + 3, dtype=np.int64)
+    win_slot = np.full(nb + 3, -10.0)
+    if collect:
+        for c0 in range(nb + 3):
+            win_n[c0] = wcum[min(c0 + 2, nb + 3)] - wcum[max(c0 - 1, 0)]
+            for t in range(max(c0 - 1, 0), min(c0 + 2, nb + 3)):
+                if wcum[t + 1] > wcum[t]:
+                    win_row[c0] = wcum[t]
+                    win_slot[c0] = float(t)
     ww = 1.0
     zero = splat(0.0)
     cb = _NO_SLOT
@@ -391,12 +403,9 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                         nwant = 0
                         if cb >= 0.0:
                             c0 = int(cb)
-                            nwant = wcum[min(c0 + 2, nb + 3)] - wcum[max(c0 - 1, 0)]
-                            if nwant == 1:
-                                for t in range(max(c0 - 1, 0), c0 + 2):
-                                    if wcum[t + 1] > wcum[t]:
-                                        wrow = wcum[t]
-                                        wsv = splat(float(t))
+                            nwant = win_n[c0]
+                            wrow = win_row[c0]
+                            wsv = splat(win_slot[c0])
                         if not _fits(em, e0, ep):
                             vstore_i32(idx, 0, s)
                             if not vall(vge(s, zero)):
