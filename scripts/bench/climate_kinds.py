@@ -14,8 +14,10 @@ flush, ``--writer keep`` keeps every result) and is timed over ``--steps`` outpu
 against a session of ``stats`` (its default statistics) timed just before
 it, in interleaved pairs (stats, kind, stats, kind, ...); reported per kind:
 the median and spread (min-max) of microseconds per output step and of the
-per-pair ratio kind / stats.  The target of issue 16 is at most 3x, and at
-most 5x for the exact quantiles.
+per-pair ratio kind / stats, in wall time and in this thread's CPU time.
+The target of issue 16 is at most 3x, and at most 5x for the exact
+quantiles; ``within_target`` judges the median CPU-time ratio (the wall
+time of a machine shared with other jobs holds the waits for a core).
 
 For the per-point kinds (``spell``, ``pointwise``) an output step is a
 sample: the kernel's pass over the slab and the state; their rows (the
@@ -207,7 +209,9 @@ def main() -> int:
                      "cpu_ratio": spread(cpu_ratio),
                      "median_cpu_ratio": float(np.median(cpu_ratio)),
                      "target": TARGET.get(label, 3.0),
-                     "within_target": bool(np.median(ratio) <= TARGET.get(label, 3.0)),
+                     # in CPU time: on a shared machine the wall time also
+                     # holds the time the process waited for a core
+                     "within_target": bool(np.median(cpu_ratio) <= TARGET.get(label, 3.0)),
                      "raw_s": {"stats": b[0].tolist(), "kind": t[0].tolist(),
                                "stats_cpu": b[1].tolist(), "kind_cpu": t[1].tolist()}})
     print("cost per output step, microseconds of wall time: median (min-max) over pairs; "
