@@ -36,8 +36,8 @@ selection, and ONE more reduction merges the ranks' candidates
 Where do a rank's values of the slot come from?  A field changes little
 from one output step to the next, and so do the bins of its quantiles: the
 histogram pass copies out the values of the bins the previous output step
-wanted while it counts them (a chunk of the slab that holds none of those
-bins is skipped at the cost of a comparison), and when those are the bins
+wanted while it counts them (eight values whose bins, known to the
+counting loop, are none of those cost one comparison), and when those are the bins
 wanted now, nothing more is read.  A bin not predicted (the first output
 step, a quantile that moved to another bin) takes one more pass of the
 histogram kernel over the slab that copies those bins only; so does a

@@ -19,11 +19,13 @@ below 0 means ``x < lo`` (``t(lo)`` is 0), and one above ``nbins`` means
 ``x > hi``: ``floor(t)`` clamped to ``[-1, nbins]`` is the slot, with no
 test of the range.  Only values within a few ulps of an edge (``hi``
 itself among them) and +-Inf are unsure, and they take numpy's rule with
-the edges themselves, value by value.  Then the slots are counted, one value
-at a time, into eight interleaved copies of the counters (value ``q`` of a
-chunk into copy ``q % 8``): a smooth field puts long runs of values into
-one bin, and with a single counter every increment would wait for the
-previous one.  Counts are int64, so exact.
+the edges themselves, value by value.  Then the slots are counted eight at
+a time into a window of three adjacent slots held in registers (see the
+comment above :func:`_hist3`): a smooth field's eight neighbours lie in one
+or two adjacent bins, so most vectors cost three vector additions; the
+others are counted value by value.  Counts are float64 lanes, exact to
+2**53.  (:func:`_tally`, value by value into eight interleaved copies of
+int64 counters, is kept for kernels.weighted's per-value kernel.)
 """
 from __future__ import annotations
 
