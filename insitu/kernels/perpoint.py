@@ -30,8 +30,17 @@ import numba
 import numpy as np
 
 from .simd import W, splat, vadd, vfinite_or, visfinite, vload, vmax, vmul, vstore_i32, vsub
-from .simd_store import (vall, vall_nonneg, vand, vany, vdiv, veq, vgt, vlt, vnotfinite, vor,
+from .simd_store import (prefetch, vall, vall_nonneg, vand, vany, vdiv, veq, vgt, vlt, vnotfinite, vor,
                          vstore, vstore_above, vstore_below, vwhere)
+
+#: The extremes of a field that moves are read on one side of the mean,
+#: in runs as long as its anomalies (a line here, none there), which the
+#: hardware prefetcher follows badly (measured: the kernel 13% slower than
+#: reading both everywhere); so where the last BLOCK vectors read more than
+#: a quarter of their lines, both arrays are prefetched AHEAD points on.
+#: A field whose values equal their means (a constant one) reads none.
+BLOCK = 64
+AHEAD = 256
 
 #: the comparisons a spell counts (x op threshold)
 OPS = {"gt": 0, "ge": 1, "lt": 2, "le": 3}
@@ -184,7 +193,12 @@ def _welford_rows(x, n, mean, m2, lo, hi, before, r, minmax):  # pragma: no cove
     zero = splat(0.0)
     full = splat(float(before))
     rv = splat(r)
+    checked = 0          # extremes' lines read in this block of BLOCK vectors
+    streaming = False    # the last block read most of them: prefetch both
     for l in range(0, end, W):
+        if minmax and (l // W) % BLOCK == 0:
+            streaming = checked > BLOCK // 4
+            checked = 0
         v = vload(x, l)
         ok = visfinite(v)
         c0 = vload(n, l)
@@ -196,12 +210,17 @@ def _welford_rows(x, n, mean, m2, lo, hi, before, r, minmax):  # pragma: no cove
             vstore(m2, l, vadd(vload(m2, l), vmul(dv, vsub(v, m_new))))
             vstore_i32(n, l, vadd(c0, one))
             if minmax:
+                if streaming:
+                    prefetch(lo, l + AHEAD)
+                    prefetch(hi, l + AHEAD)
                 # v >= m (finite): no new minimum; m >= v: no new maximum
                 # (v == m: neither, as v - m and m - v are +0)
                 if not vall_nonneg(dv):
                     vstore_below(lo, l, v)
+                    checked += 1
                 if not vall_nonneg(vsub(m, v)):
                     vstore_above(hi, l, v)
+                    checked += 1
         else:
             c = vadd(c0, ok)
             d = vwhere(ok, dv, zero)

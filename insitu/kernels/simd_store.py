@@ -168,6 +168,26 @@ def vall_nonneg(typingctx, v):
     return types.boolean(VEC), codegen
 
 
+@intrinsic
+def prefetch(typingctx, arr, i):
+    """Hint that ``arr[i]``'s cache line will be read soon (1-D array; a
+    prefetch never faults, even past the end)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1):
+        raise TypingError(f"prefetch needs a 1-D array, got {arr}")
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        idx = context.cast(builder, args[1], sig.args[1], types.intp)
+        i8p = ir.IntType(8).as_pointer()
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, _I32, _I32, _I32]),
+            "llvm.prefetch.p0i8")
+        ptr = builder.bitcast(builder.gep(ary.data, [idx]), i8p)
+        builder.call(fn, [ptr, ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
+        return context.get_dummy_value()
+    return types.none(arr, i), codegen
+
+
 def _check_f64(arr):
     if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"
             and arr.dtype == types.float64):
