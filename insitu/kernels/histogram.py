@@ -295,10 +295,21 @@ def _fits(em, e0, ep):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _centre(s):  # pragma: no cover - compiled
-    """The new window's middle slot: the vector's first (none if unsure)."""
+def _centre(s, cb):  # pragma: no cover - compiled
+    """The new window's middle slot, from the old one ``cb``: one past the
+    vector's first slot in the direction the values went (a field that
+    rises through the bins keeps rising for a while: the window then holds
+    the next bin too, and moves half as often; each move is a branch the
+    CPU mispredicts), or the first slot itself (none if unsure)."""
     c = lane(s, 0)
-    return c if c >= 0.0 else _NO_SLOT
+    if c < 0.0:
+        return _NO_SLOT
+    if cb >= 0.0:
+        if c > cb:
+            return c + 1.0
+        if c < cb and c >= 1.0:
+            return c - 1.0
+    return c
 
 
 # How the kernels count (written out where they loop, see _flush):
@@ -376,7 +387,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                     if not _fits(em, e0, ep):
                         _flush(sub, cb, am, a0, ap, ww)
                         am = a0 = ap = zero
-                        cb = _centre(s)
+                        cb = _centre(s, cb)
                         wm, w0, wp = _window(cb)
                         em, e0, ep = _masks(s, wm, w0, wp)
                         if not _fits(em, e0, ep):
@@ -397,7 +408,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                     if not _fits(em, e0, ep):
                         _flush(sub, cb, am, a0, ap, ww)
                         am = a0 = ap = zero
-                        cb = _centre(s)
+                        cb = _centre(s, cb)
                         wm, w0, wp = _window(cb)
                         em, e0, ep = _masks(s, wm, w0, wp)
                         # the wanted slots in the window: none, one (its
@@ -466,7 +477,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                     if not _fits(em, e0, ep):
                         _flush(sub, cb, am, a0, ap, ww)
                         am = a0 = ap = zero
-                        cb = _centre(s)
+                        cb = _centre(s, cb)
                         wm, w0, wp = _window(cb)
                         em, e0, ep = _masks(s, wm, w0, wp)
                         if not _fits(em, e0, ep):
@@ -525,7 +536,7 @@ def _whist_rows(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - comp
                     if not _fits(em, e0, ep):
                         _flush(sub, cb, am, a0, ap, ww)
                         am = a0 = ap = zero
-                        cb = _centre(s)
+                        cb = _centre(s, cb)
                         wm, w0, wp = _window(cb)
                         em, e0, ep = _masks(s, wm, w0, wp)
                         if not _fits(em, e0, ep):
