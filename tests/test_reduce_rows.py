@@ -118,3 +118,27 @@ def test_all_non_finite_rows_count_zero():
     a[1, 2, :] = np.inf
     vals, counts = reduce_axes(a, (2,), "sum")
     assert not vals.any() and not counts.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_row_sums_into_the_record_are_reduce_axes_bits(dtype):
+    """``row_sums_into`` (a zonal mean straight into the record's zeroed
+    slots) gives the bits ``reduce_axes`` gives, C and halo views; where it
+    does not apply it says so and writes nothing."""
+    from insitu.kernels.reduce import row_sums_into
+    rng = np.random.default_rng(11)
+    a = _data((5, 7, 3 * W + 5), dtype, rng)
+    padded = np.zeros((7, 9, 3 * W + 9), dtype=dtype)
+    padded[1:-1, 1:-1, 2:-2] = a
+    for view in (a, padded[1:-1, 1:-1, 2:-2]):
+        record = np.zeros(2 * 35 + 3)
+        acc, cnt = record[1:36], record[36:71]
+        assert row_sums_into(view, acc, cnt)
+        vals, counts = reduce_axes(view, (2,), "sum")
+        assert acc.tobytes() == vals.reshape(-1).tobytes()
+        assert cnt.tobytes() == counts.reshape(-1).tobytes()
+        assert record[0] == 0 and not record[71:].any()
+    acc, cnt = np.zeros(35), np.zeros(35)
+    for other in (np.asfortranarray(a), a[0], np.zeros(a.shape, np.int16)):
+        assert not row_sums_into(other, acc, cnt)
+    assert not acc.any() and not cnt.any()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import schema as s
-from ..kernels.reduce import reduce_axes
+from ..kernels.reduce import reduce_axes, row_sums_into
 from ..kernels.weighted import Accumulation
 from ..reduction import MAX, MIN, SUM
 from . import region as rg
@@ -149,6 +149,11 @@ class Reduce(Analysis):
         rec = self.group.plan.record
         op = self.cfg["op"]
         if not self._general:
+            # a zonal mean's shape: rows summed straight into the record's
+            # slots (zeroed at each step), no array in between
+            if op in ("mean", "sum") and self._axes == (v.ndim - 1,) and row_sums_into(
+                    v, rec[self._a:self._a + self._n], rec[self._c:self._c + self._n]):
+                return
             vals, counts = reduce_axes(v, self._axes, "sum" if op in ("mean", "sum") else op)
         elif op in ("min", "max"):  # a region, no weights
             vals = np.full(self._kshape, np.inf if op == "min" else -np.inf)
