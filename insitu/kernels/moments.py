@@ -38,7 +38,7 @@ eight) go to one scalar sum.  So a value passes through at most
 ``BLOCK + 5`` roundings on its way into its block's sum (about
 ``BLOCK / 16`` in a contiguous slab), and the blocks
 are added with a compensated sum: the sum of ``n`` finite values is within
-``(BLOCK + 8) * 2**-53 * sum(|x|)``, about ``9.1e-13 * sum(|x|)``, of the
+``(BLOCK + 8) * 2**-53 * sum(|x|)``, about ``2.3e-13 * sum(|x|)``, of the
 exact sum, whatever ``n``.  A float32 sum added in float32 is ~1e-7 off on
 a thousand values and ~1e-4 on ten million (tests/test_kernels.py checks
 the bound on adversarial data, and that such a kernel fails it).  Integer
@@ -57,7 +57,17 @@ import numpy as np
 from .simd import (W, hmax, hmin, hsum, prefetch3, splat, vadd, vfinite_or, visfinite,
                    visnan, vload3, vmax, vmin, vmul, vsub)
 
-BLOCK = 8192
+#: Values per block.  A block is read twice (sums, then squared deviations),
+#: the second time from cache: 2048 float64 values (16 KB; two rows of a
+#: 1000-wide halo field) stay in L1 for it, 8192 (64 KB) went to L2.
+#: Measured on a 1000x1000 Fortran-order halo view (issue 12, one process,
+#: median of 30 interleaved calls, load ~3): 2048 221-225 us after a 64 MB
+#: sweep (259-265 with 8192; 1024: 226-229, 512: 276-279), 206 us in cache
+#: (215-227); in the Fortran heat model at 2 ranks, the due step's local
+#: pass 334-365 us against 382-409 (4 interleaved runs, load 2-6); a long
+#: contiguous row, a 8x180x360 field: 2048 as fast or faster; 7-value
+#: float32 rows within 3%.
+BLOCK = 2048
 #: Bytes ahead of the first pass's reads that it asks the CPU to prefetch.
 #: The hardware prefetcher alone left memory idle part of the time: with
 #: this hint a float64 slab beyond the caches was read at about 30 GB/s
