@@ -72,7 +72,12 @@ BLOCK = 2048
 #: The hardware prefetcher alone left memory idle part of the time: with
 #: this hint a float64 slab beyond the caches was read at about 30 GB/s
 #: instead of 18 (AMD EPYC, one thread; 4 KiB gave 25 GB/s, 16 KiB 28).
-PREFETCH = 8192
+#: With 2048-value blocks 16 KiB is ahead (issue 12; one process, median of
+#: 15 interleaved calls after a 64 MB sweep, two runs, load ~3): 2e6
+#: contiguous float64 320-324 us (8 KiB: 404-406, 24 KiB: 347-374), an
+#: 8x180x360 field 100-107 (117-123), a 1000x1000 halo view 215-222
+#: (221-229), 7-value float32 rows the same.
+PREFETCH = 16384
 
 #: Layout of the result vector returned by :func:`moments`.
 FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count",
