@@ -113,9 +113,16 @@ def _on_root(comm, fn) -> str:
 
     An InputError is the inputs' fault (exit 2); anything else is a bug,
     logged with its traceback on rank 0 and reported everywhere (exit 1)
-    rather than left to hang the other ranks in the broadcast."""
+    rather than left to hang the other ranks in the broadcast.
+
+    Two broadcasts: the verdict (0, or the exit status) with the text's
+    length, then the text (the result, or the message).  Only rank 0 can
+    fail here, so no reduction is needed to agree (it was one more
+    collective, each of which waits for a descheduled rank on a loaded
+    machine)."""
     text, error, status = None, None, EXIT_CONFIG
-    if comm.Get_rank() == 0:
+    root = comm.Get_rank() == 0
+    if root:
         try:
             text = fn()
         except InputError as exc:
@@ -124,8 +131,15 @@ def _on_root(comm, fn) -> str:
             log.exception("replay: scanning the inputs failed")
             error, status = f"internal error while scanning the inputs: " \
                             f"{type(exc).__name__}: {exc}", 1
-    _agree(comm, error, status)
-    return _bcast_text(comm, text)
+    data = (text if error is None else error).encode() if root else b""
+    head = np.array([0 if error is None else status, len(data)], dtype=np.int64)
+    _idle(comm.Ibcast(head, root=0))
+    buf = np.frombuffer(data, dtype=np.uint8).copy() if root else \
+        np.empty(int(head[1]), dtype=np.uint8)
+    _idle(comm.Ibcast(buf, root=0))
+    if head[0]:
+        raise ReplayError(int(head[0]), buf.tobytes().decode())
+    return buf.tobytes().decode()
 
 
 # -- the config ------------------------------------------------------------

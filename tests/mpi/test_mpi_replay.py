@@ -310,3 +310,43 @@ def test_ranks_wait_for_each_other_without_spinning(comm):
     assert texts == [f"rank {r}" for r in range(comm.size)] if comm.rank == 0 else texts is None
     if comm.rank != 0:
         assert wall > 0.25 and cpu < 0.1, (wall, cpu)
+
+
+def test_rank_0_work_reaches_every_rank_in_two_broadcasts(comm):
+    """``_on_root`` (the scan's listing and plan): rank 0's result, or its
+    error with its exit status, reaches every rank in two collectives, the
+    verdict with the length then the text (a reduction to agree was a
+    third: only rank 0 can fail there)."""
+    from insitu.replay import host
+    from insitu.replay.host import ReplayError
+    from insitu.replay.sources import InputError
+
+    class Counted:  # the communicator, counting the collectives started
+        def __init__(self, c):
+            self.c, self.calls = c, []
+
+        def __getattr__(self, name):
+            attr = getattr(self.c, name)
+            if name[:1] == "I" or name in ("Allreduce", "Bcast", "Barrier", "Gather"):
+                def counted(*a, **k):
+                    self.calls.append(name)
+                    return attr(*a, **k)
+                return counted
+            return attr
+
+    own = comm.Dup()
+    try:
+        c = Counted(own)
+        assert host._on_root(c, lambda: "plan from rank 0") == "plan from rank 0"
+        assert c.calls == ["Ibcast", "Ibcast"]
+        for exc, status, text in ((InputError("a.nc: no variable 'ta'"), 2,
+                                   "input error: a.nc: no variable 'ta'"),
+                                  (KeyError("bug"), 1, "internal error while scanning")):
+            def fail():
+                raise exc
+            with pytest.raises(ReplayError) as err:
+                host._on_root(own, fail)
+            assert err.value.status == status and str(err.value).startswith(text)
+            assert len(set(own.allgather(str(err.value)))) == 1
+    finally:
+        own.Free()
