@@ -40,10 +40,11 @@ from typing import Hashable
 class StepMemo:
     """The kernels' results of the current step, by key (see the module)."""
 
-    __slots__ = ("_results", "formed", "hits", "misses")
+    __slots__ = ("_results", "formed", "hits", "misses", "_ids")
 
     def __init__(self) -> None:
         self._results: dict = {}
+        self._ids: dict = {}
         #: results formed from the combined record at this step, by key (the
         #: module docstring); cleared with the kernels' results
         self.formed: dict = {}
@@ -51,6 +52,12 @@ class StepMemo:
         #: and the overhead benchmark's report)
         self.hits = 0
         self.misses = 0
+
+    def key(self, key: Hashable) -> int:
+        """A small integer for ``key``, the same for equal keys (made at
+        bind): the per-step lookups then hash an int, not a tuple of tuples
+        (a tuple's hash is computed again at every lookup)."""
+        return self._ids.setdefault(key, len(self._ids))
 
     def clear(self) -> None:
         """Forget every result: called by the session at each due step."""

@@ -31,6 +31,7 @@ no rank gathers anything.  The argmin travels as the argmax of ``-x``.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -101,9 +102,10 @@ class Stats(Analysis):
         # names the kernel, the field and what selects or weighs the values.
         self._memo = ctx.memo
         where = (spec.name, region_key(self._slices if self.cfg["region"] else None))
-        self._key_moments = ("moments", *where)
-        self._key_weighted = ("weighted_moments", *where, frozen(self.cfg["weights"]))
-        self._key_extremes = ("arg_extremes", *where)
+        key = ctx.memo.key
+        self._key_moments = key(("moments", *where))
+        self._key_weighted = key(("weighted_moments", *where, frozen(self.cfg["weights"])))
+        self._key_extremes = key(("arg_extremes", *where))
         # What this analysis's statistics depend on beyond the step (the
         # kernel pass, the weights, ddof, the exact sums): analyses with the
         # same key hold the same numbers in their slots, and the first to
@@ -175,12 +177,17 @@ class Stats(Analysis):
             dtype = np.dtype(np.int64) if stat in COUNTS else np.dtype(np.float64)
             self.variables[stat] = vname
             out.append(Variable(vname, dtype, attrs))
-        # (statistic, variable) of the scalar outputs, for results
-        self._named = tuple((k, self.variables[k]) for k in self.stats if k not in ARGS)
+        # the scalar outputs' statistics and variables, for results: picked
+        # and named by C calls (itemgetter, zip), no comprehension
+        scalar = [k for k in self.stats if k not in ARGS]
+        self._names = tuple(self.variables[k] for k in scalar)
+        self._pick = (operator.itemgetter(*scalar) if len(scalar) > 1 else
+                      (lambda v, k=scalar[0]: (v[k],)) if scalar else (lambda v: ()))
         if not self._args and not self.phase2:
-            self._key_values = ("stats", self._key_moments,
-                                self._key_weighted if self._weights is not None else None,
-                                self.integer, int(self.cfg["ddof"]))
+            self._key_values = self._memo.key(
+                ("stats", self._key_moments,
+                 self._key_weighted if self._weights is not None else None,
+                 self.integer, int(self.cfg["ddof"])))
         return out
 
     def _arg_variables(self, stat, spec, long_name, coords_cfg):
@@ -288,11 +295,11 @@ class Stats(Analysis):
         if key is not None:
             values = self._memo.formed.get(key)
             if values is not None:  # formed by an analysis with the same numbers
-                return {name: values[k] for k, name in self._named}
+                return dict(zip(self._names, self._pick(values)))
         values = self._values(record)
         if key is not None:
             self._memo.formed[key] = values
-        out = {name: values[k] for k, name in self._named}
+        out = dict(zip(self._names, self._pick(values)))
         if self._args:
             for stat, slot in (("argmax", self._argmax), ("argmin", self._argmin)):
                 if stat in self.stats:
