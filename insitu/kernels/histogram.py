@@ -178,31 +178,6 @@ def _add_lanes(typingctx, arr, i, v):
 
 
 @intrinsic
-def _vstore_at(typingctx, arr, r, c, v):
-    """``arr[r, c:c + W] = v`` (``arr`` 2-D C-contiguous float64; no bounds
-    check, as in a numba loop)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.layout == "C"
-            and arr.dtype == types.float64 and v == VEC):
-        raise TypingError(f"_vstore_at needs a 2-D C-contiguous float64 array, got {arr}")
-
-    def codegen(context, builder, sig, args):
-        vt = ir.VectorType(ir.DoubleType(), W)
-        ary = context.make_array(sig.args[0])(context, builder, args[0])
-        shape = cgutils.unpack_tuple(builder, ary.shape, 2)
-        r = context.cast(builder, args[1], sig.args[1], types.intp)
-        c = context.cast(builder, args[2], sig.args[2], types.intp)
-        at = builder.add(builder.mul(r, shape[1]), c)
-        ptr = builder.bitcast(builder.gep(ary.data, [at]), vt.as_pointer())
-        builder.store(args[3], ptr, align=8)
-        return context.get_dummy_value()
-    return types.none(arr, r, c, v), codegen
-
-
-#: the window's middle slot when there is none (matches no slot)
-_NO_SLOT = -10.0
-
-
-@intrinsic
 def _flush(typingctx, sub, cb, am, a0, ap, ww):
     """Add the window's counts (slots ``cb - 1``, ``cb``, ``cb + 1``) times
     the weight ``ww`` to ``sub`` (slot ``s`` at ``(s + 1) * W``), lane by
@@ -255,6 +230,60 @@ def _vstore_at(typingctx, arr, r, c, v):
         return context.get_dummy_value()
     return types.none(arr, r, c, v), codegen
 
+
+@intrinsic
+def _store_run(typingctx, arr, r, f, room, v, m):
+    """If the lanes of the mask ``m`` (1.0/0.0) that are on form one run,
+    lanes ``k`` to ``k + n - 1``, and ``f + n <= room``: store them at
+    ``arr[r, f:f + n]`` by one masked store of ``v`` at ``f - k`` (the
+    lanes off are not written: no value before ``f`` is touched, and a
+    masked-off lane never faults), and return ``n``; else -1 (store
+    nothing).  ``arr`` is 2-D C-contiguous float64."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.layout == "C"
+            and arr.dtype == types.float64 and v == VEC and m == VEC):
+        raise TypingError(f"_store_run needs a 2-D C-contiguous float64 array, got {arr}")
+
+    def codegen(context, builder, sig, args):
+        vt = ir.VectorType(ir.DoubleType(), W)
+        iw = ir.IntType(W)
+        i64 = ir.IntType(64)
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, ary.shape, 2)
+        r = context.cast(builder, args[1], sig.args[1], types.intp)
+        f = context.cast(builder, args[2], sig.args[2], types.intp)
+        room = context.cast(builder, args[3], sig.args[3], types.intp)
+        on = builder.fcmp_ordered("!=", args[5], ir.Constant(vt, [0.0] * W))
+        bits = builder.bitcast(on, iw)
+        cttz = cgutils.get_or_insert_function(builder.module, ir.FunctionType(iw, [iw, ir.IntType(1)]),
+                                              f"llvm.cttz.i{W}")
+        ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(iw, [iw]),
+                                               f"llvm.ctpop.i{W}")
+        k = builder.call(cttz, [bits, ir.Constant(ir.IntType(1), 0)])
+        n = builder.call(ctpop, [bits])
+        run = builder.lshr(bits, k)                        # the run at bit 0 ...
+        one_run = builder.icmp_unsigned("==", builder.and_(run, builder.add(run, ir.Constant(iw, 1))),
+                                        ir.Constant(iw, 0))  # ... is 2**n - 1
+        n64 = builder.zext(n, i64)
+        fits = builder.icmp_signed("<=", builder.add(f, n64), room)
+        ok = builder.and_(one_run, fits)
+        with builder.if_then(ok):
+            at = builder.sub(builder.add(builder.mul(r, shape[1]), f), builder.zext(k, i64))
+            ptr = builder.bitcast(builder.gep(ary.data, [at]), vt.as_pointer())
+            store = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [vt, vt.as_pointer(), ir.IntType(32),
+                                                ir.VectorType(ir.IntType(1), W)]),
+                f"llvm.masked.store.v{W}f64.p0v{W}f64")
+            builder.call(store, [args[4], ptr, ir.Constant(ir.IntType(32), 8), on])
+        return builder.select(ok, n64, ir.Constant(i64, -1))
+    return types.int64(arr, r, f, room, v, m), codegen
+
+
+#: The counters' slots: -1 (an unsure value, never counted), 0 (below),
+#: the bins, nb + 1 (above), nb + 2 (NaN, never counted), and nb + 3 and
+#: nb + 4, which only a window can reach (one centred past the NaN slot,
+#: after a value rose into it: :func:`_centre`): a window flushes its three
+#: slots, so the counters hold nb + 6 slots.
 
 #: the window's middle slot when there is none (matches no slot)
 _NO_SLOT = -10.0
@@ -347,7 +376,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
     where it crosses the wanted bins (the staged rests of rows by
     :func:`_pick`)."""
     nb = edges.size - 1
-    sub = np.zeros((nb + 5) * W)     # slot s (-1 .. nb + 3) at (s + 1) * W
+    sub = np.zeros((nb + 6) * W)     # slot s (-1 .. nb + 4) at (s + 1) * W: _SLOTS
     idx = np.empty(CHUNK, dtype=np.int32)
     stage = np.empty((1, 1, CHUNK + W))
     nbf = float(nb)
@@ -360,11 +389,11 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
     lanes = np.empty(2 * W)
     # for each middle slot c of a window: its wanted slots (how many, and
     # the row and slot of the one when there is one), looked up at a move
-    win_n = np.zeros(nb + 3, dtype=np.int64)
-    win_row = np.zeros(nb + 3, dtype=np.int64)
-    win_slot = np.full(nb + 3, -10.0)
+    win_n = np.zeros(nb + 4, dtype=np.int64)    # middle slots 0 .. nb + 3
+    win_row = np.zeros(nb + 4, dtype=np.int64)
+    win_slot = np.full(nb + 4, -10.0)
     if collect:
-        for c0 in range(nb + 3):
+        for c0 in range(nb + 4):
             win_n[c0] = wcum[min(c0 + 2, nb + 3)] - wcum[max(c0 - 1, 0)]
             for t in range(max(c0 - 1, 0), min(c0 + 2, nb + 3)):
                 if wcum[t + 1] > wcum[t]:
@@ -434,9 +463,11 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                         hit = veq(s, wsv)
                         if vany(hit):
                             f = fill[wrow]
-                            if vall(hit) and f + W <= room:   # eight of the slot
-                                _vstore_at(bufs, wrow, f, v)
-                                fill[wrow] = f + W
+                            # the values of a run of lanes (a field crossing
+                            # the bin: most hits) in one masked store
+                            n = _store_run(bufs, wrow, f, room, v, hit)
+                            if n >= 0:
+                                fill[wrow] = f + n
                             else:
                                 # each lane written at the row's next place,
                                 # which moves on only for a value of the
@@ -517,7 +548,7 @@ def _whist_rows(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - comp
     touched, this takes one per window move and lane, and no scan."""
     nb = edges.size - 1
     nbf = float(nb)
-    sub = np.zeros((nb + 5) * W)     # slot s (-1 .. nb + 3) at (s + 1) * W
+    sub = np.zeros((nb + 6) * W)     # slot s (-1 .. nb + 4) at (s + 1) * W: _SLOTS
     n0, n1, n2, n3 = a.shape
     m = n3 - n3 % W
     idx = np.empty(W, dtype=np.int32)
