@@ -132,3 +132,20 @@ def test_a_slot_out_of_room_spoils_no_other_row():
     np.testing.assert_array_equal(kh.histogram(x, LO, HI, NB, collect=c), _numpy(x))
     assert c.values(11) is None                     # out of room
     np.testing.assert_array_equal(c.values(41), np.full(80, edges[40] + 0.5))
+
+
+@pytest.mark.parametrize("shape", [(4000,), (40, 100), (150, 101)])
+def test_values_collected_in_a_window_that_never_moves(shape):
+    """All values in the wanted slot: the window never moves after the
+    first vector, so the count of values copied lives in a register until
+    each row's end (and the rests of rows not a multiple of 8 are staged)."""
+    edges = np.linspace(LO, HI, NB + 1)
+    x = np.full(shape, edges[10] + 0.25) + np.linspace(0.0, 0.5, int(np.prod(shape))).reshape(shape)
+    if x.ndim == 2:   # rows of a halo view (a contiguous array is counted as one row)
+        buf = np.zeros((shape[0], shape[1] + 3))
+        buf[:, 1:-2] = x
+        x = buf[:, 1:-2]
+    c = kh.Collector(NB)
+    c.arm([11], x.size + 8)
+    np.testing.assert_array_equal(kh.histogram(x, LO, HI, NB, collect=c), _numpy(x))
+    np.testing.assert_array_equal(np.sort(c.values(11)), np.sort(x, axis=None))

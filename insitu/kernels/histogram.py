@@ -234,7 +234,7 @@ def _vstore_at(typingctx, arr, r, c, v):
 @intrinsic
 def _store_run(typingctx, arr, r, f, room, v, m):
     """If the lanes of the mask ``m`` (1.0/0.0) that are on form one run,
-    lanes ``k`` to ``k + n - 1``, and ``f + n <= room``: store them at
+    lanes ``k`` to ``k + n - 1`` (or none), and ``f + n <= room``: store them at
     ``arr[r, f:f + n]`` by one masked store of ``v`` at ``f - k`` (the
     lanes off are not written: no value before ``f`` is touched, and a
     masked-off lane never faults), and return ``n``; else -1 (store
@@ -259,6 +259,8 @@ def _store_run(typingctx, arr, r, f, room, v, m):
         ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(iw, [iw]),
                                                f"llvm.ctpop.i{W}")
         k = builder.call(cttz, [bits, ir.Constant(ir.IntType(1), 0)])
+        none = builder.icmp_unsigned("==", bits, ir.Constant(iw, 0))
+        k = builder.select(none, ir.Constant(iw, 0), k)   # (no lane: an empty run, n = 0)
         n = builder.call(ctpop, [bits])
         run = builder.lshr(bits, k)                        # the run at bit 0 ...
         one_run = builder.icmp_unsigned("==", builder.and_(run, builder.add(run, ir.Constant(iw, 1))),
@@ -385,6 +387,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
     room = bufs.shape[1] - 1
     nwant = 0       # wanted slots in the window
     wrow = 0        # the row of the one wanted slot
+    wfill = 0       # its fill, kept in a register while the window holds it
     wsv = splat(-10.0)
     lanes = np.empty(2 * W)
     # for each middle slot c of a window: its wanted slots (how many, and
@@ -430,11 +433,15 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                     a0 = vadd(a0, e0)
                     ap = vadd(ap, ep)
             else:
+                if nwant == 1:
+                    wfill = fill[wrow]
                 for q in range(0, m, W):
                     v = vload3(a, i, j, q)
                     s = _slots(v, lo, norm, nbf, tol)
                     em, e0, ep = _masks(s, wm, w0, wp)
                     if not _fits(em, e0, ep):
+                        if nwant == 1:
+                            fill[wrow] = wfill
                         _flush(sub, cb, am, a0, ap, ww)
                         am = a0 = ap = zero
                         cb = _centre(s, cb)
@@ -458,27 +465,28 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                                 r = np.uint64(min(wcum[b], last_row))
                                 bufs[r, np.uint64(min(fill[r], room))] = np.float64(a[i, j, q + l])
                                 fill[r] += wcum[b + 1] - wcum[b]
+                            if nwant == 1:
+                                wfill = fill[wrow]
                             continue
+                        if nwant == 1:
+                            wfill = fill[wrow]
                     if nwant == 1:
+                        # the values of the slot, no branch on whether the
+                        # vector holds any (a branch the CPU mispredicted
+                        # at one vector in ten here): a run of lanes (or
+                        # none) by one masked store, the place kept in a
+                        # register; lanes in no run one by one
                         hit = veq(s, wsv)
-                        if vany(hit):
-                            f = fill[wrow]
-                            # the values of a run of lanes (a field crossing
-                            # the bin: most hits) in one masked store
-                            n = _store_run(bufs, wrow, f, room, v, hit)
-                            if n >= 0:
-                                fill[wrow] = f + n
-                            else:
-                                # each lane written at the row's next place,
-                                # which moves on only for a value of the
-                                # slot (no branch; the last column is scratch)
-                                vstore(lanes, 0, v)
-                                vstore(lanes, W, hit)
-                                ur = np.uint64(wrow)
-                                for l in range(W):
-                                    bufs[ur, np.uint64(min(f, room))] = lanes[l]
-                                    f += np.int64(lanes[W + l])
-                                fill[wrow] = f
+                        n = _store_run(bufs, wrow, wfill, room, v, hit)
+                        if n >= 0:
+                            wfill += n
+                        else:
+                            vstore(lanes, 0, v)
+                            vstore(lanes, W, hit)
+                            ur = np.uint64(wrow)
+                            for l in range(W):
+                                bufs[ur, np.uint64(min(wfill, room))] = lanes[l]
+                                wfill += np.int64(lanes[W + l])
                     elif nwant > 1:
                         vstore_i32(idx, 0, s)
                         for l in range(W):
@@ -489,6 +497,8 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                     am = vadd(am, em)
                     a0 = vadd(a0, e0)
                     ap = vadd(ap, ep)
+                if nwant == 1:
+                    fill[wrow] = wfill
             for k in range(m, ncols):
                 stage[0, 0, filled] = np.float64(a[i, j, k])
                 filled += 1
