@@ -781,17 +781,19 @@ def quantiles_from_counts(counts: np.ndarray, below: float, above: float,
     out-of-range values, or of an empty histogram, is NaN.
     """
     total = below + counts.sum() + above
-    out = np.full(len(qs), np.nan)
     if total == 0:
-        return out
-    cum = below + np.concatenate([[0.0], np.cumsum(counts)])
-    for i, q in enumerate(qs):
-        target = q * total
-        if target < below or target > cum[-1]:
-            continue
-        k = int(np.searchsorted(cum, target, side="left"))
-        k = min(max(k, 1), len(counts))
-        c = counts[k - 1]
-        frac = 0.5 if c == 0 else (target - cum[k - 1]) / c
-        out[i] = edges[k - 1] + frac * (edges[k] - edges[k - 1])
+        return np.full(len(qs), np.nan)
+    cum = np.empty(counts.size + 1)
+    cum[0] = 0.0
+    np.cumsum(counts, out=cum[1:])
+    cum += below
+    # every quantile at once (a Python loop of scalar searchsorted calls
+    # cost some 15 us an output step); the same operations per quantile
+    target = np.asarray(qs, dtype=np.float64) * total
+    k = np.clip(np.searchsorted(cum, target, side="left"), 1, counts.size)
+    c = counts[k - 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(c == 0, 0.5, (target - cum[k - 1]) / c)
+    out = edges[k - 1] + frac * (edges[k] - edges[k - 1])
+    out[(target < below) | (target > cum[-1])] = np.nan
     return out
