@@ -6,8 +6,9 @@ that is not netCDF) becomes a traceback on rank 0, and the other ranks are
 left waiting in the broadcast until the launcher kills them (with a
 launcher that does not, they wait for ever: host._idle has no timeout).
 The same was true before this session (_bcast_text encoded the same way).
-Fix: encode and decode with ``errors="surrogateescape"`` (or
-"backslashreplace" for the message) in _on_root / _bcast_text."""
+Fixed: text crosses ranks encoded and decoded with
+``errors="surrogateescape"`` (host._ENC), so the name travels as its own
+bytes; this test failed before the fix."""
 import os
 import shutil
 import sys
@@ -35,8 +36,6 @@ def _replay(tmp_path, args):
     return codes, lines, r
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="replay: a non-UTF-8 file name in an input error "
-                   "crashes rank 0 in str.encode (host._on_root) instead of one clean line")
 def test_a_bad_file_with_a_non_utf8_name_fails_cleanly_on_every_rank(tmp_path):
     if sys.platform == "darwin":
         pytest.skip("macOS file systems refuse non-UTF-8 names")

@@ -84,14 +84,19 @@ def _idle(request) -> None:
         pause = min(2 * pause, 1e-3)
 
 
+#: how text crosses ranks: a path that is not valid UTF-8 (os.fsdecode's
+#: surrogates) must travel as its own bytes, not crash the encoding
+_ENC = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
 def _bcast_text(comm, text: Optional[str], root: int = 0) -> str:
-    data = text.encode() if comm.Get_rank() == root else b""
+    data = text.encode(**_ENC) if comm.Get_rank() == root else b""
     n = np.array([len(data)], dtype=np.int64)
     _idle(comm.Ibcast(n, root=root))
     buf = np.frombuffer(data, dtype=np.uint8).copy() if comm.Get_rank() == root else \
         np.empty(int(n[0]), dtype=np.uint8)
     _idle(comm.Ibcast(buf, root=root))
-    return buf.tobytes().decode()
+    return buf.tobytes().decode(**_ENC)
 
 
 def _agree(comm, error: Optional[str], status: int = EXIT_CONFIG) -> None:
@@ -131,15 +136,15 @@ def _on_root(comm, fn) -> str:
             log.exception("replay: scanning the inputs failed")
             error, status = f"internal error while scanning the inputs: " \
                             f"{type(exc).__name__}: {exc}", 1
-    data = (text if error is None else error).encode() if root else b""
+    data = (text if error is None else error).encode(**_ENC) if root else b""
     head = np.array([0 if error is None else status, len(data)], dtype=np.int64)
     _idle(comm.Ibcast(head, root=0))
     buf = np.frombuffer(data, dtype=np.uint8).copy() if root else \
         np.empty(int(head[1]), dtype=np.uint8)
     _idle(comm.Ibcast(buf, root=0))
     if head[0]:
-        raise ReplayError(int(head[0]), buf.tobytes().decode())
-    return buf.tobytes().decode()
+        raise ReplayError(int(head[0]), buf.tobytes().decode(**_ENC))
+    return buf.tobytes().decode(**_ENC)
 
 
 # -- the config ------------------------------------------------------------
@@ -397,7 +402,7 @@ def _dims(plan: Plan) -> set:
 def _gather_text(comm, text: str, root: int = 0) -> Optional[list]:
     """Every rank's text on ``root`` (a list in rank order; None elsewhere),
     as bytes through ``Gatherv``."""
-    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    data = np.frombuffer(text.encode(**_ENC), dtype=np.uint8)
     counts = np.zeros(comm.Get_size(), dtype=np.int64)
     _idle(comm.Igather(np.array([data.size], dtype=np.int64), counts, root=root))
     if comm.Get_rank() != root:
