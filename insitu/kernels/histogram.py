@@ -20,9 +20,9 @@ below 0 means ``x < lo`` (``t(lo)`` is 0), and one above ``nbins`` means
 test of the range.  Only values within a few ulps of an edge (``hi``
 itself among them) and +-Inf are unsure, and they take numpy's rule with
 the edges themselves, value by value.  Then the slots are counted eight at
-a time into a window of three adjacent slots held in registers (see the
+a time into a window of five adjacent slots held in registers (see the
 comment above :func:`_hist3`): a smooth field's eight neighbours lie in one
-or two adjacent bins, so most vectors cost three vector additions; the
+or two adjacent bins, so most vectors cost a few vector operations; the
 others are counted value by value.  Counts are float64 lanes, exact to
 2**53.  (:func:`_tally`, value by value into eight interleaved copies of
 int64 counters, is kept for kernels.weighted's per-value kernel.)
@@ -41,7 +41,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 from .moments import as_c_order_3d
-from .simd import (VEC, W, hmax, hmin, lane, splat, vadd, vload, vload3, vmax, vmin, vmul,
+from .simd import (VEC, W, hmax, hmin, lane, splat, vadd, vload, vload3, vmax, vmin, vmul, vsub,
                    vstore_i32)
 from .simd_store import vall, vany, veq, vge, vor, vstore
 
@@ -178,13 +178,22 @@ def _add_lanes(typingctx, arr, i, v):
 
 
 @intrinsic
-def _flush(typingctx, sub, cb, am, a0, ap, ww):
-    """Add the window's counts (slots ``cb - 1``, ``cb``, ``cb + 1``) times
-    the weight ``ww`` to ``sub`` (slot ``s`` at ``(s + 1) * W``), lane by
-    lane, one rounding each (none for 1.0); nothing when ``cb < 0`` (no
-    window).  An intrinsic, not a function: a numba function handed an
-    array, even inlined, increfs and decrefs it (atomic operations, some
-    45 ns a call: the window moves at one vector in ten)."""
+def _flush(typingctx, sub, cb, nv, s1, s2, s3, s4, ww):
+    """Add the window's counts times the weight ``ww`` to ``sub`` (slot
+    ``s`` at ``(s + 1) * W``), lane by lane, one rounding each (none for
+    1.0); nothing when ``cb < 0`` (no window).  The window's five slots
+    ``cb - 2 .. cb + 2`` are counted as ``nv`` vectors and the lanes' sums
+    ``s1 .. s4`` of ``d``, ``d**2``, ``d**3``, ``d**4``, ``d = slot - cb``
+    (small integers: every sum exact); a lane's count of each ``d`` is
+    the Lagrange solution of those five moments, exact too::
+
+        n(+-2) = (s4 +- 2 s3 - s2 -+ 2 s1) / 24
+        n(+-1) = (-s4 -+ s3 + 4 s2 +- 4 s1) / 6
+        n(0)   = (s4 - 5 s2 + 4 nv) / 4
+
+    An intrinsic, not a function: a numba function handed an array, even
+    inlined, increfs and decrefs it (atomic operations, some 45 ns a
+    call)."""
     if not (isinstance(sub, types.Array) and sub.ndim == 1 and sub.layout == "C"
             and sub.dtype == types.float64):
         raise TypingError(f"_flush needs a 1-D C-contiguous float64 array, got {sub}")
@@ -193,21 +202,42 @@ def _flush(typingctx, sub, cb, am, a0, ap, ww):
         vt = ir.VectorType(ir.DoubleType(), W)
         ary = context.make_array(sig.args[0])(context, builder, args[0])
         cb = context.cast(builder, args[1], sig.args[1], types.float64)
-        ww = context.cast(builder, args[5], sig.args[5], types.float64)
-        wv = builder.insert_element(ir.Constant(vt, ir.Undefined), ww, ir.Constant(ir.IntType(32), 0))
-        wv = builder.shuffle_vector(wv, ir.Constant(vt, ir.Undefined),
-                                    ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W))
+        nv = context.cast(builder, args[2], sig.args[2], types.float64)
+        ww = context.cast(builder, args[7], sig.args[7], types.float64)
+
+        def splat_(x):
+            v = builder.insert_element(ir.Constant(vt, ir.Undefined), x,
+                                       ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(v, ir.Constant(vt, ir.Undefined),
+                                          ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W))
+
+        def c(x):
+            return ir.Constant(vt, [float(x)] * W)
+        s1, s2, s3, s4 = args[3:7]
+        wv = splat_(ww)
+        nvv = splat_(nv)
+        add, sub_, mul = builder.fadd, builder.fsub, builder.fmul
+        two_s3, two_s1 = mul(c(2), s3), mul(c(2), s1)
+        four_s2, four_s1 = mul(c(4), s2), mul(c(4), s1)
+        counts = [
+            builder.fdiv(add(sub_(sub_(s4, two_s3), s2), two_s1), c(24)),        # d = -2
+            builder.fdiv(sub_(add(add(builder.fneg(s4), s3), four_s2), four_s1), c(6)),  # -1
+            builder.fdiv(add(sub_(s4, mul(c(5), s2)), mul(c(4), nvv)), c(4)),    # 0
+            builder.fdiv(add(add(sub_(builder.fneg(s4), s3), four_s2), four_s1), c(6)),  # +1
+            builder.fdiv(sub_(sub_(add(s4, two_s3), s2), two_s1), c(24)),        # +2
+        ]
         with builder.if_then(builder.fcmp_ordered(">=", cb, ir.Constant(ir.DoubleType(), 0.0))):
-            at = builder.mul(builder.fptosi(cb, cgutils.intp_t),
-                             ir.Constant(cgutils.intp_t, W))     # slot cb - 1: (cb - 1 + 1) * W
-            for r, acc in enumerate(args[2:5]):
+            # slot cb - 2 + r at (cb - 2 + r + 1) * W
+            at = builder.mul(builder.sub(builder.fptosi(cb, cgutils.intp_t),
+                                         ir.Constant(cgutils.intp_t, 1)),
+                             ir.Constant(cgutils.intp_t, W))
+            for r, n in enumerate(counts):
                 ptr = builder.bitcast(
                     builder.gep(ary.data, [builder.add(at, ir.Constant(cgutils.intp_t, r * W))]),
                     vt.as_pointer())
-                builder.store(builder.fadd(builder.load(ptr, align=8), builder.fmul(acc, wv)),
-                              ptr, align=8)
+                builder.store(builder.fadd(builder.load(ptr, align=8), mul(n, wv)), ptr, align=8)
         return context.get_dummy_value()
-    return types.none(sub, cb, am, a0, ap, ww), codegen
+    return types.none(sub, cb, nv, s1, s2, s3, s4, ww), codegen
 
 
 @intrinsic
@@ -283,80 +313,73 @@ def _store_run(typingctx, arr, r, f, room, v, m):
 
 #: The counters' slots: -1 (an unsure value, never counted), 0 (below),
 #: the bins, nb + 1 (above), nb + 2 (NaN, never counted), and nb + 3 and
-#: nb + 4, which only a window can reach (one centred past the NaN slot,
-#: after a value rose into it: :func:`_centre`): a window flushes its three
-#: slots, so the counters hold nb + 6 slots.
+#: nb + 4, which only a window centred on the NaN slot reaches (it flushes
+#: its five slots, counts of 0 there): the counters hold nb + 6 slots.
 
 #: the window's middle slot when there is none (matches no slot)
 _NO_SLOT = -10.0
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _window(cb):  # pragma: no cover - compiled
-    """The window's three slots as vectors: ``cb - 1`` (none below slot 0:
-    an unsure value's -1 must never be counted), ``cb``, ``cb + 1``."""
-    return splat(cb - 1.0 if cb >= 1.0 else _NO_SLOT), splat(cb), splat(cb + 1.0)
-
-
 @intrinsic
-def _likely(typingctx, b):
-    """``b``, which the compiler is told is usually True (``llvm.expect``):
-    it lays the loop out with the usual path falling through."""
-    if b != types.boolean:
-        raise TypingError("_likely needs a boolean")
+def _fits(typingctx, d):
+    """Every lane of ``d`` (slot - the window's middle) is within 2: the
+    vector's slots are the window's (one comparison of ``|d|``).  The
+    compiler is told it usually is (``llvm.expect``)."""
+    if d != VEC:
+        raise TypingError("_fits needs a vector")
 
     def codegen(context, builder, sig, args):
+        vt = ir.VectorType(ir.DoubleType(), W)
+        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]),
+                                              f"llvm.fabs.v{W}f64")
+        ok = builder.fcmp_ordered("<=", builder.call(fabs, [args[0]]),
+                                  ir.Constant(vt, [2.0] * W))
+        allb = builder.icmp_unsigned("==", builder.bitcast(ok, ir.IntType(W)),
+                                     ir.Constant(ir.IntType(W), (1 << W) - 1))
         i1 = ir.IntType(1)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i1, [i1, i1]),
-                                            "llvm.expect.i1")
-        return builder.call(fn, [args[0], ir.Constant(i1, 1)])
-    return types.boolean(b), codegen
+        expect = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i1, [i1, i1]),
+                                                "llvm.expect.i1")
+        return builder.call(expect, [allb, ir.Constant(i1, 1)])
+    return types.boolean(VEC), codegen
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _masks(s, wm, w0, wp):  # pragma: no cover - compiled
-    """The lanes of ``s`` in each of the window's slots (1.0/0.0 masks)."""
-    return veq(s, wm), veq(s, w0), veq(s, wp)
+def _moments(d, s1, s2, s3, s4):  # pragma: no cover - compiled
+    """The window's lane sums of ``d``, ``d**2``, ``d**3``, ``d**4``."""
+    d2 = vmul(d, d)
+    return vadd(s1, d), vadd(s2, d2), vadd(s3, vmul(d2, d)), vadd(s4, vmul(d2, d2))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _fits(em, e0, ep):  # pragma: no cover - compiled
-    """Every lane is in one of the window's slots (usually)."""
-    return _likely(vall(vor(e0, vor(ep, em))))
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _centre(s, cb):  # pragma: no cover - compiled
-    """The new window's middle slot, from the old one ``cb``: one past the
-    vector's first slot in the direction the values went (a field that
-    rises through the bins keeps rising for a while: the window then holds
-    the next bin too, and moves half as often; each move is a branch the
-    CPU mispredicts), or the first slot itself (none if unsure)."""
+def _centre(s):  # pragma: no cover - compiled
+    """The new window's middle slot: the vector's first, but at least 2 (the
+    window's lowest slot is 0: an unsure value's -1 must never be counted
+    in it), none if the first is unsure."""
     c = lane(s, 0)
-    if c < 0.0:
-        return _NO_SLOT
-    if cb >= 0.0:
-        if c > cb:
-            return c + 1.0
-        if c < cb and c >= 1.0:
-            return c - 1.0
-    return c
+    return max(c, 2.0) if c >= 0.0 else _NO_SLOT
 
 
 # How the kernels count (written out where they loop, see _flush):
 #
 # A smooth field's eight neighbouring values lie in one or two adjacent
-# bins (99.6% of the vectors of the benchmark's temperature field): the
-# counts of three adjacent slots (a window, cb - 1, cb, cb + 1) are kept
-# in registers, one vector of lane counts each, and a vector whose slots
-# all lie in the window adds its three comparison masks to them -- three
-# vector additions, where counting value by value took eight loads and
-# eight increments in memory.  A vector outside the window flushes it to
-# ``sub`` and centres it on its first slot; one that still does not fit (a
-# jump over a bin, values an ulp from an edge, which _settle decides by
-# numpy's rule) is counted value by value.  Counts are float64 lanes:
-# exact to 2**53; a weight multiplies the window's counts when it is
-# flushed.
+# bins (99.6% of the vectors of the benchmark's temperature field).  A
+# window of five adjacent slots (cb - 2 .. cb + 2) is kept in registers as
+# four vectors of lane sums, of d, d**2, d**3 and d**4 with d = slot - cb,
+# and a count of the vectors: a vector whose slots all lie in the window
+# (one comparison of |d| <= 2) adds its d's powers to them -- a
+# subtraction, three multiplications and four additions, where counting
+# value by value took eight loads and eight increments in memory.  When
+# the window moves, the counts of its five slots, per lane, are solved
+# exactly from the five moments (_flush) and added to ``sub``; the window
+# is centred on the new vector's first slot.  Five slots rather than
+# three (three comparison masks added) cost as much per vector and move
+# the window a third as often: each move is a branch the CPU mispredicts
+# on a field it has not seen (on the stand-in's successive days, 9,190
+# moves a pass with three slots, 2,713 with five; 284-307 -> 220 us).  A
+# vector that still does not fit (a jump over two bins, values an ulp from
+# an edge, which _settle decides by numpy's rule) is counted value by
+# value.  Counts are float64 lanes, exact to 2**53; a weight multiplies
+# the window's counts when it is flushed.
 
 
 @numba.njit(cache=True, nogil=True)
@@ -397,16 +420,17 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
     win_slot = np.full(nb + 4, -10.0)
     if collect:
         for c0 in range(nb + 4):
-            win_n[c0] = wcum[min(c0 + 2, nb + 3)] - wcum[max(c0 - 1, 0)]
-            for t in range(max(c0 - 1, 0), min(c0 + 2, nb + 3)):
+            win_n[c0] = wcum[min(c0 + 3, nb + 3)] - wcum[max(c0 - 2, 0)]
+            for t in range(max(c0 - 2, 0), min(c0 + 3, nb + 3)):
                 if wcum[t + 1] > wcum[t]:
                     win_row[c0] = wcum[t]
                     win_slot[c0] = float(t)
     ww = 1.0
     zero = splat(0.0)
     cb = _NO_SLOT
-    wm, w0, wp = _window(cb)
-    am = a0 = ap = zero
+    cbv = splat(cb)
+    s1 = s2 = s3 = s4 = zero
+    nv = 0.0
     filled = 0
     n0, n1, ncols = a.shape
     m = ncols - ncols % W
@@ -415,38 +439,39 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
             if not collect:
                 for q in range(0, m, W):
                     s = _slots(vload3(a, i, j, q), lo, norm, nbf, tol)
-                    em, e0, ep = _masks(s, wm, w0, wp)
-                    if not _fits(em, e0, ep):
-                        _flush(sub, cb, am, a0, ap, ww)
-                        am = a0 = ap = zero
-                        cb = _centre(s, cb)
-                        wm, w0, wp = _window(cb)
-                        em, e0, ep = _masks(s, wm, w0, wp)
-                        if not _fits(em, e0, ep):
+                    d = vsub(s, cbv)
+                    if not _fits(d):
+                        _flush(sub, cb, nv, s1, s2, s3, s4, ww)
+                        s1 = s2 = s3 = s4 = zero
+                        nv = 0.0
+                        cb = _centre(s)
+                        cbv = splat(cb)
+                        d = vsub(s, cbv)
+                        if not _fits(d):
                             vstore_i32(idx, 0, s)
                             if not vall(vge(s, zero)):
                                 _settle(a, i, j, q, W, lo, hi, norm, edges, idx, 0)
                             for l in range(W):
                                 sub[np.uint64(idx[0 + l] + 1) * np.uint64(W) + np.uint64(l)] += ww
                             continue
-                    am = vadd(am, em)
-                    a0 = vadd(a0, e0)
-                    ap = vadd(ap, ep)
+                    s1, s2, s3, s4 = _moments(d, s1, s2, s3, s4)
+                    nv += 1.0
             else:
                 if nwant == 1:
                     wfill = fill[wrow]
                 for q in range(0, m, W):
                     v = vload3(a, i, j, q)
                     s = _slots(v, lo, norm, nbf, tol)
-                    em, e0, ep = _masks(s, wm, w0, wp)
-                    if not _fits(em, e0, ep):
+                    d = vsub(s, cbv)
+                    if not _fits(d):
                         if nwant == 1:
                             fill[wrow] = wfill
-                        _flush(sub, cb, am, a0, ap, ww)
-                        am = a0 = ap = zero
-                        cb = _centre(s, cb)
-                        wm, w0, wp = _window(cb)
-                        em, e0, ep = _masks(s, wm, w0, wp)
+                        _flush(sub, cb, nv, s1, s2, s3, s4, ww)
+                        s1 = s2 = s3 = s4 = zero
+                        nv = 0.0
+                        cb = _centre(s)
+                        cbv = splat(cb)
+                        d = vsub(s, cbv)
                         # the wanted slots in the window: none, one (its
                         # row and a vector of it), or more
                         nwant = 0
@@ -455,7 +480,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                             nwant = win_n[c0]
                             wrow = win_row[c0]
                             wsv = splat(win_slot[c0])
-                        if not _fits(em, e0, ep):
+                        if not _fits(d):
                             vstore_i32(idx, 0, s)
                             if not vall(vge(s, zero)):
                                 _settle(a, i, j, q, W, lo, hi, norm, edges, idx, 0)
@@ -494,9 +519,8 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                             r = np.uint64(min(wcum[b], last_row))
                             bufs[r, np.uint64(min(fill[r], room))] = np.float64(a[i, j, q + l])
                             fill[r] += wcum[b + 1] - wcum[b]
-                    am = vadd(am, em)
-                    a0 = vadd(a0, e0)
-                    ap = vadd(ap, ep)
+                    s1, s2, s3, s4 = _moments(d, s1, s2, s3, s4)
+                    nv += 1.0
                 if nwant == 1:
                     fill[wrow] = wfill
             for k in range(m, ncols):
@@ -514,23 +538,23 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                     if collect:
                         vstore_i32(idx, q, s)
                         least = vmin(s, least)
-                    em, e0, ep = _masks(s, wm, w0, wp)
-                    if not _fits(em, e0, ep):
-                        _flush(sub, cb, am, a0, ap, ww)
-                        am = a0 = ap = zero
-                        cb = _centre(s, cb)
-                        wm, w0, wp = _window(cb)
-                        em, e0, ep = _masks(s, wm, w0, wp)
-                        if not _fits(em, e0, ep):
+                    d = vsub(s, cbv)
+                    if not _fits(d):
+                        _flush(sub, cb, nv, s1, s2, s3, s4, ww)
+                        s1 = s2 = s3 = s4 = zero
+                        nv = 0.0
+                        cb = _centre(s)
+                        cbv = splat(cb)
+                        d = vsub(s, cbv)
+                        if not _fits(d):
                             vstore_i32(idx, q, s)
                             if not vall(vge(s, zero)):
                                 _settle(stage, 0, 0, q, W, lo, hi, norm, edges, idx, q)
                             for l in range(W):
                                 sub[np.uint64(idx[q + l] + 1) * np.uint64(W) + np.uint64(l)] += ww
                             continue
-                    am = vadd(am, em)
-                    a0 = vadd(a0, e0)
-                    ap = vadd(ap, ep)
+                    s1, s2, s3, s4 = _moments(d, s1, s2, s3, s4)
+                    nv += 1.0
                 if collect:
                     if hmin(least) < 0.0:
                         _settle(stage, 0, 0, 0, pad, lo, hi, norm, edges, idx, 0)
@@ -538,7 +562,7 @@ def _hist3(a, lo, hi, norm, edges, tol, out, slots, wcum, bufs, fill):  # pragma
                 for k in range(c, filled):
                     stage[0, 0, k - c] = stage[0, 0, k]
                 filled -= c
-    _flush(sub, cb, am, a0, ap, ww)
+    _flush(sub, cb, nv, s1, s2, s3, s4, ww)
     for b in range(nb + 2):   # slot nb + 2 holds the NaNs: not counted
         t = 0.0
         for l in range(W):
@@ -564,8 +588,9 @@ def _whist_rows(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - comp
     idx = np.empty(W, dtype=np.int32)
     zero = splat(0.0)
     cb = _NO_SLOT
-    wm, w0, wp = _window(cb)
-    am = a0 = ap = zero
+    cbv = splat(cb)
+    s1 = s2 = s3 = s4 = zero
+    nv = 0.0
     for i in range(n0):
         a3 = a[i]   # (a slice per i: numba's reference counting once per i)
         for j in range(n1):
@@ -573,25 +598,26 @@ def _whist_rows(a, w, lo, hi, norm, edges, tol, out):  # pragma: no cover - comp
                 ww = np.float64(w[i, j, k, 0])
                 for q in range(0, m, W):
                     s = _slots(vload3(a3, j, k, q), lo, norm, nbf, tol)
-                    em, e0, ep = _masks(s, wm, w0, wp)
-                    if not _fits(em, e0, ep):
-                        _flush(sub, cb, am, a0, ap, ww)
-                        am = a0 = ap = zero
-                        cb = _centre(s, cb)
-                        wm, w0, wp = _window(cb)
-                        em, e0, ep = _masks(s, wm, w0, wp)
-                        if not _fits(em, e0, ep):
+                    d = vsub(s, cbv)
+                    if not _fits(d):
+                        _flush(sub, cb, nv, s1, s2, s3, s4, ww)
+                        s1 = s2 = s3 = s4 = zero
+                        nv = 0.0
+                        cb = _centre(s)
+                        cbv = splat(cb)
+                        d = vsub(s, cbv)
+                        if not _fits(d):
                             vstore_i32(idx, 0, s)
                             if not vall(vge(s, zero)):
                                 _settle(a3, j, k, q, W, lo, hi, norm, edges, idx, 0)
                             for l in range(W):
                                 sub[np.uint64(idx[0 + l] + 1) * np.uint64(W) + np.uint64(l)] += ww
                             continue
-                    am = vadd(am, em)
-                    a0 = vadd(a0, e0)
-                    ap = vadd(ap, ep)
-                _flush(sub, cb, am, a0, ap, ww)
-                am = a0 = ap = zero
+                    s1, s2, s3, s4 = _moments(d, s1, s2, s3, s4)
+                    nv += 1.0
+                _flush(sub, cb, nv, s1, s2, s3, s4, ww)
+                s1 = s2 = s3 = s4 = zero
+                nv = 0.0
                 for q in range(m, n3):
                     b = _exact_slot(np.float64(a3[j, k, q]), lo, hi, norm, edges)
                     sub[(b + 1) * W] += ww
