@@ -45,14 +45,19 @@ def _steps(dtype):
     return [f.astype(dtype) for f in out]
 
 
-def _body(comm, dtype):
+def _body(comm, dtype, layout="plain"):
     lo, hi = CUTS[comm.size][comm.rank], CUTS[comm.size][comm.rank + 1]
     api.init(comm, {"fields": {"f": {"dims": ["a", "b"]}}, "analyses": ANALYSES})
+    halo = 1 if layout == "halo" else 0
+    order = "F" if layout == "F" else "C"
+    local = (hi - lo + 2 * halo, SHAPE[1] + 2 * halo)
     try:
-        api.declare_field("f", dtype, SHAPE, (lo, 0), (hi - lo, SHAPE[1]))
+        api.declare_field("f", dtype, SHAPE, (lo, 0), local, [halo] * 2, [halo] * 2, order)
         res = []
         for k, full in enumerate(_steps(dtype), start=1):
-            api.expose("f", np.array(full[lo:hi]))
+            buf = np.zeros(local, dtype=dtype, order=order)
+            buf[halo:local[0] - halo, halo:local[1] - halo] = full[lo:hi]
+            api.expose("f", buf)
             res.append(api.step(k, float(k)))
         return res
     finally:
@@ -67,10 +72,14 @@ def _want(x, qs):
     return np.array([np.quantile(x, q, method="inverted_cdf") for q in qs])
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+@pytest.mark.parametrize("dtype,layout", [(np.float64, "plain"), (np.float32, "plain"),
+                                          (np.int32, "plain"), (np.float64, "halo"),
+                                          (np.float32, "halo"), (np.float64, "F")])
 @pytest.mark.parametrize("nranks", [1, 2, 3, 4])
-def test_exact_quantiles_stay_exact_when_the_prediction_is_wrong(nranks, dtype):
-    outs = FakeWorld(nranks, timeout=30).run(_body, dtype)
+def test_exact_quantiles_stay_exact_when_the_prediction_is_wrong(nranks, dtype, layout):
+    """Contiguous slabs (one long row), halo views (rows of 13 with the
+    rests staged between rows) and Fortran order."""
+    outs = FakeWorld(nranks, timeout=30).run(_body, dtype, layout)
     for k, full in enumerate(_steps(dtype), start=1):
         for res in outs:
             r = res[k - 1]
