@@ -41,9 +41,9 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 from .moments import as_c_order_3d
-from .simd import (VEC, W, hmax, hmin, lane, splat, vadd, vload, vload3, vmax, vmin, vmul, vsub,
+from .simd import (VEC, W, hmin, lane, splat, vadd, vload, vload3, vmin, vmul, vsub,
                    vstore_i32)
-from .simd_store import vall, vany, veq, vge, vor, vstore
+from .simd_store import vall, veq, vge, vstore
 
 #: Values per chunk: slots are computed for a chunk, then counted.
 CHUNK = 512
