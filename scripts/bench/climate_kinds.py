@@ -6,8 +6,8 @@ on the same field.
 One rank (the local work of each kind: its kernel over the slab, its
 partials, its results; the reduction over a one-rank communicator is a
 copy), a float64 (plev, lat, lon) temperature field from the ``latlon``
-stand-in, 10% of it NaN below a plateau, default 8 x 180 x 360 (4 MiB,
-beyond L2).  Each kind runs in its own :class:`insitu.session.Session`
+stand-in, its cells below a plateau NaN (0.4% of the default field; the
+run prints the share), default 8 x 180 x 360 (4 MiB, beyond L2).  Each kind runs in its own :class:`insitu.session.Session`
 (in-memory writer: no I/O; by default it copies each result at
 ``append`` and drops it at the next step, as the HDF5 writer does until a
 flush, ``--writer keep`` keeps every result) and is timed over ``--steps`` output steps
