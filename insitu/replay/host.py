@@ -272,9 +272,31 @@ def publish(partial: str, final: str) -> None:
     whole new one, never a name that points at an incomplete file; without
     the directory sync a crash just after the rename could bring back the
     old file, or no file, after the replay had reported success."""
-    _sync(partial)
-    os.replace(partial, final)
-    _sync(os.path.dirname(final) or ".", directory=True)
+    try:
+        _sync(partial)
+    except OSError as exc:
+        raise PublishError(f"cannot sync {partial}: {exc.strerror}", renamed=False) from None
+    try:
+        os.replace(partial, final)
+    except OSError as exc:
+        raise PublishError(f"cannot rename {partial} to {final}: {exc.strerror}",
+                           renamed=False) from None
+    try:
+        _sync(os.path.dirname(final) or ".", directory=True)
+    except OSError as exc:
+        raise PublishError(f"{final} is in place, but syncing its directory failed "
+                           f"({exc.strerror}): the new file may not survive a crash",
+                           renamed=True) from None
+
+
+class PublishError(Exception):
+    """:func:`publish` failed; ``renamed`` says whether the output already
+    has its final name (then the partial file is gone, and the message must
+    not say the rename failed: the old output has been replaced)."""
+
+    def __init__(self, message: str, renamed: bool) -> None:
+        super().__init__(message)
+        self.renamed = renamed
 
 
 def _output_problem(path: str, overwrite: bool) -> Optional[str]:
@@ -359,13 +381,13 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
         if own.Get_rank() == 0:
             try:
                 publish(partial, final)
-            except OSError as exc:
-                problem = (f"output error: cannot rename {partial} to {final} and sync it: "
-                           f"{exc.strerror}")
-                try:  # not renamed: leave no partial file
-                    os.unlink(partial)
-                except OSError:
-                    pass
+            except PublishError as exc:
+                problem = f"output error: {exc}"
+                if not exc.renamed:
+                    try:  # not renamed: leave no partial file
+                        os.unlink(partial)
+                    except OSError:
+                        pass
         _agree(own, problem, EXIT_OUTPUT)
         seconds = time.perf_counter() - t_start
         total = _record_bytes(plan, fields) * len(plan.times)
