@@ -28,7 +28,7 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
-from .simd import VEC, W
+from .simd import VEC, W, _finite
 
 _F64 = ir.DoubleType()
 _VT = ir.VectorType(_F64, W)
@@ -89,40 +89,32 @@ vge = _compare(">=")
 veq = _compare("==")
 
 
-@intrinsic
-def vor(typingctx, a, b):
-    """Lane-wise ``a or b`` of two masks."""
-    if a != VEC or b != VEC:
-        raise TypingError("vor needs two masks")
+def _logic(name, op):
+    @intrinsic
+    def fn(typingctx, a, b):
+        if a != VEC or b != VEC:
+            raise TypingError(f"{name} needs two masks")
 
-    def codegen(context, builder, sig, args):
-        return _mask(builder, builder.or_(_on(builder, args[0]), _on(builder, args[1])))
-    return VEC(VEC, VEC), codegen
+        def codegen(context, builder, sig, args):
+            return _mask(builder, getattr(builder, op)(_on(builder, args[0]),
+                                                       _on(builder, args[1])))
+        return VEC(VEC, VEC), codegen
+    return fn
 
 
-@intrinsic
-def vand(typingctx, a, b):
-    """Lane-wise ``a and b`` of two masks."""
-    if a != VEC or b != VEC:
-        raise TypingError("vand needs two masks")
-
-    def codegen(context, builder, sig, args):
-        return _mask(builder, builder.and_(_on(builder, args[0]), _on(builder, args[1])))
-    return VEC(VEC, VEC), codegen
+#: Lane-wise ``a or b`` and ``a and b`` of two masks.
+vor = _logic("vor", "or_")
+vand = _logic("vand", "and_")
 
 
 @intrinsic
 def vnotfinite(typingctx, v):
-    """Lane-wise mask: ``x`` is NaN or +-Inf."""
+    """Lane-wise mask: ``x`` is NaN or +-Inf (not :func:`simd._finite`)."""
     if v != VEC:
         raise TypingError("vnotfinite needs a vector")
 
     def codegen(context, builder, sig, args):
-        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VT, [_VT]),
-                                              f"llvm.fabs.v{W}f64")
-        bits = builder.fcmp_unordered(">=", builder.call(fabs, [args[0]]),
-                                      ir.Constant(_VT, [float("inf")] * W))
-        return _mask(builder, bits)
+        return _mask(builder, builder.not_(_finite(builder, args[0])))
     return VEC(VEC), codegen
 
 
