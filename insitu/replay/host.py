@@ -64,24 +64,61 @@ class Summary:
 
 
 # -- collectives on the host's own communicator (buffer interface) ---------
-def _idle(request) -> None:
-    """Complete a non-blocking collective without spinning.
+class Own:
+    """Replay's own communicator (a duplicate of the caller's: its
+    collectives never mix with the session's or the caller's) and the
+    watchdog of every wait on it.
 
-    Open MPI's blocking collectives busy-poll: a rank waiting for rank 0
-    (while it plans the scan, or publishes the output) or for a rank that
-    was descheduled spent its core polling, and on a loaded machine that
-    core is the one the awaited rank needs (the replay's collectives at
-    2 ranks took 5 ms of rank 1's CPU per replay of the benchmark archive,
-    doing nothing).  A few tests first (the ranks usually arrive
-    together: the checks every AGREE_EVERY records), then sleeps that
-    double from 50 us to 1 ms."""
-    for _ in range(64):
-        if request.Test():
-            return
-    pause = 5e-5
-    while not request.Test():
-        time.sleep(pause)
-        pause = min(2 * pause, 1e-3)
+    The session's collectives end the job when a rank waits longer than
+    ``hang_timeout_seconds`` for ranks that never join (insitu.comm);
+    replay's own waits (rank 0 scanning the inputs or publishing the
+    output while the others wait, the record checks) keep the same
+    promise: a rank stuck in a file system, or one that left the replay,
+    ends the job with a message naming the wait, instead of hanging it
+    until the batch system's limit.  ``timeout`` is the default until the
+    config is read (the first wait is after it), then the config's."""
+
+    def __init__(self, comm, timeout: float) -> None:
+        self.comm = comm
+        self.timeout = float(timeout)
+
+    def wait(self, request, what: str) -> None:
+        """Complete a non-blocking collective without spinning.
+
+        Open MPI's blocking collectives busy-poll: a rank waiting for rank 0
+        (while it plans the scan, or publishes the output) or for a rank that
+        was descheduled spent its core polling, and on a loaded machine that
+        core is the one the awaited rank needs (the replay's collectives at
+        2 ranks took 5 ms of rank 1's CPU per replay of the benchmark archive,
+        doing nothing).  A few tests first (the ranks usually arrive
+        together: the checks every AGREE_EVERY records), then sleeps that
+        double from 50 us to 1 ms, until ``timeout`` seconds (0: forever)."""
+        for _ in range(64):
+            if request.Test():
+                return
+        pause = 5e-5
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        while not request.Test():
+            if deadline is not None and time.monotonic() > deadline:
+                self._expire(what)
+            time.sleep(pause)
+            pause = min(2 * pause, 1e-3)
+
+    def _expire(self, what: str) -> None:
+        rank, size = self.comm.Get_rank(), self.comm.Get_size()
+        log.critical("replay: rank %d of %d waited %g s in %s for ranks that never "
+                     "joined: a rank is stuck (a file system that does not answer) or "
+                     "left the replay (hang_timeout_seconds; ending the job)",
+                     rank, size, self.timeout, what)
+        time.sleep(min(2.0, self.timeout))  # let the other waiting ranks say where they are
+        self.comm.Abort(EXIT_INTERFACE)
+
+    # the communicator's own calls, as the replay uses them
+    def Get_rank(self) -> int:  # noqa: N802 - mpi4py's names
+        return self.comm.Get_rank()
+
+    def Get_size(self) -> int:  # noqa: N802
+        return self.comm.Get_size()
 
 
 #: how text crosses ranks: a path that is not valid UTF-8 (os.fsdecode's
@@ -89,31 +126,34 @@ def _idle(request) -> None:
 _ENC = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 
-def _bcast_text(comm, text: Optional[str], root: int = 0) -> str:
+def _bcast_text(comm: Own, text: Optional[str], root: int = 0,
+                what: str = "a broadcast") -> str:
     data = text.encode(**_ENC) if comm.Get_rank() == root else b""
     n = np.array([len(data)], dtype=np.int64)
-    _idle(comm.Ibcast(n, root=root))
+    comm.wait(comm.comm.Ibcast(n, root=root), f"{what} (its length)")
     buf = np.frombuffer(data, dtype=np.uint8).copy() if comm.Get_rank() == root else \
         np.empty(int(n[0]), dtype=np.uint8)
-    _idle(comm.Ibcast(buf, root=root))
+    comm.wait(comm.comm.Ibcast(buf, root=root), what)
     return buf.tobytes().decode(**_ENC)
 
 
-def _agree(comm, error: Optional[str], status: int = EXIT_CONFIG) -> None:
+def _agree(comm: Own, error: Optional[str], status: int = EXIT_CONFIG,
+           what: str = "an error check") -> None:
     """Raise the same ReplayError on every rank if any rank has an error:
     the lowest failing rank's message and status reach every rank."""
     from mpi4py import MPI
     size = comm.Get_size()
     first = np.array([comm.Get_rank() if error is not None else size], dtype=np.int64)
-    _idle(comm.Iallreduce(MPI.IN_PLACE, first, op=MPI.MIN))
+    comm.wait(comm.comm.Iallreduce(MPI.IN_PLACE, first, op=MPI.MIN), what)
     if first[0] < size:
         root = int(first[0])
         code = np.array([status], dtype=np.int64)
-        _idle(comm.Ibcast(code, root=root))
-        raise ReplayError(int(code[0]), _bcast_text(comm, error, root=root))
+        comm.wait(comm.comm.Ibcast(code, root=root), f"{what} (its status)")
+        raise ReplayError(int(code[0]), _bcast_text(comm, error, root=root,
+                                                    what=f"{what} (its message)"))
 
 
-def _on_root(comm, fn) -> str:
+def _on_root(comm: Own, fn, what: str) -> str:
     """``fn()`` on rank 0 alone; its text result, or its error, on every rank.
 
     An InputError is the inputs' fault (exit 2); anything else is a bug,
@@ -138,10 +178,10 @@ def _on_root(comm, fn) -> str:
                             f"{type(exc).__name__}: {exc}", 1
     data = (text if error is None else error).encode(**_ENC) if root else b""
     head = np.array([0 if error is None else status, len(data)], dtype=np.int64)
-    _idle(comm.Ibcast(head, root=0))
+    comm.wait(comm.comm.Ibcast(head, root=0), f"{what} (rank 0's verdict)")
     buf = np.frombuffer(data, dtype=np.uint8).copy() if root else \
         np.empty(int(head[1]), dtype=np.uint8)
-    _idle(comm.Ibcast(buf, root=0))
+    comm.wait(comm.comm.Ibcast(buf, root=0), f"{what} (rank 0's text)")
     if head[0]:
         raise ReplayError(int(head[0]), buf.tobytes().decode(**_ENC))
     return buf.tobytes().decode(**_ENC)
@@ -356,7 +396,9 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
         raise ReplayError(EXIT_CONFIG, f"usage error: --every must be >= 1, got {every}")
     t_start = time.perf_counter()
     comm = MPI.COMM_WORLD if comm is None else comm
-    own = comm.Dup()  # replay's own collectives never mix with the session's or the caller's
+    from ..options import CONFIG
+    # the watchdog's default until the config is read (the first wait is after)
+    own = Own(comm.Dup(), CONFIG.fields["hang_timeout_seconds"].default)
     opened: list = []
     try:
         raw, source, text = _load_config(config)
@@ -388,7 +430,7 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
                         os.unlink(partial)
                     except OSError:
                         pass
-        _agree(own, problem, EXIT_OUTPUT)
+        _agree(own, problem, EXIT_OUTPUT, "the output's publication (rank 0 renaming it)")
         seconds = time.perf_counter() - t_start
         total = _record_bytes(plan, fields) * len(plan.times)
         log.info("replayed %d record(s) of %d field(s) from %d file(s) into %s in %.2f s "
@@ -399,7 +441,7 @@ def run(inputs: Union[str, Sequence[str], Mapping[str, str]],
     finally:
         for f in opened:
             f.close()
-        own.Free()
+        own.comm.Free()
 
 
 def _output(own, raw: dict, source: str, output, overwrite) -> tuple[str, bool]:
@@ -413,7 +455,9 @@ def _output(own, raw: dict, source: str, output, overwrite) -> tuple[str, bool]:
         raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
     final = os.path.abspath(output or checked["output"]["path"])
     overwrite = checked["output"]["overwrite"] if overwrite is None else overwrite
-    _agree(own, _output_problem(final, overwrite) if own.Get_rank() == 0 else None)
+    own.timeout = checked["hang_timeout_seconds"]  # the watchdog of replay's own waits
+    _agree(own, _output_problem(final, overwrite) if own.Get_rank() == 0 else None,
+           what="the output check")
     return final, overwrite
 
 
@@ -421,17 +465,18 @@ def _dims(plan: Plan) -> set:
     return {d for s in plan.sets for v in s.variables.values() for d in v.dims}
 
 
-def _gather_text(comm, text: str, root: int = 0) -> Optional[list]:
+def _gather_text(comm: Own, text: str, what: str, root: int = 0) -> Optional[list]:
     """Every rank's text on ``root`` (a list in rank order; None elsewhere),
     as bytes through ``Gatherv``."""
     data = np.frombuffer(text.encode(**_ENC), dtype=np.uint8)
     counts = np.zeros(comm.Get_size(), dtype=np.int64)
-    _idle(comm.Igather(np.array([data.size], dtype=np.int64), counts, root=root))
+    comm.wait(comm.comm.Igather(np.array([data.size], dtype=np.int64), counts, root=root),
+              f"{what} (the lengths)")
     if comm.Get_rank() != root:
-        _idle(comm.Igatherv(data, None, root=root))
+        comm.wait(comm.comm.Igatherv(data, None, root=root), what)
         return None
     buf = np.empty(int(counts.sum()), dtype=np.uint8)
-    _idle(comm.Igatherv(data, [buf, counts.astype(np.int32)], root=root))
+    comm.wait(comm.comm.Igatherv(data, [buf, counts.astype(np.int32)], root=root), what)
     ends = np.cumsum(counts)
     return [buf[e - n:e].tobytes().decode() for e, n in zip(ends, counts)]
 
@@ -445,7 +490,8 @@ def _scan(own, inputs, variables, start, end, every, allow_gaps) -> Plan:
     and is raised where the serial scan would meet it, so the verdict and
     its message do not depend on the number of ranks."""
     from .fileset import expand, file_from_json, file_to_json, scan_file
-    listing = json.loads(_on_root(own, lambda: json.dumps([expand(p) for _, p in inputs])))
+    listing = json.loads(_on_root(own, lambda: json.dumps([expand(p) for _, p in inputs]),
+                                  "the scan: rank 0 listing the input files"))
     flat = [(path, k == 0) for paths in listing for k, path in enumerate(paths)]
     mine = {}
     for j in range(own.Get_rank(), len(flat), own.Get_size()):
@@ -456,7 +502,7 @@ def _scan(own, inputs, variables, start, end, every, allow_gaps) -> Plan:
         except Exception as exc:  # noqa: BLE001 - reported by rank 0, on every rank
             log.exception("replay: scanning %s failed", flat[j][0])
             mine[j] = {"bug": f"{type(exc).__name__}: {exc}"}
-    parts = _gather_text(own, json.dumps(mine))
+    parts = _gather_text(own, json.dumps(mine), "the scan: gathering each rank's files")
 
     def plan_on_root() -> str:
         results = {int(j): r for p in parts for j, r in json.loads(p).items()}
@@ -473,7 +519,7 @@ def _scan(own, inputs, variables, start, end, every, allow_gaps) -> Plan:
                     scanned_file=scanned_file)
         field_names(plan.sets, variables, _dims(plan))
         return plan.to_json()
-    return Plan.from_json(_on_root(own, plan_on_root))
+    return Plan.from_json(_on_root(own, plan_on_root, "the scan: rank 0 checking the inputs"))
 
 
 def _decompose(plan: Plan, fields, size: int, rank: int) -> dict:
@@ -563,7 +609,7 @@ def _replay_records(api, own, plan: Plan, readers: list, progress: bool) -> None
             for reader, _, name in readers:
                 api.expose(name, reader.buffers[k % 2])
             if k % AGREE_EVERY == AGREE_EVERY - 1 or k == last:
-                _agree(own, error)
+                _agree(own, error, what=f"the read check at record {k + 1}")
             try:
                 api.step(k + 1, t)
             except StepError as exc:
@@ -590,7 +636,7 @@ def _abandon(api, session, partial: str, own) -> None:
             pass
         finally:
             logger.setLevel(level)
-    _idle(own.Ibarrier())
+    own.wait(own.comm.Ibarrier(), "closing an abandoned replay")
     if own.Get_rank() == 0:
         try:
             os.unlink(partial)

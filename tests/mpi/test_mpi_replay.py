@@ -294,18 +294,18 @@ def test_ranks_wait_for_each_other_without_spinning(comm):
     from insitu.replay import host
     if comm.size == 1:
         pytest.skip("needs a rank to wait for")
-    own = comm.Dup()
+    own = host.Own(comm.Dup(), 60.0)
     try:
-        own.Barrier()
-        if own.rank == 0:
+        own.comm.Barrier()
+        if own.comm.rank == 0:
             time.sleep(0.3)
         c0, t0 = time.thread_time(), time.perf_counter()
         host._agree(own, None)
-        texts = host._gather_text(own, f"rank {own.rank}")
-        text = host._bcast_text(own, "from 0" if own.rank == 0 else None)
+        texts = host._gather_text(own, f"rank {own.comm.rank}", "a test's gather")
+        text = host._bcast_text(own, "from 0" if own.comm.rank == 0 else None)
         cpu, wall = time.thread_time() - c0, time.perf_counter() - t0
     finally:
-        own.Free()
+        own.comm.Free()
     assert text == "from 0"
     assert texts == [f"rank {r}" for r in range(comm.size)] if comm.rank == 0 else texts is None
     if comm.rank != 0:
@@ -334,19 +334,19 @@ def test_rank_0_work_reaches_every_rank_in_two_broadcasts(comm):
                 return counted
             return attr
 
-    own = comm.Dup()
+    own = host.Own(comm.Dup(), 60.0)
     try:
-        c = Counted(own)
-        assert host._on_root(c, lambda: "plan from rank 0") == "plan from rank 0"
-        assert c.calls == ["Ibcast", "Ibcast"]
+        c = host.Own(Counted(own.comm), 60.0)
+        assert host._on_root(c, lambda: "plan from rank 0", "a test") == "plan from rank 0"
+        assert c.comm.calls == ["Ibcast", "Ibcast"]
         for exc, status, text in ((InputError("a.nc: no variable 'ta'"), 2,
                                    "input error: a.nc: no variable 'ta'"),
                                   (KeyError("bug"), 1, "internal error while scanning")):
             def fail():
                 raise exc
             with pytest.raises(ReplayError) as err:
-                host._on_root(own, fail)
+                host._on_root(own, fail, "a test")
             assert err.value.status == status and str(err.value).startswith(text)
-            assert len(set(own.allgather(str(err.value)))) == 1
+            assert len(set(own.comm.allgather(str(err.value)))) == 1
     finally:
-        own.Free()
+        own.comm.Free()
