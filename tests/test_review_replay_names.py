@@ -4,7 +4,8 @@ byte string is a legal POSIX name; Python holds it with surrogate escapes)
 makes ``str.encode()`` raise on rank 0 alone, so a plain input error (a file
 that is not netCDF) becomes a traceback on rank 0, and the other ranks are
 left waiting in the broadcast until the launcher kills them (with a
-launcher that does not, they wait for ever: host._idle has no timeout).
+launcher that does not, they waited for ever: host._idle had no timeout,
+since replaced by host.Own.wait and hang_timeout_seconds).
 The same was true before this session (_bcast_text encoded the same way).
 Fixed: text crosses ranks encoded and decoded with
 ``errors="surrogateescape"`` (host._ENC), so the name travels as its own
