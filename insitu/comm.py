@@ -46,8 +46,10 @@ class BaseComm:
         self.timeout = 0.0
 
     # subclasses implement the primitives below --------------------------
-    def reduce_record(self, plan: ReductionPlan) -> None:
-        """Combine ``plan.record`` across ranks in place (ONE collective)."""
+    def reduce_record(self, plan: ReductionPlan, what: str = "the step's reduction") -> None:
+        """Combine ``plan.record`` across ranks in place (ONE collective).
+        ``what`` names it in the watchdog's message: the session's record
+        also carries every bound call's handshake (insitu.session)."""
         raise NotImplementedError
 
     def allgather_int64(self, local: np.ndarray) -> np.ndarray:
@@ -57,7 +59,9 @@ class BaseComm:
     def handshake(self, kind: int, arg: int) -> Optional[np.ndarray]:
         """Allgather ``(kind, arg)`` (ONE collective): None when every rank
         sent the same pair, else the ``(size, 2)`` table of what each sent.
-        The session's step check, at every due step (insitu.session)."""
+        The session's call check before it is bound, and after, on the
+        error path only, to name each rank's call once the record's
+        handshake slots have disagreed (insitu.session._verdict)."""
         table = self.allgather_int64(np.array([kind, arg], dtype=np.int64))
         return None if (table == table[0]).all() else table
 
@@ -167,22 +171,22 @@ class MPIComm(BaseComm):
             self._ops[key] = (rtype, op, plan, [plan.record, 1, rtype])
         return self._ops[key]
 
-    def reduce_record(self, plan: ReductionPlan) -> None:
+    def reduce_record(self, plan: ReductionPlan, what: str = "the step's reduction") -> None:
         if self.size == 1:
             return
         rtype, op, _, message = self._op_for(plan)
         if message[0] is not plan.record:  # a plan that made a new record
             message[0] = plan.record
         self.collectives += 1
-        self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, message, op),
-                   "the step's reduction")
+        self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, message, op), what)
 
     def handshake(self, kind: int, arg: int) -> Optional[np.ndarray]:
         """:meth:`BaseComm.handshake` with buffers made once and the answer
-        compared as bytes: every due step's first call, right after the
-        model's step has swept the caches, where each numpy call on a few
-        values cost microseconds (the handshake took about 80 us there, of
-        which the allgather itself 2-30, issue 12)."""
+        compared as bytes (it was every due step's first call, right after
+        the model's step has swept the caches, where each numpy call on a
+        few values cost microseconds: about 80 us there, of which the
+        allgather itself 2-30, issue 12; a bound session now checks the
+        call in the step's record and makes this one on a mismatch only)."""
         send, recv = self._hs_send, self._hs_recv
         send[0] = kind
         send[1] = arg
@@ -310,7 +314,7 @@ class FakeComm(BaseComm):
         self.rank = rank
         self.size = world.size
 
-    def reduce_record(self, plan: ReductionPlan) -> None:
+    def reduce_record(self, plan: ReductionPlan, what: str = "the step's reduction") -> None:
         self.collectives += 1
         records = self.world.exchange(self.rank, plan.record.copy())
         acc = records[0].copy()

@@ -88,6 +88,25 @@ _CF_AXIS = {"latitude": {"axis": "Y"}, "longitude": {"axis": "X"},
             "height": {"axis": "Z", "positive": "up"}, "depth": {"axis": "Z", "positive": "down"},
             "altitude": {"axis": "Z", "positive": "up"}}
 
+def _pure_local_types() -> tuple:
+    """The analyses whose ``local`` leaves no lasting state: it fills the
+    step's record (or a group's), or keeps this step's view or scratch that
+    the next step's ``local`` overwrites, and only ``results``, ``local2``,
+    ``follow`` or ``after`` (which run once the ranks agree) change what the
+    analysis holds.  A bound step whose due analyses are all of these runs
+    their local passes before the ranks' calls are compared, in the step's
+    one Allreduce: a mismatch found then leaves every analysis as it was.
+    Any other kind compares first, in an Allreduce of its own: spell counts
+    its samples in ``local``, a user's Python analysis may keep anything,
+    and a kind added later is assumed to keep state until it is listed
+    here.  Exact types: a subclass may add state."""
+    from .analyses import (Climatology, Coarsen, Exceedance, Fault, Histogram, Pointwise,
+                           Probe, Reduce, Stats, Window)
+    from .analyses.perpoint import Output
+    return (Stats, Histogram, Reduce, Coarsen, Probe, Window, Climatology, Fault, Exceedance,
+            Pointwise, Output)
+
+
 class Session:
     def __init__(self, comm: BaseComm, cfg: dict, output: Optional[str] = None,
                  overwrite: Optional[bool] = None, host: str = "python",
@@ -225,8 +244,8 @@ class Session:
         return slot.index
 
     def _agree(self, kind: int, arg: int, where: str) -> None:
-        """The handshake every collective insitu call starts with: one small
-        allgather of (call, argument), the same on every rank.
+        """The handshake every collective insitu call starts with, the same
+        collective on every rank.
 
         MPI matches collectives by order alone, so ranks in different insitu
         calls (one declares while another steps, one finalizes while
@@ -235,14 +254,67 @@ class Session:
         handshake means a mismatch always meets a handshake, and every rank
         learns what every other rank was doing: each raises the same
         :class:`StepError` naming the ranks and their calls.  A rank that
-        never arrives is left to the watchdog (``hang_timeout_seconds``)."""
+        never arrives is left to the watchdog (``hang_timeout_seconds``).
+
+        Before the session is bound the handshake is one small allgather of
+        (call, argument).  Once bound, it is the record's Allreduce
+        (:meth:`_agree_in_record`), which a due step folds into its own
+        reduction (:meth:`step`): then every bound call starts with an
+        Allreduce of the same length and op, whichever call it is, and
+        binding happens inside a matched call, so every rank switches at
+        the same call."""
         comm = self.comm
         comm.where = where
         if comm.size == 1:
             return
-        table = comm.handshake(kind, arg)
-        if table is None:
+        if self.bound:
+            self._agree_in_record(kind, arg)
             return
+        table = comm.handshake(kind, arg)
+        if table is not None:
+            self._disagree(table)
+
+    def _agree_in_record(self, kind: int, arg: int) -> None:
+        """A bound call's handshake on its own: the record's Allreduce with
+        identities in every analysis's slots and the call in its handshake
+        slots (a checkpoint, finalize, or a step that must compare before
+        its local passes, :meth:`_due_at`).  A rank at a due step meets it
+        with its step's reduction, of the same length and op."""
+        record = self.plan.reset()
+        self._stamp(record, kind, arg, -np.inf)
+        self.comm.reduce_record(self.plan, "the call's handshake")
+        self._verdict(record, kind, arg)
+
+    def _stamp(self, record, kind: int, arg: int, clock: float) -> None:
+        """Put rank 0's flush clock and this rank's call into the record's
+        last seven slots: the call kind and the argument's high and low 32
+        bits, once to be MIN-combined and once MAX-combined.  Each half is
+        an integer below 2**32 in magnitude, exact in float64 (a step as a
+        double would be exact only to 2**53), and two calls that differ
+        differ in some half, whose MIN then differs from its MAX.  One
+        numpy call, right after the model's step (cold caches)."""
+        hi, lo = arg >> 32, arg & 0xFFFFFFFF
+        record[self._call] = (clock, kind, hi, lo, kind, hi, lo)
+
+    def _verdict(self, record, kind: int, arg: int) -> float:
+        """After the record's Allreduce: rank 0's flush clock when every
+        rank made the same call (every rank sees the same MIN and MAX of
+        each handshake slot, so all reach the same verdict).  When they
+        did not, every rank makes today's allgather handshake, an extra
+        collective on the error path only, so that the error names each
+        rank and its call, and raises it."""
+        v = record[self._call].tolist()
+        if v[1] != v[4] or v[2] != v[5] or v[3] != v[6]:
+            self._disagree(self.comm.handshake(kind, arg))
+        return v[0]
+
+    def _disagree(self, table) -> None:
+        """Raise the StepError that names every rank's call in ``table``
+        (the handshake's allgather, the same on every rank)."""
+        if table is None:  # the record said they differ, the allgather that they agree
+            raise StepError("ranks disagree on the call in the step's record but not in the "
+                            "allgather that followed it; every rank must make the same "
+                            "collective insitu calls in the same order")
         calls = {}
         for r, (k, a) in enumerate(table):
             calls.setdefault(_describe(int(k), int(a)), []).append(r)
@@ -372,8 +444,13 @@ class Session:
                                   "code": compile(tree, f"<trigger {t['name']}>", "eval"),
                                   "fired": 0})
         self.trigger_events = []
-        # rank 0's clock, for the writer's flush decision (insitu.h5io)
+        # rank 0's clock, for the writer's flush decision (insitu.h5io),
+        # then the call's handshake (_stamp): the kind, the argument's high
+        # and low halves, MIN-combined, then the same MAX-combined
         self._flush_clock = self.plan.reserve(MAX)
+        self.plan.reserve_many(MIN, 3)
+        self.plan.reserve_many(MAX, 3)
+        self._call = slice(self._flush_clock, self._flush_clock + 7)
         self.plan.freeze()
         for g in (*self.groups.values(), *self.pre_groups.values()):
             g.plan.freeze()
@@ -383,6 +460,13 @@ class Session:
         self._analysis_groups = {a.index: [g for g, _ in self._group_slots[a.index]]
                                  for a in self.analyses}
         self._due_sets = {}
+        # The analyses whose local pass may run before the ranks' calls
+        # are compared (_PURE_LOCAL): the others make a due step compare
+        # first, in an Allreduce of its own
+        pure = _pure_local_types()
+        self._compare_first = {
+            a.index for a in self.analyses
+            if type(a) not in pure or any(f in self.derived for f in self._fields_of[a.index])}
         # Analyses that decide by step % every alone (Analysis.due): which of
         # them are due depends only on which of these periods divide the step
         base_due = _analyses.base.Analysis.due
@@ -497,11 +581,13 @@ class Session:
         return self._cadence
 
     def _due_at(self, step: int) -> tuple:
-        """``(due, indices, phase2, groups)`` at ``step``: the enabled
-        analyses due, their indices, those of them with a second phase, and
-        the reduction groups they use (by id).  Decided once per pattern of due periods (and count of
-        disabled analyses), not by asking every analysis at every due step,
-        when every analysis is due by ``step % every`` alone."""
+        """``(due, indices, phase2, groups, first)`` at ``step``: the enabled
+        analyses due, their indices, those of them with a second phase, the
+        reduction groups they use (by id), and whether the ranks' calls
+        must be compared before the local passes (:meth:`step`).  Decided
+        once per pattern of due periods (and count of disabled analyses),
+        not by asking every analysis at every due step, when every analysis
+        is due by ``step % every`` alone."""
         periods = self._periods
         if periods is None:
             key = None
@@ -512,7 +598,8 @@ class Session:
                 return hit
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         out = (due, frozenset(a.index for a in due), [a for a in due if a.phase2],
-               {id(g): g for a in due for g in self._analysis_groups[a.index]})
+               {id(g): g for a in due for g in self._analysis_groups[a.index]},
+               any(a.index in self._compare_first for a in due))
         if key is not None:
             self._due_sets[key] = out
         return out
@@ -537,23 +624,36 @@ class Session:
         if self.bound and not self.cadence().due(step):
             self.last_call = (step, float(time))  # what finalize's windows read
             return {}
-        # Every rank, every due step, first: ranks on different steps (one
-        # skipped a call, or its loop ran longer) are caught here, together,
-        # at the next due step (or at finalize), instead of meeting in
-        # mismatched collectives.
+        # Every rank, every due step: ranks on different steps (one skipped
+        # a call, or its loop ran longer) are caught, together, at the next
+        # due step (or at finalize), instead of meeting in mismatched
+        # collectives.  Before binding, by the allgather handshake first;
+        # once bound, by the handshake slots of the step's own record, its
+        # one collective, compared after the reduction (_verdict): the
+        # local passes that ran before it leave no lasting state, and a
+        # mismatch then runs nothing else of the call.  A step whose due
+        # analyses cannot run before the comparison (_PURE_LOCAL, derived
+        # fields) compares first, in an Allreduce of the record alone.
         cost = None if self.step_cost is None else self.step_cost.start()
         time = float(time)
-        self._agree(_STEP, step, f"insitu_step(step {step})")
+        comm = self.comm
         if not self.bound:
+            self._agree(_STEP, step, f"insitu_step(step {step})")
             self._ensure_bound(began=(step, time))
-        self.last_call = (step, time)
-        due, due_idx, phase2_due, groups = self._due_at(step)
+            agreed = True
+        else:
+            comm.where = f"insitu_step(step {step})"
+            agreed = comm.size == 1
+        due, due_idx, phase2_due, groups, first = self._due_at(step)
+        if not agreed and (first or not due):
+            self._agree_in_record(_STEP, step)
+        last_call, self.last_call = self.last_call, (step, time)
         if not due:
             return {}
         if self.derived:
             self._pre_reduce([f for a in due for f in self._fields_of[a.index]], step)
         record = self.plan.reset()
-        record[self._flush_clock] = self.writer.flush_clock(self.comm.rank)
+        self._stamp(record, _STEP, step, self.writer.flush_clock(comm.rank))
         for g in groups.values():
             g.plan.reset()
         failures = {}
@@ -579,8 +679,12 @@ class Session:
                     g.plan.record[gsl] = g.plan.identity[gsl]
                 record[self._err_count[a.index]] = 1
                 record[self._err_rank[a.index]] = self.comm.rank
-        self.comm.reduce_record(self.plan)
-        flush_clock = float(record[self._flush_clock])  # rank 0's, now on every rank
+        comm.reduce_record(self.plan)
+        try:
+            flush_clock = self._verdict(record, _STEP, step)  # rank 0's, now on every rank
+        except StepError:
+            self.last_call = last_call  # this call did not happen
+            raise
         # Second phase (reproducible sums): exact integer words, one Allreduce.
         # A failure here cannot be agreed on without another collective, so
         # it always aborts; phase 1 ran the same views without failing.

@@ -31,10 +31,12 @@ def test_stats_equal_numpy_under_mpi(comm, icomm, shared_dir, case):
         ds.close()
 
 
-def test_two_collectives_per_step_for_fifty_analyses(comm, icomm, shared_dir):
-    """The step check (before anything may return early) and the record."""
+def test_one_collective_per_step_for_fifty_analyses(comm, icomm, shared_dir):
+    """The first step: the step check (an allgather; the session binds
+    there) and the record; each later one the record alone, which carries
+    the step check (insitu.session._stamp)."""
     out = run_case(icomm, "c2d-uneven", steps=3, output=str(shared_dir / "many.h5"), copies=50)
-    assert out["collectives_per_step"] == (2 if comm.size > 1 else 0)
+    assert out["collectives_per_step"] == ((2 + 1 + 1) / 3 if comm.size > 1 else 0)
 
 
 def test_results_identical_on_all_ranks(comm, icomm, shared_dir):
