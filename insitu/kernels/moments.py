@@ -1,12 +1,15 @@
 """One-pass statistics of a slab: count, sum, mean, M2, min, max, NaN and Inf counts.
 
 The slab is read from memory once.  It is walked in blocks of at most
-``BLOCK`` values (a piece of a long row, or a group of short rows); each
-block is summed, then its squared deviations from the block mean are summed
-while the block is still in cache (a two-pass within the block, so no
-cancellation), and blocks are merged with Chan et al.'s parallel update.
-The first pass asks for the memory :data:`PREFETCH` bytes ahead, so memory
-does not idle while the second pass runs from cache.
+``BLOCK`` values (a piece of a long row, or a group of short rows), and
+blocks are merged with Chan et al.'s parallel update.  Most blocks are read
+once: their sums, extremes and squared deviations about the running mean
+of the blocks before them are summed in one pass (:func:`_onepass_group`;
+why M2 stays accurate is said in :func:`_moments3`).  The first block, and
+any block larger than what came before it, is summed, then its squared
+deviations from its own mean are summed while it is still in cache
+(:func:`_fast_group`, a two-pass within the block).  Both ask for the
+memory some kilobytes ahead (:data:`PREFETCH`, :data:`PREFETCH_ONEPASS`).
 
 Speed without giving up the bits.  Every value is widened to float64
 before any arithmetic (float32 data too: their sums are float64 sums), and
@@ -28,10 +31,13 @@ starts with it.
 Accuracy.  Block means are taken of ``x - shift``, where ``shift`` is the
 slab's first valid value, so the merge works with numbers of the size of
 the spread, not of the mean; squared deviations are summed about a float
-centre near the block mean and corrected with ``S2 - S1**2/n``; and the
-slab's mean is returned as a double-double for the cross-rank merge.  A
-field at 1e12 times its spread keeps its variance to ~1e-15: the accuracy
-of numpy's two-pass ``var`` at the memory traffic of one pass.  Within a
+centre (the running mean, or the block's own mean) and corrected with
+``S2 - S1**2/n``; and the slab's mean is returned as a double-double for
+the cross-rank merge.  M2 keeps a relative error of a few
+``(BLOCK + 8) * 2**-53`` whatever the data (the argument is in
+:func:`_moments3`); a field at 1e12 times its spread keeps its variance to
+~1e-15: the accuracy of numpy's two-pass ``var`` at the memory traffic of
+one pass.  Within a
 block, a value is added to a neighbour, to its lane, and the lanes in a
 tree of three levels; the few values at the end of each row (fewer than
 eight) go to one scalar sum.  So a value passes through at most
@@ -57,9 +63,10 @@ import numpy as np
 from .simd import (W, hmax, hmin, hsum, prefetch3, splat, vadd, vfinite_or, visfinite,
                    visnan, vload3, vmax, vmin, vmul, vsub)
 
-#: Values per block.  A block is read twice (sums, then squared deviations),
-#: the second time from cache: 2048 float64 values (16 KB; two rows of a
-#: 1000-wide halo field) stay in L1 for it, 8192 (64 KB) went to L2.
+#: Values per block.  A two-pass block is read twice (sums, then squared
+#: deviations), the second time from cache: 2048 float64 values (16 KB; two
+#: rows of a 1000-wide halo field) stay in L1 for it, 8192 (64 KB) went to
+#: L2.  (Chosen for the two-pass kernel, before the one-pass block.)
 #: Measured on a 1000x1000 Fortran-order halo view (issue 12, one process,
 #: median of 30 interleaved calls, load ~3): 2048 221-225 us after a 64 MB
 #: sweep (259-265 with 8192; 1024: 226-229, 512: 276-279), 206 us in cache
@@ -78,6 +85,9 @@ BLOCK = 2048
 #: 8x180x360 field 100-107 (117-123), a 1000x1000 halo view 215-222
 #: (221-229), 7-value float32 rows the same.
 PREFETCH = 16384
+#: The same for the one-pass block (:func:`_onepass_group`), whose loop
+#: does more work per byte than the two-pass block's first pass.
+PREFETCH_ONEPASS = 16384
 
 #: Layout of the result vector returned by :func:`moments`.
 FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count",
@@ -259,6 +269,97 @@ def _fast_group(a, bits, i, j0, j1, start, stop, shift, signbit,
 
 
 @numba.njit(cache=True, nogil=True)
+def _onepass_group(a, bits, i, j0, j1, start, stop, shift, signbit, is_float,
+                   c):  # pragma: no cover - compiled
+    """:func:`_fast_group` in one pass: the same sums and extremes, by the
+    same additions in the same order (so count, sum, mean, min, max and the
+    integer sum keep their bits), and in the same loop the sums of
+    ``d = x - c`` and ``d * d`` about a centre ``c`` given by the caller (the
+    running mean of the blocks merged before this one), M2 being
+    ``S2 - S1**2 / n`` (:func:`_m2`).  Reading the block once halves the
+    kernel's work when the field is in cache, as it is right after the
+    model wrote it (issue 12).  Why this keeps M2 accurate, and when the
+    caller must not use it, is said in :func:`_moments3`.
+
+    Returns ``(status, n, sum, sum(x - shift), min, max, M2, isum_hi,
+    isum_lo)``: status 0 if the result stands; 1 if the block holds a NaN
+    or an Inf (redo it with :func:`_masked_group`); 2 if ``d * d``
+    overflowed (``|x - c|`` beyond ~1.3e154 where ``x`` did not; redo it
+    with :func:`_fast_group`, whose centre is the block's own mean)."""
+    sh = splat(shift)
+    cc = splat(c)
+    vs = splat(0.0)
+    vy = splat(0.0)
+    vlo = splat(np.inf)
+    vhi = splat(-np.inf)
+    v1 = splat(0.0)
+    v2 = splat(0.0)
+    ts = 0.0
+    ty = 0.0
+    t1 = 0.0
+    t2 = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for j in range(j0, j1):
+        k = start
+        while k + 2 * W <= stop:
+            prefetch3(a, i, j, k, PREFETCH_ONEPASS)
+            prefetch3(a, i, j, k + W, PREFETCH_ONEPASS)
+            x0 = vload3(a, i, j, k)
+            x1 = vload3(a, i, j, k + W)
+            vlo = vmin(vmin(x0, x1), vlo)
+            vhi = vmax(vmax(x0, x1), vhi)
+            vs = vadd(vs, vadd(x0, x1))
+            vy = vadd(vy, vadd(vsub(x0, sh), vsub(x1, sh)))
+            d0 = vsub(x0, cc)
+            d1 = vsub(x1, cc)
+            v1 = vadd(v1, vadd(d0, d1))
+            v2 = vadd(v2, vadd(vmul(d0, d0), vmul(d1, d1)))
+            k += 2 * W
+        if k + W <= stop:
+            x0 = vload3(a, i, j, k)
+            vlo = vmin(x0, vlo)
+            vhi = vmax(x0, vhi)
+            vs = vadd(vs, x0)
+            vy = vadd(vy, vsub(x0, sh))
+            d0 = vsub(x0, cc)
+            v1 = vadd(v1, d0)
+            v2 = vadd(v2, vmul(d0, d0))
+            k += W
+        for q in range(k, stop):
+            x = np.float64(a[i, j, q])
+            ts += x
+            ty += x - shift
+            lo = x if x < lo else lo
+            hi = x if x > hi else hi
+            d = x - c
+            t1 += d
+            t2 += d * d
+    bs = hsum(vs) + ts
+    by = hsum(vy) + ty
+    lo = min(hmin(vlo), lo)
+    hi = max(hmax(vhi), hi)
+    ih = np.int64(0)
+    il = np.int64(0)
+    if is_float:
+        if not (abs(bs) < np.inf and abs(by) < np.inf):
+            return 1, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
+        if lo == 0.0 or hi == 0.0:
+            lo, hi = _zero_extremes(lo, hi, _has(bits, i, j0, j1, start, stop, signbit),
+                                    _has(bits, i, j0, j1, start, stop, 0))
+    else:
+        ih, il = _int_sum(a, i, j0, j1, start, stop)
+        bs = 0.0
+    bn = float((j1 - j0) * (stop - start))
+    s1 = hsum(v1) + t1
+    s2 = hsum(v2) + t2
+    m2 = _m2(s1, s2, bn)
+    if not (abs(s1) < np.inf and s2 < np.inf):
+        return 2, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
+    return 0, bn, bs, by, lo, hi, m2, ih, il
+
+
+@numba.njit(cache=True, nogil=True)
 def _masked_group(a, bits, i, j0, j1, start, stop, shift,
                   signbit):  # pragma: no cover - compiled
     """:func:`_fast_group` for a block that holds a NaN or an Inf: the same
@@ -403,7 +504,50 @@ def _merge(st, bn, bs, by, blo, bhi, bm2, bih, bil, bnan, binf):  # pragma: no c
 def _moments3(a, bits, signbit, is_float, out):  # pragma: no cover - compiled
     """Rows are taken in groups of up to BLOCK values (one block: the
     per-block merge costs a few divisions, too much per row of a
-    halo-sliced field with short rows), long rows in BLOCK pieces."""
+    halo-sliced field with short rows), long rows in BLOCK pieces.
+
+    Which pass reads a block.  A block is read once (:func:`_onepass_group`)
+    when the finite values merged so far, ``N``, are at least as many as
+    the block holds, ``n``, and the running mean and M2 are finite; its
+    centre ``c`` is the running mean ``shift + mean`` rounded.  Otherwise
+    (the first block; a full block after a short row tail or after blocks
+    that were mostly NaN; a state gone non-finite) it is read twice about
+    its own mean (:func:`_fast_group`), as are blocks whose ``d * d``
+    overflowed in the one pass (``|x - c|`` over ~1.3e154).  After a block
+    with a NaN or an Inf the masked pass reads the next one, as before.
+
+    Why the one pass keeps M2 accurate.  With ``d = x - c``, ``S1 = sum d``
+    and ``S2 = sum d*d`` (each value reaches its sum through at most
+    ``k = BLOCK + 5`` roundings: its lane chain, the tree, the row tails),
+    ``S2 - S1**2/n`` in floating point is off by at most about
+    ``3 * k * 2**-53 * S2`` (``S2``'s own error, and ``S1``'s, which
+    ``|S1| <= sqrt(n * S2)`` scales to the same size), where exactly
+    ``S2 = M2_b + n * (mean_b - c)**2``.  Chan's update says that merging
+    the block adds ``dM2 = (mean_b - m)**2 * N * n / (N + n)`` to the
+    running M2, ``m`` being the running mean, so ``n * (mean_b - m)**2 =
+    dM2 * (N + n) / N <= 2 * dM2`` when ``N >= n``: summed over the blocks,
+    the extra terms are at most twice the between-block part of M2.  The
+    rounding of ``c`` costs no more than rounding it to the nearest value
+    of the block would: ``(c - m)**2 <= (x_i - m)**2`` for every ``x_i``,
+    so ``n * (c - m)**2 <= M2_b + n * (mean_b - m)**2``.  Hence ``S2 <=
+    3 * M2_b + 8 * dM2``, the ``S2`` of all blocks add up to at most
+    ``8 * M2``, and the one pass's M2 is within about ``24 * k * 2**-53``
+    (~5.5e-12) of the exact M2 in the worst case, whatever the data (blocks
+    at levels far apart, a field at 1e12 times its spread, an outlier as
+    the first value).  (This takes the running mean as exact to rounding;
+    its own error, that of the mean the kernel returns, is far below the
+    spread wherever that mean is right, and enters only squared.)  The
+    two-pass block's error is about ``k * 2**-53`` of its own M2, as
+    before.  Rounding errors add up as a random walk, and on the
+    adversarial fields of tests/test_moments_onepass.py M2 is within 2e-15
+    of the exact value (the two-pass kernel: 1.3e-15).  The condition
+    ``N >= n`` is what makes the bound hold: a centre from fewer values
+    than the block holds weighs their deviation ``n / N`` times (a lone
+    value before a full block: 2048 times, 3.7e-14 in that test; an
+    outlier as the centre of the first block: 3e-13).  Count, sum, mean,
+    min, max, the NaN and Inf counts and the integer sum come from the same
+    additions in the same order as the two-pass block's first pass, so
+    they keep its bits; only M2 differs, within the bound."""
     # (n, total, comp, mean, m2, lo, hi, nans, infs, ih, il); the exact
     # integer sum is ih * 2**32 + il, 0 <= il < 2**32
     st = (0.0, 0.0, 0.0, 0.0, 0.0, np.inf, -np.inf, 0.0, 0.0, np.int64(0), np.int64(0))
@@ -417,9 +561,18 @@ def _moments3(a, bits, signbit, is_float, out):  # pragma: no cover - compiled
             for start in range(0, ncols, BLOCK):
                 stop = min(start + BLOCK, ncols)
                 if not masked:
-                    ok, bn, bs, by, blo, bhi, bm2, bih, bil = _fast_group(
-                        a, bits, i, j, j + g, start, stop, shift, signbit, is_float)
-                    if ok:
+                    n, mean, m2 = st[0], st[3], st[4]
+                    if n >= g * (stop - start) and abs(mean) < np.inf and m2 < np.inf:
+                        status, bn, bs, by, blo, bhi, bm2, bih, bil = _onepass_group(
+                            a, bits, i, j, j + g, start, stop, shift, signbit, is_float,
+                            _centre(shift, mean))
+                    else:
+                        status = 2
+                    if status == 2:
+                        ok, bn, bs, by, blo, bhi, bm2, bih, bil = _fast_group(
+                            a, bits, i, j, j + g, start, stop, shift, signbit, is_float)
+                        status = 0 if ok else 1
+                    if status == 0:
                         st = _merge(st, bn, bs, by, blo, bhi, bm2, bih, bil, 0.0, 0.0)
                         continue
                 bn, bs, by, blo, bhi, bm2, bnan, binf = _masked_group(

@@ -1,0 +1,696 @@
+"""A fixture: insitu/kernels/moments.py as it was at f71089d, before the
+one-pass block (issue 12), kept so tests/test_moments_onepass.py can check
+that the one-pass kernel changes only M2 (within its stated bound) and
+every other field keeps these bits.  Not production code; only its
+imports were made absolute.  Its original docstring follows.
+
+One-pass statistics of a slab: count, sum, mean, M2, min, max, NaN and Inf counts.
+
+The slab is read from memory once.  It is walked in blocks of at most
+``BLOCK`` values (a piece of a long row, or a group of short rows); each
+block is summed, then its squared deviations from the block mean are summed
+while the block is still in cache (a two-pass within the block, so no
+cancellation), and blocks are merged with Chan et al.'s parallel update.
+The first pass asks for the memory :data:`PREFETCH` bytes ahead, so memory
+does not idle while the second pass runs from cache.
+
+Speed without giving up the bits.  Every value is widened to float64
+before any arithmetic (float32 data too: their sums are float64 sums), and
+the block loops are written with explicit vectors of eight float64 lanes
+(kernels/simd.py): LLVM keeps them in registers and maps each operation to
+one AVX-512 instruction or two AVX2 ones, but may not reorder anything, so
+every sum is added in the order the source gives, whatever the CPU's vector
+width, and a kernel compiled fresh gives the same bits as one loaded from
+numba's cache (issue 10, item 7).  Nothing is compiled with fast-math.  The
+results were checked bit for bit equal between AVX-512, AVX2 and SSE2
+builds (``NUMBA_CPU_NAME``; tests/test_numba_cache.py).  A NaN or an Inf
+makes a block's sum non-finite, which is how a block that must be redone
+with NaN and Inf masked out is found, at no cost to clean blocks; the
+masked pass selects instead of branching (a land mask or scattered NaN
+cost no mispredicted branches), adds in the same order (a clean block
+gives the same bits either way), and after a masked block the next one
+starts with it.
+
+Accuracy.  Block means are taken of ``x - shift``, where ``shift`` is the
+slab's first valid value, so the merge works with numbers of the size of
+the spread, not of the mean; squared deviations are summed about a float
+centre near the block mean and corrected with ``S2 - S1**2/n``; and the
+slab's mean is returned as a double-double for the cross-rank merge.  A
+field at 1e12 times its spread keeps its variance to ~1e-15: the accuracy
+of numpy's two-pass ``var`` at the memory traffic of one pass.  Within a
+block, a value is added to a neighbour, to its lane, and the lanes in a
+tree of three levels; the few values at the end of each row (fewer than
+eight) go to one scalar sum.  So a value passes through at most
+``BLOCK + 5`` roundings on its way into its block's sum (about
+``BLOCK / 16`` in a contiguous slab), and the blocks
+are added with a compensated sum: the sum of ``n`` finite values is within
+``(BLOCK + 8) * 2**-53 * sum(|x|)``, about ``2.3e-13 * sum(|x|)``, of the
+exact sum, whatever ``n``.  A float32 sum added in float32 is ~1e-7 off on
+a thousand values and ~1e-4 on ten million (tests/test_kernels.py checks
+the bound on adversarial data, and that such a kernel fails it).  Integer
+slabs also get their exact sum (two int64 halves per value).
+
+Non-finite values are skipped and counted: NaNs in ``nan_count``, +-Inf in
+``inf_count``.  The statistics are those of the finite values, so one
+blown-up cell shows up as a count instead of turning every summary into
+Inf or NaN.  Min and max follow the total order -0.0 < +0.0.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from insitu.kernels.simd import (W, hmax, hmin, hsum, prefetch3, splat, vadd, vfinite_or, visfinite,
+                   visnan, vload3, vmax, vmin, vmul, vsub)
+
+#: Values per block.  A block is read twice (sums, then squared deviations),
+#: the second time from cache: 2048 float64 values (16 KB; two rows of a
+#: 1000-wide halo field) stay in L1 for it, 8192 (64 KB) went to L2.
+#: Measured on a 1000x1000 Fortran-order halo view (issue 12, one process,
+#: median of 30 interleaved calls, load ~3): 2048 221-225 us after a 64 MB
+#: sweep (259-265 with 8192; 1024: 226-229, 512: 276-279), 206 us in cache
+#: (215-227); in the Fortran heat model at 2 ranks, the due step's local
+#: pass 334-365 us against 382-409 (4 interleaved runs, load 2-6); a long
+#: contiguous row, a 8x180x360 field: 2048 as fast or faster; 7-value
+#: float32 rows within 3%.
+BLOCK = 2048
+#: Bytes ahead of the first pass's reads that it asks the CPU to prefetch.
+#: The hardware prefetcher alone left memory idle part of the time: with
+#: this hint a float64 slab beyond the caches was read at about 30 GB/s
+#: instead of 18 (AMD EPYC, one thread; 4 KiB gave 25 GB/s, 16 KiB 28).
+#: With 2048-value blocks 16 KiB is ahead (issue 12; one process, median of
+#: 15 interleaved calls after a 64 MB sweep, two runs, load ~3): 2e6
+#: contiguous float64 320-324 us (8 KiB: 404-406, 24 KiB: 347-374), an
+#: 8x180x360 field 100-107 (117-123), a 1000x1000 halo view 215-222
+#: (221-229), 7-value float32 rows the same.
+PREFETCH = 16384
+
+#: Layout of the result vector returned by :func:`moments`.
+FIELDS = ("count", "sum", "mean", "m2", "min", "max", "nan_count", "inf_count",
+          "mean_lo", "isum_hi", "isum_lo")
+(COUNT, SUM, MEAN, M2, MIN, MAX, NAN_COUNT, INF_COUNT,
+ MEAN_LO, ISUM_HI, ISUM_LO) = range(len(FIELDS))
+
+
+@numba.njit(cache=True, nogil=True)
+def _has(bits, i, j0, j1, start, stop, pattern):  # pragma: no cover - compiled
+    """Whether ``pattern`` occurs in ``bits[i, j0:j1, start:stop]``."""
+    for j in range(j0, j1):
+        for k in range(start, stop):
+            if bits[i, j, k] == pattern:
+                return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _zero_extremes(lo, hi, neg, pos):  # pragma: no cover - compiled
+    """A zero minimum is -0.0 if the block holds a -0.0 (``neg``), a zero
+    maximum +0.0 if it holds a +0.0 (``pos``): min and max in the total
+    order -0.0 < +0.0, so a zero extreme's sign depends neither on which
+    lane saw it first nor on how the slab is cut into blocks.  The caller
+    scans the (cached) block for ``neg`` and ``pos`` only when an extreme
+    is zero."""
+    if lo == 0.0:
+        lo = -0.0 if neg else 0.0
+    if hi == 0.0:
+        hi = 0.0 if pos else -0.0
+    return lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _int_sum(a, i, j0, j1, start, stop):  # pragma: no cover - compiled
+    """The exact sum of the integers ``a[i, j0:j1, start:stop]`` as two int64
+    halves: the high 32 bits of each value (arithmetic shift) and the low
+    32 bits (unsigned), so neither half can overflow for blocks of up to
+    2**31 values, whatever the int64 values are."""
+    ih = np.int64(0)
+    il = np.int64(0)
+    for j in range(j0, j1):
+        for k in range(start, stop):
+            v = np.int64(a[i, j, k])
+            ih += v >> 32
+            il += v & 0xFFFFFFFF
+    return ih, il
+
+
+@numba.njit(cache=True, nogil=True)
+def _centre(shift, mean):  # pragma: no cover - compiled
+    """``shift + mean`` rounded: a float centre near the block mean.
+
+    Squared deviations are summed about it and corrected with
+    ``S2 - S1**2 / n`` (:func:`_m2`), which is exact to rounding because
+    ``S1`` is small.  (Under fast-math, ``(x - shift) - mean`` was rewritten
+    as ``x - (shift + mean)`` anyway, without the correction: at 1e12 + O(1)
+    M2 came out 3e-9 too large.)"""
+    return shift + mean
+
+
+@numba.njit(cache=True, nogil=True)
+def _m2(s1, s2, n):  # pragma: no cover - compiled
+    """M2 from sums about a centre near the mean; never negative."""
+    return max(s2 - s1 * (s1 / n), 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_finite(a):  # pragma: no cover - compiled
+    n0, n1, n2 = a.shape
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                x = np.float64(a[i, j, k])
+                if abs(x) < np.inf:
+                    return x
+    return 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _fast_group(a, bits, i, j0, j1, start, stop, shift, signbit,
+                is_float):  # pragma: no cover - compiled
+    """Statistics of the block ``a[i, j0:j1, start:stop]`` (a group of rows
+    of at most BLOCK values), by two passes over it while it is in cache:
+    sums and extremes, then squared deviations about the block's mean.
+
+    Returns ``(ok, n, sum, sum(x - shift), min, max, M2, isum_hi, isum_lo)``;
+    ``ok`` is False if the block holds a NaN or an Inf, and the caller
+    redoes it with :func:`_masked_group`.
+
+    Every value is widened to float64 first (numba's ``float(x)`` of a
+    float32 stays a float32, and sums would round in float32).  Each row is
+    read two vectors of W lanes at a time (kernels/simd.py): lane ``l``
+    adds ``x[k + l] + x[k + W + l]`` to its sums, then a last whole vector
+    lane by lane; the few values left at the end of each row are added, in
+    element order, to scalar sums; at the end the lanes are added in
+    simd's fixed tree, then the scalar sums.  Squares are rounded, then
+    added (no FMA).  Every addition is in the source, so the bits are those
+    of the source on any CPU, compiled or cached.  A NaN or an Inf makes a
+    sum non-finite (they absorb every later addition): that is the test;
+    min and max are only valid when the sums are finite.  Rows are indexed
+    in place, never sliced (see simd.vload3)."""
+    sh = splat(shift)
+    vs = splat(0.0)
+    vy = splat(0.0)
+    vlo = splat(np.inf)
+    vhi = splat(-np.inf)
+    ts = 0.0
+    ty = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for j in range(j0, j1):
+        k = start
+        while k + 2 * W <= stop:
+            prefetch3(a, i, j, k, PREFETCH)
+            prefetch3(a, i, j, k + W, PREFETCH)
+            x0 = vload3(a, i, j, k)
+            x1 = vload3(a, i, j, k + W)
+            vlo = vmin(vmin(x0, x1), vlo)
+            vhi = vmax(vmax(x0, x1), vhi)
+            vs = vadd(vs, vadd(x0, x1))
+            vy = vadd(vy, vadd(vsub(x0, sh), vsub(x1, sh)))
+            k += 2 * W
+        if k + W <= stop:
+            x0 = vload3(a, i, j, k)
+            vlo = vmin(x0, vlo)
+            vhi = vmax(x0, vhi)
+            vs = vadd(vs, x0)
+            vy = vadd(vy, vsub(x0, sh))
+            k += W
+        for q in range(k, stop):
+            x = np.float64(a[i, j, q])
+            ts += x
+            ty += x - shift
+            lo = x if x < lo else lo
+            hi = x if x > hi else hi
+    bs = hsum(vs) + ts
+    by = hsum(vy) + ty
+    lo = min(hmin(vlo), lo)
+    hi = max(hmax(vhi), hi)
+    ih = np.int64(0)
+    il = np.int64(0)
+    if is_float:
+        if not (abs(bs) < np.inf and abs(by) < np.inf):
+            return False, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
+        if lo == 0.0 or hi == 0.0:
+            lo, hi = _zero_extremes(lo, hi, _has(bits, i, j0, j1, start, stop, signbit),
+                                    _has(bits, i, j0, j1, start, stop, 0))
+    else:
+        ih, il = _int_sum(a, i, j0, j1, start, stop)
+        bs = 0.0
+    bn = float((j1 - j0) * (stop - start))
+    c = _centre(shift, by / bn)
+    cc = splat(c)
+    v1 = splat(0.0)
+    v2 = splat(0.0)
+    t1 = 0.0
+    t2 = 0.0
+    for j in range(j0, j1):
+        k = start
+        while k + 2 * W <= stop:
+            d0 = vsub(vload3(a, i, j, k), cc)
+            d1 = vsub(vload3(a, i, j, k + W), cc)
+            v1 = vadd(v1, vadd(d0, d1))
+            v2 = vadd(v2, vadd(vmul(d0, d0), vmul(d1, d1)))
+            k += 2 * W
+        if k + W <= stop:
+            d0 = vsub(vload3(a, i, j, k), cc)
+            v1 = vadd(v1, d0)
+            v2 = vadd(v2, vmul(d0, d0))
+            k += W
+        for q in range(k, stop):
+            d = np.float64(a[i, j, q]) - c
+            t1 += d
+            t2 += d * d
+    s1 = hsum(v1) + t1
+    s2 = hsum(v2) + t2
+    return True, bn, bs, by, lo, hi, _m2(s1, s2, bn), ih, il
+
+
+@numba.njit(cache=True, nogil=True)
+def _masked_group(a, bits, i, j0, j1, start, stop, shift,
+                  signbit):  # pragma: no cover - compiled
+    """:func:`_fast_group` for a block that holds a NaN or an Inf: the same
+    passes, with every value that is not finite contributing nothing (a
+    select, not a branch: a land mask or scattered NaN cost no mispredicted
+    branches).  The additions are those of :func:`_fast_group`, pair by
+    pair, so on a block with no NaN or Inf the two give the same bits, and
+    which one ran does not change a result.
+
+    Returns ``(n, sum, sum(x - shift), min, max, M2, nan_count, inf_count)``
+    over the finite values."""
+    sh = splat(shift)
+    vn = splat(0.0)
+    vs = splat(0.0)
+    vy = splat(0.0)
+    vnan = splat(0.0)
+    vlo = splat(np.inf)
+    vhi = splat(-np.inf)
+    tn = 0.0
+    ts = 0.0
+    ty = 0.0
+    tnan = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for j in range(j0, j1):
+        k = start
+        while k + 2 * W <= stop:
+            prefetch3(a, i, j, k, PREFETCH)
+            prefetch3(a, i, j, k + W, PREFETCH)
+            x0 = vload3(a, i, j, k)
+            x1 = vload3(a, i, j, k + W)
+            f0 = visfinite(x0)
+            f1 = visfinite(x1)
+            z0 = vfinite_or(x0, 0.0)
+            z1 = vfinite_or(x1, 0.0)
+            vn = vadd(vn, vadd(f0, f1))
+            vnan = vadd(vnan, vadd(visnan(x0), visnan(x1)))
+            vlo = vmin(vmin(vfinite_or(x0, np.inf), vfinite_or(x1, np.inf)), vlo)
+            vhi = vmax(vmax(vfinite_or(x0, -np.inf), vfinite_or(x1, -np.inf)), vhi)
+            vs = vadd(vs, vadd(z0, z1))
+            vy = vadd(vy, vadd(vsub(z0, vmul(sh, f0)), vsub(z1, vmul(sh, f1))))
+            k += 2 * W
+        if k + W <= stop:
+            x0 = vload3(a, i, j, k)
+            f0 = visfinite(x0)
+            z0 = vfinite_or(x0, 0.0)
+            vn = vadd(vn, f0)
+            vnan = vadd(vnan, visnan(x0))
+            vlo = vmin(vfinite_or(x0, np.inf), vlo)
+            vhi = vmax(vfinite_or(x0, -np.inf), vhi)
+            vs = vadd(vs, z0)
+            vy = vadd(vy, vsub(z0, vmul(sh, f0)))
+            k += W
+        for q in range(k, stop):
+            x = np.float64(a[i, j, q])
+            if abs(x) < np.inf:
+                tn += 1.0
+                ts += x
+                ty += x - shift
+                lo = x if x < lo else lo
+                hi = x if x > hi else hi
+            elif x != x:
+                tnan += 1.0
+    n = hsum(vn) + tn
+    bs = hsum(vs) + ts
+    by = hsum(vy) + ty
+    nans = hsum(vnan) + tnan
+    infs = float((j1 - j0) * (stop - start)) - n - nans
+    lo = min(hmin(vlo), lo)
+    hi = max(hmax(vhi), hi)
+    if n == 0.0:
+        return 0.0, 0.0, 0.0, np.inf, -np.inf, 0.0, nans, infs
+    if lo == 0.0 or hi == 0.0:
+        lo, hi = _zero_extremes(lo, hi, _has(bits, i, j0, j1, start, stop, signbit),
+                                _has(bits, i, j0, j1, start, stop, 0))
+    c = _centre(shift, by / n)
+    cc = splat(c)
+    v1 = splat(0.0)
+    v2 = splat(0.0)
+    t1 = 0.0
+    t2 = 0.0
+    for j in range(j0, j1):
+        k = start
+        while k + 2 * W <= stop:
+            x0 = vload3(a, i, j, k)
+            x1 = vload3(a, i, j, k + W)
+            d0 = vsub(vfinite_or(x0, 0.0), vmul(cc, visfinite(x0)))
+            d1 = vsub(vfinite_or(x1, 0.0), vmul(cc, visfinite(x1)))
+            v1 = vadd(v1, vadd(d0, d1))
+            v2 = vadd(v2, vadd(vmul(d0, d0), vmul(d1, d1)))
+            k += 2 * W
+        if k + W <= stop:
+            x0 = vload3(a, i, j, k)
+            d0 = vsub(vfinite_or(x0, 0.0), vmul(cc, visfinite(x0)))
+            v1 = vadd(v1, d0)
+            v2 = vadd(v2, vmul(d0, d0))
+            k += W
+        for q in range(k, stop):
+            x = np.float64(a[i, j, q])
+            if abs(x) < np.inf:
+                d = x - c
+                t1 += d
+                t2 += d * d
+    s1 = hsum(v1) + t1
+    s2 = hsum(v2) + t2
+    return n, bs, by, lo, hi, _m2(s1, s2, n), nans, infs
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge(st, bn, bs, by, blo, bhi, bm2, bih, bil, bnan, binf):  # pragma: no cover - compiled
+    """Fold a block's statistics into the running state ``st`` = (n, total,
+    comp, mean, m2, lo, hi, nans, infs, ih, il): the block sums added with
+    Knuth's two-sum (``total + comp``: the error of adding the blocks does
+    not grow with their number), Chan et al.'s update for the mean
+    (relative to the shift) and M2, exact integer words carried."""
+    n, total, comp, mean, m2, lo, hi, nans, infs, ih, il = st
+    il += bil
+    ih += bih + (il >> 32)
+    il &= 0xFFFFFFFF
+    nans += bnan
+    infs += binf
+    if bn > 0.0:
+        bmean = by / bn
+        nn = n + bn
+        delta = bmean - mean
+        mean = mean + delta * (bn / nn)
+        m2 = m2 + bm2 + delta * delta * (n * bn / nn)
+        n = nn
+        t = total + bs
+        z = t - total
+        comp += (total - (t - z)) + (bs - z)
+        total = t
+        # min and max in the total order -0.0 < +0.0, as within a block
+        if blo < lo or (blo == lo and np.signbit(blo)):
+            lo = blo
+        if bhi > hi or (bhi == hi and not np.signbit(bhi)):
+            hi = bhi
+    return n, total, comp, mean, m2, lo, hi, nans, infs, ih, il
+
+
+@numba.njit(cache=True, nogil=True)
+def _moments3(a, bits, signbit, is_float, out):  # pragma: no cover - compiled
+    """Rows are taken in groups of up to BLOCK values (one block: the
+    per-block merge costs a few divisions, too much per row of a
+    halo-sliced field with short rows), long rows in BLOCK pieces."""
+    # (n, total, comp, mean, m2, lo, hi, nans, infs, ih, il); the exact
+    # integer sum is ih * 2**32 + il, 0 <= il < 2**32
+    st = (0.0, 0.0, 0.0, 0.0, 0.0, np.inf, -np.inf, 0.0, 0.0, np.int64(0), np.int64(0))
+    shift = _first_finite(a)
+    n0, n1, ncols = a.shape
+    group = max(1, BLOCK // max(ncols, 1))
+    masked = False   # the last block held a NaN or an Inf: start with the masked pass
+    for i in range(n0 if ncols > 0 else 0):
+        for j in range(0, n1, group):
+            g = min(group, n1 - j)
+            for start in range(0, ncols, BLOCK):
+                stop = min(start + BLOCK, ncols)
+                if not masked:
+                    ok, bn, bs, by, blo, bhi, bm2, bih, bil = _fast_group(
+                        a, bits, i, j, j + g, start, stop, shift, signbit, is_float)
+                    if ok:
+                        st = _merge(st, bn, bs, by, blo, bhi, bm2, bih, bil, 0.0, 0.0)
+                        continue
+                bn, bs, by, blo, bhi, bm2, bnan, binf = _masked_group(
+                    a, bits, i, j, j + g, start, stop, shift, signbit)
+                st = _merge(st, bn, bs, by, blo, bhi, bm2, 0, 0, bnan, binf)
+                masked = bnan + binf > 0.0
+    n, total, comp, mean, m2, lo, hi, nans, infs, ih, il = st
+    out[0] = n
+    out[3] = m2
+    out[4] = lo
+    out[5] = hi
+    out[6] = nans
+    out[7] = infs
+    # The mean as a double-double shift + mean = out[2] + out[8] (Knuth's
+    # two-sum; this function is compiled without fast-math, so it stays
+    # exact), for the cross-rank merge to difference without rounding.
+    h = shift + mean
+    z = h - shift
+    out[2] = h if n > 0.0 else np.nan
+    out[8] = (shift - (h - z)) + (mean - z) if n > 0.0 else 0.0
+    # The integer sum split into two floats that hold it exactly while
+    # |ih| < 2**53 (|sum| < 2**85): a multiple of 2**32 and a rest in
+    # [0, 2**32).  Sums of such parts over ranks stay exact.
+    out[9] = float(ih) * 4294967296.0
+    out[10] = float(il)
+    out[1] = total + comp if is_float else out[9] + out[10]
+
+
+#: The bits of a float as signed integers: (view, the bits of -0.0)
+_BITS = {np.dtype(np.float64): (np.int64, -2**63),
+         np.dtype(np.float32): (np.int32, -2**31)}
+
+
+def as_c_order_3d(view: np.ndarray) -> np.ndarray:
+    """A 3-D view of ``view`` whose last axis is the fastest in memory.
+
+    Global statistics do not depend on the order of the elements, so a
+    Fortran-ordered view is transposed (a free re-labelling of strides) and
+    padded with leading length-1 axes.  No data are copied.
+    """
+    a = view
+    if a.ndim > 1 and abs(a.strides[0]) < abs(a.strides[-1]):
+        a = a.T
+    while a.ndim < 3:
+        a = a[np.newaxis]
+    if a.ndim != 3:
+        raise ValueError(f"moments supports 1 to 3 dimensions, got {view.ndim}")
+    return a
+
+
+def padded_rows(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous description of a halo-sliced view, when one exists.
+
+    The rows of a halo-sliced view are contiguous but spaced by the padded
+    row length, so numba types them as strided and cannot vectorise them.
+    Re-described with rows of the padded length (``as_strided``, no copy),
+    the array is C-contiguous; the kernel reads only the first ``ncols``
+    values of each row, all inside the view, so the halo and the memory past
+    the last row are never touched.  Returns ``a`` unchanged when no such
+    description exists (a 3-D view with halos in its middle axis)."""
+    if a.flags.c_contiguous or a.size == 0 or a.strides[2] != a.itemsize:
+        return a
+    if a.strides[1] % a.itemsize or a.strides[1] < a.shape[2] * a.itemsize:
+        return a
+    padded = np.lib.stride_tricks.as_strided(
+        a, shape=(a.shape[0], a.shape[1], a.strides[1] // a.itemsize),
+        strides=(a.strides[0], a.strides[1], a.itemsize), writeable=False)
+    return padded if padded.flags.c_contiguous else a
+
+
+def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Local statistics of ``view`` as a float64 vector laid out as :data:`FIELDS`.
+
+    Parameters
+    ----------
+    view : ndarray
+        A 1- to 4-D array of float32, float64, int32 or int64, any strides
+        (halo-sliced views are strided).  It is not copied.
+    out : ndarray, optional
+        A float64 vector of length ``len(FIELDS)`` to fill, so the per-step
+        path allocates nothing.
+
+    Returns
+    -------
+    ndarray
+        ``count`` (finite values), ``sum``, ``mean``, ``m2`` (sum of squared
+        deviations from the mean), ``min``, ``max``, ``nan_count``,
+        ``inf_count``, then ``mean_lo`` (the mean is the double-double
+        ``mean + mean_lo``) and, for integer input, the exact sum as
+        ``isum_hi + isum_lo`` (a multiple of 2**32 and a rest in
+        [0, 2**32); exact while ``|sum| < 2**85``; 0 for float input).
+        For integer input ``sum`` is that exact sum rounded once.  An empty
+        or all-non-finite slab gives count 0, sum 0, mean NaN, min +inf,
+        max -inf, the identities of the cross-rank merge.
+    """
+    if not isinstance(view, np.ndarray):
+        raise TypeError(f"moments needs a numpy array, got {type(view).__name__}")
+    if view.dtype not in (np.float32, np.float64, np.int32, np.int64):
+        raise TypeError(f"moments does not support dtype {view.dtype}")
+    if out is None:
+        out = np.empty(len(FIELDS), dtype=np.float64)
+    elif out.dtype != np.float64 or out.shape != (len(FIELDS),):
+        raise ValueError("out must be a float64 vector of length %d" % len(FIELDS))
+    if view.ndim == 4:
+        return _moments4(view, out)
+    a = as_c_order_3d(view)
+    if a.flags.c_contiguous:
+        a = a.reshape(1, 1, a.size)   # one long row, whole blocks
+    if a.dtype in _BITS:
+        itype, signbit = _BITS[a.dtype]
+        _moments3(a, a.view(itype), signbit, True, out)
+    else:
+        _moments3(a, a, 0, False, out)
+    return out
+
+
+def _moments4(view: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A 4-D view, slice by slice along its slowest axis (kernels/slices.py)."""
+    from insitu.reduction import chan_merge
+    from insitu.kernels.slices import along, slowest_axis
+    part = np.empty(len(FIELDS))
+    out[:] = (0.0, 0.0, np.nan, 0.0, np.inf, -np.inf, 0.0, 0.0, 0.0, 0.0, 0.0)
+    for s in along(view, slowest_axis(view)):
+        moments(s, part)
+        out[COUNT], out[MEAN], out[M2], out[MEAN_LO] = chan_merge(
+            out[COUNT], out[MEAN], out[M2], out[MEAN_LO],
+            part[COUNT], part[MEAN], part[M2], part[MEAN_LO])
+        out[SUM] += part[SUM]
+        out[MIN] = min(out[MIN], part[MIN])
+        out[MAX] = max(out[MAX], part[MAX])
+        for k in (NAN_COUNT, INF_COUNT, ISUM_HI, ISUM_LO):
+            out[k] += part[k]
+    if view.dtype.kind in "iu":  # the exact integer sum, rounded once
+        out[SUM] = float(int(out[ISUM_HI]) + int(out[ISUM_LO]))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _wblock(a, w, i, j, start, stop, shift, sh, row_weight):  # pragma: no cover - compiled
+    """Weighted ``(W, mean about shift, M2)`` of the finite values of the row
+    block ``a[i, j, start:stop]``, by two passes while it is in cache, W
+    lanes at a time (kernels/simd.py) as :func:`_fast_group` does: a scalar
+    loop over strided 'A'-layout loads ran at about 1 ns a value a pass
+    (1.8 ms for 1000x1000, ten times the unweighted kernel, issue 12), bound
+    by the loads, not by the additions' latency.  A non-finite value adds
+    nothing: its weight is multiplied by 0 and its deviation replaced by 0
+    (``vfinite_or``), so no NaN reaches a sum.  Every addition is in the
+    source, in a fixed order: the same bits on every CPU, cached or not."""
+    wr = splat(np.float64(w[i, j, start]) if row_weight else 0.0)
+    vw = splat(0.0)
+    vs = splat(0.0)
+    tw = 0.0
+    ts = 0.0
+    k = start
+    while k + W <= stop:
+        x = vload3(a, i, j, k)
+        wv = wr if row_weight else vload3(w, i, j, k)
+        wq = vmul(wv, visfinite(x))
+        vw = vadd(vw, wq)
+        vs = vadd(vs, vmul(wq, vsub(vfinite_or(x, shift), sh)))
+        k += W
+    for q in range(k, stop):
+        x = np.float64(a[i, j, q])
+        if abs(x) < np.inf:
+            wk = np.float64(w[i, j, q])
+            tw += wk
+            ts += wk * (x - shift)
+    bw = hsum(vw) + tw
+    if not bw > 0.0:
+        return 0.0, 0.0, 0.0
+    bmean = (hsum(vs) + ts) / bw
+    bm = splat(bmean)
+    v2 = splat(0.0)
+    t2 = 0.0
+    k = start
+    while k + W <= stop:
+        x = vload3(a, i, j, k)
+        wv = wr if row_weight else vload3(w, i, j, k)
+        wq = vmul(wv, visfinite(x))
+        d = vsub(vsub(vfinite_or(x, shift), sh), bm)
+        v2 = vadd(v2, vmul(wq, vmul(d, d)))
+        k += W
+    for q in range(k, stop):
+        x = np.float64(a[i, j, q])
+        if abs(x) < np.inf:
+            d = (x - shift) - bmean
+            t2 += np.float64(w[i, j, q]) * d * d
+    return bw, bmean, hsum(v2) + t2
+
+
+@numba.njit(cache=True, nogil=True)
+def _wmoments3(a, w, out):  # pragma: no cover - compiled
+    """Weighted (W, mean, M2) of the finite values of ``a`` with weights ``w``
+    (same shape; ``w`` may be a stride-0 broadcast).  Blockwise as above,
+    shifted by the first valid value, blocks merged with Chan's update."""
+    big_w = 0.0
+    mean = 0.0
+    m2 = 0.0
+    n0, n1, n2 = a.shape
+    shift = 0.0
+    found = False
+    for i in range(n0):
+        for j in range(n1):
+            for k in range(n2):
+                x = np.float64(a[i, j, k])
+                if x == x and abs(x) != np.inf:
+                    shift = x
+                    found = True
+                    break
+            if found:
+                break
+        if found:
+            break
+    sh = splat(shift)
+    row_weight = w.strides[2] == 0   # a weight per row (coslat, dp): one splat a row
+    for i in range(n0):
+        for j in range(n1):
+            start = 0
+            while start < n2:
+                stop = min(start + BLOCK, n2)
+                bw, bmean, bm2 = _wblock(a, w, i, j, start, stop, shift, sh, row_weight)
+                if bw > 0.0:
+                    nw = big_w + bw
+                    delta = bmean - mean
+                    mean = mean + delta * (bw / nw)
+                    m2 = m2 + bm2 + delta * delta * (big_w * bw / nw)
+                    big_w = nw
+                start = stop
+    h = shift + mean   # the mean as a double-double h + lo, as in _moments3
+    z = h - shift
+    out[0] = big_w
+    out[1] = h if big_w > 0.0 else np.nan
+    out[2] = m2
+    out[3] = (shift - (h - z)) + (mean - z) if big_w > 0.0 else 0.0
+
+
+def weighted_moments(view: np.ndarray, weights: np.ndarray,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """``(sum of weights, weighted mean, weighted M2, mean_lo)`` over the
+    finite values: the layout of a MOMENTS slot of the reduction record, the
+    mean being the double-double ``mean + mean_lo``.
+
+    ``weights`` must broadcast to ``view`` (a cos-latitude vector over one
+    dimension, a cell-area field) and be non-negative; it is not copied.
+    """
+    if weights.shape != view.shape:
+        weights = np.broadcast_to(weights, view.shape)
+    if out is None:
+        out = np.empty(4, dtype=np.float64)
+    if view.ndim == 4:
+        from insitu.reduction import chan_merge
+        from insitu.kernels.slices import slowest_axis
+        k = slowest_axis(view)
+        part = np.empty(4)
+        out[:] = (0.0, np.nan, 0.0, 0.0)
+        for i in range(view.shape[k]):
+            sel = (slice(None),) * k + (i,)
+            weighted_moments(view[sel], weights[sel], part)
+            out[:] = chan_merge(*out, *part)
+        return out
+    a = view
+    w = weights
+    if a.ndim > 1 and abs(a.strides[0]) < abs(a.strides[-1]):
+        a, w = a.T, w.T
+    while a.ndim < 3:
+        a, w = a[np.newaxis], w[np.newaxis]
+    _wmoments3(a, w, out)
+    return out
