@@ -18,7 +18,7 @@ from insitu.kernels import moments as km
 import moments_before_onepass as old
 
 #: M2's relative error asserted here.  The kernel's worst case is a few
-#: ``(BLOCK + 8) * 2**-53`` (2.3e-13 each, see _moments3's docstring), but
+#: ``(BLOCK + 8) * 2**-53`` (2.3e-13 each, see _moments_rows's docstring), but
 #: rounding errors add up as a random walk: on the fixed cases below the
 #: error is under 2e-15 (the two-pass kernel's under 1.3e-15), so 1e-14
 #: leaves a margin of five and still catches a kernel that takes a block's
@@ -249,3 +249,31 @@ def test_one_pass_block_adds_like_the_two_pass_block(dtype):
             keep = [0, 1, 2, 3, 4, 6, 7]          # all but M2 (index 5)
             assert np.array(one)[keep].tobytes() == np.array(two)[keep].tobytes()
             assert one[5] == pytest.approx(two[5], rel=1e-13)
+
+
+def test_halo_views_read_as_padded_rows_give_the_strided_paths_bits():
+    """A view whose rows are contiguous is read as C-contiguous padded rows
+    (_c_rows, so that the loops have no branch for strided rows); the
+    result must be the bits of the same rows read through the view's own
+    strides, and the halo (here NaN and huge) is never read."""
+    rng = _rng(26)
+    base = np.full((5, 40, 2100), np.nan)
+    base[:, 1:-1, 2:-3] = 280 + rng.standard_normal((5, 38, 2095))
+    base[0, 1, 2] = 1e12                      # an outlier as the first value
+    f = np.full((1030, 1004), 1e300)
+    f[1:-1, 2:-2] = 1e6 + rng.standard_normal((1028, 1000))
+    views = [base[0, 1:-1, 2:-3], base[:, 1:-1, 2:-3][:1], base[1:3, 5:6, 2:-3],
+             np.asfortranarray(f)[1:-1, 2:-2], f[1:-1, 2:-2], f[1:-1, 2:-2].astype(np.float32)[:, :999]]
+    whole = np.zeros((3, 7, 300))
+    whole[:, :, 1:-1] = rng.standard_normal((3, 7, 298))
+    views.append(whole[:, :, 1:-1])           # several slices n1 rows apart
+    for v in views:
+        a = km.as_c_order_3d(v)
+        assert not a.flags.c_contiguous
+        bits = a.view(np.int32 if a.dtype == np.float32 else np.int64)
+        sign = -2**31 if a.dtype == np.float32 else -2**63
+        padded, strided = np.empty(len(km.FIELDS)), np.empty(len(km.FIELDS))
+        km._moments3(a, bits, sign, True, padded)
+        km._moments_rows(a, bits, a.shape[2], sign, True, strided)
+        assert padded.tobytes() == strided.tobytes()
+        assert padded[km.COUNT] == v.size and np.isfinite(padded).all()
