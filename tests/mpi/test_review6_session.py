@@ -232,7 +232,7 @@ def test_a_restarted_run_catches_a_mismatch_and_writes_no_row_of_it(comm, icomm,
     from insitu.comm import MPIComm
     cfg = _cfg([{"kind": "window", "source": "T", "steps": 2, "ops": ["mean"]}])
     path = shared_dir / "re.h5"
-    s = api.init(icomm, cfg, output=str(path))
+    api.init(icomm, cfg, output=str(path))
     box = _declare(comm)
     try:
         for step in (2, 4):
@@ -261,3 +261,66 @@ def test_a_restarted_run_catches_a_mismatch_and_writes_no_row_of_it(comm, icomm,
         for k in want:
             if not k.startswith("_insitu_state"):
                 np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_the_c_route_catches_each_divergence_and_writes_none_of_them(lib, comm, shared_dir):
+    """libinsitu's C ABI (ctypes, as a C host): steps that differ only in
+    the high 32 bits, a checkpoint against a step, a negative step against
+    a positive one.  Every rank gets the same nonzero status and message,
+    and the file holds the agreed steps only."""
+    import ctypes
+
+    import yaml
+    _need_two(comm)
+    i64 = lambda v: (ctypes.c_int64 * 4)(*v)  # noqa: E731
+    lib.insitu_checkpoint.argtypes = [ctypes.c_int64]
+    path = shared_dir / "c.h5"
+    cfgp = shared_dir / "c.yaml"
+    if comm.rank == 0:
+        cfgp.write_text(yaml.safe_dump({
+            "output": {"path": str(path), "overwrite": True},
+            "fields": {"T": {"dims": ["x", "y"]}},
+            "analyses": [{"kind": "stats", "field": "T", "every": 2,
+                          "stats": ["count", "sum"]}]}))
+    comm.Barrier()
+    nx, ny = comm.rank + 1, 4   # uneven
+    lo = sum(r + 1 for r in range(comm.rank))
+    gx = sum(r + 1 for r in range(comm.size))
+    a = np.asfortranarray(np.arange(nx * ny, dtype=np.float64).reshape(nx, ny) + 10 * lo)
+    assert lib.insitu_init(comm.py2f(), str(cfgp).encode()) == 0, lib.insitu_last_error()
+    assert lib.insitu_declare_field(b"T", 2, 2, i64([gx, ny, 0]), i64([lo, 0, 0]),
+                                    i64([nx, ny, 0]), i64([0, 0, 0]), i64([0, 0, 0]),
+                                    1) == 0, lib.insitu_last_error()
+    assert lib.insitu_expose(b"T", a.ctypes.data, 2, 2, i64([nx, ny])) == 0
+
+    def both(mine, others):
+        rc = (mine if comm.rank == 0 else others)()
+        msg = lib.insitu_last_error().decode()
+        assert rc != 0, msg
+        # "insitu_step: ..." or "insitu_checkpoint: ...": the call that failed, then the
+        # same StepError on every rank
+        said = msg.split(": ", 1)[1].splitlines()[0]   # then a traceback
+        assert len(set(comm.allgather(said))) == 1, msg
+        return said
+
+    try:
+        for s in range(1, 4):
+            assert lib.insitu_step(s, float(s)) == 0, lib.insitu_last_error()
+        msg = both(lambda: lib.insitu_step(4, 4.0), lambda: lib.insitu_step(2**32 + 4, 4.0))
+        assert "rank(s) 0 in insitu_step(step 4)" in msg and str(2**32 + 4) in msg, msg
+        for s in (4, 5):
+            assert lib.insitu_step(s, float(s)) == 0, lib.insitu_last_error()
+        msg = both(lambda: lib.insitu_checkpoint(6), lambda: lib.insitu_step(6, 6.0))
+        assert "rank(s) 0 in insitu_checkpoint(step 6)" in msg, msg
+        for s in (6, 7):
+            assert lib.insitu_step(s, float(s)) == 0, lib.insitu_last_error()
+        msg = both(lambda: lib.insitu_step(-8, 8.0), lambda: lib.insitu_step(8, 8.0))
+        assert "rank(s) 0 in insitu_step(step -8)" in msg, msg
+        assert lib.insitu_step(8, 8.0) == 0, lib.insitu_last_error()
+    finally:
+        assert lib.insitu_finalize() == 0, lib.insitu_last_error()
+    comm.Barrier()
+    if comm.rank == 0:
+        with h5py.File(path, "r") as f:
+            assert f["step"][:].tolist() == [2, 4, 6, 8]
+            assert f["T_count"][:].tolist() == [gx * ny] * 4
