@@ -17,14 +17,15 @@ from insitu.kernels import moments as km
 
 import moments_before_onepass as old
 
-#: M2's relative error asserted here.  The kernel's worst case is a few
-#: ``(BLOCK + 8) * 2**-53`` (2.3e-13 each, see _moments_rows's docstring), but
-#: rounding errors add up as a random walk: on the fixed cases below the
-#: error is under 2e-15 (the two-pass kernel's under 1.3e-15), so 1e-14
-#: leaves a margin of five and still catches a kernel that takes a block's
-#: centre from fewer values than the block holds (3.7e-14 on
-#: row-tails-lone-first) or from the shift (up to 9e-12).
-REL = Fraction(1, 10**14)
+#: M2's relative error asserted here.  The kernel's worst case is about
+#: ``24 * (BLOCK + 5) * 2**-53`` (5.5e-12, see _moments_rows's docstring),
+#: but rounding errors add up as a random walk: on the fixed cases below
+#: the error is under 5.2e-15 (the two-pass kernel's under 1.3e-15), so
+#: 2e-14 leaves a margin of four and still catches a kernel that takes a
+#: block's centre from fewer values than the block holds (3.7e-14 on
+#: row-tails-lone-first) or sums about a shift far from the values (up to
+#: 9e-12).
+REL = Fraction(2, 10**14)
 B = km.BLOCK
 MAX = Fraction(np.finfo(np.float64).max)
 
@@ -211,6 +212,7 @@ def test_d_squared_overflow_is_reported_and_redone():
     a, bits = _block(x)
     status = km._onepass_group(a, bits, 0, 0, 1, B, 2 * B, 0.0, -2**63, True, 0.0)[0]
     assert status == 2
+    assert km._shifted_group(a, bits, 0, 0, 1, B, 2 * B, 0.0, -2**63, True)[0] == 2
     m = km.moments(x)
     exact = exact_m2(x)
     assert exact < MAX and abs(Fraction(m[km.M2]) - exact) <= REL * exact
@@ -223,12 +225,14 @@ def test_nan_or_inf_in_a_one_pass_block_sends_it_to_the_masked_pass():
         y[17] = bad
         a, bits = _block(y)
         assert km._onepass_group(a, bits, 0, 0, 1, 0, B, 280.0, -2**63, True, 280.0)[0] == 1
+        assert km._shifted_group(a, bits, 0, 0, 1, 0, B, 280.0, -2**63, True)[0] == 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
-def test_one_pass_block_adds_like_the_two_pass_block(dtype):
-    """Called on the same block, the one-pass and the two-pass blocks give
-    the same n, sums, extremes and integer sum bits (the first pass's
+def test_one_pass_blocks_add_like_the_two_pass_block(dtype):
+    """Called on the same block, the one-pass blocks (about a given centre,
+    about the shift) and the two-pass block give the same n, sums, extremes
+    and integer sum bits (the first pass's
     chains are the same additions in the same order); only M2 differs, by
     rounding."""
     rng = _rng(25)
@@ -245,10 +249,13 @@ def test_one_pass_block_adds_like_the_two_pass_block(dtype):
                                       is_float)
             status, *one = km._onepass_group(a, bits, i, 0, shape[1], 0, shape[2], 999.5,
                                              sign, is_float, 1001.25)
-            assert ok and status == 0
+            status2, *about_shift = km._shifted_group(a, bits, i, 0, shape[1], 0, shape[2],
+                                                      999.5, sign, is_float)
+            assert ok and status == 0 and status2 == 0
             keep = [0, 1, 2, 3, 4, 6, 7]          # all but M2 (index 5)
-            assert np.array(one)[keep].tobytes() == np.array(two)[keep].tobytes()
-            assert one[5] == pytest.approx(two[5], rel=1e-13)
+            for got in (one, about_shift):
+                assert np.array(got)[keep].tobytes() == np.array(two)[keep].tobytes()
+                assert got[5] == pytest.approx(two[5], rel=1e-13)
 
 
 def test_halo_views_read_as_padded_rows_give_the_strided_paths_bits():
