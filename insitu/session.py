@@ -581,10 +581,11 @@ class Session:
         return self._cadence
 
     def _due_at(self, step: int) -> tuple:
-        """``(due, indices, phase2, groups, first)`` at ``step``: the enabled
-        analyses due, their indices, those of them with a second phase, the
-        reduction groups they use (by id), and whether the ranks' calls
-        must be compared before the local passes (:meth:`step`).  Decided
+        """``(due, indices, phase2, groups, first, producers)`` at ``step``:
+        the enabled analyses due, their indices, those of them with a second
+        phase, the reduction groups they use (by id), whether the ranks'
+        calls must be compared before the local passes (:meth:`step`), and
+        what forms each one's results for ``values.update``.  Decided
         once per pattern of due periods (and count of disabled analyses),
         not by asking every analysis at every due step, when every analysis
         is due by ``step % every`` alone."""
@@ -599,7 +600,11 @@ class Session:
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
         out = (due, frozenset(a.index for a in due), [a for a in due if a.phase2],
                {id(g): g for a in due for g in self._analysis_groups[a.index]},
-               any(a.index in self._compare_first for a in due))
+               any(a.index in self._compare_first for a in due),
+               # what step() hands to values.update for each analysis: its
+               # result pairs where it can give them without a dict of its
+               # own (Analysis.result_items), else its results
+               tuple(getattr(a, "result_items", None) or a.results for a in due))
         if key is not None:
             self._due_sets[key] = out
         return out
@@ -644,7 +649,7 @@ class Session:
         else:
             comm.where = f"insitu_step(step {step})"
             agreed = comm.size == 1
-        due, due_idx, phase2_due, groups, first = self._due_at(step)
+        due, due_idx, phase2_due, groups, first, producers = self._due_at(step)
         if not agreed and (first or not due):
             self._agree_in_record(_STEP, step)
         last_call, self.last_call = self.last_call, (step, time)
@@ -711,8 +716,9 @@ class Session:
                     g.reduce()
         values = {}
         if not failed:  # the common case: one test for every analysis
-            for a in due:
-                values.update(a.results(record))
+            update = values.update
+            for produce in producers:
+                update(produce(record))
             produced = None
         else:
             produced = set()

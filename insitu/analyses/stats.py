@@ -224,22 +224,28 @@ class Stats(Analysis):
         return out
 
     def local(self, views, record, step):
-        view = views[self.cfg["field"]]
-        if self.cfg["region"]:
-            view = view[self._slices]
+        # The view (a region's is a new array object) is made only for a
+        # kernel that runs: an analysis whose passes another one made at
+        # this step only copies their results into its slots.
+        view = None
         memo = self._memo
         m = memo.lookup(self._key_moments)
         if m is None:
+            view = self._field_view(views)
             m = memo.keep(self._key_moments, km.moments(view, self._local))
         if self._weights is not None:
             wm = memo.lookup(self._key_weighted)
             if wm is None:
+                if view is None:
+                    view = self._field_view(views)
                 wm = memo.keep(self._key_weighted,
                                km.weighted_moments(view, self._weight_view(views), self._wlocal))
             record[self._wmom:self._wmom + 4] = wm
         if self._args:
             e = memo.lookup(self._key_extremes)
             if e is None:
+                if view is None:
+                    view = self._field_view(views)
                 e = memo.keep(self._key_extremes, arg_extremes(
                     view, self._offset, self._spec.global_shape, self._arglocal))
             record[self._argmax] = e[0]
@@ -256,6 +262,11 @@ class Stats(Analysis):
         if self.integer:
             record[self._isum] = m[km.ISUM_HI]
             record[self._isum + 1] = m[km.ISUM_LO]
+
+    def _field_view(self, views):
+        """This rank's view of the field, on the region if there is one."""
+        view = views[self.cfg["field"]]
+        return view[self._slices] if self.cfg["region"] else view
 
     def _weight_view(self, views):
         """The weights on this rank's part of the region: views of the
@@ -289,6 +300,25 @@ class Stats(Analysis):
             return []
         return [self.variables[k] for k in ("sum", "mean") if k in self.variables
                 and not (k == "mean" and self._weights is not None)]
+
+    def result_items(self, record):
+        """The results as ``(name, value)`` pairs for the session's
+        ``values.update`` (:meth:`insitu.session.Session.step`), the same
+        pairs in the same order as :meth:`results`: a zip over the scalar
+        statistics, not a dict made only to be copied into the step's
+        values (a due step's Python runs right after the model's step,
+        where each object made costs, issue 12).  With argmax/argmin,
+        :meth:`results`."""
+        if self._args:
+            return self.results(record)
+        key = self._key_values
+        if key is None:  # phase2: the exact sum is this analysis's own
+            return zip(self._names, self._pick(self._values(record)))
+        formed = self._memo.formed
+        values = formed.get(key)
+        if values is None:  # the first analysis with these numbers forms them
+            values = formed[key] = self._values(record)
+        return zip(self._names, self._pick(values))
 
     def results(self, record):
         key = self._key_values
