@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import os
 import time
 from typing import Mapping, Optional, Sequence
@@ -546,6 +547,11 @@ class H5Writer:
         self._since = self.clock()
         self._steps_since = 0
         self._keep = {a: self._keep_plan(a) for a in self.axes}
+        # each axis's scalars as (names, converters, the set of names), for
+        # append's check that a row is exactly its scalars
+        self._scalar_row = {a: (tuple(n for n, _ in sc), tuple(k for _, k in sc),
+                                frozenset(n for n, _ in sc))
+                            for a, (sc, _, _) in self._keep.items()}
 
     def _keep_plan(self, axis: str) -> tuple:
         """What :meth:`append` keeps of a row on ``axis``, decided once:
@@ -588,11 +594,22 @@ class H5Writer:
         kept = {}
         nbytes = 0
         if scalars:
-            get = values.get
-            for name, keep in scalars:
-                v = get(name)
-                if v is not None:
-                    kept[name] = keep(v)
+            names, keeps, every = self._scalar_row[axis]
+            if (not arrays and not pieces and values.keys() == every
+                    and all(map(operator.is_, map(type, map(values.__getitem__, names)),
+                                keeps))):
+                # The row is these scalars alone, each already a Python
+                # float or int of its variable's kind, which its converter
+                # would return as the same object: one dict copy in C, not
+                # a Python loop of 80 calls with ten stats (about 1.2 us
+                # warm, more right after the model's step, issue 12).
+                kept = dict(values)
+            else:
+                get = values.get
+                for name, keep in scalars:
+                    v = get(name)
+                    if v is not None:
+                        kept[name] = keep(v)
             nbytes = len(kept) * (8 + VALUE_OVERHEAD)
         for name, dtype in arrays:
             v = values.get(name)
