@@ -31,26 +31,8 @@ import pytest
 from insitu.kernels import moments as km
 
 import moments_before_onepass as old
+from test_moments_onepass import exact_m2  # the exact M2, with Python integers
 
-
-def exact_m2(view) -> Fraction:
-    """The exact M2 of the finite values of ``view`` (widened to float64),
-    with Python integers: every finite float64 is an integer times a power
-    of two.  (tests/test_moments_onepass.py's, copied so that this file
-    does not depend on another test file's names.)"""
-    x = np.asarray(view, dtype=np.float64).ravel()
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return Fraction(0)
-    mant, expo = np.frexp(x)
-    mant = (mant * 2.0**53).astype(np.int64)       # exact: 53-bit integers
-    expo = expo.astype(np.int64) - 53
-    low = int(expo.min())
-    ints = [int(m) << int(e - low) for m, e in zip(mant.tolist(), expo.tolist())]
-    s1 = sum(ints)
-    s2 = sum(v * v for v in ints)
-    n = len(ints)
-    return Fraction(n * s2 - s1 * s1, n) * Fraction(2) ** (2 * low)
 
 B = km.BLOCK
 #: the bound the kernel claims (module and _moments_rows docstrings)
