@@ -178,6 +178,34 @@ def _first_finite(a, n2):  # pragma: no cover - compiled
     return 0.0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pass1_end(a, bits, i, j0, j1, start, stop, signbit, is_float,
+               vs, ts, vy, ty, vlo, lo, vhi, hi):  # pragma: no cover - compiled
+    """The end of a clean block's first pass, the same in every block kind
+    (:func:`_fast_group`, :func:`_onepass_group`, :func:`_shifted_group`):
+    the lanes' sums of ``x`` and ``x - shift`` in simd's fixed tree, then the
+    scalar sums; the extremes (signed zeros resolved from the bits); an
+    integer slab's exact sum.  ``ok`` is False when a sum is not finite (a
+    NaN or an Inf in the block: the caller redoes it masked).  Returns
+    ``(ok, sum, sum(x - shift), min, max, isum_hi, isum_lo)``."""
+    bs = hsum(vs) + ts
+    by = hsum(vy) + ty
+    lo = min(hmin(vlo), lo)
+    hi = max(hmax(vhi), hi)
+    ih = np.int64(0)
+    il = np.int64(0)
+    if is_float:
+        if not (abs(bs) < np.inf and abs(by) < np.inf):
+            return False, bs, by, lo, hi, ih, il
+        if lo == 0.0 or hi == 0.0:
+            lo, hi = _zero_extremes(lo, hi, _has(bits, i, j0, j1, start, stop, signbit),
+                                    _has(bits, i, j0, j1, start, stop, 0))
+    else:
+        ih, il = _int_sum(a, i, j0, j1, start, stop)
+        bs = 0.0
+    return True, bs, by, lo, hi, ih, il
+
+
 @numba.njit(cache=True, nogil=True)
 def _fast_group(a, bits, i, j0, j1, start, stop, shift, signbit,
                 is_float):  # pragma: no cover - compiled
@@ -235,21 +263,10 @@ def _fast_group(a, bits, i, j0, j1, start, stop, shift, signbit,
             ty += x - shift
             lo = x if x < lo else lo
             hi = x if x > hi else hi
-    bs = hsum(vs) + ts
-    by = hsum(vy) + ty
-    lo = min(hmin(vlo), lo)
-    hi = max(hmax(vhi), hi)
-    ih = np.int64(0)
-    il = np.int64(0)
-    if is_float:
-        if not (abs(bs) < np.inf and abs(by) < np.inf):
-            return False, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
-        if lo == 0.0 or hi == 0.0:
-            lo, hi = _zero_extremes(lo, hi, _has(bits, i, j0, j1, start, stop, signbit),
-                                    _has(bits, i, j0, j1, start, stop, 0))
-    else:
-        ih, il = _int_sum(a, i, j0, j1, start, stop)
-        bs = 0.0
+    ok, bs, by, lo, hi, ih, il = _pass1_end(a, bits, i, j0, j1, start, stop, signbit,
+                                            is_float, vs, ts, vy, ty, vlo, lo, vhi, hi)
+    if not ok:
+        return False, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
     bn = float((j1 - j0) * (stop - start))
     c = _centre(shift, by / bn)
     cc = splat(c)
@@ -346,21 +363,10 @@ def _onepass_group(a, bits, i, j0, j1, start, stop, shift, signbit, is_float,
             d = x - c
             t1 += d
             t2 += d * d
-    bs = hsum(vs) + ts
-    by = hsum(vy) + ty
-    lo = min(hmin(vlo), lo)
-    hi = max(hmax(vhi), hi)
-    ih = np.int64(0)
-    il = np.int64(0)
-    if is_float:
-        if not (abs(bs) < np.inf and abs(by) < np.inf):
-            return 1, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
-        if lo == 0.0 or hi == 0.0:
-            lo, hi = _zero_extremes(lo, hi, _has(bits, i, j0, j1, start, stop, signbit),
-                                    _has(bits, i, j0, j1, start, stop, 0))
-    else:
-        ih, il = _int_sum(a, i, j0, j1, start, stop)
-        bs = 0.0
+    ok, bs, by, lo, hi, ih, il = _pass1_end(a, bits, i, j0, j1, start, stop, signbit,
+                                            is_float, vs, ts, vy, ty, vlo, lo, vhi, hi)
+    if not ok:
+        return 1, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
     bn = float((j1 - j0) * (stop - start))
     s1 = hsum(v1) + t1
     s2 = hsum(v2) + t2
@@ -424,21 +430,10 @@ def _shifted_group(a, bits, i, j0, j1, start, stop, shift, signbit,
             lo = x if x < lo else lo
             hi = x if x > hi else hi
             t2 += y * y
-    bs = hsum(vs) + ts
-    by = hsum(vy) + ty
-    lo = min(hmin(vlo), lo)
-    hi = max(hmax(vhi), hi)
-    ih = np.int64(0)
-    il = np.int64(0)
-    if is_float:
-        if not (abs(bs) < np.inf and abs(by) < np.inf):
-            return 1, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
-        if lo == 0.0 or hi == 0.0:
-            lo, hi = _zero_extremes(lo, hi, _has(bits, i, j0, j1, start, stop, signbit),
-                                    _has(bits, i, j0, j1, start, stop, 0))
-    else:
-        ih, il = _int_sum(a, i, j0, j1, start, stop)
-        bs = 0.0
+    ok, bs, by, lo, hi, ih, il = _pass1_end(a, bits, i, j0, j1, start, stop, signbit,
+                                            is_float, vs, ts, vy, ty, vlo, lo, vhi, hi)
+    if not ok:
+        return 1, 0.0, 0.0, 0.0, lo, hi, 0.0, ih, il
     bn = float((j1 - j0) * (stop - start))
     s2 = hsum(v2) + t2
     if not (abs(by) < np.inf and s2 < np.inf):
