@@ -179,6 +179,33 @@ def _first_finite(a, n2):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _pass1_pair(x0, x1, sh, vlo, vhi, vs, vy):  # pragma: no cover - compiled
+    """A clean block's first pass over two vectors, the same in every block
+    kind: extremes, the sum of ``x`` (lane ``l`` adds ``x0[l] + x1[l]``) and
+    the sum of ``x - shift``; also returns the two ``x - shift`` vectors
+    (:func:`_shifted_group` sums their squares)."""
+    y0 = vsub(x0, sh)
+    y1 = vsub(x1, sh)
+    return (vmin(vmin(x0, x1), vlo), vmax(vmax(x0, x1), vhi), vadd(vs, vadd(x0, x1)),
+            vadd(vy, vadd(y0, y1)), y0, y1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pass1_one(x0, sh, vlo, vhi, vs, vy):  # pragma: no cover - compiled
+    """:func:`_pass1_pair` for the last whole vector of a row."""
+    y0 = vsub(x0, sh)
+    return vmin(x0, vlo), vmax(x0, vhi), vadd(vs, x0), vadd(vy, y0), y0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pass1_value(x, shift, ts, ty, lo, hi):  # pragma: no cover - compiled
+    """:func:`_pass1_pair` for one of the few values left at a row's end
+    (scalar sums, added in element order)."""
+    y = x - shift
+    return ts + x, ty + y, (x if x < lo else lo), (x if x > hi else hi), y
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _pass1_end(a, bits, i, j0, j1, start, stop, signbit, is_float,
                vs, ts, vy, ty, vlo, lo, vhi, hi):  # pragma: no cover - compiled
     """The end of a clean block's first pass, the same in every block kind
@@ -245,24 +272,15 @@ def _fast_group(a, bits, i, j0, j1, start, stop, shift, signbit,
             prefetch3(a, i, j, k + W, PREFETCH)
             x0 = vload3(a, i, j, k)
             x1 = vload3(a, i, j, k + W)
-            vlo = vmin(vmin(x0, x1), vlo)
-            vhi = vmax(vmax(x0, x1), vhi)
-            vs = vadd(vs, vadd(x0, x1))
-            vy = vadd(vy, vadd(vsub(x0, sh), vsub(x1, sh)))
+            vlo, vhi, vs, vy, y0, y1 = _pass1_pair(x0, x1, sh, vlo, vhi, vs, vy)
             k += 2 * W
         if k + W <= stop:
             x0 = vload3(a, i, j, k)
-            vlo = vmin(x0, vlo)
-            vhi = vmax(x0, vhi)
-            vs = vadd(vs, x0)
-            vy = vadd(vy, vsub(x0, sh))
+            vlo, vhi, vs, vy, y0 = _pass1_one(x0, sh, vlo, vhi, vs, vy)
             k += W
         for q in range(k, stop):
             x = np.float64(a[i, j, q])
-            ts += x
-            ty += x - shift
-            lo = x if x < lo else lo
-            hi = x if x > hi else hi
+            ts, ty, lo, hi, y = _pass1_value(x, shift, ts, ty, lo, hi)
     ok, bs, by, lo, hi, ih, il = _pass1_end(a, bits, i, j0, j1, start, stop, signbit,
                                             is_float, vs, ts, vy, ty, vlo, lo, vhi, hi)
     if not ok:
@@ -335,10 +353,7 @@ def _onepass_group(a, bits, i, j0, j1, start, stop, shift, signbit, is_float,
             prefetch3(a, i, j, k + W, PREFETCH_ONEPASS)
             x0 = vload3(a, i, j, k)
             x1 = vload3(a, i, j, k + W)
-            vlo = vmin(vmin(x0, x1), vlo)
-            vhi = vmax(vmax(x0, x1), vhi)
-            vs = vadd(vs, vadd(x0, x1))
-            vy = vadd(vy, vadd(vsub(x0, sh), vsub(x1, sh)))
+            vlo, vhi, vs, vy, y0, y1 = _pass1_pair(x0, x1, sh, vlo, vhi, vs, vy)
             d0 = vsub(x0, cc)
             d1 = vsub(x1, cc)
             v1 = vadd(v1, vadd(d0, d1))
@@ -346,20 +361,14 @@ def _onepass_group(a, bits, i, j0, j1, start, stop, shift, signbit, is_float,
             k += 2 * W
         if k + W <= stop:
             x0 = vload3(a, i, j, k)
-            vlo = vmin(x0, vlo)
-            vhi = vmax(x0, vhi)
-            vs = vadd(vs, x0)
-            vy = vadd(vy, vsub(x0, sh))
+            vlo, vhi, vs, vy, y0 = _pass1_one(x0, sh, vlo, vhi, vs, vy)
             d0 = vsub(x0, cc)
             v1 = vadd(v1, d0)
             v2 = vadd(v2, vmul(d0, d0))
             k += W
         for q in range(k, stop):
             x = np.float64(a[i, j, q])
-            ts += x
-            ty += x - shift
-            lo = x if x < lo else lo
-            hi = x if x > hi else hi
+            ts, ty, lo, hi, y = _pass1_value(x, shift, ts, ty, lo, hi)
             d = x - c
             t1 += d
             t2 += d * d
@@ -405,30 +414,17 @@ def _shifted_group(a, bits, i, j0, j1, start, stop, shift, signbit,
             prefetch3(a, i, j, k + W, PREFETCH_ONEPASS)
             x0 = vload3(a, i, j, k)
             x1 = vload3(a, i, j, k + W)
-            vlo = vmin(vmin(x0, x1), vlo)
-            vhi = vmax(vmax(x0, x1), vhi)
-            vs = vadd(vs, vadd(x0, x1))
-            y0 = vsub(x0, sh)
-            y1 = vsub(x1, sh)
-            vy = vadd(vy, vadd(y0, y1))
+            vlo, vhi, vs, vy, y0, y1 = _pass1_pair(x0, x1, sh, vlo, vhi, vs, vy)
             v2 = vadd(v2, vadd(vmul(y0, y0), vmul(y1, y1)))
             k += 2 * W
         if k + W <= stop:
             x0 = vload3(a, i, j, k)
-            vlo = vmin(x0, vlo)
-            vhi = vmax(x0, vhi)
-            vs = vadd(vs, x0)
-            y0 = vsub(x0, sh)
-            vy = vadd(vy, y0)
+            vlo, vhi, vs, vy, y0 = _pass1_one(x0, sh, vlo, vhi, vs, vy)
             v2 = vadd(v2, vmul(y0, y0))
             k += W
         for q in range(k, stop):
             x = np.float64(a[i, j, q])
-            ts += x
-            y = x - shift
-            ty += y
-            lo = x if x < lo else lo
-            hi = x if x > hi else hi
+            ts, ty, lo, hi, y = _pass1_value(x, shift, ts, ty, lo, hi)
             t2 += y * y
     ok, bs, by, lo, hi, ih, il = _pass1_end(a, bits, i, j0, j1, start, stop, signbit,
                                             is_float, vs, ts, vy, ty, vlo, lo, vhi, hi)
