@@ -21,31 +21,79 @@ import targets  # noqa: E402
 
 # -- interleaving and summaries --------------------------------------------------------
 
+def _recording(calls, name, values):
+    """A contender that logs its name and returns its next value."""
+    it = iter(values)
+
+    def run():
+        calls.append(name)
+        return next(it)
+    return run
+
+
 def test_interleave_takes_turns_and_keeps_every_sample():
     calls = []
-
-    def contender(name, values):
-        it = iter(values)
-
-        def run():
-            calls.append(name)
-            return next(it)
-        return run
-
-    got = common.interleave({"A": contender("A", [1, 2, 3, 4, 5]),
-                             "B": contender("B", [10, 20, 30, 40, 50])}, pairs=5)
-    assert calls == ["A", "B"] * 5  # A B A B ..., never all A then all B
+    got = common.interleave({"A": _recording(calls, "A", [1, 2, 3, 4, 5]),
+                             "B": _recording(calls, "B", [10, 20, 30, 40, 50])}, pairs=5)
+    # A B, B A, A B ...: never all A then all B, and each first in turn
+    assert calls == ["A", "B", "B", "A", "A", "B", "B", "A", "A", "B"]
     assert got == {"A": [1, 2, 3, 4, 5], "B": [10, 20, 30, 40, 50]}
+
+
+def test_interleave_fixed_order_on_request():
+    calls = []
+    got = common.interleave({"A": _recording(calls, "A", [1, 2, 3]),
+                             "B": _recording(calls, "B", [10, 20, 30])}, pairs=3,
+                            rotate=False)
+    assert calls == ["A", "B"] * 3
+    assert got == {"A": [1, 2, 3], "B": [10, 20, 30]}
 
 
 def test_interleave_three_contenders_and_default_pairs():
     calls = []
     fns = {k: (lambda k=k: calls.append(k) or 1.0) for k in "ABC"}
     got = common.interleave(fns)
-    assert calls == list("ABC") * common.MIN_PAIRS
+    assert calls == list("ABCBCACABABCBCA")[:3 * common.MIN_PAIRS]
     assert all(len(v) == common.MIN_PAIRS for v in got.values())
     with pytest.raises(ValueError):
         common.interleave(fns, pairs=0)
+
+
+@pytest.mark.parametrize("n,pairs", [(2, 6), (3, 9), (4, 8), (5, 10), (5, 9), (3, 7)])
+def test_rotation_keeps_pairs_aligned_and_every_place_equally_often(n, pairs):
+    """Each sample stays in its round's slot whatever its place in the
+    round (a per-pair ratio pairs the same round's runs), and each
+    contender holds every place equally often: exactly over whole cycles of
+    n rounds, within one otherwise."""
+    names = [f"c{i}" for i in range(n)]
+    calls: list[tuple[int, str]] = []
+    current = {"round": 0}
+
+    def contender(name):
+        def run():
+            calls.append((current["round"], name))
+            return 100.0 * current["round"] + names.index(name)
+        return run
+
+    got = common.interleave({k: contender(k) for k in names}, pairs=pairs,
+                            on_round=lambda r: current.update(round=r + 1))
+    for k in names:  # aligned: sample r of every contender is round r's
+        assert got[k] == [100.0 * r + names.index(k) for r in range(pairs)]
+    places = {k: [0] * n for k in names}
+    for r in range(pairs):
+        order = [name for rr, name in calls if rr == r]
+        assert sorted(order) == names  # every contender once a round
+        assert order == common.round_orders(names, pairs)[r]
+        for place, name in enumerate(order):
+            places[name][place] += 1
+    for k in names:
+        if pairs % n == 0:
+            assert places[k] == [pairs // n] * n
+        else:
+            assert max(places[k]) - min(places[k]) <= 1
+    # a fixed order puts each contender in one place only
+    fixed = common.round_orders(names, pairs, rotate=False)
+    assert all(order == names for order in fixed)
 
 
 def test_summary_odd_count():

@@ -12,8 +12,7 @@ MPI_CASES = [("flush_cost.py", 2, "flush_cost_n2"), ("collectives.py", 2, "colle
              ("verify_cost.py", 2, "verify_cost_n2"), ("scaling.py", 2, "scaling_n2"),
              ("checkpoint.py", 2, "checkpoint_n2")]
 SERIAL_CASES = [("reprosum.py", "reprosum"), ("kernels.py", "kernels"),
-                ("handoff.py", "handoff"), ("overhead.py", "overhead"),
-                ("time_to_answer.py", "time_to_answer")]
+                ("handoff.py", "handoff"), ("time_to_answer.py", "time_to_answer")]
 
 
 @pytest.mark.parametrize("script,n,result", MPI_CASES, ids=[c[0] for c in MPI_CASES])
@@ -29,6 +28,41 @@ def test_benchmark_quick(script, result, tmp_path, libinsitu):
     run([PYTHON, BENCH / script, "--quick"], timeout=600,
         env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
     assert json.loads((tmp_path / f"{result}.json").read_text())["rows"]
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["rotated", "fixed-order"])
+def test_overhead_quick_with_an_aa_mode(tmp_path, libinsitu, fixed):
+    """overhead.py's quick mode with the A/A mode (--aa): a second
+    --no-insitu run in every round, reported against the first, with its
+    pairs beyond +-1/2% counted; the per-round lines; each mode's place in
+    its rounds (rotating, or always the same with --fixed-order); the rows
+    targets.py reads keep their keys."""
+    out = run([PYTHON, BENCH / "overhead.py", "--quick", "--aa", "--pairs", "3"]
+              + (["--fixed-order"] if fixed else []), timeout=600,
+              env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    data = json.loads((tmp_path / "overhead.json").read_text())
+    rows = {r["mode"]: r for r in data["rows"]}
+    assert list(rows) == ["off", "off [again]", "1 analysis", "10 analyses", "10 mixed"]
+    aa = rows["off [again]"]
+    assert aa["analyses"] is None and aa["loop_overhead_pct"]["n"] == 3
+    assert aa["aa_pairs_beyond_pct"]["of"] == 3
+    assert 0 <= aa["aa_pairs_beyond_pct"]["2%"] <= aa["aa_pairs_beyond_pct"]["1%"] <= 3
+    assert "insitu_share_pct" not in aa
+    assert "A/A (off [again] against off" in out.stdout
+    for k in (1, 10):  # what targets.py reads
+        r = next(r for r in data["rows"] if r["analyses"] == k)
+        assert r["loop_overhead_pct"]["n"] == 3 and r["fixed_cost_s"]["n"] == 3
+        assert r["insitu_share_pct"]["n"] == 3 and r["loop_minus_share_pct"]["n"] == 3
+    places = {m: r["place_in_round"] for m, r in rows.items()}
+    if fixed:
+        assert data["order"] == "fixed"
+        assert places == {m: [i] * 3 for i, m in enumerate(rows)}
+    else:
+        assert data["order"] == "rotated"
+        assert places["off"] == [0, 4, 3] and places["1 analysis"] == [2, 1, 0]
+    assert [line["round"] for line in data["rounds"]] == [1, 2, 3]
+    assert all("1 analysis: own %" in line and "off [again]: loop %" in line
+               for line in data["rounds"])
 
 
 def test_collectives_stay_at_one_per_output_step(tmp_path):

@@ -10,8 +10,10 @@ Why these rules (issue 12, "Honest benchmarks"):
   flags (one machine of this kind had AVX2 only, another AVX-512), the
   core count, the MPI, HDF5, numba and numpy versions, the date and the
   command line; a figure without them cannot be checked;
-* compared runs are interleaved, A B A B ... (at least 5 pairs), so that
-  the drift of a shared machine hits every contender alike;
+* compared runs are interleaved, A B, B A, A B ... (at least 5 pairs),
+  so that the drift of a shared machine hits every contender alike, and
+  each round starts at the next contender, so that no contender always
+  holds the same place in its round (:func:`interleave`);
 * a figure is the median of its samples with their spread (min-max), and a
   comparison is the median of the per-pair ratios with theirs: never a
   best-of, which reports the luckiest sample and hides the noise.
@@ -180,22 +182,50 @@ def print_header() -> None:
 # -- interleaved runs and their summaries ----------------------------------------------
 
 def interleave(contenders: Mapping[str, Callable[[], float]], pairs: int = MIN_PAIRS,
-               on_round: Callable[[int], None] | None = None) -> dict[str, list[float]]:
-    """Every sample of each contender, run in turn: A B A B ... for ``pairs``
-    rounds (A B C A B C ... with three).  Each callable returns its own
-    figure (a time it measured, a time per step the model printed...); use
-    :func:`timed` to time a call from outside.  The machine is shared and
-    drifts: taking turns makes the drift hit every contender alike, and the
-    per-round samples give per-pair ratios (:func:`compare`)."""
+               on_round: Callable[[int], None] | None = None,
+               rotate: bool = True) -> dict[str, list[float]]:
+    """Every sample of each contender, run in turn for ``pairs`` rounds.
+    Each callable returns its own figure (a time it measured, a time per
+    step the model printed...); use :func:`timed` to time a call from
+    outside.  The machine is shared and drifts: taking turns makes the
+    drift hit every contender alike, and the per-round samples give
+    per-pair ratios (:func:`compare`): ``samples[name][r]`` is always
+    round ``r``'s, whatever the order within the round.
+
+    With ``rotate`` (the default) round ``r`` starts at contender ``r mod
+    n`` and goes on in the given order: A B C, B C A, C A B, A B C ...  A
+    fixed order (``rotate=False``: A B C, A B C ...) puts each contender
+    always in the same place of the round, and the place is not neutral:
+    the first run of a round follows the previous round's last one (its
+    page cache, its CPU frequency, a file it left to write back), the last
+    precedes whatever the round's callback does, and a pattern in the
+    machine's drift (another job that starts with a round) lands on the
+    same contender every time.  Rotation gives each contender every place
+    equally often over each ``n`` rounds (within one when ``pairs`` is not
+    a multiple of ``n``), so a place's bias is spread over all of them
+    instead of adding to one figure.  Round 0 runs in the given order, so a
+    caller whose later contenders need an earlier one's output (a
+    reference answer) has it from the first round on."""
     if pairs < 1:
         raise ValueError(f"pairs must be >= 1, got {pairs}")
     samples: dict[str, list[float]] = {k: [] for k in contenders}
-    for r in range(pairs):
-        for name, fn in contenders.items():
-            samples[name].append(float(fn()))
+    for r, order in enumerate(round_orders(list(contenders), pairs, rotate)):
+        for name in order:
+            samples[name].append(float(contenders[name]()))
         if on_round is not None:
             on_round(r)
     return samples
+
+
+def round_orders(names: Sequence[str], pairs: int, rotate: bool = True) -> list[list[str]]:
+    """The order :func:`interleave` runs ``names`` in, round by round (for a
+    report that says where each sample stood in its round)."""
+    names = list(names)
+    out = []
+    for r in range(pairs):
+        start = r % len(names) if rotate and names else 0
+        out.append(names[start:] + names[:start])
+    return out
 
 
 def timed(fn: Callable[[], object]) -> Callable[[], float]:

@@ -467,7 +467,11 @@ def main(argv=None) -> int:
         # measured, not the first run after a kernel changed)
         wall(["mpiexec", "-n", "1", sys.executable, HERE, "--child", "insitu",
               os.path.join(work, "warm.h5"), "32", "10", "5", "0"], env, work)
-        # insitu runs before the baselines at each point: its file is their reference
+        # insitu runs before the baselines at each point in the first round
+        # (common.interleave starts round 0 in this order): its file is their
+        # reference.  Later rounds rotate, and a baseline that runs before
+        # insitu is checked against the last insitu answer of its point,
+        # the same numbers (the model is deterministic)
         contenders = {f"{p.label}: {NAMES[w]}": (lambda p=p, w=NAMES[w]: p.run(w))
                       for p in points for w in ways}
         name = "time_to_answer" + ("_full" if args.full else "_sweep" if args.sweep else "")
