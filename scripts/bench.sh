@@ -74,6 +74,7 @@ timed time_to_answer "$PY" $B/time_to_answer.py "${Q[@]}" # against writing ever
 timed handoff        "$PY" $B/handoff.py "${Q[@]}"        # handoff and idle steps (Fortran host)
 timed startup        "$PY" $B/startup.py "${Q[@]}"        # start-up to init and the first step
 timed kernels        "$PY" $B/kernels.py "${Q[@]}"        # statistics kernel vs numpy.sum
+timed moments_onepass "$PY" $B/moments_onepass.py "${Q[@]}" # moments kernel now vs before its one-pass change
 timed reprosum       "$PY" $B/reprosum.py "${Q[@]}"       # reproducible sums
 if [ -f $B/histogram.py ]; then                           # histogram kernel vs today's
   timed histogram    "$PY" $B/histogram.py "${Q[@]}" --baseline "$HIST_TODAY"

@@ -313,6 +313,34 @@ def test_the_time_to_answer_target_takes_only_the_issues_case(tmp_path):
     assert v["time_to_answer"].status == targets.MET
 
 
+def test_the_time_to_answer_check_prints_the_bound_and_keeps_its_verdict(tmp_path, capsys):
+    """The check's line for time to answer says what bounds the ratio (the
+    baseline's time over the model alone's) and each way's time beyond
+    the model; the target (>= 10) and its verdict stay as they are."""
+    res = results_meeting_every_target()
+    rows = res["time_to_answer_full"]["rows"]
+    rows[1].update(vs_insitu=spread(1.3, 1.25, 1.36), bound_vs_model=spread(1.34, 1.3, 1.4),
+                   beyond_model_s=spread(3.9, 3.7, 4.1))
+    rows[0]["beyond_model_s"] = spread(0.4, 0.3, 0.5)
+    folder = write(tmp_path / "r", res)
+    assert targets.main(["--results", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "[MISSED] time_to_answer:" in out
+    line = out[out.index("[MISSED] time_to_answer:"):]
+    assert "at most 1.34 (1.3-1.4) x for an insitu that cost nothing" in line
+    assert "insitu 0.4 (0.3-0.5) s, h5py + xarray 3.9 (3.7-4.1) s" in line
+    t = {x.key: x for x in targets.TARGETS}["time_to_answer"]
+    assert (t.op, t.limit) == (">=", 10.0)
+    md = targets.render_markdown(targets.evaluate(targets.load_results(folder)))
+    assert "at most 1.34 (1.3-1.4) x" in md
+    # an older result without the model-only way says so, and is judged alike
+    del rows[1]["bound_vs_model"]
+    folder = write(tmp_path / "old", res)
+    v = {v.target.key: v for v in targets.evaluate(targets.load_results(folder))}
+    assert v["time_to_answer"].status == targets.MISSED
+    assert "no bound" in v["time_to_answer"].cases[0].note
+
+
 def test_the_overhead_target_takes_only_the_issues_configuration(tmp_path):
     """A shorter or smaller run is another measurement, not the target's."""
     res = results_meeting_every_target()

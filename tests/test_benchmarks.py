@@ -12,7 +12,7 @@ MPI_CASES = [("flush_cost.py", 2, "flush_cost_n2"), ("collectives.py", 2, "colle
              ("verify_cost.py", 2, "verify_cost_n2"), ("scaling.py", 2, "scaling_n2"),
              ("checkpoint.py", 2, "checkpoint_n2")]
 SERIAL_CASES = [("reprosum.py", "reprosum"), ("kernels.py", "kernels"),
-                ("handoff.py", "handoff"), ("time_to_answer.py", "time_to_answer")]
+                ("handoff.py", "handoff"), ("moments_onepass.py", "moments_onepass")]
 
 
 @pytest.mark.parametrize("script,n,result", MPI_CASES, ids=[c[0] for c in MPI_CASES])
@@ -86,4 +86,24 @@ def test_time_to_answer_says_why_it_skips_adios2(tmp_path):
     assert "SKIPPED (b) ADIOS2 BP5 + numpy: the adios2 package is not installed" in out.stdout
     data = json.loads((tmp_path / "time_to_answer.json").read_text())
     assert "no adios2 here" in data["adios2_skipped"]
-    assert [r["way"] for r in data["rows"]] == ["insitu"]
+    assert [r["way"] for r in data["rows"]] == ["model only", "insitu"]
+
+
+def test_time_to_answer_quick_prints_the_bound_on_its_ratio(tmp_path, libinsitu):
+    """Beside each baseline's ratio to insitu: its time over the model-only
+    run's of the same rounds (what an insitu that cost nothing would
+    reach) and each way's time beyond the model; the model-only way runs
+    even when --ways leaves it out."""
+    out = run([PYTHON, BENCH / "time_to_answer.py", "--quick", "--ways", "insitu", "h5py"],
+              timeout=600, env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
+    data = json.loads((tmp_path / "time_to_answer.json").read_text())
+    rows = {r["way"]: r for r in data["rows"]}
+    assert list(rows) == ["model only", "insitu", "h5py + xarray"]
+    base = rows["h5py + xarray"]
+    assert base["bound_vs_model"]["n"] == 2 and base["vs_insitu"]["n"] == 2
+    assert base["beyond_model_s"]["n"] == 2 and rows["insitu"]["beyond_model_s"]["n"] == 2
+    total = base["total_s"]["samples"]
+    floor = rows["model only"]["total_s"]["samples"]
+    assert base["bound_vs_model"]["samples"] == [a / b for a, b in zip(total, floor)]
+    assert "h5py + xarray / insitu" in out.stdout and "bound (its time over the model " \
+        "only's" in out.stdout and "time beyond the model: insitu" in out.stdout

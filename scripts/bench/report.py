@@ -30,7 +30,7 @@ BENCH = Path(__file__).resolve().parent
 # Sections in this order; results of other benchmarks follow, by name.
 ORDER = ["overhead", "time_to_answer", "time_to_answer_full", "time_to_answer_sweep",
          "collectives", "flush_cost", "handoff", "startup",
-         "kernels", "reprosum", "histogram", "verify_cost", "scaling", "replay",
+         "kernels", "moments_onepass", "reprosum", "histogram", "verify_cost", "scaling", "replay",
          "climate_kinds"]
 
 # Keys of a row that hold raw samples or bulky detail, not table cells.

@@ -51,6 +51,7 @@ class Case:
     summary: dict | None = None
     why_missing: str = ""
     source: str = ""  # the JSON, its date and the machine's load then
+    note: str = ""    # printed with the figure (what bounds it), never judged
 
 
 @dataclass(frozen=True)
@@ -233,9 +234,31 @@ def _time_to_answer(results):
         cases = _pick(results, name, match, lambda row: row.get("vs_insitu"),
                       lambda row: label, [label])
         if any(c.summary is not None for c in cases):
+            for c in cases:
+                c.note = _time_to_answer_bound(results[name], match)
             return cases
         why += [c.why_missing for c in cases]
     return [Case(label, None, "; ".join(why) + " (the case is time_to_answer.py --full)")]
+
+
+def _time_to_answer_bound(result: dict, match: Callable[[dict], bool]) -> str:
+    """Why the ratio is what it is, from the same run: the baseline's time
+    over the model-only run's (per round) is the most any insitu could
+    reach, and each way's time beyond the model.  Printed beside the
+    figure; the target and its verdict do not change."""
+    base = next((r for r in _rows(result) if match(r)), {})
+    bound = parse_spread(base.get("bound_vs_model"))
+    if bound is None:
+        return ("no bound: the run has no model-only way (time_to_answer.py runs it "
+                "since the bound was added)")
+    key = {k: base.get(k) for k in ("ranks", "cells_per_rank", "steps", "every")}
+    ins = next((r for r in _rows(result) if r.get("way") == "insitu"
+                and all(r.get(k) == v for k, v in key.items())), {})
+    beyond_ins = parse_spread(ins.get("beyond_model_s"))
+    beyond_base = parse_spread(base.get("beyond_model_s"))
+    return (f"at most {fmt(bound)} x for an insitu that cost nothing (the baseline's "
+            f"time over the model alone's, per round); time beyond the model: insitu "
+            f"{fmt(beyond_ins)} s, h5py + xarray {fmt(beyond_base)} s")
 
 
 def _replay(comparison: str):
@@ -376,6 +399,8 @@ def render_text(verdicts: list[Verdict]) -> str:
             else:
                 lines.append(f"    {c.label}: median (min-max) {fmt_summary(c.summary)} "
                              f"{t.unit}: {case_status(t, c)}")
+            if c.note:
+                lines.append(f"      {c.note}")
         lines.append(f"    command: {t.command}")
     return "\n".join(lines)
 
@@ -389,6 +414,8 @@ def render_markdown(verdicts: list[Verdict]) -> str:
         for i, c in enumerate(v.cases):
             first = i == 0
             figure = fmt_summary(c.summary) if c.summary else f"not measured: {c.why_missing}"
+            if c.summary and c.note:
+                figure += f"; {c.note}"
             lines.append(f"| {name if first else ''} | {t.bound() if first else ''} | "
                          f"{c.label} | {figure} | {case_status(t, c)} | {c.source} |")
     return "\n".join(lines)
