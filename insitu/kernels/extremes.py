@@ -16,54 +16,109 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .rows import padded
+from .simd import W, hmax, hmin, splat, vfinite_or, vload3, vmax, vmin
+
 
 #: values per chunk of a row: a chunk is scanned for its candidates only
-#: when a test of the whole chunk says it holds one (see _argext4)
+#: when a test of the whole chunk says it may hold one (see _argext)
 CHUNK = 64
 
 
-@numba.njit(cache=True, nogil=True)
-def _candidates(part, hi, lo):  # pragma: no cover - compiled
-    """How many finite values of ``part`` (a piece of a row) are ``>= hi``
-    or ``<= lo``: an integer sum of selects over the whole of an array,
-    which LLVM vectorises (the same loop over ``a[i, j, k, l0:l1]``
-    indexed in place did not: numba's negative-index wraparound on a
-    variable start keeps it scalar)."""
-    c = 0
-    for l in range(part.size):
-        x = np.float64(part[l])
-        c += ((x >= hi) | (x <= lo)) & (abs(x) < np.inf)
-    return c
+@numba.njit(cache=True, nogil=True, inline="always")
+def _chunk_bounds(b, j, k, l0, l1):  # pragma: no cover - compiled
+    """The largest and the smallest finite value of ``b[j, k, l0:l1]``
+    (``-inf`` and ``inf`` when none is finite): W lanes at a time
+    (kernels/simd.py), non-finite lanes replaced by the identity, then the
+    chunk's last ``(l1 - l0) % W`` values one by one.  No arithmetic: any
+    order gives the same two values."""
+    vmx = splat(-np.inf)
+    vmn = splat(np.inf)
+    q = l0
+    while q + W <= l1:
+        x = vload3(b, j, k, q)
+        vmx = vmax(vfinite_or(x, -np.inf), vmx)
+        vmn = vmin(vfinite_or(x, np.inf), vmn)
+        q += W
+    mx = hmax(vmx)
+    mn = hmin(vmn)
+    for r in range(q, l1):
+        x = np.float64(b[j, k, r])
+        if abs(x) < np.inf:
+            mx = max(mx, x)
+            mn = min(mn, x)
+    return mx, mn
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row_bounds(b, j, k, ncols):  # pragma: no cover - compiled
+    """Bounds of the values of the row ``b[j, k, :ncols]``: its largest and
+    smallest value by vectors, NaN left out (``vmax``/``vmin`` keep their
+    second operand against a NaN) but +-Inf not, so an Inf only makes the
+    row look as if it might hold an extreme, and :func:`_chunk_bounds`
+    decides.  Two vector operations per W values: the whole slab is read at
+    this speed when few rows hold a new extreme."""
+    vmx = splat(-np.inf)
+    vmn = splat(np.inf)
+    q = 0
+    while q + W <= ncols:
+        x = vload3(b, j, k, q)
+        vmx = vmax(x, vmx)
+        vmn = vmin(x, vmn)
+        q += W
+    mx = hmax(vmx)
+    mn = hmin(vmn)
+    for r in range(q, ncols):
+        x = np.float64(b[j, k, r])
+        mx = max(mx, x) if x == x else mx
+        mn = min(mn, x) if x == x else mn
+    return mx, mn
 
 
 @numba.njit(cache=True, nogil=True)
-def _argext4(a, g0, g1, g2, g3, base, out):  # pragma: no cover - compiled
-    """Scan ``a`` (4-D, last axis fastest in memory); ``g*`` are the global
-    flat strides of its axes, ``base`` the global index of ``a[0, 0, 0, 0]``.
-    ``out`` = (max, its index, min, its index), merged into (not reset).
+def _argext(a, ncols, g0, g1, g2, g3, base, out):  # pragma: no cover - compiled
+    """Scan ``a`` (4-D, last axis contiguous: best a C-contiguous
+    padded-rows description of a halo view, kernels.weighted.padded, of
+    which the first ``ncols`` values of each row are the slab's); ``g*`` are
+    the global flat strides of its axes (all >= 0), ``base`` the global
+    index of ``a[0, 0, 0, 0]``.  ``out`` = (max, its index, min, its index),
+    merged into (not reset).
 
-    Each row goes by chunks of :data:`CHUNK` values: a vectorised count of
-    the chunk's values that could change the answer (finite and at least
-    the maximum so far, or at most the minimum), and only when there is one
-    the chunk's values one by one with the tie rule.  On a field scanned in
-    memory order, few chunks hold a new extreme, so most of the slab is
-    read at the speed of the count."""
+    Each row is first bounded by vectors (:func:`_row_bounds`); a row that
+    could change the answer goes by chunks of :data:`CHUNK` values, each
+    bounded again over its finite values (:func:`_chunk_bounds`, the row
+    still in L1), and only a chunk that could change it is read value by
+    value with the tie rule.  A row (chunk) could change the maximum when
+    its largest value is above it, or equal to it while its lowest global
+    index (``g``, ``g + l0 * g3``: the strides are not negative) is below
+    the maximum's index; the same for the minimum.  On a field scanned in
+    memory order few rows hold a new extreme (and a constant field's ties
+    are skipped by the index test), so most of the slab is read at the
+    speed of the row bounds.  The strided scalar test before it read a Fortran-order
+    halo view at about 0.9 ns a value (issue 12)."""
     hi = out[0]
     ihi = np.int64(out[1]) if out[1] < 9.2e18 else np.int64(0x7FFFFFFFFFFFFFFF)
     lo = out[2]
     ilo = np.int64(out[3]) if out[3] < 9.2e18 else np.int64(0x7FFFFFFFFFFFFFFF)
-    n0, n1, n2, n3 = a.shape
+    n0, n1, n2, _ = a.shape
     for i in range(n0):
+        b = a[i]
         for j in range(n1):
             for k in range(n2):
                 g = base + i * g0 + j * g1 + k * g2
-                row = a[i, j, k]
-                for l0 in range(0, n3, CHUNK):
-                    l1 = min(l0 + CHUNK, n3)
-                    if _candidates(row[l0:l1], hi, lo) == 0:
+                mx, mn = _row_bounds(b, j, k, ncols)
+                if not (mx > hi or (mx == hi and g < ihi)
+                        or mn < lo or (mn == lo and g < ilo)):
+                    continue
+                for l0 in range(0, ncols, CHUNK):
+                    l1 = min(l0 + CHUNK, ncols)
+                    mx, mn = _chunk_bounds(b, j, k, l0, l1)
+                    first = g + l0 * g3
+                    if not (mx > hi or (mx == hi and first < ihi)
+                            or mn < lo or (mn == lo and first < ilo)):
                         continue
                     for l in range(l0, l1):
-                        x = np.float64(a[i, j, k, l])
+                        x = np.float64(b[j, k, l])
                         if abs(x) < np.inf:
                             if x >= hi:
                                 gi = g + l * g3
@@ -102,5 +157,5 @@ def arg_extremes(view: np.ndarray, offset, global_shape, out: np.ndarray | None 
     while a.ndim < 4:
         a = a[np.newaxis]
         g = [0] + g
-    _argext4(a, g[0], g[1], g[2], g[3], base, out)
+    _argext(padded(a), a.shape[3], g[0], g[1], g[2], g[3], base, out)
     return out

@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
 
 from .histogram import CHUNK as HCHUNK
 from .histogram import COPIES as HCOPIES
 from .histogram import _bins  # numpy.histogram's edges, made once per range
 from .histogram import _exact_slot, _settle, _tally
 from .histogram import _slots as _hslots
-from .simd import W, hmax, hmin, splat, vload3, vmax, vmin, vstore_i32
+from .rows import padded
+from .simd import (VEC, W, hmax, hmin, hsum, splat, vadd, visfinite, vload3, vmax, vmin,
+                   vmul, vstore_i32)
 
 
 def _memory_order(view: np.ndarray) -> list:
@@ -484,6 +490,48 @@ def weighted_histogram(view: np.ndarray, weights: np.ndarray, lo: float, hi: flo
 OPS = {"gt": 0, "ge": 1, "lt": 2, "le": 3}
 
 
+@intrinsic
+def _vpast(typingctx, v, threshold, op):
+    """Lane-wise 1.0 where ``x`` is past ``threshold`` by the comparison
+    ``op`` (a code of :data:`OPS`: ``>``, ``>=``, ``<``, ``<=``), else 0.0;
+    NaN is past nothing (ordered comparisons).  ``op`` is a run-time value
+    that does not change within a kernel call: four vector comparisons and
+    three selects on it, which LLVM unswitches out of the row loop."""
+    if v != VEC:
+        raise TypingError("_vpast needs a vector")
+
+    def codegen(context, builder, sig, args):
+        vt = args[0].type
+        i32 = ir.IntType(32)
+        t = context.cast(builder, args[1], sig.args[1], types.float64)
+        one = builder.insert_element(ir.Constant(vt, ir.Undefined), t, ir.Constant(i32, 0))
+        tv = builder.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
+                                    ir.Constant(ir.VectorType(i32, W), [0] * W))
+        op = context.cast(builder, args[2], sig.args[2], types.int64)
+        code = [builder.fcmp_ordered(c, args[0], tv) for c in (">", ">=", "<", "<=")]
+        pick = code[3]
+        for k in (2, 1, 0):
+            pick = builder.select(builder.icmp_signed("==", op, ir.Constant(op.type, k)),
+                                  code[k], pick)
+        return builder.select(pick, ir.Constant(vt, [1.0] * W), ir.Constant(vt, [0.0] * W))
+    return VEC(VEC, threshold, op), codegen
+
+
+@intrinsic
+def _vwhere(typingctx, mask, v):
+    """Lane-wise ``v if mask != 0 else 0.0``: a weight kept where its value
+    counts, dropped (not multiplied by 0, which would keep a NaN weight's
+    NaN) where it does not."""
+    if mask != VEC or v != VEC:
+        raise TypingError("_vwhere needs two vectors")
+
+    def codegen(context, builder, sig, args):
+        vt = args[0].type
+        zero = ir.Constant(vt, [0.0] * W)
+        return builder.select(builder.fcmp_unordered("une", args[0], zero), args[1], zero)
+    return VEC(VEC, VEC), codegen
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _past(x, threshold, op):  # pragma: no cover - compiled
     return ((op == 0) & (x > threshold)) | ((op == 1) & (x >= threshold)) | \
@@ -491,106 +539,83 @@ def _past(x, threshold, op):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _count_row(a, i, j, k, threshold, op):  # pragma: no cover - compiled
-    """``(values past the threshold, finite values)`` of the row
-    ``a[i, j, k, :]`` as integers: integer sums carry no order, so LLVM
-    vectorises the loop (one comparison per op, chosen outside it)."""
-    n3 = a.shape[3]
-    rc = 0
-    rn = 0
-    if op == 0:
-        for l in range(n3):
-            x = np.float64(a[i, j, k, l])
-            f = abs(x) < np.inf
-            rn += f
-            rc += f & (x > threshold)
-    elif op == 1:
-        for l in range(n3):
-            x = np.float64(a[i, j, k, l])
-            f = abs(x) < np.inf
-            rn += f
-            rc += f & (x >= threshold)
-    elif op == 2:
-        for l in range(n3):
-            x = np.float64(a[i, j, k, l])
-            f = abs(x) < np.inf
-            rn += f
-            rc += f & (x < threshold)
-    else:
-        for l in range(n3):
-            x = np.float64(a[i, j, k, l])
-            f = abs(x) < np.inf
-            rn += f
-            rc += f & (x <= threshold)
-    return rc, rn
+def _exceed_rows(a, w, ncols, row_const, threshold, op, out):  # pragma: no cover - compiled
+    """The four sums of :func:`exceedance` over the rows of ``a`` (3-D, the
+    last axis contiguous: a C-contiguous padded-rows description of a
+    halo view, whose first ``ncols`` values of each row are the slab's), with
+    ``w`` laid out alike (or one weight per row, ``row_const``: then
+    ``w[i, j, 0]`` is the row's weight).
 
-
-@numba.njit(cache=True, nogil=True)
-def _exceed4(a, w, w_row_const, threshold, op, out):  # pragma: no cover - compiled
-    """The four sums of :func:`exceedance` over ``a`` (4-D, last axis
-    fastest).  Where the weight is one per row (``w_row_const``: a
-    broadcast 1.0, a cos(lat) or a dp), each row is counted in integers
-    (vectorised) and its weight multiplies the counts, one rounding per row;
-    otherwise the weights are added value by value into four lanes (each
-    lane every fourth value, lanes added pairwise: a fixed order), by
-    selects, not branches."""
-    n0, n1, n2, n3 = a.shape
-    c = 0
-    n = 0
+    Each row is read :data:`~insitu.kernels.simd.W` values at a time
+    (kernels/simd.py): the finite mask and the comparison are lane-wise,
+    and the counts are lane sums of 1.0 (exact integers: their order does
+    not matter, and they equal the integer counts bit for bit).  With one
+    weight per row, the row's weight multiplies its counts: one rounding
+    per row, the bits of the kernel before (``_exceed4``).  With a weight
+    per value, the weights of the row's finite values (and of those past
+    the threshold) are added lane by lane, each lane every W-th value of
+    the row, the lanes in simd's fixed tree (``hsum``), then the row's last
+    ``ncols % W`` values one by one, and the row's sum into the slab's:
+    an order written out in the source, so the bits are the same on every
+    CPU and cached or not (no fast-math).  The scalar 4-lane loop before it
+    read a Fortran-order halo view at about 1.7 ns a value (issue 12)."""
+    n0, n1, _ = a.shape
+    m = ncols - ncols % W
+    c = np.int64(0)
+    n = np.int64(0)
     cw = 0.0
     nw = 0.0
     for i in range(n0):
         for j in range(n1):
-            for k in range(n2):
-                if w_row_const:
-                    rc, rn = _count_row(a, i, j, k, threshold, op)
-                    ww = np.float64(w[i, j, k, 0])
-                    c += rc
-                    n += rn
-                    cw += ww * rc if rc else 0.0
-                    nw += ww * rn if rn else 0.0
-                    continue
-                c0 = c1 = c2 = c3 = 0.0
-                n0_ = n1_ = n2_ = n3_ = 0.0
-                m = n3 - n3 % 4
-                for l in range(0, m, 4):
-                    x0 = np.float64(a[i, j, k, l])
-                    x1 = np.float64(a[i, j, k, l + 1])
-                    x2 = np.float64(a[i, j, k, l + 2])
-                    x3 = np.float64(a[i, j, k, l + 3])
-                    f0 = abs(x0) < np.inf
-                    f1 = abs(x1) < np.inf
-                    f2 = abs(x2) < np.inf
-                    f3 = abs(x3) < np.inf
-                    w0 = np.float64(w[i, j, k, l]) if f0 else 0.0
-                    w1 = np.float64(w[i, j, k, l + 1]) if f1 else 0.0
-                    w2 = np.float64(w[i, j, k, l + 2]) if f2 else 0.0
-                    w3 = np.float64(w[i, j, k, l + 3]) if f3 else 0.0
-                    p0 = f0 & _past(x0, threshold, op)
-                    p1 = f1 & _past(x1, threshold, op)
-                    p2 = f2 & _past(x2, threshold, op)
-                    p3 = f3 & _past(x3, threshold, op)
-                    n += f0 + f1 + f2 + f3
-                    c += p0 + p1 + p2 + p3
-                    n0_ += w0
-                    n1_ += w1
-                    n2_ += w2
-                    n3_ += w3
-                    c0 += w0 if p0 else 0.0
-                    c1 += w1 if p1 else 0.0
-                    c2 += w2 if p2 else 0.0
-                    c3 += w3 if p3 else 0.0
-                for l in range(m, n3):
-                    x0 = np.float64(a[i, j, k, l])
-                    f0 = abs(x0) < np.inf
-                    w0 = np.float64(w[i, j, k, l]) if f0 else 0.0
-                    p0 = f0 & _past(x0, threshold, op)
-                    n += f0
-                    c += p0
-                    n0_ += w0
-                    c0 += w0 if p0 else 0.0
-                cw += (c0 + c1) + (c2 + c3)
-                nw += (n0_ + n1_) + (n2_ + n3_)
+            vc = splat(0.0)
+            vn = splat(0.0)
+            tc = 0
+            tn = 0
+            if row_const:
+                for k in range(0, m, W):
+                    x = vload3(a, i, j, k)
+                    f = visfinite(x)
+                    vn = vadd(vn, f)
+                    vc = vadd(vc, vmul(f, _vpast(x, threshold, op)))
+                for k in range(m, ncols):
+                    x = np.float64(a[i, j, k])
+                    ok = abs(x) < np.inf
+                    tn += ok
+                    tc += ok & _past(x, threshold, op)
+                rc = np.int64(hsum(vc)) + tc
+                rn = np.int64(hsum(vn)) + tn
+                ww = np.float64(w[i, j, 0])
+                cw += ww * rc if rc else 0.0
+                nw += ww * rn if rn else 0.0
+            else:
+                vcw = splat(0.0)
+                vnw = splat(0.0)
+                for k in range(0, m, W):
+                    x = vload3(a, i, j, k)
+                    wv = vload3(w, i, j, k)
+                    f = visfinite(x)
+                    p = vmul(f, _vpast(x, threshold, op))
+                    vn = vadd(vn, f)
+                    vc = vadd(vc, p)
+                    vnw = vadd(vnw, _vwhere(f, wv))
+                    vcw = vadd(vcw, _vwhere(p, wv))
+                scw = hsum(vcw)
+                snw = hsum(vnw)
+                for k in range(m, ncols):
+                    x = np.float64(a[i, j, k])
+                    ok = abs(x) < np.inf
+                    p = ok & _past(x, threshold, op)
+                    tn += ok
+                    tc += p
+                    wk = np.float64(w[i, j, k])
+                    snw += wk if ok else 0.0
+                    scw += wk if p else 0.0
+                rc = np.int64(hsum(vc)) + tc
+                rn = np.int64(hsum(vn)) + tn
+                cw += scw
+                nw += snw
+            c += rc
+            n += rn
     out[0] += float(c)
     out[1] += float(n)
     out[2] += cw
@@ -598,12 +623,14 @@ def _exceed4(a, w, w_row_const, threshold, op, out):  # pragma: no cover - compi
 
 
 class Prepared:
-    """A slab and its weights laid out for the 4-D kernels once (memory
-    order, length-1 axes prepended), kept while the model hands the same
-    view objects: an analysis's step then pays one identity test instead
-    of the broadcast, the sort and the transposes (some 10 us a step)."""
+    """A slab and its weights laid out for :func:`_exceed_rows` once (memory
+    order, length-1 axes prepended, the axes before the last two merged
+    when their strides allow, rows re-described as :func:`padded` rows),
+    kept while the model hands the same view objects: an analysis's step
+    then pays one identity test instead of the broadcast, the sort and the
+    transposes (some 10 us a step)."""
 
-    __slots__ = ("source", "a", "w", "row_const", "size")
+    __slots__ = ("source", "a", "w", "row_const", "size", "ncols")
 
     def __init__(self):
         self.source = (None, None)
@@ -615,10 +642,29 @@ class Prepared:
             self.size = view.size
             weights = np.broadcast_to(weights, view.shape)
             order = _memory_order(view)
-            self.a, self.w = _as4(np.transpose(view, order), np.transpose(weights, order))
-            self.row_const = bool(self.w.strides[-1] == 0 or self.w.shape[-1] == 1)
+            a, w = _as4(np.transpose(view, order), np.transpose(weights, order))
+            self.row_const = bool(w.strides[-1] == 0 or w.shape[-1] == 1)
+            self.ncols = a.shape[-1]
+            a3, w3 = _rows3(a), _rows3(w)
+            if a3.ndim == w3.ndim == 3:   # else both stay 4-D
+                a, w = a3, w3
+            self.a = padded(a)
+            self.w = w[..., :1] if self.row_const else padded(w)
             self.source = source
         return self
+
+
+def _rows3(a: np.ndarray) -> np.ndarray:
+    """A 4-D view as 3-D, its first two axes merged, when that is a view (a
+    2-D or 3-D field, whose leading axes :func:`_as4` made of length 1, or
+    a 4-D one whose two outer axes are one run of memory); else ``a``."""
+    n0, n1 = a.shape[:2]
+    if n0 == 1 or n1 == 1 or a.strides[0] == n1 * a.strides[1]:
+        st0 = a.strides[0] if n1 == 1 else a.strides[1]
+        return np.lib.stride_tricks.as_strided(
+            a, shape=(n0 * n1,) + a.shape[2:], strides=(st0,) + a.strides[2:],
+            writeable=False)
+    return a
 
 
 def exceedance_prepared(p: Prepared, threshold: float, op: int, out: np.ndarray) -> np.ndarray:
@@ -626,7 +672,12 @@ def exceedance_prepared(p: Prepared, threshold: float, op: int, out: np.ndarray)
     :data:`OPS`)."""
     out[:] = 0.0
     if p.size:
-        _exceed4(p.a, p.w, p.row_const, threshold, op, out)
+        a, w = p.a, p.w
+        if a.ndim == 3:
+            _exceed_rows(a, w, p.ncols, p.row_const, threshold, op, out)
+        else:   # a 4-D slab whose first two axes do not merge: one 3-D slab at a time
+            for i in range(a.shape[0]):
+                _exceed_rows(a[i], w[i], p.ncols, p.row_const, threshold, op, out)
     return out
 
 
@@ -638,11 +689,5 @@ def exceedance(view: np.ndarray, weights: np.ndarray, threshold: float, op: str,
     ``out`` is zeroed first."""
     if out is None:
         out = np.zeros(4)
-    out[:] = 0.0
-    if view.size == 0:
-        return out
-    weights = np.broadcast_to(weights, view.shape)
-    order = _memory_order(view)
-    a, w = _as4(np.transpose(view, order), np.transpose(weights, order))
-    _exceed4(a, w, w.strides[-1] == 0 or w.shape[-1] == 1, float(threshold), OPS[op], out)
-    return out
+    p = Prepared().get(view, weights, (view, weights))
+    return exceedance_prepared(p, float(threshold), OPS[op], out)
