@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .rows import padded
+from .moments import _c_rows
 from .simd import W, hmax, hmin, splat, vfinite_or, vload3, vmax, vmin
 
 
@@ -76,13 +76,10 @@ def _row_bounds(b, j, k, ncols):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _argext(a, ncols, g0, g1, g2, g3, base, out):  # pragma: no cover - compiled
-    """Scan ``a`` (4-D, last axis contiguous: best a C-contiguous
-    padded-rows description of a halo view, kernels.weighted.padded, of
-    which the first ``ncols`` values of each row are the slab's); ``g*`` are
-    the global flat strides of its axes (all >= 0), ``base`` the global
-    index of ``a[0, 0, 0, 0]``.  ``out`` = (max, its index, min, its index),
-    merged into (not reset).
+def _argext_rows(b, ncols, g1, g2, g3, g0i, hi, ihi, lo, ilo):  # pragma: no cover - compiled
+    """:func:`_argext` of one 3-D slab ``b`` (rows ``b[j, k, :ncols]``,
+    global index ``g0i + j * g1 + k * g2 + l * g3``); returns the updated
+    ``(hi, ihi, lo, ilo)``.
 
     Each row is first bounded by vectors (:func:`_row_bounds`); a row that
     could change the answer goes by chunks of :data:`CHUNK` values, each
@@ -94,42 +91,65 @@ def _argext(a, ncols, g0, g1, g2, g3, base, out):  # pragma: no cover - compiled
     the maximum's index; the same for the minimum.  On a field scanned in
     memory order few rows hold a new extreme (and a constant field's ties
     are skipped by the index test), so most of the slab is read at the
-    speed of the row bounds.  The strided scalar test before it read a Fortran-order
-    halo view at about 0.9 ns a value (issue 12)."""
+    speed of the row bounds.  The strided scalar test before it read a
+    Fortran-order halo view at about 0.9 ns a value (issue 12)."""
+    n1, n2, _ = b.shape
+    for j in range(n1):
+        for k in range(n2):
+            g = g0i + j * g1 + k * g2
+            mx, mn = _row_bounds(b, j, k, ncols)
+            if not (mx > hi or (mx == hi and g < ihi)
+                    or mn < lo or (mn == lo and g < ilo)):
+                continue
+            for l0 in range(0, ncols, CHUNK):
+                l1 = min(l0 + CHUNK, ncols)
+                mx, mn = _chunk_bounds(b, j, k, l0, l1)
+                first = g + l0 * g3
+                if not (mx > hi or (mx == hi and first < ihi)
+                        or mn < lo or (mn == lo and first < ilo)):
+                    continue
+                for l in range(l0, l1):
+                    x = np.float64(b[j, k, l])
+                    if abs(x) < np.inf:
+                        if x >= hi:
+                            gi = g + l * g3
+                            if x > hi or gi < ihi:
+                                hi = x
+                                ihi = gi
+                        if x <= lo:
+                            gi = g + l * g3
+                            if x < lo or gi < ilo:
+                                lo = x
+                                ilo = gi
+    return hi, ihi, lo, ilo
+
+
+@numba.njit(cache=True, nogil=True)
+def _argext(a, g0, g1, g2, g3, base, out):  # pragma: no cover - compiled
+    """Scan ``a`` (4-D, last axis fastest in memory); ``g*`` are the global
+    flat strides of its axes (all >= 0), ``base`` the global index of
+    ``a[0, 0, 0, 0]``.  ``out`` = (max, its index, min, its index), merged
+    into (not reset).  Each 3-D slab ``a[i]`` of a halo view is
+    re-described as C-contiguous padded rows (kernels.moments._c_rows, no
+    copy, in the kernel: from Python it costs 3-7 us a call), so that its
+    rows load as vectors without a branch for strided rows; the kernel
+    reads the first ``ncols`` values of each row only."""
     hi = out[0]
     ihi = np.int64(out[1]) if out[1] < 9.2e18 else np.int64(0x7FFFFFFFFFFFFFFF)
     lo = out[2]
     ilo = np.int64(out[3]) if out[3] < 9.2e18 else np.int64(0x7FFFFFFFFFFFFFFF)
-    n0, n1, n2, _ = a.shape
+    n0, n1, n2, ncols = a.shape
     for i in range(n0):
         b = a[i]
-        for j in range(n1):
-            for k in range(n2):
-                g = base + i * g0 + j * g1 + k * g2
-                mx, mn = _row_bounds(b, j, k, ncols)
-                if not (mx > hi or (mx == hi and g < ihi)
-                        or mn < lo or (mn == lo and g < ilo)):
-                    continue
-                for l0 in range(0, ncols, CHUNK):
-                    l1 = min(l0 + CHUNK, ncols)
-                    mx, mn = _chunk_bounds(b, j, k, l0, l1)
-                    first = g + l0 * g3
-                    if not (mx > hi or (mx == hi and first < ihi)
-                            or mn < lo or (mn == lo and first < ilo)):
-                        continue
-                    for l in range(l0, l1):
-                        x = np.float64(b[j, k, l])
-                        if abs(x) < np.inf:
-                            if x >= hi:
-                                gi = g + l * g3
-                                if x > hi or gi < ihi:
-                                    hi = x
-                                    ihi = gi
-                            if x <= lo:
-                                gi = g + l * g3
-                                if x < lo or gi < ilo:
-                                    lo = x
-                                    ilo = gi
+        size = b.itemsize
+        s0, s1, s2 = b.strides
+        g0i = base + i * g0
+        if (ncols > 0 and n2 > 0 and s2 == size and s1 % size == 0 and s1 >= ncols * size
+                and (n1 == 1 or s0 == n2 * s1)):
+            hi, ihi, lo, ilo = _argext_rows(_c_rows(b, s1 // size), ncols, g1, g2, g3, g0i,
+                                            hi, ihi, lo, ilo)
+        else:
+            hi, ihi, lo, ilo = _argext_rows(b, ncols, g1, g2, g3, g0i, hi, ihi, lo, ilo)
     out[0] = hi
     out[1] = np.float64(ihi) if hi > -np.inf else np.inf
     out[2] = lo
@@ -157,5 +177,5 @@ def arg_extremes(view: np.ndarray, offset, global_shape, out: np.ndarray | None 
     while a.ndim < 4:
         a = a[np.newaxis]
         g = [0] + g
-    _argext(padded(a), a.shape[3], g[0], g[1], g[2], g[3], base, out)
+    _argext(a, g[0], g[1], g[2], g[3], base, out)
     return out

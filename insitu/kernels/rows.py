@@ -8,8 +8,10 @@ hoist out of a kernel's loop (kernels.moments found it costing some 20
 integer additions per 16 values: 05b7d23).  Re-described with rows of the
 padded length, the same memory is C-contiguous; a kernel given the real
 row length reads only the first values of each row, all inside the view.
-kernels.moments.padded_rows does this for 3-D views; :func:`padded` for
-any number of axes (extremes, exceedance).
+kernels.moments.padded_rows does this for 3-D views, and
+kernels.moments._c_rows inside a kernel (the extremes use it: from Python
+the description costs some 3 us a call); :func:`padded`, for any number
+of axes, once per view for the exceedance (kernels.weighted.Prepared).
 """
 from __future__ import annotations
 
