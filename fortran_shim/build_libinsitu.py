@@ -38,7 +38,7 @@ EMBEDDING_API = """
                            const int64_t *global_shape, const int64_t *offset,
                            const int64_t *local_shape, const int64_t *halo_lo,
                            const int64_t *halo_hi, int order);
-    int _insitu_py_step(int64_t step, double time);
+    int _insitu_py_step(int64_t step, double time, int moved);
     int _insitu_py_checkpoint(int64_t step);
     int _insitu_py_finalize(void);
 """

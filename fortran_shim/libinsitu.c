@@ -89,6 +89,15 @@ static int _insitu_moved(int *index, uintptr_t *address)
     return n;
 }
 
+/* Whether any exposed address changed since Python last looked: passed
+ * with each step that enters Python, which asks _insitu_moved only then. */
+static int any_moved(void)
+{
+    for (int i = 0; i < nfields; i++)
+        if (field_data[i] != field_seen[i]) return 1;
+    return 0;
+}
+
 /* Python could not bind what _insitu_moved reported: report every field
  * again at the next step. */
 static void _insitu_forget_moved(void)
@@ -346,7 +355,7 @@ EXPORT int insitu_step(int64_t step, double time)
         return INSITU_OK;
     }
     if (pthread_equal(pthread_self(), owner)) idle_pending = 0; /* Python records this one */
-    return from_python(_insitu_py_step(step, time), "insitu_step");
+    return from_python(_insitu_py_step(step, time, any_moved()), "insitu_step");
 }
 
 EXPORT int insitu_checkpoint(int64_t step)

@@ -188,14 +188,18 @@ class FieldSlot:
     """
 
     __slots__ = ("spec", "index", "address", "view", "owner", "_views", "_shape", "_strides",
-                 "_dtype", "_interior", "_contiguous_strides")
+                 "_dtype", "_interior", "_contiguous_strides", "_forget")
 
     #: views kept by address on the C route (a swap of two buffers needs 2)
     C_VIEWS = 4
 
-    def __init__(self, spec: FieldSpec, index: int) -> None:
+    def __init__(self, spec: FieldSpec, index: int, forget: Optional[dict] = None) -> None:
         self.spec = spec
         self.index = index
+        # what to empty when a new Python array is bound: the session's
+        # prepared kernel calls (insitu.step_memo.StepMemo.prepared), which
+        # hold views of the old array and must not keep it alive
+        self._forget = forget
         self.address = 0
         self.view: Optional[np.ndarray] = None
         self.owner = None  # keeps a Python model's array alive while viewed
@@ -252,5 +256,7 @@ class FieldSlot:
         # buffer), with no reshape.
         self.view = array[self._interior]
         self.owner, self.address = array, 0
+        if self._forget:
+            self._forget.clear()
         self._dtype, self._strides = array.dtype, strides
         return self.view

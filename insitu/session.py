@@ -11,7 +11,9 @@ from __future__ import annotations
 import atexit
 import datetime as _dt
 import logging
+import math
 import platform
+import struct
 import sys
 import traceback
 import zlib
@@ -54,7 +56,30 @@ class _Where:
         self.where = where
 
 
+class _StepWhere:
+    """``insitu_step(step N)`` for the watchdog's message (``comm.where``),
+    formatted only when a message is made: a due step sets the step, not
+    a new string (issue 12)."""
+
+    __slots__ = ("step",)
+
+    def __init__(self) -> None:
+        self.step = None
+
+    def __str__(self) -> str:
+        return f"insitu_step(step {self.step})"
+
+
+#: Session._step_plan's answer for a step where nothing is due
+_IDLE = object()
+
+
 _DECLARE, _STEP, _FINALIZE, _CHECKPOINT = 1, 2, 3, 4
+#: the largest lcm of the analyses' periods for which Session._due_at keeps
+#: its answers by step % lcm (at most this many entries)
+_DUE_LCM_MAX = 4096
+#: the record's seven step-check slots as packed by Session._stamp
+_STAMP = struct.Struct("=7d")
 
 
 def _describe(kind: int, arg: int) -> str:
@@ -112,6 +137,7 @@ class Session:
                  overwrite: Optional[bool] = None, host: str = "python",
                  writer_cls=None, restart=None) -> None:
         self.comm = comm
+        self._where_step = _StepWhere()  # comm.where at a bound due step
         self.cfg = cfg
         self.host = host
         comm.timeout = cfg["hang_timeout_seconds"]  # the watchdog of insitu's collectives
@@ -232,7 +258,7 @@ class Session:
         if problems:
             raise FieldError(f"field {name!r}: the ranks' interiors do not tile the global "
                              f"shape {spec.global_shape}: " + "; ".join(problems[:5]))
-        slot = FieldSlot(spec, len(self.slots))
+        slot = FieldSlot(spec, len(self.slots), forget=self.memo.prepared)
         self.slots[name] = slot
         self.decomposition[name] = {
             "global_shape": list(spec.global_shape), "dims": list(spec.dims),
@@ -280,21 +306,35 @@ class Session:
         slots (a checkpoint, finalize, or a step that must compare before
         its local passes, :meth:`_due_at`).  A rank at a due step meets it
         with its step's reduction, of the same length and op."""
-        record = self.plan.reset()
-        self._stamp(record, kind, arg, -np.inf)
+        record = self._stamp(kind, arg, -math.inf)
         self.comm.reduce_record(self.plan, "the call's handshake")
         self._verdict(record, kind, arg)
 
-    def _stamp(self, record, kind: int, arg: int, clock: float) -> None:
-        """Put rank 0's flush clock and this rank's call into the record's
-        last seven slots: the call kind and the argument's high and low 32
-        bits, once to be MIN-combined and once MAX-combined.  Each half is
-        an integer below 2**32 in magnitude, exact in float64 (a step as a
-        double would be exact only to 2**53), and two calls that differ
-        differ in some half, whose MIN then differs from its MAX.  One
-        numpy call, right after the model's step (cold caches)."""
+    def _stamp(self, kind: int, arg: int, clock: float) -> np.ndarray:
+        """The record reset to identities, with rank 0's flush clock and this
+        rank's call in its last seven slots: the call kind and the
+        argument's high and low 32 bits, once to be MIN-combined and once
+        MAX-combined.  Each half is an integer below 2**32 in magnitude,
+        exact in float64 (a step as a double would be exact only to 2**53),
+        and two calls that differ differ in some half, whose MIN then
+        differs from its MAX.  Returns the record.
+
+        Two copies at C level into a memoryview of the record (the
+        identities' bytes, then the seven values packed by ``struct``), not
+        numpy's ``copyto`` and a slice assignment from a tuple: right after
+        the model's step (cold caches) numpy's machinery for those two
+        costs about 15 us, the two copies a few (issue 12)."""
+        plan = self.plan
+        at = self._stamp_at
+        if at is None or at[0] is not plan.record:
+            record = plan.record  # the plan's for its life (a new plan: a new record)
+            at = self._stamp_at = (record, memoryview(record).cast("B"),
+                                   plan.identity.tobytes(), self._call.start * 8)
+        mem = at[1]
+        mem[:] = at[2]
         hi, lo = arg >> 32, arg & 0xFFFFFFFF
-        record[self._call] = (clock, kind, hi, lo, kind, hi, lo)
+        _STAMP.pack_into(mem, at[3], clock, kind, hi, lo, kind, hi, lo)
+        return at[0]
 
     def _verdict(self, record, kind: int, arg: int) -> float:
         """After the record's Allreduce: rank 0's flush clock when every
@@ -472,6 +512,12 @@ class Session:
         base_due = _analyses.base.Analysis.due
         self._periods = (tuple(sorted({a.every for a in self.analyses}))
                          if all(type(a).due is base_due for a in self.analyses) else None)
+        # ... and so only on step % lcm(periods): one int to look up per due
+        # step instead of a tuple of tests (_due_at), when the lcm is small
+        lcm = math.lcm(*self._periods) if self._periods else 0
+        self._due_lcm = lcm if 0 < lcm <= _DUE_LCM_MAX else 0
+        self._due_for = 0  # the count of disabled analyses _due_sets is for
+        self._by_residue = {}  # _step_plan's answers by step % lcm
         seen = {}
         for v in variables:
             if v.name in seen or v.name in ("time", "step"):
@@ -569,6 +615,8 @@ class Session:
 
     # The cadence, and the count of disabled analyses it was built for.
     _cadence = Cadence(None)
+    _stamp_at = None  # (record, its bytes, the identities' bytes, the check's offset)
+    _due_lcm = 0
     _cadence_for = -1
 
     def cadence(self) -> Cadence:
@@ -579,6 +627,21 @@ class Session:
             self._cadence = Cadence.of(self.analyses, self.disabled)
             self._cadence_for = len(self.disabled)
         return self._cadence
+
+    def _step_plan(self, step: int):
+        """What a bound session does at ``step``: :data:`_IDLE` when the
+        cadence says nothing is due (no collective), else
+        :meth:`_due_at`.  Kept by ``step % lcm`` of the periods when every
+        analysis is due by ``step % every`` alone and the lcm is small
+        (and made again when on_error: skip disables an analysis)."""
+        todo = _IDLE if not self.cadence().due(step) else self._due_at(step)
+        if self._due_lcm:
+            if self._due_for != len(self.disabled):
+                self._by_residue.clear()
+                self._due_sets.clear()
+                self._due_for = len(self.disabled)
+            self._by_residue[step % self._due_lcm] = todo
+        return todo
 
     def _due_at(self, step: int) -> tuple:
         """``(due, indices, phase2, groups, first, producers)`` at ``step``:
@@ -592,6 +655,14 @@ class Session:
         periods = self._periods
         if periods is None:
             key = None
+        elif self._due_lcm:
+            if self._due_for != len(self.disabled):  # on_error: skip disabled one
+                self._due_sets.clear()
+                self._due_for = len(self.disabled)
+            key = step % self._due_lcm
+            hit = self._due_sets.get(key)
+            if hit is not None:
+                return hit
         else:
             key = (len(self.disabled), *[step % p == 0 for p in periods])
             hit = self._due_sets.get(key)
@@ -626,9 +697,17 @@ class Session:
         step = int(step)
         # A step where nothing is due is no collective: every rank skips the
         # same steps (insitu/cadence.py), and libinsitu skips them in C.
-        if self.bound and not self.cadence().due(step):
-            self.last_call = (step, float(time))  # what finalize's windows read
-            return {}
+        # What a bound session does at a step is kept by step % lcm of the
+        # periods (_step_plan): one int looked up, not the cadence's tests.
+        if self.bound:
+            lcm = self._due_lcm
+            todo = self._by_residue.get(step % lcm) \
+                if lcm and self._due_for == len(self.disabled) else None
+            if todo is None:
+                todo = self._step_plan(step)
+            if todo is _IDLE:
+                self.last_call = (step, float(time))  # what finalize's windows read
+                return {}
         # Every rank, every due step: ranks on different steps (one skipped
         # a call, or its loop ran longer) are caught, together, at the next
         # due step (or at finalize), instead of meeting in mismatched
@@ -646,10 +725,13 @@ class Session:
             self._agree(_STEP, step, f"insitu_step(step {step})")
             self._ensure_bound(began=(step, time))
             agreed = True
+            todo = self._due_at(step)
         else:
-            comm.where = f"insitu_step(step {step})"
+            where = self._where_step  # formatted only if the watchdog speaks
+            where.step = step
+            comm.where = where
             agreed = comm.size == 1
-        due, due_idx, phase2_due, groups, first, producers = self._due_at(step)
+        due, due_idx, phase2_due, groups, first, producers = todo
         if not agreed and (first or not due):
             self._agree_in_record(_STEP, step)
         last_call, self.last_call = self.last_call, (step, time)
@@ -657,8 +739,7 @@ class Session:
             return {}
         if self.derived:
             self._pre_reduce([f for a in due for f in self._fields_of[a.index]], step)
-        record = self.plan.reset()
-        self._stamp(record, _STEP, step, self.writer.flush_clock(comm.rank))
+        record = self._stamp(_STEP, step, self.writer.flush_clock(comm.rank))
         for g in groups.values():
             g.plan.reset()
         failures = {}

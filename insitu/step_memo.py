@@ -40,7 +40,7 @@ from typing import Hashable
 class StepMemo:
     """The kernels' results of the current step, by key (see the module)."""
 
-    __slots__ = ("_results", "formed", "hits", "misses", "_ids")
+    __slots__ = ("_results", "formed", "hits", "misses", "_ids", "prepared")
 
     def __init__(self) -> None:
         self._results: dict = {}
@@ -52,6 +52,14 @@ class StepMemo:
         #: and the overhead benchmark's report)
         self.hits = 0
         self.misses = 0
+        #: kernel calls made ready for a view (``kernels.moments.prepare``)
+        #: by ``(the analysis's key, id(view))``: ``(view, fn, args)``
+        #: (:meth:`ready`).  Not cleared per step: a C model's views are
+        #: kept by address (insitu.fields.FieldSlot), so the same view
+        #: objects come back, two of them for swapped buffers.  Emptied
+        #: when a Python model binds a new array (FieldSlot), so that a
+        #: call made ready never keeps a dropped array alive.
+        self.prepared: dict = {}
 
     def key(self, key: Hashable) -> int:
         """A small integer for ``key``, the same for equal keys (made at
@@ -80,6 +88,20 @@ class StepMemo:
         self.misses += 1
         self._results[key] = result
         return result
+
+    def ready(self, key, view, fn, args) -> tuple:
+        """Keep the call ``fn(*args)`` made ready for ``view`` under ``key``
+        (see :attr:`prepared`); returns ``(view, fn, args)``.  At most
+        :data:`PREPARED_MAX` are kept: past that (a C model exposing ever
+        new addresses) all are forgotten and made again as needed."""
+        if len(self.prepared) >= PREPARED_MAX:
+            self.prepared.clear()
+        entry = self.prepared[key] = (view, fn, args)
+        return entry
+
+
+#: how many prepared calls a session keeps (StepMemo.ready)
+PREPARED_MAX = 256
 
 
 def region_key(slices) -> tuple:

@@ -106,6 +106,8 @@ class Stats(Analysis):
         self._key_moments = key(("moments", *where))
         self._key_weighted = key(("weighted_moments", *where, frozen(self.cfg["weights"])))
         self._key_extremes = key(("arg_extremes", *where))
+        self._key_call = key(("moments call", self.index))  # StepMemo.prepared
+        self._field, self._region = self.cfg["field"], bool(self.cfg["region"])
         # What this analysis's statistics depend on beyond the step (the
         # kernel pass, the weights, ddof, the exact sums): analyses with the
         # same key hold the same numbers in their slots, and the first to
@@ -231,8 +233,21 @@ class Stats(Analysis):
         memo = self._memo
         m = memo.lookup(self._key_moments)
         if m is None:
-            view = self._field_view(views)
-            m = memo.keep(self._key_moments, km.moments(view, self._local))
+            # The kernel's call made ready once for this view object
+            # (kernels.moments.prepare: its checks, its C-order view and
+            # numba's typing cost about 30 us per due step after the
+            # model's step otherwise, issue 12), then only called.
+            # Keyed by the view object's id: the entry holds the view, so
+            # no other object can have that id while the entry is there;
+            # a C model's two swapped buffers keep two entries.
+            src = views[self._field]
+            call = (self._key_call, id(src))
+            prep = memo.prepared.get(call)
+            if prep is None:
+                prep = memo.ready(call, src, *km.prepare(
+                    src[self._slices] if self._region else src, self._local))
+            prep[1](*prep[2])
+            m = memo.keep(self._key_moments, self._local)
         if self._weights is not None:
             wm = memo.lookup(self._key_weighted)
             if wm is None:

@@ -829,6 +829,29 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         or all-non-finite slab gives count 0, sum 0, mean NaN, min +inf,
         max -inf, the identities of the cross-rank merge.
     """
+    fn, args = prepare(view, out)
+    fn(*args)
+    return args[-1]
+
+
+def prepare(view: np.ndarray, out: np.ndarray | None = None) -> tuple:
+    """``(fn, args)``: :func:`moments` of ``view`` into ``out`` is
+    ``fn(*args)``, with every check and every re-description of the view
+    (transposed to C order, padded to 3-D, its bits as integers) done
+    here, once.
+
+    Why: a due step runs right after the model's step has swept the
+    caches, where each Python and numpy operation costs microseconds
+    (issue 12).  In the Fortran heat model at 2 ranks the checks and
+    views of :func:`moments` cost about 25 us per call there, more than
+    a tenth of the due step, and numba's dispatch (typing each argument)
+    about 6 us more; an analysis that keeps this pair while its view is
+    the same object (``insitu.step_memo.StepMemo.prepared``) pays
+    neither.  ``fn`` is the compiled entry point of the kernel for these
+    argument types (numba's ``Dispatcher.compile``: the same machine code
+    the dispatcher would pick, from numba's cache when it is there), so
+    the pair is bound to these exact objects: call it with no others.
+    """
     if not isinstance(view, np.ndarray):
         raise TypeError(f"moments needs a numpy array, got {type(view).__name__}")
     if view.dtype not in (np.float32, np.float64, np.int32, np.int64):
@@ -838,16 +861,38 @@ def moments(view: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     elif out.dtype != np.float64 or out.shape != (len(FIELDS),):
         raise ValueError("out must be a float64 vector of length %d" % len(FIELDS))
     if view.ndim == 4:
-        return _moments4(view, out)
+        return _moments4, (view, out)
     a = as_c_order_3d(view)
     if a.flags.c_contiguous:
         a = a.reshape(1, 1, a.size)   # one long row, whole blocks
     if a.dtype in _BITS:
         itype, signbit = _BITS[a.dtype]
-        _moments3(a, a.view(itype), signbit, True, out)
+        args = (a, a.view(itype), signbit, True, out)
     else:
-        _moments3(a, a, 0, False, out)
-    return out
+        args = (a, a, 0, False, out)
+    return entry(_moments3, args), args
+
+
+def entry(dispatcher, args: tuple):
+    """The compiled entry point of ``dispatcher`` for the types of
+    ``args`` (compiled, or loaded from numba's cache, if it is not yet):
+    what the dispatcher itself would call for these arguments, without
+    typing them again at every call.  The dispatcher itself where numba
+    cannot give it (then nothing is lost but the saving)."""
+    try:
+        sig = tuple(numba.typeof(x) for x in args)
+        fn = _ENTRIES.get((dispatcher, sig))
+        if fn is None:
+            fn = _ENTRIES[(dispatcher, sig)] = dispatcher.compile(sig)
+        return fn
+    except Exception:  # noqa: BLE001 - the dispatcher types the call itself
+        return dispatcher
+
+
+#: entry points by (dispatcher, argument types), so that a view made ready
+#: again (a derived field's, evaluated anew at each step) costs a lookup,
+#: not numba's compile lock
+_ENTRIES: dict = {}
 
 
 def _moments4(view: np.ndarray, out: np.ndarray) -> np.ndarray:
