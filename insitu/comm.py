@@ -30,6 +30,22 @@ SPIN_SECONDS = 0.002
 _yield = getattr(os, "sched_yield", lambda: None)
 
 
+#: the choices of MPIComm's ``record_op`` (and $INSITU_RECORD_OP)
+RECORD_OPS = ("auto", "compiled", "python")
+
+
+def _record_op_choice(value: Optional[str]) -> str:
+    """``record_op``, or $INSITU_RECORD_OP, or "auto"; anything else is an
+    error naming the variable (a test forcing a path must not silently get
+    the other)."""
+    where = "record_op"
+    if value is None:
+        value, where = os.environ.get("INSITU_RECORD_OP") or "auto", "INSITU_RECORD_OP"
+    if value not in RECORD_OPS:
+        raise ValueError(f"{where}={value!r}: expected one of {', '.join(RECORD_OPS)}")
+    return value
+
+
 class CommError(RuntimeError):
     """A collective could not complete (the fake's equivalent of an abort)."""
 
@@ -91,7 +107,8 @@ class MPIComm(BaseComm):
     """:class:`BaseComm` over an mpi4py communicator (which it does not own
     unless ``owned``)."""
 
-    def __init__(self, comm, owned: bool = False, timeout: float = 0.0) -> None:
+    def __init__(self, comm, owned: bool = False, timeout: float = 0.0,
+                 record_op: Optional[str] = None) -> None:
         super().__init__()
         from mpi4py import MPI
         self._MPI = MPI
@@ -100,6 +117,12 @@ class MPIComm(BaseComm):
         self.size = comm.Get_size()
         self._owned = owned
         self._ops: dict[int, tuple] = {}
+        #: how the step's record is combined: "compiled", "python" or
+        #: "auto" (the compiled operation where it can be made); default
+        #: from $INSITU_RECORD_OP (:meth:`_op_for`)
+        self.record_op = _record_op_choice(record_op)
+        self._compiled_op = None  # made at the first reduction that uses it
+        self._compiled_why = ""   # why it could not be made, if it could not
         self.timeout = float(timeout)
         # the handshake's buffers, made once (MPIComm.handshake)
         self._hs_send = np.zeros(2, dtype=np.int64)
@@ -155,10 +178,47 @@ class MPIComm(BaseComm):
         return cls(MPI.Comm.f2py(handle).Dup(), owned=True)
 
 
+    def _compiled(self):
+        """This communicator's compiled record operation (insitu.mpi_op),
+        made once; None where it cannot be made (why: DEBUG, once), which
+        :attr:`record_op` "compiled" turns into an error instead."""
+        if self._compiled_op is None and not self._compiled_why:
+            try:
+                from . import mpi_op
+                self._compiled_op = mpi_op.create(self._MPI)
+            except Exception as exc:  # noqa: BLE001 - any failure: the Python op
+                self._compiled_why = f"{type(exc).__name__}: {exc}"
+                log.debug("the step's record is combined by a Python callback: the "
+                          "compiled MPI operation could not be made (%s)", self._compiled_why)
+        if self._compiled_op is None and self.record_op == "compiled":
+            raise RuntimeError("record_op='compiled' (INSITU_RECORD_OP): the compiled MPI "
+                               f"operation could not be made ({self._compiled_why})")
+        return self._compiled_op
+
     def _op_for(self, plan: ReductionPlan):
+        """``(datatype, op, plan, message, buffer attribute)`` for ``plan``,
+        made at its first reduction.
+
+        A :class:`ReductionPlan` (its :attr:`~ReductionPlan.message`
+        carries the record's layout) is combined by the compiled operation
+        (insitu.mpi_op: MPI calls compiled code, the interpreter is never
+        entered), one per communicator for every plan; anything else that
+        quacks like a plan (``record``, ``size``, ``combine``; the exact
+        quantiles' candidate lists), or every plan where the compiled op
+        cannot be made or :attr:`record_op` is "python", by a Python
+        callback around ``plan.combine`` over the record alone.  Either
+        way the whole message is ONE element of a contiguous type, so the
+        function always sees whole records."""
         key = id(plan)
         if key not in self._ops:
             MPI = self._MPI
+            op = None
+            if self.record_op != "python" and getattr(plan, "message", None) is not None:
+                op = self._compiled()
+            if op is not None:
+                rtype = MPI.DOUBLE.Create_contiguous(plan.message.size).Commit()
+                self._ops[key] = (rtype, op, plan, [plan.message, 1, rtype], "message")
+                return self._ops[key]
             rtype = MPI.DOUBLE.Create_contiguous(plan.size).Commit()
 
             combine, frombuffer, f64 = plan.combine, np.frombuffer, np.float64
@@ -168,15 +228,16 @@ class MPIComm(BaseComm):
 
             op = MPI.Op.Create(fn, commute=True)
             # the message, made once: the record is the plan's for its life
-            self._ops[key] = (rtype, op, plan, [plan.record, 1, rtype])
+            self._ops[key] = (rtype, op, plan, [plan.record, 1, rtype], "record")
         return self._ops[key]
 
     def reduce_record(self, plan: ReductionPlan, what: str = "the step's reduction") -> None:
         if self.size == 1:
             return
-        rtype, op, _, message = self._op_for(plan)
-        if message[0] is not plan.record:  # a plan that made a new record
-            message[0] = plan.record
+        rtype, op, _, message, attr = self._op_for(plan)
+        buf = getattr(plan, attr)
+        if message[0] is not buf:  # a plan that made a new record
+            message[0] = buf
         self.collectives += 1
         self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, message, op), what)
 
@@ -231,13 +292,18 @@ class MPIComm(BaseComm):
         self.collectives += 1
         self._wait(self.comm.Ibarrier(), "the barrier before a communicator split")
         self.collectives += 1
-        return MPIComm(self.comm.Split(int(color), self.rank), owned=True, timeout=self.timeout)
+        return MPIComm(self.comm.Split(int(color), self.rank), owned=True, timeout=self.timeout,
+                       record_op=self.record_op)
 
     def free(self) -> None:
-        for rtype, op, _, _ in self._ops.values():
+        for rtype, op, _, _, _ in self._ops.values():
             rtype.Free()
-            op.Free()
+            if op is not self._compiled_op:
+                op.Free()
         self._ops.clear()
+        if self._compiled_op is not None:
+            self._compiled_op.Free()
+            self._compiled_op = None
         if self._owned and self.comm != self._MPI.COMM_NULL:
             self.comm.Free()
             self._owned = False

@@ -35,7 +35,10 @@ The combine is one compiled pass over the record (:func:`_combine`, a code
 per slot decided at :meth:`ReductionPlan.freeze`), not a numpy call per
 kind: it runs inside the step's Allreduce right after the kernels have
 swept the caches, where each numpy call on a few values cost microseconds
-(a 1-analysis record took about 45 us to combine there, issue 12).
+(a 1-analysis record took about 45 us to combine there, issue 12).  MPI
+calls it without entering Python (:mod:`insitu.mpi_op`, a compiled MPI
+operation that reads the record's length and slot codes from the message
+it is handed: :attr:`ReductionPlan.message`).
 """
 from __future__ import annotations
 
@@ -51,12 +54,26 @@ _IDENTITY = {SUM: (0.0,), MIN: (np.inf,), MAX: (-np.inf,),
 _CODE = {SUM: 0, MIN: 1, MAX: 2, MOMENTS: 3, ARGMAX: 4}
 
 
+def header_words(n: int) -> int:
+    """The doubles before a record of ``n`` slots in its message: ``n``,
+    then the ``n`` slot codes packed as int8 (:attr:`ReductionPlan.message`)."""
+    return 1 + (n + 7) // 8
+
+
 class ReductionPlan:
     """Where each analysis's partial results sit in the step's record.
 
     Build it once at the first step (:meth:`reserve` per analysis, then
     :meth:`freeze`); every step then reuses the same record and index
     arrays, so the hot path allocates nothing.
+
+    After :meth:`freeze`, :attr:`message` is the buffer the step's
+    reduction sends: ``[n, codes, record]``, the record's length and its
+    slot codes (:attr:`code`, packed as int8 into ``ceil(n / 8)`` doubles)
+    before the record itself, so that a compiled MPI operation made once
+    for every plan (:mod:`insitu.mpi_op`) learns the layout from the
+    buffers it is handed.  :attr:`record` is a view of the message's
+    record part: analyses index it as before.
     """
 
     def __init__(self) -> None:
@@ -101,10 +118,16 @@ class ReductionPlan:
             ident.extend(_IDENTITY[kinds[i]])
             i += _WIDTH[kinds[i]]
         self.identity = np.array(ident, dtype=np.float64)
-        self.record = self.identity.copy()
         self.code = np.full(len(kinds), -1, dtype=np.int8)
         for k in _WIDTH:
             self.code[idx[k]] = _CODE[k]
+        n = len(kinds)
+        head = header_words(n)
+        self.message = np.zeros(head + n, dtype=np.float64)
+        self.message[0] = n
+        self.message.view(np.int8)[8:8 + n] = self.code
+        self.record = self.message[head:]
+        self.record[:] = self.identity
         self.frozen = True
 
     @property

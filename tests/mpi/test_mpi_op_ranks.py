@@ -1,0 +1,221 @@
+"""The step record's compiled MPI operation under real MPI, on every rank
+(tests/test_mpi_suite.py runs this at 1-4 ranks with Open MPI,
+tests/test_mpich.py at 1 and 2 with MPICH): the same bits as the Python
+callback op, whole records of every slot kind with uneven partials (empty
+MOMENTS on some ranks, ties, signed zeros split across ranks), on the
+world and on group sub-communicators; the answer checked against a fold of
+every rank's record (exact where the combine only selects or adds
+integers); the fallback and the forced choices; and the op freed with the
+communicator."""
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_mpi_op import mixed_kinds, plan_of, record  # noqa: E402
+
+from insitu import mpi_op  # noqa: E402
+from insitu.comm import MPIComm  # noqa: E402
+from insitu.groups import ReduceGroup  # noqa: E402
+
+
+def agree(comm, ok: bool, what: str) -> None:
+    """Fail on every rank when the check failed on any (a check failing on
+    one rank alone would leave the others in the next test's collectives
+    until mpiexec's timeout)."""
+    bad = comm.allgather(not ok)
+    assert not any(bad), f"{what}: failed on rank(s) {[r for r, b in enumerate(bad) if b]}"
+
+
+def _reduced(comm, kinds, recs, record_op):
+    """Every record of ``recs`` (this rank's) reduced over ``comm`` (an
+    insitu comm made by ``comm_of``) with ``record_op``; checks which path
+    ran."""
+    c = MPIComm(comm.Dup(), owned=True, record_op=record_op)
+    try:
+        plan = plan_of(kinds)
+        out = []
+        for r in recs:
+            plan.record[:] = r
+            c.reduce_record(plan)
+            out.append(plan.record.copy())
+        if c.size > 1:
+            _, op, _, msg, attr = c._ops[id(plan)]
+            assert (attr == "message") == (record_op == "compiled"), attr
+            assert (op is c._compiled_op) == (record_op == "compiled")
+            assert msg[0] is (plan.message if record_op == "compiled" else plan.record)
+        return out
+    finally:
+        c.free()
+
+
+@pytest.mark.parametrize("count", [1, 5, 9, 40, 300])
+def test_compiled_and_python_ops_give_the_same_bits(comm, count):
+    """Both ops in the same MPI (same algorithm, same pairing), many
+    records: byte-equal, and every rank holds the same bytes."""
+    kinds = mixed_kinds(np.random.default_rng(count), count)
+    plan = plan_of(kinds)
+    rng = np.random.default_rng(1000 * count + comm.rank)
+    recs = [record(plan, rng, comm.rank, comm.size) for _ in range(40 if count < 300 else 8)]
+    got = _reduced(comm, kinds, recs, "compiled")
+    want = _reduced(comm, kinds, recs, "python")
+    agree(comm, all(g.tobytes() == w.tobytes() for g, w in zip(got, want)),
+          "compiled against python bits")
+    mine = np.concatenate(got).view(np.uint64)
+    every = np.empty((comm.size, mine.size), dtype=np.uint64)
+    comm.Allgather(mine, every)  # a test's check: small records only
+    assert (every == every[0]).all()
+
+
+def _fold(plan, records):
+    acc = records[0].copy()
+    for r in records[1:]:
+        plan.combine(r, acc)
+    return acc
+
+
+def _matches_fold(plan, got, records) -> bool:
+    """Selections (MIN, MAX, ARGMAX) and sums of integers are exact whatever
+    MPI's pairing; MOMENTS counts exact, means and M2 close."""
+    want = _fold(plan, records)
+
+    def bits(x):  # NaN's sign and payload follow the pairing (NaN + -NaN)
+        return np.where(np.isnan(x), np.nan, x).tobytes()
+
+    ok = all(bits(got[idx]) == bits(want[idx])
+             for idx in (plan.sum_idx, plan.min_idx, plan.max_idx, plan.arg_idx,
+                         plan.arg_idx + 1, plan.mom_idx))
+    return ok and all(np.allclose(got[plan.mom_idx + k], want[plan.mom_idx + k],
+                                  rtol=1e-12, atol=1e-9, equal_nan=True) for k in (1, 2))
+
+
+@pytest.mark.parametrize("record_op", ["compiled", "python"])
+def test_the_answer_is_the_fold_of_every_ranks_record(comm, record_op):
+    kinds = mixed_kinds(np.random.default_rng(77), 60)
+    plan = plan_of(kinds)
+    for trial in range(10):
+        rng = np.random.default_rng(10 * trial + comm.rank)
+        r = record(plan, rng, comm.rank, comm.size)
+        r[plan.sum_idx] = np.round(r[plan.sum_idx] * 1e-3)  # integers: any order is exact
+        everyone = np.empty((comm.size, r.size))
+        comm.Allgather(r, everyone)
+        (got,) = _reduced(comm, kinds, [r], record_op)
+        agree(comm, _matches_fold(plan, got, list(everyone)), f"trial {trial} against the fold")
+
+
+def test_group_plans_combine_within_their_group(comm):
+    """A ReduceGroup (insitu.groups) splits the communicator: its plan is
+    reduced over its members only, by the compiled op (the split comm
+    inherits record_op), with the Python op's bits."""
+    if comm.size < 2:
+        pytest.skip("groups need 2 ranks")
+    kinds = mixed_kinds(np.random.default_rng(5), 30)
+    projected = [((r % 2,), (1,)) for r in range(comm.size)]
+    results = {}
+    for record_op in ("compiled", "python"):
+        top = MPIComm(comm.Dup(), owned=True, record_op=record_op)
+        group = ReduceGroup(top, projected, (2,), "test")
+        try:
+            assert group.comm.record_op == record_op
+            group.plan = plan_of(kinds)
+            rng = np.random.default_rng(comm.rank)
+            r = record(group.plan, rng, comm.rank, comm.size)
+            group.plan.record[:] = r
+            mine = np.empty((group.comm.size, r.size))
+            group.comm.comm.Allgather(r, mine)
+            group.reduce()
+            got = group.plan.record.copy()
+            if group.comm.size > 1:
+                attr = group.comm._ops[id(group.plan)][4]
+                assert attr == ("message" if record_op == "compiled" else "record")
+                ok = _matches_fold(group.plan, got, list(mine))
+            else:
+                ok = got.tobytes() == r.tobytes()
+            agree(comm, ok, f"{record_op}: the group's answer against its fold")
+            results[record_op] = got
+        finally:
+            group.free()
+            top.free()
+    agree(comm, results["compiled"].tobytes() == results["python"].tobytes(),
+          "groups: compiled against python bits")
+
+
+def test_the_op_is_made_once_per_comm_and_freed_with_it(comm):
+    kinds = mixed_kinds(np.random.default_rng(1), 12)
+    c = MPIComm(comm.Dup(), owned=True, record_op="compiled")
+    plans = [plan_of(kinds), plan_of(kinds[:7])]
+    op = c._compiled()
+    for p in plans:
+        c.reduce_record(p)
+        if c.size > 1:
+            assert c._ops[id(p)][1] is op
+    c.free()
+    assert c._compiled_op is None and not c._ops
+    # a freed handle is MPI_OP_NULL in mpi4py's object
+    from mpi4py import MPI
+    assert op == MPI.OP_NULL
+    for _ in range(20):  # made and freed again and again: no handle runs out
+        c2 = MPIComm(comm.Dup(), owned=True, record_op="compiled")
+        c2.reduce_record(plans[0])
+        c2.free()
+
+
+def test_the_python_op_where_the_compiled_one_cannot_be_made(comm, monkeypatch, caplog):
+    def refuse(MPI):
+        raise mpi_op.Unavailable("no MPI_Op_create here (test)")
+    monkeypatch.setattr(mpi_op, "create", refuse)
+    kinds = mixed_kinds(np.random.default_rng(2), 9)
+    plan = plan_of(kinds)
+    caplog.set_level(logging.DEBUG, logger="insitu")
+    c = MPIComm(comm.Dup(), owned=True, record_op="auto")
+    try:
+        entry = c._op_for(plan)
+        assert entry[4] == "record" and c._compiled_op is None
+        assert "no MPI_Op_create here (test)" in caplog.text
+        plan.record[:] = record(plan, np.random.default_rng(comm.rank), comm.rank, comm.size)
+        c.reduce_record(plan)
+    finally:
+        c.free()
+    forced = MPIComm(comm.Dup(), owned=True, record_op="compiled")
+    try:
+        with pytest.raises(RuntimeError, match="no MPI_Op_create here"):
+            forced._op_for(plan_of(kinds))
+    finally:
+        forced.free()
+
+
+def test_a_plan_without_a_message_takes_the_python_op(comm):
+    """The exact quantiles' candidate lists (kernels.quantiles.CandidatePlan)
+    quack like a plan but have their own combine: the Python op, also when
+    the compiled one is forced for records."""
+    from insitu.kernels.quantiles import CandidatePlan
+    c = MPIComm(comm.Dup(), owned=True, record_op="compiled")
+    try:
+        plan = CandidatePlan(1, 4)
+        plan.fill(0, np.arange(4.0) + 10 * comm.rank, descending=False)
+        c.reduce_record(plan)
+        agree(comm, sorted(plan.record.tolist()) == [0.0, 1.0, 2.0, 3.0], "candidate lists")
+        if c.size > 1:
+            assert c._ops[id(plan)][4] == "record"
+    finally:
+        c.free()
+
+
+def test_reduce_local_checks_the_handle(comm):
+    """create()'s own check (MPI_Reduce_local, no communication) on this
+    MPI: the op it returns is MPI's, commutative, and combines whole
+    messages."""
+    from mpi4py import MPI
+    op = mpi_op.create(MPI)
+    try:
+        assert op.is_commutative
+        plan, a, b, want = mpi_op.self_test_message()
+        t = MPI.DOUBLE.Create_contiguous(a.size).Commit()
+        op.Reduce_local([a, 1, t], [b, 1, t])
+        t.Free()
+        agree(comm, b.tobytes() == want.tobytes(), "Reduce_local")
+    finally:
+        op.Free()
