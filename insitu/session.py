@@ -634,12 +634,15 @@ class Session:
         :meth:`_due_at`.  Kept by ``step % lcm`` of the periods when every
         analysis is due by ``step % every`` alone and the lcm is small
         (and made again when on_error: skip disables an analysis)."""
+        if self._due_lcm and self._due_for != len(self.disabled):
+            # before _due_at, which would otherwise take the new count for
+            # its own answers and leave these stale (the disabled analysis
+            # would run again: tests/test_review7_due_plan.py)
+            self._by_residue.clear()
+            self._due_sets.clear()
+            self._due_for = len(self.disabled)
         todo = _IDLE if not self.cadence().due(step) else self._due_at(step)
         if self._due_lcm:
-            if self._due_for != len(self.disabled):
-                self._by_residue.clear()
-                self._due_sets.clear()
-                self._due_for = len(self.disabled)
             self._by_residue[step % self._due_lcm] = todo
         return todo
 
