@@ -113,3 +113,14 @@ def test_any_split_gives_the_same_answer(name, field, nranks):
             got = _merge(got, arg_extremes(_halo(field[tuple(sel)], "F"), off,
                                            field.shape).tolist())
         assert got == want, (axis, cuts)
+
+
+def test_the_layout_plan_is_per_offset_and_global_shape():
+    """arg_extremes keeps its Python layout per (shape, strides, offset,
+    global shape): two slabs of one shape at other offsets, or of another
+    global field, must not share one (their global indices differ)."""
+    v = _halo(np.arange(12.0).reshape(3, 4), "F")
+    assert arg_extremes(v, (0, 0), (3, 4)).tolist() == [11.0, 11, 0.0, 0]
+    assert arg_extremes(v, (3, 0), (6, 4)).tolist() == [11.0, 23, 0.0, 12]
+    assert arg_extremes(v, (0, 2), (3, 6)).tolist() == [11.0, 17, 0.0, 2]
+    assert arg_extremes(v, (0, 0), (3, 4)).tolist() == [11.0, 11, 0.0, 0]
