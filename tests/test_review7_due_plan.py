@@ -69,3 +69,41 @@ def test_disabled_analysis_never_runs_again(monkeypatch, tmp_path, nranks, fault
     for out, _ in outs:
         stats_steps = [s for s, r in out.items() if any(k.startswith("a") for k in r)]
         assert stats_steps == [s for s in range(1, steps + 1) if s % stats_every == 0]
+
+
+def _drive_steps(comm, steps):
+    cfg = {"fields": {"f": {"units": "K"}},
+           "analyses": [{"kind": "stats", "field": "f", "every": 2, "stats": ["sum"], "name": "a"},
+                        {"kind": "stats", "field": "f", "every": 3, "stats": ["max"], "name": "b"}],
+           "output": {"overwrite": True}}
+    api.init(comm, cfg)
+    try:
+        n = 6 // comm.size
+        api.declare_field("f", np.float64, (6,), (n * comm.rank,), (n,))
+        a = np.zeros(n)
+        out = []
+        for step in steps:
+            a[:] = step % 1000
+            api.expose("f", a)
+            out.append(api.step(step, 0.0))
+        return out
+    finally:
+        api.finalize()
+
+
+@pytest.mark.parametrize("nranks", [1, 3])
+def test_due_by_residue_for_negative_zero_and_huge_steps(tmp_path, monkeypatch, nranks):
+    """What runs at a step is ``step % every == 0`` (Python's modulo) for
+    each analysis, whatever the step: negative, 0, near +-2**63, after the
+    plans kept by step % lcm were made at other steps with the same
+    residues."""
+    monkeypatch.chdir(tmp_path)
+    top, bottom = 2**63 - 1, -2**63
+    steps = ([1] + list(range(-7, 8)) + list(range(top - 7, top + 1))
+             + list(range(bottom, bottom + 8)) + list(range(-7, 8)))
+    for out in FakeWorld(nranks, timeout=30).run(_drive_steps, steps):
+        for step, res in zip(steps, out):
+            want = {k for k, e in (("a_sum", 2), ("b_max", 3)) if step % e == 0}
+            assert set(res) == want, step
+            if "a_sum" in res:
+                assert res["a_sum"] == 6 * (step % 1000)
