@@ -1,16 +1,22 @@
-"""scripts/bench/record_op.py still runs (quick mode, 2 ranks) and
-measures what it says: the compiled op's contender ran the compiled
-operation and the Python one the callback.  Never timed here."""
+"""scripts/bench/record_op.py still runs (quick mode: the collective at 2
+ranks, MPI_Reduce_local at 1) and measures what it says: the compiled op's
+contender ran the compiled operation and the Python one the callback.
+Never timed here."""
 import json
+
+import pytest
 
 from conftest import PYTHON, ROOT, mpi_env, mpirun
 
 
-def test_record_op_benchmark_quick(tmp_path):
-    mpirun(2, [PYTHON, ROOT / "scripts" / "bench" / "record_op.py", "--quick"], timeout=300,
+@pytest.mark.parametrize("nranks,local", [(2, False), (1, True)], ids=["allreduce", "local"])
+def test_record_op_benchmark_quick(tmp_path, nranks, local):
+    mpirun(nranks, [PYTHON, ROOT / "scripts" / "bench" / "record_op.py", "--quick",
+                    *(["--local"] if local else [])], timeout=300,
            env=mpi_env({"INSITU_BENCH_RESULTS": str(tmp_path)}))
-    data = json.loads((tmp_path / "record_op_n2.json").read_text())
-    assert data["machine"]["cores"]
+    name = f"record_op{'_local' if local else ''}_n{nranks}"
+    data = json.loads((tmp_path / f"{name}.json").read_text())
+    assert data["machine"]["cores"] and data["local"] is local
     paths = {r["op"]: r["path"] for r in data["rows"]}
     assert paths == {"compiled": "message", "python": "record", "sum": "MPI.SUM"}
     for r in data["rows"]:

@@ -1,7 +1,7 @@
 """The step's reduction right after a model step: the compiled record
 operation (insitu.mpi_op) against the Python callback op and MPI.SUM.
 
-``mpiexec -n 2 python scripts/bench/record_op.py [--quick] [--rounds R]
+``mpiexec -n 2 python scripts/bench/record_op.py [--quick] [--local] [--rounds R]
 [--calls C] [--slots N] [--sweep-mb MB]``
 
 What a due step's one collective costs when MPI has to call the record's
@@ -19,6 +19,13 @@ Three contenders:
   calls the compiled ``_combine`` (the path before insitu.mpi_op);
 * ``sum``: ``Iallreduce(IN_PLACE, record, MPI.SUM)`` through the same wait
   (MPI's built-in op on the same bytes: the floor for any user op).
+
+With ``--local`` (any number of ranks, 1 too), the same three operations
+are timed without communication, by ``MPI_Reduce_local`` of another
+record into the plan's message right after the sweep: the combine's own
+cost with cold caches, without the partner's arrival, which on a loaded
+machine (a descheduled partner rank costs milliseconds) is the figure that
+can still be read.
 
 Rounds interleave the contenders (common.interleave, the start rotated);
 in each round each contender makes ``--calls`` calls, and its figure for
@@ -62,12 +69,28 @@ def make_plan(slots: int):
     return plan
 
 
+def local_call(MPI, comm, plan, base):
+    """``MPI_Reduce_local`` of a copy of this rank's record into the plan's
+    with ``comm``'s operation for the plan (compiled or Python), over the
+    buffer that operation takes (the message or the record)."""
+    rtype, op, _, message, attr = comm._op_for(plan)
+    plan.record[:] = base
+    other = getattr(plan, attr).copy()
+
+    def call():
+        op.Reduce_local([other, 1, rtype], message)
+    return call
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a small run, to check it works")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7)")
     p.add_argument("--calls", type=int, default=None, help="calls per contender and round")
     p.add_argument("--slots", type=int, default=40, help="the record's slots (default 40)")
+    p.add_argument("--local", action="store_true",
+                   help="time MPI_Reduce_local of each op (no communication) instead of the "
+                        "collective")
     p.add_argument("--sweep-mb", type=float, default=None,
                    help="MB of each of the two arrays swept before each call (default 32)")
     a = p.parse_args(argv)
@@ -84,14 +107,15 @@ def main(argv=None) -> int:
     rank, size = world.rank, world.size
     if rank == 0:
         print_header()
-    if size < 2:
-        print("record_op.py needs 2 or more ranks (mpiexec -n 2): no reduction at 1", flush=True)
+    if size < 2 and not a.local:
+        print("record_op.py needs 2 or more ranks (mpiexec -n 2), or --local", flush=True)
         return 2
     comms = {k: MPIComm(world.Dup(), owned=True, timeout=60.0, record_op=k)
              for k in ("compiled", "python")}
     summ = MPIComm(world.Dup(), owned=True, timeout=60.0)
     plans = {k: make_plan(a.slots) for k in ("compiled", "python", "sum")}
     for k, c in comms.items():  # make the ops and datatypes outside the timing
+        c._op_for(plans[k])
         c.reduce_record(plans[k])
     used = {k: comms[k]._ops[id(plans[k])][4] for k in comms}
     n = max(int(mb * 2**20 / 8), 16)
@@ -110,6 +134,10 @@ def main(argv=None) -> int:
     calls_of = {"compiled": lambda: comms["compiled"].reduce_record(plans["compiled"]),
                 "python": lambda: comms["python"].reduce_record(plans["python"]),
                 "sum": reduce_sum}
+    if a.local:
+        calls_of = {k: local_call(MPI, comms[k], plans[k], base) for k in comms}
+        other = base.copy()  # MPI.SUM takes doubles, not the contiguous type
+        calls_of["sum"] = lambda: SUM_OP.Reduce_local(other, plans["sum"].record)
     per_call: dict[str, list] = {k: [] for k in calls_of}
     mine = np.empty(1)
     slowest = np.empty(1)
@@ -124,11 +152,15 @@ def main(argv=None) -> int:
                 plan.record[:] = base
                 sweep(big, big2)
                 sweep(big2, big)
-                world.Barrier()
+                if not a.local:
+                    world.Barrier()
                 t0 = time.perf_counter()
                 fn()
                 mine[0] = time.perf_counter() - t0
-                world.Allreduce(mine, slowest, op=MPI.MAX)  # after the timing
+                if a.local:
+                    slowest[0] = mine[0]
+                else:
+                    world.Allreduce(mine, slowest, op=MPI.MAX)  # after the timing
                 times.append(slowest[0] * 1e6)
             per_call[name].extend(times)
             return statistics.median(times)
@@ -142,17 +174,20 @@ def main(argv=None) -> int:
     diff = {f"compiled - {k}": summarize([x - y for x, y in zip(samples["compiled"], samples[k])])
             for k in ("python", "sum")}
     if rank == 0:
+        what = ("MPI_Reduce_local on rank 0 (no communication)" if a.local
+                else "Iallreduce, the slowest rank's")
         print(f"{size} ranks, a {a.slots}-slot record ({plans['compiled'].message.size} doubles "
               f"with its header), {rounds} rounds of {calls} calls per op, each call after "
-              f"a stencil over 2 x {mb:g} MB; us per call, the slowest rank's")
+              f"a stencil over 2 x {mb:g} MB; us per call: {what}")
         print("per round (median of its calls): median (min-max) of the rounds")
         for r in rows:
             print(f"  {r['op']:>8} [{r['path']}]: {fmt(r['us'])}   all calls: "
                   f"{fmt(r['per_call_us'])}")
         for k, s in diff.items():
             print(f"  {k}: {fmt(s)}")
-        save(f"record_op_n{size}", {"rows": rows, "differences": diff, "rounds": rounds,
-                                     "calls": calls, "slots": a.slots, "sweep_mb": mb})
+        save(f"record_op{'_local' if a.local else ''}_n{size}",
+             {"rows": rows, "differences": diff, "rounds": rounds, "calls": calls,
+              "slots": a.slots, "sweep_mb": mb, "local": a.local})
     for c in (*comms.values(), summ):
         c.free()
     return 0

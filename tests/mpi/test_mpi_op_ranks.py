@@ -147,12 +147,14 @@ def test_the_op_is_made_once_per_comm_and_freed_with_it(comm):
     kinds = mixed_kinds(np.random.default_rng(1), 12)
     c = MPIComm(comm.Dup(), owned=True, record_op="compiled")
     plans = [plan_of(kinds), plan_of(kinds[:7])]
-    op = c._compiled()
-    for p in plans:
-        c.reduce_record(p)
-        if c.size > 1:
-            assert c._ops[id(p)][1] is op
-    c.free()
+    try:
+        op = c._compiled()
+        for p in plans:
+            c.reduce_record(p)
+            if c.size > 1:
+                assert c._ops[id(p)][1] is op
+    finally:
+        c.free()
     assert c._compiled_op is None and not c._ops
     # a freed handle is MPI_OP_NULL in mpi4py's object
     from mpi4py import MPI
