@@ -333,8 +333,17 @@ def test_the_time_to_answer_check_prints_the_bound_and_keeps_its_verdict(tmp_pat
     assert (t.op, t.limit) == (">=", 10.0)
     md = targets.render_markdown(targets.evaluate(targets.load_results(folder)))
     assert "at most 1.34 (1.3-1.4) x" in md
-    # an older result without the model-only way says so, and is judged alike
+    # a result written before the bound was stored: from the rows' samples
     del rows[1]["bound_vs_model"]
+    rows[1]["total_s"] = {**spread(15.0, 14.0, 16.0), "samples": [15.0, 14.0, 16.0]}
+    rows.append({**TTA_CASE, "way": "model only",
+                 "total_s": {**spread(11.0, 10.0, 12.0), "samples": [11.0, 10.0, 12.0]}})
+    folder = write(tmp_path / "older", res)
+    v = {v.target.key: v for v in targets.evaluate(targets.load_results(folder))}
+    assert v["time_to_answer"].status == targets.MISSED
+    assert "at most 1.36 (1.33-1.4) x" in v["time_to_answer"].cases[0].note
+    # without the model-only way it says so, and is judged alike
+    rows.pop()
     folder = write(tmp_path / "old", res)
     v = {v.target.key: v for v in targets.evaluate(targets.load_results(folder))}
     assert v["time_to_answer"].status == targets.MISSED
