@@ -29,7 +29,7 @@ if world.rank in refusing:
     def refuse(MPI):
         raise mpi_op.Unavailable("simulated: this rank cannot make the compiled op")
     mpi_op.create = refuse
-c = MPIComm(world.Dup(), owned=True, timeout=30.0)
+c = MPIComm(world.Dup(), owned=True, timeout=8.0)  # the watchdog ends a hang
 plan = ReductionPlan()
 for _ in range(3):
     plan.reserve(SUM)
