@@ -1,5 +1,5 @@
-"""Review 7: extremes (min, max, argmax, argmin), a region's, and the
-exceedance (kernels/extremes.py, kernels/weighted.py, 236b71c/d7adda8) on
+"""Review 7: extremes (min, max, argmax, argmin), a region's, histograms
+with every bin edge on a value, and the exceedance (kernels/extremes.py, kernels/weighted.py, 236b71c/d7adda8) on
 Fortran-order halo fields split unevenly over 1-4 fake ranks (rows only,
 columns only, 2x2), against numpy on the whole field: many ties (values
 0-4), NaN and +-Inf (finite values only), a region whose edges fall on
@@ -41,7 +41,12 @@ def _body(comm, seed, steps):
                         {"kind": "exceedance", "field": "T", "threshold": 3.0, "op": "ge",
                          "name": "x"},
                         {"kind": "exceedance", "field": "T", "threshold": 1.0, "op": "lt",
-                         "name": "lo", "region": REGION}],
+                         "name": "lo", "region": REGION},
+                        # bin edges on the values themselves (ties on every edge)
+                        {"kind": "histogram", "field": "T", "bins": 4, "range": [0, 4],
+                         "name": "h"},
+                        {"kind": "histogram", "field": "T", "bins": 3, "range": [0.5, 3.5],
+                         "name": "hr", "region": REGION}],
            "output": {"overwrite": True}}
     api.init(comm, cfg)
     try:
@@ -91,7 +96,13 @@ def test_extremes_and_exceedance_equal_numpy(tmp_path, monkeypatch, nranks, seed
             want["x_count"] = int((f[fin] >= 3.0).sum())
             rfin = np.isfinite(reg)
             want["lo_count"] = int((reg[rfin] < 1.0).sum())
-            got = {k: res[k] for k in want}
+            for name, x, lo_, hi_, nb in (("h", f, 0.0, 4.0, 4),
+                                          ("hr", reg, 0.5, 3.5, 3)):
+                v = x[~np.isnan(x)]
+                want[name] = np.histogram(v[np.isfinite(v)], nb, (lo_, hi_))[0].tolist()
+                want[f"{name}_below"] = int((v < lo_).sum())
+                want[f"{name}_above"] = int((v > hi_).sum())
+            got = {k: (res[k].tolist() if k in ("h", "hr") else res[k]) for k in want}
             assert got == want, (rank, step)
             assert res["x_fraction"] == want["x_count"] / fin.sum()
             iy, ix = np.unravel_index(want["e_argmax"], G)
