@@ -30,7 +30,7 @@ def _field(seed):
     return f
 
 
-def _body(comm, seed, steps):
+def _body(comm, seed, steps, output=None):
     (y0, y1), (x0, x1) = SPLITS[comm.size][comm.rank]
     ny, nx = y1 - y0, x1 - x0
     cfg = {"fields": {"T": {"units": "K", "dims": ["y", "x"]}},
@@ -47,7 +47,7 @@ def _body(comm, seed, steps):
                          "name": "h"},
                         {"kind": "histogram", "field": "T", "bins": 3, "range": [0.5, 3.5],
                          "name": "hr", "region": REGION}],
-           "output": {"overwrite": True}}
+           "output": {"overwrite": True, **({"path": output} if output else {})}}
     api.init(comm, cfg)
     try:
         api.declare_field("T", np.float64, G, (y0, x0), (ny + 2, nx + 2), (1, 1), (1, 1), "F")
@@ -78,8 +78,16 @@ def _want(f, prefix):
 @pytest.mark.parametrize("seed", [0, 10, 20])
 def test_extremes_and_exceedance_equal_numpy(tmp_path, monkeypatch, nranks, seed):
     monkeypatch.chdir(tmp_path)
-    steps = 3
-    outs = FakeWorld(nranks, timeout=30).run(_body, seed, steps)
+    check(FakeWorld(nranks, timeout=30).run(_body, seed, STEPS), seed)
+
+
+STEPS = 3
+
+
+def check(outs, seed):
+    """Every rank's results of _body against numpy (also run under real
+    MPI by tests/mpi/test_review7_extremes.py)."""
+    steps = STEPS
     (ry0, ry1), (rx0, rx1) = REGION["y"], REGION["x"]
     for rank, out in enumerate(outs):
         for step, res in enumerate(out, 1):
