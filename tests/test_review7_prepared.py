@@ -101,3 +101,45 @@ def test_python_route_ping_pong_readonly_and_region(tmp_path, monkeypatch, nrank
             f = full * step
             assert (res["a_sum"], res["a_count"], res["a_max"]) == (f.sum(), f.size, f.max())
             assert (res["r_sum"], res["r_count"]) == (f[1:3].sum(), f[1:3].size)
+
+
+def _ping_pong(comm, nsteps):
+    s = api.init(comm, {"fields": {"f": {"units": "K", "dims": ["x", "y"]}},
+                        "analyses": [{"kind": "stats", "field": "f", "every": 4, "name": "a",
+                                      "stats": ["sum"]}],
+                        "output": {"overwrite": True}})
+    try:
+        api.declare_field("f", np.float64, G, (0, 0), (G[0] + 2, G[1] + 2), (1, 1), (1, 1), "F")
+        bufs = [np.asfortranarray(np.zeros((G[0] + 2, G[1] + 2))) for _ in range(2)]
+        for step in range(1, nsteps + 1):
+            b = bufs[step % 2]             # the heat stand-in's two buffers (models/heat2d.py)
+            b[1:-1, 1:-1] = step
+            api.expose("f", b)
+            res = api.step(step, float(step))
+            if step % 4 == 0:
+                assert res["a_sum"] == step * G[0] * G[1]
+        return None
+    finally:
+        api.finalize()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "review 7, performance only: FieldSlot.bind_array empties every prepared call "
+    "whenever a Python model binds another array, so a model swapping two buffers "
+    "(insitu.run's heat2d, the replay host's buffers[k % 2]) makes its calls ready again "
+    "at every due step and never gains what 16977c5 saves; keeping the views of the last "
+    "two arrays per slot (as the C route keeps C_VIEWS by address) would fix it, at the "
+    "cost of keeping a dropped buffer alive until two others were bound"))
+def test_a_python_model_swapping_two_buffers_prepares_each_view_once(monkeypatch, tmp_path):
+    from insitu.kernels import moments as km
+    monkeypatch.chdir(tmp_path)
+    made = []
+    real = km.prepare
+
+    def counting(view, out=None):
+        made.append(view.shape)
+        return real(view, out)
+
+    monkeypatch.setattr(km, "prepare", counting)
+    FakeWorld(1).run(_ping_pong, 40)
+    assert len(made) <= 2, f"{len(made)} prepares over 10 due steps"
