@@ -199,36 +199,37 @@ class MPIComm(BaseComm):
         """``(datatype, op, plan, message, buffer attribute)`` for ``plan``,
         made at its first reduction.
 
-        A :class:`ReductionPlan` (its :attr:`~ReductionPlan.message`
-        carries the record's layout) is combined by the compiled operation
-        (insitu.mpi_op: MPI calls compiled code, the interpreter is never
-        entered), one per communicator for every plan; anything else that
-        quacks like a plan (``record``, ``size``, ``combine``; the exact
-        quantiles' candidate lists), or every plan where the compiled op
-        cannot be made or :attr:`record_op` is "python", by a Python
-        callback around ``plan.combine`` over the record alone.  Either
-        way the whole message is ONE element of a contiguous type, so the
-        function always sees whole records."""
+        A :class:`ReductionPlan` travels as its
+        :attr:`~ReductionPlan.message` (the record's length and slot codes
+        before it) and is combined by the compiled operation (insitu.mpi_op:
+        MPI calls compiled code, the interpreter is never entered), one per
+        communicator for every plan; where that op cannot be made, or
+        :attr:`record_op` is "python", by a Python callback around
+        ``plan.combine`` over the message's record part.  Both take the
+        same message, so a rank that fell back (an MPI or numba problem on
+        one node only) still sends what the others expect and computes the
+        same bits, instead of a message of another size.  Anything else
+        that quacks like a plan (``record``, ``size``, ``combine``: the
+        exact quantiles' candidate lists) sends its record with a Python
+        callback.  Either way the message is ONE element of a contiguous
+        type, so the function always sees whole records."""
         key = id(plan)
         if key not in self._ops:
             MPI = self._MPI
-            op = None
-            if self.record_op != "python" and getattr(plan, "message", None) is not None:
-                op = self._compiled()
-            if op is not None:
-                rtype = MPI.DOUBLE.Create_contiguous(plan.message.size).Commit()
-                self._ops[key] = (rtype, op, plan, [plan.message, 1, rtype], "message")
-                return self._ops[key]
-            rtype = MPI.DOUBLE.Create_contiguous(plan.size).Commit()
+            attr = "message" if getattr(plan, "message", None) is not None else "record"
+            buf = getattr(plan, attr)
+            op = self._compiled() if attr == "message" and self.record_op != "python" else None
+            if op is None:
+                combine, frombuffer, f64 = plan.combine, np.frombuffer, np.float64
+                head = buf.size - plan.size  # the message's header, if any
 
-            combine, frombuffer, f64 = plan.combine, np.frombuffer, np.float64
+                def fn(inbuf, inoutbuf, datatype):
+                    combine(frombuffer(inbuf, f64)[head:], frombuffer(inoutbuf, f64)[head:])
 
-            def fn(inbuf, inoutbuf, datatype):
-                combine(frombuffer(inbuf, f64), frombuffer(inoutbuf, f64))
-
-            op = MPI.Op.Create(fn, commute=True)
-            # the message, made once: the record is the plan's for its life
-            self._ops[key] = (rtype, op, plan, [plan.record, 1, rtype], "record")
+                op = MPI.Op.Create(fn, commute=True)
+            rtype = MPI.DOUBLE.Create_contiguous(buf.size).Commit()
+            # the message, made once: the buffer is the plan's for its life
+            self._ops[key] = (rtype, op, plan, [buf, 1, rtype], attr)
         return self._ops[key]
 
     def reduce_record(self, plan: ReductionPlan, what: str = "the step's reduction") -> None:

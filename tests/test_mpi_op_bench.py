@@ -18,6 +18,6 @@ def test_record_op_benchmark_quick(tmp_path, nranks, local):
     data = json.loads((tmp_path / f"{name}.json").read_text())
     assert data["machine"]["cores"] and data["local"] is local
     paths = {r["op"]: r["path"] for r in data["rows"]}
-    assert paths == {"compiled": "message", "python": "record", "sum": "MPI.SUM"}
+    assert paths == {"compiled": "compiled", "python": "python callback", "sum": "MPI.SUM"}
     for r in data["rows"]:
         assert r["us"]["n"] == data["rounds"] and r["us"]["median"] > 0
