@@ -67,7 +67,12 @@ class Exceedance(Analysis):
         # kernel's layout of the slab, kept while the views are the same
         self._op = OPS[self.cfg["op"]]
         self._thr = float(self.cfg["threshold"])
-        self._prep = Prepared()
+        # the prepared layout is kept in the session's StepMemo.prepared
+        # (by the views' ids), which FieldSlot empties when a Python model
+        # binds a new array: a Prepared of our own would keep the dropped
+        # array alive until this analysis's next due step
+        self._memo = ctx.memo
+        self._key_call = ctx.memo.key(("exceedance layout", self.index))
         self._wfield = self._weights.field if self._weights is not None else None
         meta = ctx.meta(spec.name)
         units = meta.get("units", "1")
@@ -102,12 +107,15 @@ class Exceedance(Analysis):
 
     def local(self, views, record, step):
         full = views[self.cfg["field"]]
-        prep = self._prep
         wsrc = views[self._wfield] if self._wfield is not None else None
-        if prep.source[0] is not full or prep.source[1] is not wsrc:
+        call = (self._key_call, id(full), id(wsrc))
+        entry = self._memo.prepared.get(call)
+        if entry is None:
             w = (self._weights.view(views, full.shape) if self._weights is not None
                  else np.broadcast_to(np.float64(1.0), full.shape))
-            prep.get(full[self._slices], w[self._slices], (full, wsrc))
+            prep = Prepared().get(full[self._slices], w[self._slices], (full, wsrc))
+            entry = self._memo.ready(call, (full, wsrc), None, prep)
+        prep = entry[2]
         exceedance_prepared(prep, self._thr, self._op, self._local)
         record[self._start:self._start + 4] = self._local
 
