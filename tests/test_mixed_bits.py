@@ -7,9 +7,8 @@ tests/test_numba_cache.py does for the moments kernel: a digest of the
 results from a fresh cache built for this machine, one built for AVX2
 (``NUMBA_CPU_NAME=haswell``), and the first cache again (warm)."""
 import concurrent.futures
-import subprocess
 
-from conftest import PYTHON, mpi_env
+from conftest import PYTHON, mpi_env, run
 
 DIGEST = '''
 import hashlib
@@ -36,20 +35,23 @@ print(h.hexdigest())
 '''
 
 
+def _digest(script, cache, cpu=None) -> str:
+    """The digest printed by ``script`` with numba's cache in ``cache``,
+    built for ``cpu`` (``NUMBA_CPU_NAME``) or for this machine."""
+    env = mpi_env({"NUMBA_CACHE_DIR": str(cache)})
+    env.pop("NUMBA_CPU_NAME", None)
+    if cpu:
+        env["NUMBA_CPU_NAME"] = cpu
+    return run([PYTHON, script], timeout=600, env=env).stdout.strip()
+
+
 def test_same_bits_on_avx2_and_this_cpu_cold_and_warm(tmp_path):
     script = tmp_path / "digest.py"
     script.write_text(DIGEST)
-
-    def digest(target, cache):
-        env = mpi_env({"NUMBA_CACHE_DIR": str(tmp_path / cache)})
-        env.pop("NUMBA_CPU_NAME", None)
-        if target:
-            env["NUMBA_CPU_NAME"] = target
-        out = subprocess.run([PYTHON, str(script)], env=env, capture_output=True, text=True,
-                             timeout=600, check=True)
-        return out.stdout.strip()
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:   # the cold compiles at once
-        host, avx2 = pool.map(digest, [None, "haswell"], ["host", "avx2"])
-    warm = digest(None, "host")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:   # both cold compiles at once
+        cold = [pool.submit(_digest, script, tmp_path / "host"),
+                pool.submit(_digest, script, tmp_path / "avx2", "haswell")]
+        host, avx2 = (f.result() for f in cold)
+    warm = _digest(script, tmp_path / "host")                # from the cache just filled
     assert len(host) == 64
     assert host == avx2 == warm, {"host": host, "avx2": avx2, "warm": warm}
