@@ -932,14 +932,33 @@ def _wblock(a, w, i, j, start, stop, shift, sh, row_weight):  # pragma: no cover
     vs = splat(0.0)
     tw = 0.0
     ts = 0.0
+    # First without masks: for finite values the masked pass's operations
+    # give the same numbers (a weight times 1.0 is the weight, and
+    # vfinite_or(x, shift) is x), so a clean block's bits are the same.  A
+    # NaN or an Inf among the values makes the sum non-finite (x - shift
+    # is; a weight of 0 times an Inf is NaN), and then the block is summed
+    # again with the masks, as before.
     k = start
     while k + W <= stop:
         x = vload3(a, i, j, k)
         wv = wr if row_weight else vload3(w, i, j, k)
-        wq = vmul(wv, visfinite(x))
-        vw = vadd(vw, wq)
-        vs = vadd(vs, vmul(wq, vsub(vfinite_or(x, shift), sh)))
+        vw = vadd(vw, wv)
+        vs = vadd(vs, vmul(wv, vsub(x, sh)))
         k += W
+    hs = hsum(vs)
+    clean = abs(hs) < np.inf
+    if not clean:
+        vw = splat(0.0)
+        vs = splat(0.0)
+        k = start
+        while k + W <= stop:
+            x = vload3(a, i, j, k)
+            wv = wr if row_weight else vload3(w, i, j, k)
+            wq = vmul(wv, visfinite(x))
+            vw = vadd(vw, wq)
+            vs = vadd(vs, vmul(wq, vsub(vfinite_or(x, shift), sh)))
+            k += W
+        hs = hsum(vs)
     for q in range(k, stop):
         x = np.float64(a[i, j, q])
         if abs(x) < np.inf:
@@ -949,18 +968,26 @@ def _wblock(a, w, i, j, start, stop, shift, sh, row_weight):  # pragma: no cover
     bw = hsum(vw) + tw
     if not bw > 0.0:
         return 0.0, 0.0, 0.0
-    bmean = (hsum(vs) + ts) / bw
+    bmean = (hs + ts) / bw
     bm = splat(bmean)
     v2 = splat(0.0)
     t2 = 0.0
     k = start
-    while k + W <= stop:
-        x = vload3(a, i, j, k)
-        wv = wr if row_weight else vload3(w, i, j, k)
-        wq = vmul(wv, visfinite(x))
-        d = vsub(vsub(vfinite_or(x, shift), sh), bm)
-        v2 = vadd(v2, vmul(wq, vmul(d, d)))
-        k += W
+    if clean:
+        while k + W <= stop:
+            x = vload3(a, i, j, k)
+            wv = wr if row_weight else vload3(w, i, j, k)
+            d = vsub(vsub(x, sh), bm)
+            v2 = vadd(v2, vmul(wv, vmul(d, d)))
+            k += W
+    else:
+        while k + W <= stop:
+            x = vload3(a, i, j, k)
+            wv = wr if row_weight else vload3(w, i, j, k)
+            wq = vmul(wv, visfinite(x))
+            d = vsub(vsub(vfinite_or(x, shift), sh), bm)
+            v2 = vadd(v2, vmul(wq, vmul(d, d)))
+            k += W
     for q in range(k, stop):
         x = np.float64(a[i, j, q])
         if abs(x) < np.inf:
@@ -971,13 +998,32 @@ def _wblock(a, w, i, j, start, stop, shift, sh, row_weight):  # pragma: no cover
 
 @numba.njit(cache=True, nogil=True)
 def _wmoments3(a, w, out):  # pragma: no cover - compiled
-    """Weighted (W, mean, M2) of the finite values of ``a`` with weights ``w``
-    (same shape; ``w`` may be a stride-0 broadcast).  Blockwise as above,
-    shifted by the first valid value, blocks merged with Chan's update."""
+    """:func:`_wmoments_rows` of ``a``, re-described as C-contiguous padded
+    rows when it is a halo-sliced view (:func:`_c_rows`, as
+    :func:`_moments3` does), so that its loads carry no branch for strided
+    rows; the weights as they are (a broadcast, or a field of their own
+    layout)."""
+    n0, n1, ncols = a.shape
+    size = a.itemsize
+    s0, s1, s2 = a.strides
+    if (ncols > 0 and n1 > 0 and s2 == size and s1 % size == 0 and s1 >= ncols * size
+            and (n0 == 1 or s0 == n1 * s1)):
+        _wmoments_rows(_c_rows(a, s1 // size), w, ncols, out)
+    else:
+        _wmoments_rows(a, w, ncols, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _wmoments_rows(a, w, ncols, out):  # pragma: no cover - compiled
+    """Weighted (W, mean, M2) of the finite values of ``a[:, :, :ncols]``
+    with weights ``w`` (its shape, ``w`` may be a stride-0 broadcast).
+    Blockwise as above, shifted by the first valid value, blocks merged
+    with Chan's update."""
     big_w = 0.0
     mean = 0.0
     m2 = 0.0
-    n0, n1, n2 = a.shape
+    n0, n1, _ = a.shape
+    n2 = ncols
     shift = 0.0
     found = False
     for i in range(n0):
