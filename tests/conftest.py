@@ -131,3 +131,14 @@ def tmpfs(tmp_path):
 
 # tests/mpi runs only under mpiexec (launched by test_mpi_suite.py).
 collect_ignore = [] if os.environ.get("INSITU_MPI_TESTS") else ["mpi"]
+
+
+def h5_datasets(path) -> dict:
+    """Every dataset of the HDF5 file at ``path`` by its path, read whole:
+    for tests that compare two runs' files bit for bit."""
+    import h5py
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[...])
+                     if isinstance(obj, h5py.Dataset) else None)
+    return out

@@ -12,7 +12,8 @@ MPI_CASES = [("flush_cost.py", 2, "flush_cost_n2"), ("collectives.py", 2, "colle
              ("verify_cost.py", 2, "verify_cost_n2"), ("scaling.py", 2, "scaling_n2"),
              ("checkpoint.py", 2, "checkpoint_n2")]
 SERIAL_CASES = [("reprosum.py", "reprosum"), ("kernels.py", "kernels"),
-                ("handoff.py", "handoff"), ("moments_onepass.py", "moments_onepass")]
+                ("handoff.py", "handoff"), ("moments_onepass.py", "moments_onepass"),
+                ("cold_step.py", "cold_step")]
 
 
 @pytest.mark.parametrize("script,n,result", MPI_CASES, ids=[c[0] for c in MPI_CASES])

@@ -7,11 +7,10 @@ over x and over y, whose group sub-communicators have plans of their own,
 and a derived field), once with ``INSITU_RECORD_OP=compiled`` and once with
 ``python``: every dataset of the two files the same bit for bit.
 (tests/mpi/test_mpi_op_ranks.py checks the op itself on every rank.)"""
-import h5py
 import numpy as np
 import pytest
 
-from conftest import PYTHON, mpi_env, mpirun
+from conftest import PYTHON, h5_datasets, mpi_env, mpirun
 
 CONFIG = """\
 fields: {T: {dims: [y, x]}, area: {dims: [y, x]}}
@@ -38,14 +37,6 @@ analyses:
 """
 
 
-def _datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[...])
-                     if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
 @pytest.mark.parametrize("nranks", [2, 3, 4])
 def test_compiled_and_python_record_ops_write_the_same_bits(tmp_path, nranks):
     cfg = tmp_path / "every_kind.yaml"
@@ -56,7 +47,7 @@ def test_compiled_and_python_record_ops_write_the_same_bits(tmp_path, nranks):
         mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--config", cfg,
                         "--steps", 12, "--shape", 37, 53, "--output", out, "--no-progress"],
                timeout=240, env=mpi_env({"INSITU_RECORD_OP": record_op}))
-        files[record_op] = _datasets(out)
+        files[record_op] = h5_datasets(out)
     compiled, python = files["compiled"], files["python"]
     assert compiled.keys() == python.keys()
     differ = [k for k in compiled if compiled[k].tobytes() != python[k].tobytes()]

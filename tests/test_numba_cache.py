@@ -6,19 +6,10 @@ loaded from it).  Every dataset of the two files must be equal bit for bit.
 Nor on the CPU the kernels were built for: AVX-512 and AVX2 builds give the
 same bits.
 """
-import h5py
 import numpy as np
 import pytest
 
-from conftest import PYTHON, mpi_env, mpirun
-
-
-def _datasets(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[...])
-                     if isinstance(obj, h5py.Dataset) else None)
-    return out
+from conftest import PYTHON, h5_datasets, mpi_env, mpirun
 
 
 @pytest.mark.parametrize("nranks", [1, 2, 3])
@@ -35,7 +26,7 @@ def test_cold_and_warm_numba_cache_give_the_same_bits(tmp_path, nranks):
         out = tmp_path / f"{run}.h5"
         mpirun(nranks, [PYTHON, "-m", "insitu.run", "--model", "heat2d", "--steps", 20,
                         "--config", cfg, "--output", out], timeout=600, env=env)
-        files.append(_datasets(out))
+        files.append(h5_datasets(out))
     cold, warm = files
     assert cold.keys() == warm.keys()
     differ = [k for k in cold if cold[k].tobytes() != warm[k].tobytes()]
