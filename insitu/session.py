@@ -513,10 +513,10 @@ class Session:
         self._periods = (tuple(sorted({a.every for a in self.analyses}))
                          if all(type(a).due is base_due for a in self.analyses) else None)
         # ... and so only on step % lcm(periods): one int to look up per due
-        # step instead of a tuple of tests (_due_at), when the lcm is small
+        # step instead of a tuple of tests (_step_plan), when the lcm is small
         lcm = math.lcm(*self._periods) if self._periods else 0
         self._due_lcm = lcm if 0 < lcm <= _DUE_LCM_MAX else 0
-        self._due_for = 0  # the count of disabled analyses _due_sets is for
+        self._due_for = 0  # the count of disabled analyses _by_residue is for
         self._by_residue = {}  # _step_plan's answers by step % lcm
         seen = {}
         for v in variables:
@@ -635,11 +635,9 @@ class Session:
         analysis is due by ``step % every`` alone and the lcm is small
         (and made again when on_error: skip disables an analysis)."""
         if self._due_lcm and self._due_for != len(self.disabled):
-            # before _due_at, which would otherwise take the new count for
-            # its own answers and leave these stale (the disabled analysis
-            # would run again: tests/test_review7_due_plan.py)
+            # on_error: skip disabled one: the plans kept are stale (the
+            # disabled analysis would run again: tests/test_review7_due_plan.py)
             self._by_residue.clear()
-            self._due_sets.clear()
             self._due_for = len(self.disabled)
         todo = _IDLE if not self.cadence().due(step) else self._due_at(step)
         if self._due_lcm:
@@ -658,14 +656,6 @@ class Session:
         periods = self._periods
         if periods is None:
             key = None
-        elif self._due_lcm:
-            if self._due_for != len(self.disabled):  # on_error: skip disabled one
-                self._due_sets.clear()
-                self._due_for = len(self.disabled)
-            key = step % self._due_lcm
-            hit = self._due_sets.get(key)
-            if hit is not None:
-                return hit
         else:
             key = (len(self.disabled), *[step % p == 0 for p in periods])
             hit = self._due_sets.get(key)
