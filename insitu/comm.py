@@ -46,6 +46,18 @@ def _record_op_choice(value: Optional[str]) -> str:
     return value
 
 
+def _make_record_op(MPI) -> tuple:
+    """``(op, "")``: a new compiled record operation (insitu.mpi_op), or
+    ``(None, why)`` where this process cannot make one (logged at DEBUG)."""
+    try:
+        from . import mpi_op
+        return mpi_op.create(MPI), ""
+    except Exception as exc:  # noqa: BLE001 - any failure: the Python op
+        why = f"{type(exc).__name__}: {exc}"
+        log.debug("the compiled MPI operation of the step's record could not be made (%s)", why)
+        return None, why
+
+
 class CommError(RuntimeError):
     """A collective could not complete (the fake's equivalent of an abort)."""
 
@@ -121,12 +133,20 @@ class MPIComm(BaseComm):
         #: "auto" (the compiled operation where it can be made); default
         #: from $INSITU_RECORD_OP (:meth:`_op_for`)
         self.record_op = _record_op_choice(record_op)
-        self._compiled_op = None  # made at the first reduction that uses it
+        self._compiled_op = None  # made before the ranks agree on the record's op
         self._compiled_why = ""   # why it could not be made, if it could not
+        #: whether every rank combines message plans with the compiled op:
+        #: None until the ranks agreed (:meth:`_agree_on_op`), then the same
+        #: on every rank for the communicator's life
+        self._all_compiled: Optional[bool] = None
+        #: the error every rank raises when some rank forced record_op
+        #: "compiled" and some rank has not the op (made at the agreement)
+        self._refused: Optional[str] = None
         self.timeout = float(timeout)
-        # the handshake's buffers, made once (MPIComm.handshake)
-        self._hs_send = np.zeros(2, dtype=np.int64)
-        self._hs_recv = np.zeros((self.size, 2), dtype=np.int64)
+        # the handshake's buffers, made once (MPIComm.handshake): the call,
+        # its argument, and this rank's two flags of the record's op
+        self._hs_send = np.zeros(4, dtype=np.int64)
+        self._hs_recv = np.zeros((self.size, 4), dtype=np.int64)
 
     def _wait(self, request, what: str) -> None:
         """Complete a non-blocking collective, or end the job if some rank
@@ -179,21 +199,83 @@ class MPIComm(BaseComm):
 
 
     def _compiled(self):
-        """This communicator's compiled record operation (insitu.mpi_op),
-        made once; None where it cannot be made (why: DEBUG, once), which
-        :attr:`record_op` "compiled" turns into an error instead."""
+        """This rank's compiled record operation (insitu.mpi_op), made once;
+        None where it cannot be made (why: DEBUG, once, and
+        :attr:`_compiled_why`).  Whether the ranks use it is decided by all
+        of them together (:meth:`_agree_on_op`)."""
         if self._compiled_op is None and not self._compiled_why:
-            try:
-                from . import mpi_op
-                self._compiled_op = mpi_op.create(self._MPI)
-            except Exception as exc:  # noqa: BLE001 - any failure: the Python op
-                self._compiled_why = f"{type(exc).__name__}: {exc}"
-                log.debug("the step's record is combined by a Python callback: the "
-                          "compiled MPI operation could not be made (%s)", self._compiled_why)
-        if self._compiled_op is None and self.record_op == "compiled":
-            raise RuntimeError("record_op='compiled' (INSITU_RECORD_OP): the compiled MPI "
-                               f"operation could not be made ({self._compiled_why})")
+            self._compiled_op, self._compiled_why = _make_record_op(self._MPI)
         return self._compiled_op
+
+    def _op_flags(self, op=None, made: bool = False) -> tuple:
+        """``(lacks, forced)``: 1 when this rank will not use the compiled
+        op (record_op "python", or the op could not be made: ``op``, or
+        this communicator's, made here if need be), 1 when record_op is
+        "compiled"."""
+        if self.record_op == "python":
+            return 1, 0
+        if not made:
+            op = self._compiled()
+        return int(op is None), int(self.record_op == "compiled")
+
+    def _why_not(self, why: str) -> str:
+        return "record_op='python' there (INSITU_RECORD_OP)" if self.record_op == "python" \
+            else why
+
+    def _op_verdict(self, first: int, forced: bool, why: str) -> tuple:
+        """``(every rank uses the compiled op, the error every rank raises
+        or None)`` after an agreement in which ``first`` is the lowest rank
+        without the op (:attr:`size` when none) and ``forced`` says that
+        some rank has record_op "compiled".  Every rank calls this after the
+        same collective with the same ``first`` and ``forced``, so all reach
+        the same verdict.  When it is an error, rank ``first`` broadcasts
+        its reason ``why`` (two collectives, on this path only), so that
+        every rank's error names the cause, not only the rank that had it."""
+        if first >= self.size:
+            return True, None
+        if not forced:
+            log.debug("the step's record is combined by a Python callback on every rank: "
+                      "rank %d of %d has not the compiled MPI operation", first, self.size)
+            return False, None
+        cause = self.bcast_str(why if self.rank == first else None, root=first)
+        mine = "this rank" if self.record_op == "compiled" else "another rank"
+        return False, (f"record_op='compiled' (INSITU_RECORD_OP) on {mine}, but rank {first} "
+                       f"of {self.size} has not the compiled MPI operation ({cause}); every "
+                       "rank must combine the step's record with the same operation")
+
+    def _agree_on_op(self) -> None:
+        """The ranks' agreement on the record's operation, for a
+        communicator whose ranks have not agreed in an earlier collective
+        (the session's communicator agrees in its first handshake,
+        :meth:`handshake`, a group's in the split that made it,
+        :meth:`split`): ONE ``Iallreduce`` (MIN) of two integers, the
+        lowest rank without the compiled op and minus "record_op is
+        compiled", at the first plan that could use the op.
+
+        MPI requires every rank to pass the same operation to a reduction.
+        Deciding alone, a rank where the op could not be made (a numba or
+        MPI problem on one node) would pass the Python callback while the
+        others pass the compiled op: the same message and the same bits
+        (c2f5f90), but outside the standard, with nothing to say that every
+        MPI will keep combining such a mix.  Agreed, either every rank uses
+        the compiled op or every rank the Python one, and with record_op
+        "compiled" every rank raises the same error (none is left waiting
+        in a reduction the others never join)."""
+        lacks, forced = self._op_flags()
+        flags = np.array([self.rank if lacks else self.size, -forced], dtype=np.int64)
+        self.collectives += 1
+        self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, flags, self._MPI.MIN),
+                   "the ranks' choice of the record's operation")
+        self._all_compiled, self._refused = self._op_verdict(
+            int(flags[0]), bool(flags[1] < 0), self._why_not(self._compiled_why))
+
+    def _settle_from_table(self, table: np.ndarray) -> None:
+        """The agreement from a handshake's table (columns 2 and 3: each
+        rank's :meth:`_op_flags`), the same table on every rank."""
+        lacking = np.flatnonzero(table[:, 2])
+        first = int(lacking[0]) if lacking.size else self.size
+        self._all_compiled, self._refused = self._op_verdict(
+            first, bool(table[:, 3].any()), self._why_not(self._compiled_why))
 
     def _op_for(self, plan: ReductionPlan):
         """``(datatype, op, plan, message, buffer attribute)`` for ``plan``,
@@ -203,22 +285,30 @@ class MPIComm(BaseComm):
         :attr:`~ReductionPlan.message` (the record's length and slot codes
         before it) and is combined by the compiled operation (insitu.mpi_op:
         MPI calls compiled code, the interpreter is never entered), one per
-        communicator for every plan; where that op cannot be made, or
-        :attr:`record_op` is "python", by a Python callback around
-        ``plan.combine`` over the message's record part.  Both take the
-        same message, so a rank that fell back (an MPI or numba problem on
-        one node only) still sends what the others expect and computes the
-        same bits, instead of a message of another size.  Anything else
+        communicator for every plan, when every rank has it
+        (:meth:`_agree_on_op`); else, or when :attr:`record_op` is "python"
+        on some rank, every rank uses a Python callback around
+        ``plan.combine`` over the message's record part (the same message
+        and the same bits).  With record_op "compiled" and a rank without
+        the op, every rank raises the same RuntimeError here.  Anything else
         that quacks like a plan (``record``, ``size``, ``combine``: the
         exact quantiles' candidate lists) sends its record with a Python
-        callback.  Either way the message is ONE element of a contiguous
-        type, so the function always sees whole records."""
+        callback on every rank, without an agreement.  Either way the
+        message is ONE element of a contiguous type, so the function always
+        sees whole records."""
         key = id(plan)
         if key not in self._ops:
             MPI = self._MPI
             attr = "message" if getattr(plan, "message", None) is not None else "record"
             buf = getattr(plan, attr)
-            op = self._compiled() if attr == "message" and self.record_op != "python" else None
+            op = None
+            if attr == "message":
+                if self._all_compiled is None:
+                    self._agree_on_op()
+                if self._refused is not None:
+                    raise RuntimeError(self._refused)
+                if self._all_compiled:
+                    op = self._compiled_op
             if op is None:
                 combine, frombuffer, f64 = plan.combine, np.frombuffer, np.float64
                 head = buf.size - plan.size  # the message's header, if any
@@ -248,15 +338,32 @@ class MPIComm(BaseComm):
         the model's step has swept the caches, where each numpy call on a
         few values cost microseconds: about 80 us there, of which the
         allgather itself 2-30, issue 12; a bound session now checks the
-        call in the step's record and makes this one on a mismatch only)."""
+        call in the step's record and makes this one on a mismatch only).
+
+        Each rank also sends its two flags of the record's operation
+        (:meth:`_op_flags`), and the first handshake is the ranks'
+        agreement on it (:meth:`_agree_on_op`): every collective session
+        call starts with a handshake before the session is bound, so the
+        session's communicator agrees there, before its first reduction,
+        with no collective of its own (the flags are two more integers
+        per rank, in every handshake, so that every handshake has the
+        same length whatever the call)."""
         send, recv = self._hs_send, self._hs_recv
+        agreeing = self._all_compiled is None
+        if agreeing:  # the first handshake carries the record op's flags
+            send[2], send[3] = self._op_flags()
         send[0] = kind
         send[1] = arg
         self.collectives += 1
         self._wait(self.comm.Iallgather(send, recv), "an allgather")
+        if agreeing:
+            self._settle_from_table(recv)
         if recv.tobytes() == send.tobytes() * self.size:
             return None
-        return recv.copy()
+        calls = recv[:, :2]  # the op's flags may differ between ranks; the calls may not
+        if (calls == calls[0]).all():
+            return None
+        return calls.copy()
 
     def allgather_int64(self, local: np.ndarray) -> np.ndarray:
         local = np.ascontiguousarray(local, dtype=np.int64)
@@ -288,13 +395,38 @@ class MPIComm(BaseComm):
         self._MPI.COMM_WORLD.Abort(code)
 
     def split(self, color: int) -> "MPIComm":
-        # MPI has no non-blocking split: a watched barrier first, so a rank
-        # that never comes is caught there instead of hanging in Split.
-        self.collectives += 1
-        self._wait(self.comm.Ibarrier(), "the barrier before a communicator split")
-        self.collectives += 1
-        return MPIComm(self.comm.Split(int(color), self.rank), owned=True, timeout=self.timeout,
-                       record_op=self.record_op)
+        """The sub-communicator of the ranks with ``color``, with its own
+        record operation, on whose use its ranks have agreed already.
+
+        MPI has no non-blocking split: a watched collective first, so a
+        rank that never comes is caught there instead of hanging in Split.
+        That collective is the sub-communicators' agreement on the record's
+        op (:meth:`_agree_on_op`): each rank makes the op its
+        sub-communicator will own before it, and the collective (an
+        ``Iallreduce`` MIN of the two flags instead of a barrier; it
+        synchronises the same) tells every rank whether every rank of this
+        communicator made one.  Every member of a sub-communicator is a
+        rank of this one, so its members reach the same verdict (a
+        conservative one: a rank without the op in another group makes
+        every group use the Python op, as it makes this communicator)."""
+        op, why = (None, "") if self.record_op == "python" else _make_record_op(self._MPI)
+        lacks, forced = self._op_flags(op, made=True)
+        flags = np.array([self.rank if lacks else self.size, -forced], dtype=np.int64)
+        try:
+            self.collectives += 1
+            self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, flags, self._MPI.MIN),
+                       "the barrier before a communicator split")
+            verdict = self._op_verdict(int(flags[0]), bool(flags[1] < 0), self._why_not(why))
+            self.collectives += 1
+            sub = MPIComm(self.comm.Split(int(color), self.rank), owned=True,
+                          timeout=self.timeout, record_op=self.record_op)
+        except BaseException:
+            if op is not None:
+                op.Free()
+            raise
+        sub._compiled_op, sub._compiled_why = op, why
+        sub._all_compiled, sub._refused = verdict
+        return sub
 
     def free(self) -> None:
         for rtype, op, _, _, _ in self._ops.values():

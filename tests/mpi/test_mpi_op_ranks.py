@@ -5,8 +5,11 @@ callback op, whole records of every slot kind with uneven partials (empty
 MOMENTS on some ranks, ties, signed zeros split across ranks), on the
 world and on group sub-communicators; the answer checked against a fold of
 every rank's record (exact where the combine only selects or adds
-integers); the fallback and the forced choices; and the op freed with the
-communicator."""
+integers); the fallback and the forced choices; the ranks' agreement on
+one op when some rank cannot make the compiled one (mpi_op.create made to
+fail there: every rank then uses the Python op, or with "compiled" every
+rank raises), on a communicator, in its first handshake and in the split
+of a group; and the op freed with the communicator."""
 import logging
 import sys
 from pathlib import Path
@@ -223,17 +226,193 @@ def test_reduce_local_checks_the_handle(comm):
         op.Free()
 
 
-def test_ranks_that_fell_back_still_combine_with_the_others(comm):
-    """A rank where the compiled op could not be made sends the same
-    message (header and record) through the Python op, so ranks on
-    either path meet in the same Allreduce and end with the same bits as
-    all-compiled and all-Python (each rank's function computes the same
-    combine).  Here even ranks compiled, odd ranks Python."""
-    kinds = mixed_kinds(np.random.default_rng(11), 40)
+def _refuse_on(monkeypatch, comm, ranks):
+    """mpi_op.create fails on ``ranks`` (of ``comm``) only, as on a node
+    whose numba cache or libmpi cannot make the compiled op."""
+    if comm.rank in ranks:
+        def refuse(MPI):
+            raise mpi_op.Unavailable(f"simulated on rank {comm.rank}: no compiled op here")
+        monkeypatch.setattr(mpi_op, "create", refuse)
+
+
+def _ops_used(comm, c, plan) -> list:
+    """Which op every rank passes for ``plan`` on insitu comm ``c``."""
+    if c.size == 1:
+        return ["none"] * comm.size
+    op = c._ops[id(plan)][1]
+    return comm.allgather("compiled" if op is c._compiled_op and op is not None else "python")
+
+
+def _records(comm, kinds, n=20, seed=500):
     plan = plan_of(kinds)
-    rng = np.random.default_rng(500 + comm.rank)
-    recs = [record(plan, rng, comm.rank, comm.size) for _ in range(20)]
-    mixed = _reduced(comm, kinds, recs, "compiled" if comm.rank % 2 == 0 else "python")
-    pure = _reduced(comm, kinds, recs, "python")
+    rng = np.random.default_rng(seed + comm.rank)
+    return [record(plan, rng, comm.rank, comm.size) for _ in range(n)]
+
+
+def _reduced_by(comm, kinds, recs, record_op, timeout=20.0):
+    """``recs`` reduced over a new insitu comm; the ops every rank used."""
+    c = MPIComm(comm.Dup(), owned=True, record_op=record_op, timeout=timeout)
+    try:
+        plan = plan_of(kinds)
+        out = []
+        for r in recs:
+            plan.record[:] = r
+            c.reduce_record(plan)
+            out.append(plan.record.copy())
+        return out, _ops_used(comm, c, plan)
+    finally:
+        c.free()
+
+
+@pytest.mark.parametrize("where", ["first", "last", "all but first"])
+def test_one_rank_without_the_compiled_op_makes_every_rank_use_python(comm, monkeypatch,
+                                                                      where):
+    """record_op "auto" and mpi_op.create failing on some ranks only: the
+    ranks agree (insitu.comm.MPIComm._agree_on_op), every rank passes the
+    Python op to the Allreduce (MPI requires one op on every rank), and the
+    bits are an all-compiled run's.  Before the agreement the other ranks
+    kept the compiled op (mixed ops, outside the MPI standard)."""
+    if comm.size < 2:
+        pytest.skip("needs 2 ranks")
+    kinds = mixed_kinds(np.random.default_rng(11), 40)
+    recs = _records(comm, kinds)
+    compiled, used = _reduced_by(comm, kinds, recs, "compiled")
+    assert used == ["compiled"] * comm.size
+    refusing = {"first": {0}, "last": {comm.size - 1},
+                "all but first": set(range(1, comm.size))}[where]
+    _refuse_on(monkeypatch, comm, refusing)
+    got, used = _reduced_by(comm, kinds, recs, "auto")
+    assert used == ["python"] * comm.size
+    agree(comm, all(g.tobytes() == w.tobytes() for g, w in zip(got, compiled)),
+          "one rank without the op: all-Python bits against all-compiled")
+
+
+def test_record_op_python_on_one_rank_makes_every_rank_use_python(comm):
+    """$INSITU_RECORD_OP can differ between ranks (one node's environment):
+    "python" on odd ranks, "auto" on even ones, and every rank uses the
+    Python op, with the bits every rank would have alone."""
+    if comm.size < 2:
+        pytest.skip("needs 2 ranks")
+    kinds = mixed_kinds(np.random.default_rng(12), 40)
+    recs = _records(comm, kinds)
+    pure, _ = _reduced_by(comm, kinds, recs, "python")
+    mixed, used = _reduced_by(comm, kinds, recs, "python" if comm.rank % 2 else "auto")
+    assert used == ["python"] * comm.size
     agree(comm, all(m.tobytes() == p.tobytes() for m, p in zip(mixed, pure)),
-          "mixed paths against all-Python bits")
+          "mixed choices against all-Python bits")
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_forced_compiled_op_raises_on_every_rank(comm, monkeypatch, where):
+    """record_op "compiled" and one rank without the op: every rank raises
+    the same RuntimeError, naming the rank and its reason (broadcast from
+    it), at the same reduction, and the communicator stays usable (nothing
+    left half-way in a collective).  Before the agreement only that rank
+    raised and the others waited in the Allreduce (here: the watchdog's
+    abort after 20 s)."""
+    bad = 0 if where == "first" else comm.size - 1
+    _refuse_on(monkeypatch, comm, {bad})
+    kinds = mixed_kinds(np.random.default_rng(13), 9)
+    c = MPIComm(comm.Dup(), owned=True, record_op="compiled", timeout=20.0)
+    try:
+        plan = plan_of(kinds)
+        with pytest.raises(RuntimeError) as err:
+            if comm.size == 1:  # a 1-rank reduction passes no op to MPI
+                c._op_for(plan)
+            c.reduce_record(plan)
+        text = str(err.value)
+        assert f"rank {bad} of {comm.size}" in text, text
+        assert f"simulated on rank {bad}: no compiled op here" in text, text
+        with pytest.raises(RuntimeError, match="simulated"):  # a second plan: the same
+            c._op_for(plan_of(kinds[:3]))
+        assert c.handshake(7, 7) is None  # still in step with each other
+    finally:
+        c.free()
+    # "python" on one rank against "compiled" on the others: an error too
+    c = MPIComm(comm.Dup(), owned=True, timeout=20.0,
+                record_op="python" if comm.rank == bad else "compiled")
+    try:
+        if comm.size > 1:
+            with pytest.raises(RuntimeError, match="record_op='python' there"):
+                c.reduce_record(plan_of(kinds))
+    finally:
+        c.free()
+
+
+def test_the_first_handshake_is_the_agreement(comm, monkeypatch):
+    """A session's communicator agrees in its first handshake (every
+    collective call starts with one before the session is bound), so its
+    first reduction makes no collective of its own; the handshake still
+    says None when the ranks' calls agree and only the op's flags differ,
+    and names every rank's call, two columns, when they do not."""
+    _refuse_on(monkeypatch, comm, {comm.size - 1} if comm.size > 1 else set())
+    c = MPIComm(comm.Dup(), owned=True, timeout=20.0)
+    try:
+        assert c._all_compiled is None
+        assert c.handshake(3, 5) is None
+        assert c._all_compiled is (comm.size == 1)
+        table = c.handshake(3, comm.rank)
+        if comm.size > 1:
+            assert table.shape == (comm.size, 2) and table[:, 1].tolist() == list(range(comm.size))
+        before = c.collectives
+        plan = plan_of(mixed_kinds(np.random.default_rng(3), 12))
+        plan.record[:] = record(plan, np.random.default_rng(comm.rank), comm.rank, comm.size)
+        c.reduce_record(plan)
+        assert c.collectives - before == (1 if comm.size > 1 else 0)
+        assert _ops_used(comm, c, plan) == (["python"] * comm.size if comm.size > 1
+                                             else ["none"])
+    finally:
+        c.free()
+
+
+@pytest.mark.parametrize("record_op", ["auto", "compiled"])
+def test_group_communicators_agree_in_their_split(comm, monkeypatch, record_op):
+    """A ReduceGroup's sub-communicator (MPIComm.split) makes its own op
+    before the split's collective, which carries the agreement: with one
+    rank of the parent without the op, every group uses the Python op
+    ("auto", the bits of an all-compiled run) or every rank raises at its
+    group's first reduction ("compiled"); the split makes no more
+    collectives than before (2; the error path 2 more, the reason's
+    broadcast), the first reduction none of its own."""
+    if comm.size < 2:
+        pytest.skip("groups need 2 ranks")
+    kinds = mixed_kinds(np.random.default_rng(6), 30)
+    # one group of 2 at 2 ranks; {0, 2} and {1, 3} above
+    projected = [((0 if comm.size == 2 else r % 2,), (1,)) for r in range(comm.size)]
+    kept = (1 if comm.size == 2 else 2,)
+    results = {}
+    for refusing in (set(), {comm.size - 1}):
+        rng = np.random.default_rng(comm.rank)
+        with monkeypatch.context() as m:
+            _refuse_on(m, comm, refusing)
+            top = MPIComm(comm.Dup(), owned=True, record_op=record_op, timeout=20.0)
+            before = top.collectives
+            group = ReduceGroup(top, projected, kept, "test")
+            try:
+                # + the broadcast of the reason, on the error path only
+                assert top.collectives - before == (4 if refusing and record_op == "compiled"
+                                                    else 2)
+                assert group.comm._all_compiled is (not refusing)
+                group.plan = plan_of(kinds)
+                group.plan.record[:] = record(group.plan, rng, comm.rank, comm.size)
+                if refusing and record_op == "compiled":
+                    with pytest.raises(RuntimeError, match=f"simulated on rank {comm.size - 1}"):
+                        if group.comm.size == 1:  # reduces without MPI: the op it would use
+                            group.comm._op_for(group.plan)
+                        group.reduce()
+                    continue
+                before = group.comm.collectives
+                group.reduce()
+                assert group.comm.collectives - before == (group.comm.size > 1)
+                used = comm.allgather("single" if group.comm.size == 1 else
+                                      "compiled" if group.comm._ops[id(group.plan)][1]
+                                      is group.comm._compiled_op else "python")
+                want = "python" if refusing else "compiled"
+                assert set(used) - {"single"} == {want}, used
+                results[bool(refusing)] = group.plan.record.copy()
+            finally:
+                group.free()
+                top.free()
+    if record_op == "auto":
+        agree(comm, results[True].tobytes() == results[False].tobytes(),
+              "groups: Python after the agreement against all-compiled bits")
