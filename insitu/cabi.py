@@ -164,7 +164,9 @@ def install(ffi, lib) -> None:
         if moved:  # libinsitu saw an address change since Python last looked
             bind_moved(s)
         try:
-            api.step(int(step), float(time))
+            # the results stay packed: libinsitu's caller never reads them
+            # (insitu.step_values), and the writer keeps them as they are
+            s.step(int(step), float(time), results=False)
         finally:
             push_cadence(s)
 

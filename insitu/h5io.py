@@ -66,6 +66,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from .analyses.base import Axis, Coord, Piece, Variable
+from .step_values import Pack, RowValues, StepValues
 from .layout import (COMMITTED, COMMITTED_GROUP, ROWS, STEP_ATTRS, OutputError, attr_value,
                      bounds_attrs, dimension_sizes, fill_value, time_attrs, variable_attrs,
                      variable_fill)
@@ -86,6 +87,8 @@ VALUE_OVERHEAD = 192
 #: how a replicated scalar is kept, by the dataset's dtype: a Python
 #: number (immutable, so no copy), converted as numpy would at the write
 _SCALAR_KEEP = {np.dtype(np.float64): float, np.dtype(np.int64): int}
+#: the rest of a row whose values are all in packs (H5Writer.append)
+_NO_VALUES: dict = {}
 
 
 class FlushPolicy:
@@ -547,6 +550,7 @@ class H5Writer:
         self._since = self.clock()
         self._steps_since = 0
         self._keep = {a: self._keep_plan(a) for a in self.axes}
+        self._fits = {}  # _pack_fits's answers, by (axis, id(layout))
         # each axis's scalars as (names, converters, the set of names), for
         # append's check that a row is exactly its scalars
         self._scalar_row = {a: (tuple(n for n, _ in sc), tuple(k for _, k in sc),
@@ -591,9 +595,28 @@ class H5Writer:
         What to keep of each variable is decided at :meth:`define`."""
         self.last_step = step
         scalars, arrays, pieces = self._keep[axis]
+        packs = ()
+        if type(values) is StepValues:
+            # A due step's results (insitu.step_values): packs of batched
+            # analyses are kept as their two arrays, not as 80 Python
+            # numbers (issue 12), where every name of the pack is a scalar
+            # variable of this axis of the pack's kind (checked once per
+            # layout); the rest of the row as before.
+            parts = values.parts
+            if len(parts) == 1 and type(parts[0]) is Pack:
+                packs, values = (parts[0],), _NO_VALUES
+            else:
+                packs = tuple(p for p in parts if type(p) is Pack)
+                values = {k: v for p in parts if type(p) is dict for k, v in p.items()}
+            if packs:
+                if not scalars:  # another rank than 0: replicated values are rank 0's
+                    packs = ()
+                elif not all([self._pack_fits(axis, p.layout) for p in packs]):
+                    values = {**values, **{k: v for p in packs for k, v in p.items()}}
+                    packs = ()
         kept = {}
         nbytes = 0
-        if scalars:
+        if scalars and values:
             names, keeps, every = self._scalar_row[axis]
             if (not arrays and not pieces and values.keys() == every
                     and all(map(operator.is_, map(type, map(values.__getitem__, names)),
@@ -623,9 +646,28 @@ class H5Writer:
             data = np.array(v.values, dtype=dtype, order="C", copy=True)
             kept[name] = Piece(tuple(v.start), data)
             nbytes += data.nbytes + VALUE_OVERHEAD
+        if packs:  # the row's values: its own, then the packs' (RowValues.get)
+            kept = RowValues(kept, packs)
+            for p in packs:
+                nbytes += p.floats.nbytes + p.ints.nbytes + VALUE_OVERHEAD
         self.pending[axis].append((step, time, bounds, kept))
         self.written[axis] += 1
         self._pending_bytes += nbytes
+
+    def _pack_fits(self, axis: str, layout) -> bool:
+        """Whether every output of a pack's ``layout`` is a scalar variable
+        on ``axis`` whose kept kind is the pack's (float64 as float, int64 as
+        int), so that the row may keep the pack's arrays as they are;
+        decided once per layout and axis."""
+        key = (axis, id(layout))
+        fits = self._fits.get(key)
+        if fits is None:
+            kinds = dict(self._keep[axis][0])
+            fits = all(kinds.get(name) is _SCALAR_KEEP[layout.dtype_of(name)]
+                       for name in layout.names)
+            self._fits[key] = (fits, layout)  # the layout kept: its id stays its own
+            return fits
+        return fits[0]
 
     def _grow(self, axis: str, n: int) -> None:
         """Grow every dataset on ``axis`` to exactly its ``n`` rows

@@ -35,6 +35,7 @@ from .reduction import MAX, MIN, SUM, ReductionPlan
 from .schema import ConfigError
 from .step_cost import StepCost
 from .step_memo import StepMemo
+from .step_values import Pack, StepValues
 from .writer import H5Writer, MemoryWriter
 
 log = logging.getLogger("insitu")
@@ -80,6 +81,62 @@ _DECLARE, _STEP, _FINALIZE, _CHECKPOINT = 1, 2, 3, 4
 _DUE_LCM_MAX = 4096
 #: the record's seven step-check slots as packed by Session._stamp
 _STAMP = struct.Struct("=7d")
+
+
+def _runners(due) -> tuple:
+    """``(analysis, followers)`` for each due analysis whose local pass runs
+    at this step, in the order of ``due``: an analysis with the same
+    ``local_key`` as an earlier one (insitu.analyses.stats: the same
+    moments of the same views) is its follower, whose results are formed
+    from the runner's slots (``batch_results``'s sources, ``borrow``), and
+    which fails with it.  Ten ``stats`` of T under ten names run one local
+    pass, not one each (issue 12)."""
+    out, lead = [], {}
+    for a in due:
+        key = getattr(a, "local_key", None)
+        if key is not None:
+            first = lead.get(key)
+            if first is not None:
+                first[1].append(a)
+                continue
+        runner = (a, [])
+        out.append(runner)
+        if key is not None:
+            lead[key] = runner
+    return tuple((a, tuple(f)) for a, f in out)
+
+
+def _sources(runners) -> dict:
+    """Each follower's runner (:func:`_runners`), by the follower."""
+    return {f: a for a, followers in runners for f in followers}
+
+
+def _producers(due, sources=None) -> tuple:
+    """What :meth:`Session.step` hands to ``values.update`` after the
+    reduction, in the order of ``due``: for each run of consecutive
+    analyses of one class that are ``batchable``, one producer of all
+    their results made by the class (``batch_results``, e.g.
+    :class:`insitu.analyses.stats.StatsBatch`: one compiled call for a
+    run of ``stats``, not a dict and a zip each, issue 12); else each
+    analysis's result pairs where it gives them without a dict of its own
+    (``result_items``), else its ``results``.  The pairs and their order
+    are the same either way."""
+    out, run = [], []
+    for a in (*due, None):
+        if a is not None and getattr(a, "batchable", False) and (
+                not run or type(a) is type(run[0])):
+            run.append(a)
+            continue
+        if run:
+            out.append(type(run[0]).batch_results(
+                run, [sources.get(r, r) if sources else r for r in run]))
+            run = []
+        if a is not None:
+            if getattr(a, "batchable", False):
+                run.append(a)
+            else:
+                out.append(getattr(a, "result_items", None) or a.results)
+    return tuple(out)
 
 
 def _describe(kind: int, arg: int) -> str:
@@ -155,7 +212,7 @@ class Session:
         self.last_call = None  # (step, time) of the last insitu_step handed over
         self.triggers: list = []
         self.steps_written = 0
-        self.last_results: dict = {}
+        self._last_values: dict = {}  # last_results
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         #: kernel results shared within a step (insitu.step_memo)
         self.memo = StepMemo()
@@ -645,11 +702,13 @@ class Session:
         return todo
 
     def _due_at(self, step: int) -> tuple:
-        """``(due, indices, phase2, groups, first, producers)`` at ``step``:
+        """``(due, indices, phase2, groups, first, producers, runners)`` at ``step``:
         the enabled analyses due, their indices, those of them with a second
         phase, the reduction groups they use (by id), whether the ranks'
         calls must be compared before the local passes (:meth:`step`), and
-        what forms each one's results for ``values.update``.  Decided
+        what forms each one's results for ``values.update`` (:func:`_producers`),
+        and the analyses whose local passes run, each with the analyses that
+        share it (:func:`_runners`).  Decided
         once per pattern of due periods (and count of disabled analyses),
         not by asking every analysis at every due step, when every analysis
         is due by ``step % every`` alone."""
@@ -662,19 +721,27 @@ class Session:
             if hit is not None:
                 return hit
         due = [a for a in self.analyses if a.due(step) and a.index not in self.disabled]
+        runners = _runners(due)
         out = (due, frozenset(a.index for a in due), [a for a in due if a.phase2],
                {id(g): g for a in due for g in self._analysis_groups[a.index]},
                any(a.index in self._compare_first for a in due),
-               # what step() hands to values.update for each analysis: its
-               # result pairs where it can give them without a dict of its
-               # own (Analysis.result_items), else its results
-               tuple(getattr(a, "result_items", None) or a.results for a in due))
+               _producers(due, _sources(runners)), runners)
         if key is not None:
             self._due_sets[key] = out
         return out
 
-    def step(self, step: int, time: float) -> dict:
-        """Run the analyses due at ``step`` (collective); return their results.
+    @property
+    def last_results(self) -> dict:
+        """The results of the last due step that wrote a row (made into a
+        dict at the first read, insitu.step_values)."""
+        v = self._last_values
+        return v.as_dict() if type(v) is StepValues else v
+
+    def step(self, step: int, time: float, results: bool = True):
+        """Run the analyses due at ``step`` (collective); return their
+        results, a dict (``results``), or else as a read-only mapping whose
+        dict is made only if it is read (:class:`insitu.step_values.StepValues`:
+        libinsitu's route, whose caller never reads them, issue 12).
 
         Phases: every due analysis reduces its local views into its slots of
         the step's record; ONE reduction combines the record across ranks,
@@ -724,7 +791,7 @@ class Session:
             where.step = step
             comm.where = where
             agreed = comm.size == 1
-        due, due_idx, phase2_due, groups, first, producers = todo
+        due, due_idx, phase2_due, groups, first, producers, runners = todo
         if not agreed and (first or not due):
             self._agree_in_record(_STEP, step)
         last_call, self.last_call = self.last_call, (step, time)
@@ -739,7 +806,7 @@ class Session:
         self.memo.clear()  # this step's views: no result of the last step's
         views_of = {}  # analyses that read the same fields share one dict of views
         fields_of = self._fields_of
-        for a in due:
+        for a, followers in runners:
             try:
                 fields = fields_of[a.index]
                 views = views_of.get(fields)
@@ -751,13 +818,14 @@ class Session:
                 # not a request to end the model
                 if self.on_error == "abort":
                     self._abort(exc, a, step)
-                failures[a.index] = exc
-                sl = self._slots_of[a.index]
-                record[sl] = self.plan.identity[sl]
-                for g, gsl in self._group_slots[a.index]:
-                    g.plan.record[gsl] = g.plan.identity[gsl]
-                record[self._err_count[a.index]] = 1
-                record[self._err_rank[a.index]] = self.comm.rank
+                for b in (a, *followers):  # a follower would have failed alike
+                    failures[b.index] = exc
+                    sl = self._slots_of[b.index]
+                    record[sl] = self.plan.identity[sl]
+                    for g, gsl in self._group_slots[b.index]:
+                        g.plan.record[gsl] = g.plan.identity[gsl]
+                    record[self._err_count[b.index]] = 1
+                    record[self._err_rank[b.index]] = self.comm.rank
         comm.reduce_record(self.plan)
         try:
             flush_clock = self._verdict(record, _STEP, step)  # rank 0's, now on every rank
@@ -788,14 +856,29 @@ class Session:
                 g = self.groups[key]
                 if id(g) in groups:
                     g.reduce()
-        values = {}
         if not failed:  # the common case: one test for every analysis
-            update = values.update
+            # Parts in the analyses' order: packs of batched analyses (kept
+            # by the writer as arrays) and dicts of the others' values
+            # (insitu.step_values); the dict of it all is made when read.
+            parts, plain = [], None
             for produce in producers:
-                update(produce(record))
+                got = produce(record)
+                if type(got) is Pack:
+                    parts.append(got)
+                    plain = None
+                else:
+                    if plain is None:
+                        plain = {}
+                        parts.append(plain)
+                    plain.update(got)
+            values = StepValues(parts)
             produced = None
         else:
+            values = {}
             produced = set()
+            for a, followers in runners:  # followers form their results alone here
+                for b in followers:
+                    b.borrow(a, record)
             for a in due:
                 if record[self._err_count[a.index]] > 0:
                     self._skip(a, step, failures.get(a.index))
@@ -804,21 +887,21 @@ class Session:
                     produced.add(a.index)
         self.writer.append(step, time, values)
         self.steps_written += 1
-        self.last_results = values
+        self._last_values = values
         if produced is None:
             produced = due_idx
         for w in self.windows:
             if w.source.index in produced:
-                done = w.follow(step, time, values)
+                done = w.follow(step, time, self.last_results)
                 if done is not None:
                     self.writer.append(step, done[1][1], done[0], axis=w.axis.name,
                                        bounds=done[1])
         if self.triggers:
-            self._check_triggers(step, time, values)
+            self._check_triggers(step, time, self.last_results)
         self.writer.end_step(flush_clock)
         if cost is not None:
             self.step_cost.stop(cost)
-        return values
+        return self.last_results if results else values
 
     # -- checkpoints and restarts (insitu.state, docs/restart.md) -----------
     def _restore(self) -> None:

@@ -191,14 +191,16 @@ def _expose(lib, a):
 
 
 def _count_entries(monkeypatch):
-    """Record each step that enters Python (libinsitu calls api.step)."""
+    """Record each step that enters Python (libinsitu calls the session's
+    step, with results=False: insitu.step_values)."""
+    from insitu.session import Session
     entered = []
-    real = api.step
+    real = Session.step
 
-    def counting(step, time=0.0):
+    def counting(self, step, time=0.0, results=True):
         entered.append(step)
-        return real(step, time)
-    monkeypatch.setattr(api, "step", counting)
+        return real(self, step, time, results)
+    monkeypatch.setattr(Session, "step", counting)
     return entered
 
 
