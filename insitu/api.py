@@ -188,9 +188,11 @@ def expose(name: str, array: np.ndarray) -> np.ndarray:
     return slot.bind_array(array, s.comm.rank)
 
 
-def step(step: int, time: float = 0.0) -> dict:
-    """Run the analyses due at ``step`` (collective)."""
-    return session("step").step(step, time)
+def step(step: int, time: float = 0.0, results: bool = True):
+    """Run the analyses due at ``step`` (collective); return their results:
+    a dict, or with ``results=False`` a read-only mapping whose dict is made
+    only if it is read (what libinsitu's step does, insitu.step_values)."""
+    return session("step").step(step, time, results)
 
 
 def checkpoint(step: int) -> None:

@@ -153,7 +153,8 @@ def run(args: argparse.Namespace, comm) -> int:
         model.advance()
         model.expose(api)  # a FieldError here may be one rank's alone: abort
         try:
-            results = api.step(step, model.time)
+            # as libinsitu's step: the results stay packed unless read
+            results = api.step(step, model.time, results=False)
         except StepError as exc:  # found by the step's handshake: every rank knows
             raise Agreed(EXIT_INTERFACE, f"model interface error: {exc}") from None
         if args.checkpoint_every and step % args.checkpoint_every == 0:
@@ -162,7 +163,8 @@ def run(args: argparse.Namespace, comm) -> int:
             # checkpoint is still kept (output.keep_checkpoints >= 2)
             api.checkpoint(step)
             model.save_restart(model_restart)
-        bar.update(step, progress_label(results))
+        if bar.enabled:
+            bar.update(step, progress_label(results))
     bar.close()
     path = getattr(session.writer, "path", "")
     written = session.steps_written

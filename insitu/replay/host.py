@@ -611,7 +611,7 @@ def _replay_records(api, own, plan: Plan, readers: list, progress: bool) -> None
             if k % AGREE_EVERY == AGREE_EVERY - 1 or k == last:
                 _agree(own, error, what=f"the read check at record {k + 1}")
             try:
-                api.step(k + 1, t)
+                api.step(k + 1, t, results=False)  # packed, as libinsitu's step
             except StepError as exc:
                 raise ReplayError(EXIT_INTERFACE, f"model interface error: {exc}") from None
             if bar.enabled:
