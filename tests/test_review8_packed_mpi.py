@@ -13,7 +13,7 @@ batches, windows over a runner, a follower and a weighted stats, a trigger
 reading a follower and a weighted mean, and a ``fault`` at step 4 on the
 last rank (on_error: skip), so step 4 forms every result on the failure
 path (followers' slots borrowed).  At 2, 3 and 4 ranks on an uneven 37x53
-grid, with the inline writer and the background one, and with
+grid, with the inline writer and the background one, and at 2 ranks with
 ``results=True`` (the Python API's dict) as well as insitu.run's
 ``results=False``.
 
@@ -102,7 +102,8 @@ def _run(tmp_path, nranks, mode, writer):
 def test_packed_file_is_the_plain_file(tmp_path, nranks, writer):
     plain = _run(tmp_path, nranks, "plain", writer)
     packed = _run(tmp_path, nranks, "packed", writer)
-    as_dict = _run(tmp_path, nranks, "dict", writer)
+    # the Python API's dict at one size (each run costs the suite ~4 s)
+    as_dict = _run(tmp_path, nranks, "dict", writer) if nranks == 2 else packed
     assert "twin_mean" in plain and "late_std" in plain and "tw3_mean" in str(sorted(plain))
     assert sorted(plain) == sorted(packed) == sorted(as_dict)
     differ = [k for k in plain if plain[k].dtype != packed[k].dtype
