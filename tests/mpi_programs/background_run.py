@@ -90,8 +90,8 @@ def main() -> int:
     if args.kill_after is not None:
         real_step = api.step
 
-        def step(n, t=0.0):
-            out = real_step(n, t)
+        def step(n, t=0.0, results=True):
+            out = real_step(n, t, results)
             if n == args.kill_after:
                 # every rank's writer thread in the slow flush (one rank's
                 # death ends the job: mpiexec kills the others)

@@ -52,8 +52,8 @@ def main() -> int:
     if args.kill_after is not None:
         real_step = api.step
 
-        def step(n, t=0.0):
-            out = real_step(n, t)
+        def step(n, t=0.0, results=True):
+            out = real_step(n, t, results)
             if n == args.kill_after:
                 sys.stdout.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
