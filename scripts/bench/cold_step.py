@@ -1,7 +1,7 @@
 """The Python cost of a due step with cold caches, as a model leaves them.
 
 ``python scripts/bench/cold_step.py [--quick] [--analyses 1 10] [--steps 400]
-[--rounds 5] [--tree DIR]``
+[--rounds 5] [--results packed|dict] [--tree DIR]``
 
 Why: right after the model's step every Python, numpy and MPI call costs
 several times its in-loop cost (the caches hold the model's data, issue
@@ -17,7 +17,10 @@ and, with ``--tree DIR``, the same modes run with DIR's ``insitu`` first
 on ``PYTHONPATH`` (a worktree of an older commit), so that a change is
 measured against the code before it in the same rounds.  Reported: the
 median and spread (min-max) of the children's medians, and per mode the
-ratio to the tree's, pair by pair.  The Python route (``insitu.api``), so
+ratio to the tree's, pair by pair.  ``--results packed`` (the default)
+steps as libinsitu does, with ``results=False`` (the results stay packed,
+insitu.step_values); ``--results dict`` as the Python API's default.  The
+Python route (``insitu.api``), so
 libinsitu's C half is not in it (scripts/bench/overhead.py has the
 Fortran model).  JSON: ``bench-results/cold_step.json``.
 """
@@ -44,6 +47,15 @@ from insitu import api
 from insitu.comm import MPIComm
 
 k, steps, side = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+packed = sys.argv[4] == "packed"
+if packed:  # libinsitu's route: results=False where the tree's api.step takes it
+    import inspect
+    if "results" in inspect.signature(api.step).parameters:
+        step_call = lambda n, t: api.step(n, t, results=False)  # noqa: E731
+    else:  # a tree from before results=False: its libinsitu route made the dict
+        step_call = api.step
+else:
+    step_call = api.step
 big, big2 = np.ones(2_000_000), np.ones(2_000_000)
 
 
@@ -68,7 +80,7 @@ with tempfile.TemporaryDirectory() as tmp:
         sweep(big, big2)
         sweep(big2, big)
         t = time.perf_counter_ns()
-        api.step(step, float(step))
+        step_call(step, float(step))
         took.append((time.perf_counter_ns() - t) / 1000.0)
     api.finalize()
 import insitu
@@ -85,6 +97,11 @@ def parse(argv=None):
     p.add_argument("--rounds", type=int, default=None,
                    help=f"interleaved rounds (default and least {MIN_PAIRS})")
     p.add_argument("--side", type=int, default=32, help="the field's side (default 32)")
+    p.add_argument("--results", choices=("dict", "packed"), default="packed",
+                   help="packed (default): step with results=False, as libinsitu, "
+                        "insitu.run and the replay host do (a tree whose api.step lacks it "
+                        "makes the dict, as its libinsitu did); dict: the Python API's "
+                        "default, the results as a dict")
     p.add_argument("--tree", default=None,
                    help="another insitu source tree (a directory holding insitu/): its modes "
                         "join every round, run with PYTHONPATH=TREE")
@@ -106,7 +123,7 @@ def child(k: int, args, tree: str | None):
         # run from a directory holding no insitu/: ``python -c`` puts the
         # working directory first on sys.path, before PYTHONPATH
         out = subprocess.run([sys.executable, "-c", CHILD, str(k), str(args.steps),
-                              str(args.side)], env=env, capture_output=True, text=True,
+                              str(args.side), args.results], env=env, capture_output=True, text=True,
                              timeout=600, check=False, cwd=tempfile.gettempdir())
         if out.returncode:
             raise RuntimeError(f"cold_step child ({k} analyses, tree {tree or ROOT}) "
@@ -130,14 +147,15 @@ def main(argv=None) -> None:
     samples = interleave(contenders, args.rounds)
     rows = []
     for name, vals in samples.items():
-        row = {"mode": name, "steps": args.steps, "side": args.side,
+        row = {"mode": name, "steps": args.steps, "side": args.side, "results": args.results,
                "us_per_due_step": summarize(vals)}
         if args.tree and not name.endswith("[tree]"):
             c = compare(samples[f"{name} [tree]"], vals)
             row["vs_tree"] = c["ratio"]
         rows.append(row)
     print(f"a due step's Python with cold caches (1 rank, {args.side}x{args.side} Fortran halo "
-          f"field, a stencil over 2x16 MB before each step, {args.steps} due steps per child); "
+          f"field, a stencil over 2x16 MB before each step, {args.steps} due steps per child, "
+          f"results {args.results}); "
           f"{args.rounds} interleaved rounds, median (min-max) of the children's medians, us")
     print(table([{"mode": r["mode"], "us_per_due_step": fmt(r["us_per_due_step"]),
                   "vs_tree": fmt(r.get("vs_tree"))} for r in rows],
