@@ -91,6 +91,38 @@ _SCALAR_KEEP = {np.dtype(np.float64): float, np.dtype(np.int64): int}
 _NO_VALUES: dict = {}
 
 
+def _pack_columns(rows) -> dict:
+    """The values the rows keep in packs (:class:`insitu.step_values.RowValues`),
+    by name: a list of ``(row positions, values)``, one per layout, each
+    taken as one column of the layout's rows stacked, so a flush writes a
+    pack's name with one numpy assignment, not one ``get`` per row (about
+    0.2 us each, 16 us a row with ten stats).  Names are unique in a row,
+    so a name held in a pack is in no row's own dict.  Also the names
+    that some row holds outside packs (the others need no look-up per row)."""
+    by_layout = {}
+    loose = set()
+    for i, row in enumerate(rows):
+        kept = row[3]
+        loose.update(kept.plain if type(kept) is RowValues else kept)
+        if type(kept) is RowValues:
+            for p in kept.packs:
+                entry = by_layout.get(id(p.layout))
+                if entry is None:
+                    entry = by_layout[id(p.layout)] = (p.layout, [], [])
+                entry[1].append(i)
+                entry[2].append(p)
+    out = {}
+    for layout, at, packs in by_layout.values():
+        floats = np.stack([p.floats for p in packs])
+        ints = np.stack([p.ints for p in packs])
+        at = np.array(at, dtype=np.intp)
+        nf = layout.floats
+        for name, k in layout.where.items():
+            out.setdefault(name, []).append(
+                (at, floats[:, k] if k < nf else ints[:, k - nf]))
+    return out, loose
+
+
 class FlushPolicy:
     """When the durable flush comes: every ``seconds`` of rank 0's clock
     and/or every ``every_steps`` output steps, whichever comes first (None
@@ -693,18 +725,23 @@ class H5Writer:
         n0 = n - len(rows)
         ax = self.axes[axis]
         rank0 = self.comm.rank == 0
+        columns, loose = _pack_columns(rows) if rank0 else ({}, None)
         for r in self.rows[axis]:
             if r.replicated:
                 if not rank0:
                     continue
                 block = np.full((len(rows), *r.ds.shape[1:]), r.fill, dtype=r.dtype)
-                for i, (step, when, bounds, kept) in enumerate(rows):
+                for i, (step, when, bounds, kept) in enumerate(
+                        () if r.var is not None and r.name not in loose else rows):
                     if r.var is not None:
-                        value = kept.get(r.name)
+                        # a RowValues' packs are written by column below
+                        value = (kept.plain if type(kept) is RowValues else kept).get(r.name)
                     else:
                         value = when if r.name == ax.name else step if r.name == ax.step else bounds
                     if value is not None:
                         block[i] = value
+                for at, values in columns.get(r.name, ()):
+                    block[at] = values
                 self._write(r, (n0,) + (0,) * (block.ndim - 1), block)
             else:
                 run, first = [], 0
