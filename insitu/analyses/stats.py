@@ -109,6 +109,15 @@ class Stats(Analysis):
         self._key_weighted = key(("weighted_moments", *where, frozen(self.cfg["weights"])))
         self._key_extremes = key(("arg_extremes", *where))
         self._key_call = key(("moments call", self.index))  # StepMemo.prepared
+        # What is shared at the reduction (StepMemo.formed, local_key) is
+        # keyed by the region's global box, not its local slices: two
+        # regions can cover the same part of one rank's slab and differ on
+        # another's (y [0, 4) and y [0, 8) on the rank holding rows 0-3),
+        # where the local kernel pass may be shared but the combined
+        # numbers may not (tests/test_review8_region_keys.py).
+        self._key_over = key(("moments over", spec.name,
+                              self._rbox if self.cfg["region"] else None))
+        self._key_wover = key(("weighted over", self._key_over, frozen(self.cfg["weights"])))
         self._field, self._region = self.cfg["field"], bool(self.cfg["region"])
         # What this analysis's statistics depend on beyond the step (the
         # kernel pass, the weights, ddof, the exact sums): analyses with the
@@ -199,12 +208,12 @@ class Stats(Analysis):
         # local pass alone, and the others' results are formed from its
         # slots (StatsBatch's rows, borrow), not copied into their own
         # (Session._due_at, issue 12).
-        self.local_key = (self._key_moments, self._key_weighted
+        self.local_key = (self._key_over, self._key_wover
                           if self._weights is not None else None) if self.batchable else None
         if not self._args and not self.phase2:
             self._key_values = self._memo.key(
-                ("stats", self._key_moments,
-                 self._key_weighted if self._weights is not None else None,
+                ("stats", self._key_over,
+                 self._key_wover if self._weights is not None else None,
                  self.integer, int(self.cfg["ddof"])))
         return out
 
