@@ -139,6 +139,18 @@ def _producers(due, sources=None) -> tuple:
     return tuple(out)
 
 
+def _numpy_number(v):
+    """``v`` as a numpy scalar where it is a Python float or an int that
+    int64 holds (a trigger's condition, :meth:`Session._check_triggers`),
+    else ``v``."""
+    t = type(v)
+    if t is float:
+        return np.float64(v)
+    if t is int and -2 ** 63 <= v < 2 ** 63:
+        return np.int64(v)
+    return v
+
+
 def _describe(kind: int, arg: int) -> str:
     if kind == _STEP:
         return f"insitu_step(step {arg})"
@@ -951,7 +963,12 @@ class Session:
             cfg = t["cfg"]
             if t["fired"] >= cfg["max_snapshots"] or not all(n in values for n in t["names"]):
                 continue
-            env = {n: values[n] for n in t["names"]}
+            # numpy scalars, so that the condition computes as numpy does
+            # (x / 0.0 is inf or nan under the errstate below, not a
+            # ZeroDivisionError out of the step, on every rank): a weighted
+            # mean or var was a numpy float64 before fcc2058 formed it as a
+            # float, and a std, count or sum was a Python number
+            env = {n: _numpy_number(values[n]) for n in t["names"]}
             with np.errstate(all="ignore"):
                 fired = bool(eval(t["code"], {"__builtins__": {},  # noqa: S307
                                                **derived_mod.CONDITION_FUNCTIONS}, env))
