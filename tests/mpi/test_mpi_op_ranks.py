@@ -33,18 +33,25 @@ def agree(comm, ok: bool, what: str) -> None:
     assert not any(bad), f"{what}: failed on rank(s) {[r for r, b in enumerate(bad) if b]}"
 
 
+def _reduce_each(c, kinds, recs):
+    """``(plan, results)``: every record of ``recs`` (this rank's) reduced
+    over the insitu comm ``c``, one at a time, in one plan of ``kinds``."""
+    plan = plan_of(kinds)
+    out = []
+    for r in recs:
+        plan.record[:] = r
+        c.reduce_record(plan)
+        out.append(plan.record.copy())
+    return plan, out
+
+
 def _reduced(comm, kinds, recs, record_op):
     """Every record of ``recs`` (this rank's) reduced over ``comm`` (an
     insitu comm made by ``comm_of``) with ``record_op``; checks which path
     ran."""
     c = MPIComm(comm.Dup(), owned=True, record_op=record_op)
     try:
-        plan = plan_of(kinds)
-        out = []
-        for r in recs:
-            plan.record[:] = r
-            c.reduce_record(plan)
-            out.append(plan.record.copy())
+        plan, out = _reduce_each(c, kinds, recs)
         if c.size > 1:
             _, op, _, msg, attr = c._ops[id(plan)]
             assert (op is c._compiled_op) == (record_op == "compiled")
@@ -253,12 +260,7 @@ def _reduced_by(comm, kinds, recs, record_op, timeout=20.0):
     """``recs`` reduced over a new insitu comm; the ops every rank used."""
     c = MPIComm(comm.Dup(), owned=True, record_op=record_op, timeout=timeout)
     try:
-        plan = plan_of(kinds)
-        out = []
-        for r in recs:
-            plan.record[:] = r
-            c.reduce_record(plan)
-            out.append(plan.record.copy())
+        plan, out = _reduce_each(c, kinds, recs)
         return out, _ops_used(comm, c, plan)
     finally:
         c.free()
