@@ -261,13 +261,19 @@ class MPIComm(BaseComm):
         the compiled op or every rank the Python one, and with record_op
         "compiled" every rank raises the same error (none is left waiting
         in a reduction the others never join)."""
-        lacks, forced = self._op_flags()
+        first, forced = self._min_flags(*self._op_flags(),
+                                        "the ranks' choice of the record's operation")
+        self._all_compiled, self._refused = self._op_verdict(
+            first, forced, self._why_not(self._compiled_why))
+
+    def _min_flags(self, lacks: int, forced: int, what: str) -> tuple:
+        """``(the lowest rank that lacks the op, or size; whether some rank
+        forced record_op "compiled")``: ONE watched ``Iallreduce`` (MIN) of
+        this rank's two flags (:meth:`_op_flags`)."""
         flags = np.array([self.rank if lacks else self.size, -forced], dtype=np.int64)
         self.collectives += 1
-        self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, flags, self._MPI.MIN),
-                   "the ranks' choice of the record's operation")
-        self._all_compiled, self._refused = self._op_verdict(
-            int(flags[0]), bool(flags[1] < 0), self._why_not(self._compiled_why))
+        self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, flags, self._MPI.MIN), what)
+        return int(flags[0]), bool(flags[1] < 0)
 
     def _settle_from_table(self, table: np.ndarray) -> None:
         """The agreement from a handshake's table (columns 2 and 3: each
@@ -410,13 +416,10 @@ class MPIComm(BaseComm):
         conservative one: a rank without the op in another group makes
         every group use the Python op, as it makes this communicator)."""
         op, why = (None, "") if self.record_op == "python" else _make_record_op(self._MPI)
-        lacks, forced = self._op_flags(op, made=True)
-        flags = np.array([self.rank if lacks else self.size, -forced], dtype=np.int64)
         try:
-            self.collectives += 1
-            self._wait(self.comm.Iallreduce(self._MPI.IN_PLACE, flags, self._MPI.MIN),
-                       "the barrier before a communicator split")
-            verdict = self._op_verdict(int(flags[0]), bool(flags[1] < 0), self._why_not(why))
+            first, forced = self._min_flags(*self._op_flags(op, made=True),
+                                            "the barrier before a communicator split")
+            verdict = self._op_verdict(first, forced, self._why_not(why))
             self.collectives += 1
             sub = MPIComm(self.comm.Split(int(color), self.rank), owned=True,
                           timeout=self.timeout, record_op=self.record_op)

@@ -734,8 +734,7 @@ class H5Writer:
                 for i, (step, when, bounds, kept) in enumerate(
                         () if r.var is not None and r.name not in loose else rows):
                     if r.var is not None:
-                        # a RowValues' packs are written by column below
-                        value = (kept.plain if type(kept) is RowValues else kept).get(r.name)
+                        value = kept.get(r.name)
                     else:
                         value = when if r.name == ax.name else step if r.name == ax.step else bounds
                     if value is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as _dt
+import itertools
 import logging
 import math
 import platform
@@ -106,36 +107,26 @@ def _runners(due) -> tuple:
     return tuple((a, tuple(f)) for a, f in out)
 
 
-def _sources(runners) -> dict:
-    """Each follower's runner (:func:`_runners`), by the follower."""
-    return {f: a for a, followers in runners for f in followers}
-
-
-def _producers(due, sources=None) -> tuple:
+def _producers(due, runners=()) -> tuple:
     """What :meth:`Session.step` hands to ``values.update`` after the
     reduction, in the order of ``due``: for each run of consecutive
     analyses of one class that are ``batchable``, one producer of all
     their results made by the class (``batch_results``, e.g.
     :class:`insitu.analyses.stats.StatsBatch`: one compiled call for a
-    run of ``stats``, not a dict and a zip each, issue 12); else each
-    analysis's result pairs where it gives them without a dict of its own
-    (``result_items``), else its ``results``.  The pairs and their order
-    are the same either way."""
-    out, run = [], []
-    for a in (*due, None):
-        if a is not None and getattr(a, "batchable", False) and (
-                not run or type(a) is type(run[0])):
-            run.append(a)
-            continue
-        if run:
-            out.append(type(run[0]).batch_results(
-                run, [sources.get(r, r) if sources else r for r in run]))
-            run = []
-        if a is not None:
-            if getattr(a, "batchable", False):
-                run.append(a)
-            else:
-                out.append(getattr(a, "result_items", None) or a.results)
+    run of ``stats``, not a dict and a zip each, issue 12), reading each
+    follower's results from its runner's slots (:func:`_runners`); else
+    each analysis's result pairs where it gives them without a dict of its
+    own (``result_items``), else its ``results``.  The pairs and their
+    order are the same either way."""
+    source = {f: a for a, followers in runners for f in followers}
+    out = []
+    for cls, run in itertools.groupby(
+            due, key=lambda a: type(a) if getattr(a, "batchable", False) else None):
+        if cls is not None:
+            run = list(run)
+            out.append(cls.batch_results(run, [source.get(a, a) for a in run]))
+        else:
+            out.extend(getattr(a, "result_items", None) or a.results for a in run)
     return tuple(out)
 
 
@@ -737,7 +728,7 @@ class Session:
         out = (due, frozenset(a.index for a in due), [a for a in due if a.phase2],
                {id(g): g for a in due for g in self._analysis_groups[a.index]},
                any(a.index in self._compare_first for a in due),
-               _producers(due, _sources(runners)), runners)
+               _producers(due, runners), runners)
         if key is not None:
             self._due_sets[key] = out
         return out

@@ -159,7 +159,7 @@ def test_batched_results_are_each_analysis_s_own(size):
     assert values[0]["twin_std"] == values[0]["a_std"] == pytest.approx(t.std(), rel=1e-13)
 
 
-def _unbatched(due, sources=None):
+def _unbatched(due, runners=()):
     """The session's producers as they were before batches: each analysis's
     own result pairs (a dict in the step's values)."""
     return tuple(getattr(a, "result_items", None) or a.results for a in due)
